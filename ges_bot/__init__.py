@@ -1,0 +1,3 @@
+"""ges-bot: the Huawei Cloud GES job center, in Slack."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,492 @@
+"""Typed settings: the only module that reads the environment and the ``GES_BOT_CONFIG`` file.
+
+Everything is validated at start-up; a problem becomes a :class:`~ges_bot.errors.ConfigError`
+whose message names the setting and says how to fix it. Secrets are ``SecretStr`` and never
+appear in ``repr``, logs or error messages.
+
+One GES project comes from the environment (``GES_ENDPOINT``/``GES_REGION``, ``GES_PROJECT_ID`` and
+one way to authenticate); several come from ``[[projects]]`` tables in the TOML file named by
+``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` (config as code).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ges_bot.domain import ALERTABLE_KINDS, DEFAULT_SUBSCRIPTION_KINDS, EventKind, ProjectInfo, Subscription
+from ges_bot.errors import ConfigError
+
+#: Regions the official SDK knows, and their management-plane endpoints.
+GES_REGIONS: dict[str, str] = {
+    "cn-north-1": "https://ges.cn-north-1.myhuaweicloud.com",
+    "cn-north-2": "https://ges.cn-north-2.myhuaweicloud.com",
+    "cn-north-4": "https://ges.cn-north-4.myhuaweicloud.com",
+    "cn-east-3": "https://ges.cn-east-3.myhuaweicloud.com",
+    "cn-south-1": "https://ges.cn-south-1.myhuaweicloud.com",
+    "ap-southeast-1": "https://ges.ap-southeast-1.myhuaweicloud.com",
+    "ap-southeast-3": "https://ges.ap-southeast-3.myhuaweicloud.com",
+    "ru-moscow-1": "https://ges.ru-moscow-1.myhuaweicloud.com",
+    "eu-west-101": "https://ges.eu-west-101.myhuaweicloud.eu",
+}
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+# User-facing words for subscription statuses → event kinds.
+_STATUS_WORDS: dict[str, frozenset[EventKind]] = {
+    "failed": frozenset({EventKind.FAILED}),
+    "partiallyfailed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partially_failed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partially-failed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partial": frozenset({EventKind.PARTIALLY_FAILED}),
+    "succeeded": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
+    "success": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
+    "recovered": frozenset({EventKind.RECOVERED}),
+    "stuck": frozenset({EventKind.STUCK}),
+    "all": ALERTABLE_KINDS,
+}
+
+
+def kinds_from_words(words: list[str] | tuple[str, ...]) -> frozenset[EventKind]:
+    """Subscription status words (``failed``, ``partial``, ``succeeded``, ``recovered``, ``stuck``,
+    ``all``) → event kinds. Raises ``ValueError`` naming the bad word."""
+    kinds: set[EventKind] = set()
+    for word in words:
+        found = _STATUS_WORDS.get(word.strip().lower())
+        if found is None:
+            allowed = ", ".join(sorted({"failed", "partial", "succeeded", "recovered", "stuck", "all"}))
+            raise ValueError(f"unknown status {word!r}; use any of: {allowed}")
+        kinds |= found
+    return frozenset(kinds) if kinds else DEFAULT_SUBSCRIPTION_KINDS
+
+
+AuthMethod = Literal["token", "aksk", "password"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSettings:
+    """One GES project to watch: where it is and how to authenticate. Exactly one auth method."""
+
+    alias: str
+    project_id: str
+    endpoint: str
+    region: str | None
+    auth: AuthMethod
+    token: SecretStr | None = None
+    ak: SecretStr | None = None
+    sk: SecretStr | None = None
+    iam_endpoint: str | None = None
+    iam_domain: str | None = None
+    iam_user: str | None = None
+    iam_password: SecretStr | None = None
+
+    def info(self) -> ProjectInfo:
+        return ProjectInfo(alias=self.alias, project_id=self.project_id, region=self.region, endpoint=self.endpoint)
+
+
+class _ProjectTable(BaseModel):
+    """A ``[[projects]]`` table. Any credential may be given as ``<name>_env`` naming an
+    environment variable instead of the value itself (keeps secrets out of the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str
+    project_id: str | None = None
+    project_id_env: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    token: SecretStr | None = None
+    token_env: str | None = None
+    ak: SecretStr | None = None
+    ak_env: str | None = None
+    sk: SecretStr | None = None
+    sk_env: str | None = None
+    iam_endpoint: str | None = None
+    iam_domain: str | None = None
+    iam_user: str | None = None
+    iam_password: SecretStr | None = None
+    iam_password_env: str | None = None
+
+
+class _SubscriptionTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    graph: str
+    statuses: list[str] = Field(default_factory=list)
+    project: str | None = None
+    job_names: list[str] = Field(default_factory=list)
+
+    @field_validator("channel", "graph")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    projects: list[_ProjectTable] = Field(default_factory=list)
+    subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+
+
+def _duration_seconds(value: object) -> float:
+    """Accept ``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"6h"``, ``"2d"``."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+class Settings(BaseSettings):
+    """Every setting of ges-bot, with its environment variable and default.
+
+    The README's configuration reference is generated from the same names; keep them in step.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    # --- GES (one project from the environment) ---
+    ges_endpoint: str | None = Field(default=None, validation_alias="GES_ENDPOINT")
+    ges_region: str | None = Field(default=None, validation_alias="GES_REGION")
+    ges_project_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("GES_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID")
+    )
+    ges_project_alias: str = Field(default="default", validation_alias="GES_PROJECT_ALIAS")
+    ges_token: SecretStr | None = Field(default=None, validation_alias="GES_TOKEN")
+    ges_ak: SecretStr | None = Field(default=None, validation_alias="HUAWEICLOUD_SDK_AK")
+    ges_sk: SecretStr | None = Field(default=None, validation_alias="HUAWEICLOUD_SDK_SK")
+    ges_iam_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_IAM_ENDPOINT", "GES_IAM_ENDPOINT")
+    )
+    ges_iam_domain: str | None = Field(default=None, validation_alias="GES_IAM_DOMAIN")
+    ges_iam_user: str | None = Field(default=None, validation_alias="GES_IAM_USER")
+    ges_iam_password: SecretStr | None = Field(default=None, validation_alias="GES_IAM_PASSWORD")
+    ges_page_size: int = Field(default=100, ge=1, le=1000, validation_alias="GES_BOT_PAGE_SIZE")
+    ges_page_concurrency: int = Field(default=4, ge=1, le=32, validation_alias="GES_BOT_PAGE_CONCURRENCY")
+    ges_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_GES_TIMEOUT")
+    ges_max_retries: int = Field(default=4, ge=0, le=10, validation_alias="GES_BOT_GES_RETRIES")
+
+    # --- the bot ---
+    config_file: Path | None = Field(default=None, validation_alias="GES_BOT_CONFIG")
+    database_url: str = Field(default="sqlite:///ges-bot.db", validation_alias="GES_BOT_DATABASE_URL")
+    poll_interval: float = Field(default=60.0, gt=0, validation_alias="GES_BOT_POLL_INTERVAL")
+    stuck_after_s: float = Field(default=6 * 3600, gt=0, validation_alias="GES_BOT_STUCK_AFTER")
+    backfill_s: float = Field(default=0, ge=0, validation_alias="GES_BOT_BACKFILL")
+    timezone: str = Field(default="UTC", validation_alias="GES_BOT_TIMEZONE")
+    admins: str = Field(default="", validation_alias="GES_BOT_ADMINS")
+    http_host: str = Field(default="0.0.0.0", validation_alias="GES_BOT_HTTP_HOST")
+    http_port: int = Field(default=3000, ge=0, le=65535, validation_alias="GES_BOT_HTTP_PORT")
+    log_level: str = Field(default="INFO", validation_alias="GES_BOT_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="GES_BOT_LOG_FORMAT")
+    replica_id: str | None = Field(default=None, validation_alias="GES_BOT_REPLICA_ID")
+
+    # --- Slack ---
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
+    slack_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SLACK_TIMEOUT")
+
+    @field_validator("stuck_after_s", "backfill_s", "poll_interval", mode="before")
+    @classmethod
+    def _durations(cls, v: object) -> float:
+        return _duration_seconds(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Berlin") from None
+        return v
+
+    # --- derived ---
+    @property
+    def stuck_after(self) -> timedelta:
+        return timedelta(seconds=self.stuck_after_s)
+
+    @property
+    def backfill(self) -> timedelta:
+        return timedelta(seconds=self.backfill_s)
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admins.replace(";", ",").split(",") if a.strip())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _env_secret(table: _ProjectTable, name: str, env: Mapping[str, str]) -> SecretStr | None:
+    direct: SecretStr | None = getattr(table, name)
+    ref: str | None = getattr(table, f"{name}_env")
+    if direct is not None and ref is not None:
+        raise ConfigError(f"project {table.alias!r}: give either {name} or {name}_env, not both")
+    if ref is not None:
+        value = env.get(ref)
+        if not value:
+            raise ConfigError(
+                f"project {table.alias!r}: {name}_env names ${ref}, which is not set; export it or fix the name"
+            )
+        return SecretStr(value)
+    return direct
+
+
+def _resolve_endpoint(where: str, endpoint: str | None, region: str | None) -> tuple[str, str | None]:
+    if endpoint:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}: endpoint {endpoint!r} must start with https:// (or http:// for a local emulator)"
+            )
+        return endpoint.rstrip("/"), region
+    if region:
+        override = os.environ.get("HUAWEICLOUD_SDK_REGION_GES_" + region.upper().replace("-", "_"))
+        if override:
+            return override.rstrip("/"), region
+        if region not in GES_REGIONS:
+            known = ", ".join(sorted(GES_REGIONS))
+            raise ConfigError(f"{where}: unknown region {region!r}; use one of {known}, or set an endpoint instead")
+        return GES_REGIONS[region], region
+    raise ConfigError(
+        f"{where}: no GES endpoint; set GES_ENDPOINT (e.g. https://ges.cn-north-4.myhuaweicloud.com) or GES_REGION (e.g. cn-north-4)"
+    )
+
+
+def _build_project(
+    where: str,
+    alias: str,
+    project_id: str | None,
+    endpoint: str | None,
+    region: str | None,
+    token: SecretStr | None,
+    ak: SecretStr | None,
+    sk: SecretStr | None,
+    iam_endpoint: str | None,
+    iam_domain: str | None,
+    iam_user: str | None,
+    iam_password: SecretStr | None,
+) -> ProjectSettings:
+    if not project_id:
+        raise ConfigError(
+            f"{where}: no project id; set GES_PROJECT_ID (the 32-character id from 'My Credentials' in the console)"
+        )
+    if not project_id.isalnum() or len(project_id) > 64:
+        raise ConfigError(f"{where}: project id {project_id!r} must be up to 64 letters and digits")
+    url, region = _resolve_endpoint(where, endpoint, region)
+    methods: list[AuthMethod] = []
+    if token is not None:
+        methods.append("token")
+    if ak is not None or sk is not None:
+        if ak is None or sk is None:
+            raise ConfigError(f"{where}: AK/SK needs both HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK")
+        methods.append("aksk")
+    if iam_user or iam_password is not None:
+        missing = [
+            n
+            for n, v in (("GES_IAM_DOMAIN", iam_domain), ("GES_IAM_USER", iam_user), ("GES_IAM_PASSWORD", iam_password))
+            if not v
+        ]
+        if missing:
+            raise ConfigError(f"{where}: IAM password auth is missing {', '.join(missing)}")
+        methods.append("password")
+        if not iam_endpoint:
+            if region:
+                iam_endpoint = f"https://iam.{region}.myhuaweicloud.com"
+            else:
+                raise ConfigError(
+                    f"{where}: IAM password auth needs HUAWEICLOUD_SDK_IAM_ENDPOINT (or GES_IAM_ENDPOINT) when no region is set"
+                )
+    if not methods:
+        raise ConfigError(
+            f"{where}: no GES credentials; set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (recommended), "
+            "or GES_IAM_DOMAIN, GES_IAM_USER and GES_IAM_PASSWORD, or GES_TOKEN"
+        )
+    if len(methods) > 1:
+        raise ConfigError(f"{where}: credentials for several methods ({', '.join(methods)}); keep exactly one")
+    return ProjectSettings(
+        alias=alias,
+        project_id=project_id,
+        endpoint=url,
+        region=region,
+        auth=methods[0],
+        token=token,
+        ak=ak,
+        sk=sk,
+        iam_endpoint=iam_endpoint.rstrip("/") if iam_endpoint else None,
+        iam_domain=iam_domain,
+        iam_user=iam_user,
+        iam_password=iam_password,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The validated whole: settings, the GES projects and config-file subscriptions."""
+
+    settings: Settings
+    projects: tuple[ProjectSettings, ...]
+    subscriptions: tuple[Subscription, ...]
+
+    def project(self, alias: str) -> ProjectSettings:
+        for p in self.projects:
+            if p.alias == alias:
+                return p
+        raise KeyError(alias)
+
+
+def _read_file(path: Path) -> _ConfigFile:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"GES_BOT_CONFIG names {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return _ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read :class:`Settings` from ``env`` (default: the process environment)."""
+    source = dict(os.environ if env is None else env)
+    try:
+        # Settings reads os.environ itself; pass values explicitly so tests can inject an env.
+        fields = {}
+        for name, info in Settings.model_fields.items():
+            alias = info.validation_alias
+            names = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            for a in names:
+                if isinstance(a, str) and a in source and source[a] != "":
+                    fields[name] = source[a]
+                    break
+        return Settings.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError("invalid settings: " + _explain_settings(exc)) from None
+
+
+def _explain_settings(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        info = Settings.model_fields.get(name)
+        alias = info.validation_alias if info else None
+        env_name = alias.choices[0] if isinstance(alias, AliasChoices) else alias
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(
+            f"{env_name or name}: {msg} (got {err.get('input')!r})"
+            if "secret" not in name and "password" not in name and "token" not in name
+            else f"{env_name or name}: {msg}"
+        )
+    return "; ".join(parts)
+
+
+def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = True) -> Config:
+    """Validate everything needed to run. ``require_ges=False`` allows zero projects (e.g. for
+    commands that only touch the database)."""
+    source = dict(os.environ if env is None else env)
+    settings = load_settings(source)
+    file = _read_file(settings.config_file) if settings.config_file else _ConfigFile()
+    projects: list[ProjectSettings] = []
+    env_has_project = any(
+        source.get(k) for k in ("GES_ENDPOINT", "GES_REGION", "GES_PROJECT_ID", "GES_TOKEN", "HUAWEICLOUD_SDK_AK")
+    )
+    if file.projects and env_has_project and source.get("GES_PROJECT_ID"):
+        raise ConfigError(
+            "both GES_PROJECT_ID and [[projects]] in GES_BOT_CONFIG are set; declare every project in the file "
+            "(credentials may still come from the environment via token_env / ak_env / sk_env)"
+        )
+    if file.projects:
+        seen: set[str] = set()
+        for i, t in enumerate(file.projects):
+            where = f"{settings.config_file} [[projects]] #{i + 1} ({t.alias!r})"
+            if t.alias in seen:
+                raise ConfigError(f"{where}: alias {t.alias!r} is used twice; aliases must be unique")
+            seen.add(t.alias)
+            pid = t.project_id
+            if t.project_id_env:
+                pid = source.get(t.project_id_env)
+            projects.append(
+                _build_project(
+                    where,
+                    t.alias,
+                    pid,
+                    t.endpoint,
+                    t.region,
+                    _env_secret(t, "token", source),
+                    _env_secret(t, "ak", source),
+                    _env_secret(t, "sk", source),
+                    t.iam_endpoint,
+                    t.iam_domain,
+                    t.iam_user,
+                    _env_secret(t, "iam_password", source),
+                )
+            )
+    elif env_has_project or require_ges:
+        s = settings
+        projects.append(
+            _build_project(
+                "environment",
+                s.ges_project_alias,
+                s.ges_project_id,
+                s.ges_endpoint,
+                s.ges_region,
+                s.ges_token,
+                s.ges_ak,
+                s.ges_sk,
+                s.ges_iam_endpoint,
+                s.ges_iam_domain,
+                s.ges_iam_user,
+                s.ges_iam_password,
+            )
+        )
+    aliases = {p.alias for p in projects}
+    subs: list[Subscription] = []
+    for i, st in enumerate(file.subscriptions):
+        where = f"{settings.config_file} [[subscriptions]] #{i + 1}"
+        try:
+            kinds = kinds_from_words(st.statuses)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if st.project is not None and st.project not in aliases:
+            raise ConfigError(
+                f"{where}: project {st.project!r} is not a configured alias ({', '.join(sorted(aliases)) or 'none'})"
+            )
+        subs.append(
+            Subscription(
+                id=-(i + 1),
+                channel=st.channel,
+                graph_pattern=st.graph,
+                kinds=kinds,
+                project=st.project,
+                job_names=frozenset(st.job_names),
+                source="config",
+                created_by="config",
+            )
+        )
+    return Config(settings=settings, projects=tuple(projects), subscriptions=tuple(subs))

@@ -1,0 +1,265 @@
+"""Frozen value types shared by every layer: jobs, import files, events, subscriptions, mutes.
+
+This module owns the vocabulary of ges-bot. It does no I/O and knows nothing of the wire format
+(``jobcenter.wire`` converts GES JSON into these types) nor of storage or Slack. Times are always
+timezone-aware UTC ``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """Job status as the job center *answers* it (the response vocabulary)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIALLY_FAILED = "partiallyFailed"
+    FAILED = "failed"
+
+
+#: Statuses after which a job never changes again.
+TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.SUCCESS, JobStatus.PARTIALLY_FAILED, JobStatus.FAILED})
+#: Statuses of a job that is still in flight (and so must be followed every tick).
+ACTIVE_STATUSES: frozenset[str] = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+KNOWN_STATUSES: frozenset[str] = frozenset(s.value for s in JobStatus)
+
+
+class QueryStatus(StrEnum):
+    """Job status as the job center's ``status`` query parameter *accepts* it (request vocabulary).
+
+    The request side says ``waiting`` where responses say ``pending``.
+    """
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCESS = "success"
+    PARTIALLY_FAILED = "partiallyFailed"
+    FAILED = "failed"
+
+    @classmethod
+    def for_job_status(cls, status: str) -> QueryStatus:
+        """The request-vocabulary value that selects jobs answered with ``status``."""
+        if status == JobStatus.PENDING:
+            return cls.WAITING
+        return cls(status)
+
+
+class FileKind(StrEnum):
+    """Which part of an import a file belongs to (``job_detail`` key)."""
+
+    SCHEMA = "schema"
+    VERTEX = "vertex"
+    EDGE = "edge"
+
+
+class FileStatus(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    PART_FAILED = "partFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class FileImport:
+    """One file of an ``ImportGraph`` job (an item of schema_path / vertexset_path / edgeset_path).
+
+    Line counts are ``None`` when unknown (GES sends ``-1`` or omits them).
+    ``status`` keeps unknown values as sent.
+    """
+
+    kind: FileKind
+    path: str | None = None
+    status: str | None = None
+    cause: str | None = None
+    log: str | None = None
+    total_lines: int | None = None
+    failed_lines: int | None = None
+    successful_lines: int | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        """True when this file did not import cleanly."""
+        return self.status in (FileStatus.FAILED, FileStatus.PART_FAILED) or bool(
+            self.failed_lines and self.failed_lines > 0
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job of the job center, as ges-bot understands it.
+
+    ``status`` is a plain string so that a status GES invents tomorrow is kept, recorded and
+    shown, never a crash; compare it with :class:`JobStatus` members (a ``StrEnum``).
+    ``files`` is empty for jobs without ``job_detail`` (everything but imports).
+    """
+
+    job_id: str
+    status: str
+    job_type: str | None = None
+    job_name: str | None = None
+    graph: str | None = None
+    begin_time: datetime | None = None
+    end_time: datetime | None = None
+    fail_reason: str | None = None
+    progress: float | None = None
+    files: tuple[FileImport, ...] = ()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_known_status(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
+    @property
+    def problem_files(self) -> tuple[FileImport, ...]:
+        return tuple(f for f in self.files if f.is_problem)
+
+
+class EventKind(StrEnum):
+    """What happened to a job between two polls."""
+
+    FAILED = "failed"
+    PARTIALLY_FAILED = "partially_failed"
+    SUCCEEDED = "succeeded"
+    #: A success of a graph's job whose previous run of the same ``job_name`` failed.
+    RECOVERED = "recovered"
+    #: Running or pending for longer than the configured threshold (once per job).
+    STUCK = "stuck"
+    #: Any other transition (pending → running, an unknown status …): recorded, never alerted.
+    STATUS_CHANGED = "status_changed"
+
+
+#: Event kinds a subscription may ask for; ``status_changed`` is history only.
+ALERTABLE_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.SUCCEEDED, EventKind.RECOVERED, EventKind.STUCK}
+)
+DEFAULT_SUBSCRIPTION_KINDS: frozenset[EventKind] = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """A transition worth recording, produced by ``watch.diff``.
+
+    ``dedup_key`` is unique forever: (project, job_id, status) — or ``stuck`` instead of the
+    status for the stuck event — so that no transition is ever reported twice, across restarts
+    and replicas. ``at`` is the tick time at which the transition was observed.
+    """
+
+    project: str
+    kind: EventKind
+    job: Job
+    at: datetime
+    previous_status: str | None = None
+    #: For ``recovered``: the job id of the failure this success recovers from.
+    recovers_job_id: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        marker = "stuck" if self.kind is EventKind.STUCK else self.job.status
+        return f"{self.project}\x1f{self.job.job_id}\x1f{marker}"
+
+    @property
+    def graph(self) -> str:
+        return self.job.graph or ""
+
+
+def graph_matches(pattern: str, graph: str) -> bool:
+    """Whether a subscription or mute pattern (exact name, glob such as ``prod-*``, or ``*``)
+    matches a graph name. Case-sensitive, as GES graph names are."""
+    if pattern == "*":
+        return True
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(graph, pattern)
+    return pattern == graph
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A channel's wish to hear about some graphs.
+
+    ``source`` is ``"db"`` for subscriptions made from Slack and ``"config"`` for those declared
+    in the ``GES_BOT_CONFIG`` file (read-only in Slack; their ``id`` is negative).
+    ``broken`` holds the Slack error that made delivery to the channel impossible, if any.
+    """
+
+    id: int
+    channel: str
+    graph_pattern: str
+    kinds: frozenset[EventKind] = DEFAULT_SUBSCRIPTION_KINDS
+    team: str | None = None
+    project: str | None = None
+    job_names: frozenset[str] = frozenset()
+    created_by: str | None = None
+    created_at: datetime | None = None
+    source: str = "db"
+    broken: str | None = None
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether this subscription asks for ``event`` (ignoring mutes)."""
+        if event.kind not in self.kinds:
+            return False
+        if self.project is not None and self.project != event.project:
+            return False
+        if self.job_names and (event.job.job_name or "") not in self.job_names:
+            return False
+        return graph_matches(self.graph_pattern, event.graph)
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """Alerts for graphs matching ``graph_pattern`` in ``channel`` are suppressed until ``until``."""
+
+    id: int
+    channel: str
+    graph_pattern: str
+    until: datetime
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+    def silences(self, channel: str, graph: str, now: datetime) -> bool:
+        return self.channel == channel and now < self.until and graph_matches(self.graph_pattern, graph)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One Slack message to send: every event of one graph from one tick, for one channel.
+
+    ``routing`` produces these; the store turns each into an outbox row in the same
+    transaction as the events.
+    """
+
+    channel: str
+    project: str
+    graph: str
+    events: tuple[JobEvent, ...]
+    team: str | None = None
+    subscription_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MutedDelivery:
+    """A delivery that a mute suppressed: recorded so that ``status`` and the Home tab can say so."""
+
+    delivery: Delivery
+    mute_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo:
+    """What rendering needs to know about a GES project (never its credentials)."""
+
+    alias: str
+    project_id: str
+    region: str | None = None
+    endpoint: str | None = None

@@ -1,0 +1,231 @@
+"""The store's interface: what the shell (poller, delivery, Slack app) may ask of the database.
+
+This module owns the *shape* of persistence — the records exchanged with the store and the
+``Store`` protocol — not its implementation (``ges_bot.store.sql`` implements it on SQLAlchemy,
+for SQLite and PostgreSQL). Tests may hand-write fakes of this protocol.
+
+Guarantees every implementation gives:
+- ``commit_tick`` is one transaction: snapshots, events, outcomes, outbox rows and the poll state
+  land together or not at all.
+- Events are unique by ``JobEvent.dedup_key`` forever; an event already recorded is silently
+  skipped, and so are the parts of deliveries that carry it (no outbox row for a known event).
+- ``claim_outbox`` never hands the same row to two workers while a claim lease is live
+  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; a single writer on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Mute, MutedDelivery, Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The last known state of one job, with the bookkeeping diff needs."""
+
+    project: str
+    job: Job
+    first_seen: datetime
+    last_seen: datetime
+    last_change: datetime
+    stuck_reported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The last terminal result of a graph's job of one ``job_name`` (for ``recovered``)."""
+
+    project: str
+    graph: str
+    job_name: str
+    job_id: str
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """Per project: when the last tick succeeded, the last error, and the baseline flag."""
+
+    project: str
+    baselined_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    #: Opaque, poller-owned memo (e.g. last ``job_count`` per query) kept between ticks.
+    cursor: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """Everything one successful tick writes, in one transaction."""
+
+    project: str
+    at: datetime
+    snapshots: Sequence[Snapshot]
+    events: Sequence[JobEvent]
+    outcomes: Sequence[Outcome]
+    deliveries: Sequence[Delivery]
+    muted: Sequence[MutedDelivery] = ()
+    cursor: dict[str, int] = field(default_factory=dict)
+    baseline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TickCommit:
+    """What ``commit_tick`` actually recorded."""
+
+    new_events: tuple[JobEvent, ...]
+    outbox_ids: tuple[int, ...]
+
+
+class OutboxState:
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One Slack message waiting to be (re)sent: a :class:`Delivery` plus delivery bookkeeping."""
+
+    id: int
+    delivery: Delivery
+    state: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """A message we posted, remembered for threading recoveries and updating the original."""
+
+    channel: str
+    ts: str
+    project: str
+    graph: str
+    job_names: tuple[str, ...]
+    outbox_id: int
+    posted_at: datetime
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """A query over stored snapshots (the /gesjobs fallback when GES is unreachable)."""
+
+    project: str | None = None
+    statuses: frozenset[str] = frozenset()
+    graph_pattern: str | None = None
+    job_name: str | None = None
+    job_id: str | None = None
+    #: Inclusive lower / exclusive upper bound on begin_time (or end_time when begin is unknown).
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Figures for ``/gesjobs status``, the Home tab and ``/healthz``."""
+
+    polls: tuple[PollState, ...]
+    outbox_pending: int
+    outbox_dead: int
+    oldest_pending_at: datetime | None
+    broken_subscriptions: tuple[Subscription, ...]
+
+
+class Store(Protocol):
+    """Persistence for ges-bot. All methods are coroutines; all datetimes are aware UTC."""
+
+    async def close(self) -> None: ...
+
+    # --- watcher ---
+    async def poll_state(self, project: str) -> PollState | None: ...
+
+    async def active_snapshots(self, project: str) -> dict[str, Snapshot]:
+        """Snapshots whose status is pending or running."""
+        ...
+
+    async def snapshots(self, project: str, job_ids: Collection[str]) -> dict[str, Snapshot]: ...
+
+    async def job_ids_with_status(self, project: str, status: str) -> set[str]:
+        """Ids of the project's snapshots currently in ``status``."""
+        ...
+
+    async def outcomes(self, project: str, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Outcome]:
+        """Last terminal outcome per (graph, job_name)."""
+        ...
+
+    async def commit_tick(self, tick: TickResult) -> TickCommit: ...
+
+    async def record_poll_error(self, project: str, at: datetime, error: str) -> None: ...
+
+    # --- subscriptions and mutes ---
+    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Database subscriptions (config-file ones are not stored; callers merge them)."""
+        ...
+
+    async def add_subscription(self, sub: Subscription) -> Subscription:
+        """Insert, or replace the same (channel, graph_pattern, project); returns it with its id."""
+        ...
+
+    async def remove_subscription(self, channel: str, graph_pattern: str) -> int: ...
+
+    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel; returns them."""
+        ...
+
+    async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
+        """Mutes still in force at ``now``."""
+        ...
+
+    async def add_mute(self, mute: Mute) -> Mute: ...
+
+    async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
+
+    # --- outbox ---
+    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
+        ...
+
+    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: PostedMessage | None) -> None: ...
+
+    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None: ...
+
+    async def mark_dead(self, outbox_id: int, error: str, now: datetime) -> None: ...
+
+    async def enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> tuple[int, ...]:
+        """Outbox rows outside a tick (e.g. a notice to a person about a broken channel)."""
+        ...
+
+    async def last_failure_message(
+        self, channel: str, project: str, graph: str, job_name: str
+    ) -> PostedMessage | None: ...
+
+    async def mark_message_recovered(self, channel: str, ts: str) -> None: ...
+
+    async def outbox_item(self, outbox_id: int) -> OutboxItem | None: ...
+
+    # --- queries ---
+    async def query_jobs(self, query: JobQuery) -> list[Snapshot]: ...
+
+    async def recent_events(self, since: datetime, kinds: Collection[EventKind], limit: int) -> list[JobEvent]: ...
+
+    async def health(self, now: datetime) -> Health: ...
+
+    # --- coordination between replicas ---
+    async def try_lease(self, name: str, holder: str, now: datetime, ttl_seconds: float) -> bool:
+        """Take or renew the named lease if free, expired, or already ours."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None: ...

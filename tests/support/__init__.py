@@ -1,0 +1,1 @@
+"""Test support: loopback servers and shared helpers (no patching of library internals)."""
