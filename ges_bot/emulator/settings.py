@@ -1,0 +1,270 @@
+"""The emulator's settings: credentials it accepts and every undocumented behaviour, as knobs.
+
+This module owns :class:`EmulatorSettings` (immutable; the state swaps in a new one when
+``POST /_emulator/settings`` changes a knob at run time), the demo credentials, and the parsing of
+the small textual forms the CLI and the control API accept (time zones, user specs). It does no
+I/O. The credentials here are the emulator's own *fake* ones: they are printed on purpose so a bot
+can be pointed at the emulator, but are kept out of ``repr``.
+
+Choices for behaviours GES does not document (each one a setting, so tests can vary it):
+
+==========================  ===============  ==============================================
+setting                     default          why
+==========================  ===============  ==============================================
+``order``                   ``asc``          the reference page's example lists the older
+                                             job first; ``desc`` and ``random`` (a stable
+                                             per-job shuffle) exist to break clients that
+                                             rely on an order
+``max_limit``               ``1000``         no documented maximum; 1000 matches the bot's
+                                             own page-size cap. Above it: 400 GES.0001
+``default_limit``           ``10``           documented
+``date_filter_field``       ``begin_time``   ``start_time``/``end_time`` select jobs whose
+                                             *begin_time* is in [start 00:00, end 24:00)
+``date_filter_tz``          ``UTC``          zone in which those dates are read
+``time_format``             ``T``            ``2018-12-17T12:55:40`` as in the SDK docs and
+                                             the page's example (``space``, ``epoch`` ms too)
+``retention_s``             ``None``         keep jobs forever (terminal jobs older than
+                                             this, by end or begin time, are dropped)
+``project_mismatch_status`` ``400``          GES.0016 "project and token do not match" is
+                                             documented as a 400
+==========================  ===============  ==============================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "DEFAULT_PROJECT_ID",
+    "DEFAULT_REGION",
+    "DEMO_AK",
+    "DEMO_DOMAIN",
+    "DEMO_PASSWORD",
+    "DEMO_SK",
+    "DEMO_TOKEN",
+    "DEMO_USER",
+    "RUNTIME_SETTINGS",
+    "SCENARIOS",
+    "AkSk",
+    "DateField",
+    "EmulatorSettings",
+    "IamUser",
+    "Order",
+    "StaticToken",
+    "TimeFormat",
+    "parse_user_spec",
+    "parse_zone",
+]
+
+DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+DEFAULT_REGION = "cn-north-4"
+#: Demo AK/SK: shaped like real ones (20 upper-case characters; 40 characters).
+DEMO_AK = "EMULATORDEMOAK000001"
+DEMO_SK = "EmulatorDemoSecretKey0123456789abcdefghi"
+DEMO_DOMAIN = "demo-account"
+DEMO_USER = "demo-user"
+DEMO_PASSWORD = "demo-password"
+#: A static token (what ``GES_TOKEN`` users paste); real tokens also start with ``MII``.
+DEMO_TOKEN = "MIIEmulatorStaticDemoToken-0123456789abcdefghijklmnopqrstuvwxyz"
+
+Order = Literal["asc", "desc", "random"]
+DateField = Literal["begin_time", "end_time"]
+TimeFormat = Literal["T", "space", "epoch"]
+ScenarioName = Literal["none", "quiet", "nightly-imports", "large"]
+SCENARIOS: tuple[str, ...] = get_args(ScenarioName)
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def parse_zone(text: str) -> tzinfo:
+    """``UTC``, an offset (``+08:00``, ``-0530``, ``UTC+8``) or an IANA name (``Asia/Shanghai``)."""
+    value = text.strip()
+    if value.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    m = _OFFSET.match(value)
+    if m:
+        sign = -1 if m.group(1) == "-" else 1
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"time zone offset {text!r} is out of range")
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r}; use UTC, an offset such as +08:00, or an IANA name") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AkSk:
+    """An access key the gateway accepts. ``project_ids`` empty = the emulator's ``project_id``;
+    ``("*",)`` = every project."""
+
+    ak: str
+    sk: str = field(repr=False)
+    project_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IamUser:
+    """An IAM user that may obtain tokens with ``POST /v3/auth/tokens`` (password method).
+    ``project_ids`` as for :class:`AkSk`."""
+
+    domain: str
+    name: str
+    password: str = field(repr=False)
+    project_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StaticToken:
+    """A token accepted as ``X-Auth-Token`` without asking IAM (a ``GES_TOKEN`` user's token).
+    ``expires_at`` None = valid until ``expire_tokens`` or forever."""
+
+    token: str = field(repr=False)
+    project_ids: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
+def parse_user_spec(spec: str) -> IamUser:
+    """``DOMAIN:USER:PASSWORD[:PROJECT,PROJECT…]`` → :class:`IamUser` (the CLI's ``--user``)."""
+    parts = spec.split(":", 3)
+    if len(parts) < 3 or not all(parts[:3]):
+        raise ValueError("an IAM user is DOMAIN:USER:PASSWORD[:PROJECT_ID,PROJECT_ID…]")
+    projects = tuple(p for p in parts[3].split(",") if p) if len(parts) == 4 else ()
+    return IamUser(domain=parts[0], name=parts[1], password=parts[2], project_ids=projects)
+
+
+#: Settings that ``POST /_emulator/settings`` may change while the emulator runs.
+RUNTIME_SETTINGS: frozenset[str] = frozenset(
+    {
+        "order",
+        "max_limit",
+        "default_limit",
+        "date_filter_field",
+        "date_filter_tz",
+        "time_format",
+        "retention_s",
+        "token_lifetime_s",
+        "max_clock_skew_s",
+        "project_mismatch_status",
+        "speed",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSettings:
+    """Everything the emulator can be told. Invalid values raise ``ValueError`` on construction."""
+
+    project_id: str = DEFAULT_PROJECT_ID
+    #: The region whose name IAM accepts as a project *name* scope (→ ``project_id``).
+    region: str = DEFAULT_REGION
+    ak: str = DEMO_AK
+    sk: str = field(default=DEMO_SK, repr=False)
+    #: More access keys (e.g. one that covers another project).
+    extra_aksk: tuple[AkSk, ...] = ()
+    users: tuple[IamUser, ...] = (IamUser(DEMO_DOMAIN, DEMO_USER, DEMO_PASSWORD),)
+    static_tokens: tuple[StaticToken, ...] = (StaticToken(DEMO_TOKEN),)
+    #: Lifetime of tokens issued by ``POST /v3/auth/tokens`` (IAM: 24 h).
+    token_lifetime_s: float = 86400.0
+    #: The gateway rejects an ``X-Sdk-Date`` further than this from the (real) clock.
+    max_clock_skew_s: float = 900.0
+    order: Order = "asc"
+    max_limit: int = 1000
+    default_limit: int = 10
+    date_filter_field: DateField = "begin_time"
+    date_filter_tz: str = "UTC"
+    time_format: TimeFormat = "T"
+    retention_s: float | None = None
+    project_mismatch_status: int = 400
+    scenario: str = "none"
+    seed: int = 0
+    #: Scenario time runs ``speed`` times faster than the emulated clock.
+    speed: float = 1.0
+    #: Number of historical jobs of the ``large`` scenario.
+    large_count: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not self.project_id.isalnum() or len(self.project_id) > 64:
+            raise ValueError(f"project id {self.project_id!r} must be up to 64 letters and digits")
+        if self.order not in get_args(Order):
+            raise ValueError(f"order must be one of asc, desc, random (got {self.order!r})")
+        if self.date_filter_field not in get_args(DateField):
+            raise ValueError(f"date_filter_field must be begin_time or end_time (got {self.date_filter_field!r})")
+        if self.time_format not in get_args(TimeFormat):
+            raise ValueError(f"time_format must be T, space or epoch (got {self.time_format!r})")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)} (got {self.scenario!r})")
+        parse_zone(self.date_filter_tz)
+        if self.max_limit < 1:
+            raise ValueError("max_limit must be at least 1")
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise ValueError("default_limit must be from 1 to max_limit")
+        if self.retention_s is not None and self.retention_s <= 0:
+            raise ValueError("retention_s must be positive (or None to keep jobs forever)")
+        if self.token_lifetime_s <= 0 or self.max_clock_skew_s <= 0:
+            raise ValueError("token_lifetime_s and max_clock_skew_s must be positive")
+        if self.speed <= 0:
+            raise ValueError("speed must be positive")
+        if self.large_count < 0:
+            raise ValueError("large_count must not be negative")
+        if self.project_mismatch_status not in (400, 401, 403, 404):
+            raise ValueError("project_mismatch_status must be 400, 401, 403 or 404")
+
+    @property
+    def zone(self) -> tzinfo:
+        return parse_zone(self.date_filter_tz)
+
+    def all_aksk(self) -> tuple[AkSk, ...]:
+        return (AkSk(self.ak, self.sk), *self.extra_aksk)
+
+    def covers(self, project_ids: tuple[str, ...], project_id: str) -> bool:
+        """Whether a credential's ``project_ids`` (empty = our project, ``*`` = all) cover ``project_id``."""
+        if not project_ids:
+            return project_id == self.project_id
+        return "*" in project_ids or project_id in project_ids
+
+    def with_changes(self, changes: Mapping[str, Any]) -> EmulatorSettings:
+        """A copy with run-time ``changes`` applied; ``ValueError`` names a bad or fixed setting."""
+        unknown = sorted(set(changes) - RUNTIME_SETTINGS)
+        if unknown:
+            allowed = ", ".join(sorted(RUNTIME_SETTINGS))
+            raise ValueError(f"cannot change {', '.join(unknown)} at run time; changeable: {allowed}")
+        coerced: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name in ("max_limit", "default_limit", "project_mismatch_status"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{name} must be an integer")
+            elif name in ("token_lifetime_s", "max_clock_skew_s", "speed"):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"{name} must be a number")
+                value = float(value)
+            elif name == "retention_s":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise ValueError("retention_s must be a number of seconds or null")
+                value = None if value is None else float(value)
+            elif not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            coerced[name] = value
+        return dataclasses.replace(self, **coerced)
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings as JSON, without secrets (for ``GET /_emulator/settings``)."""
+        return {
+            "project_id": self.project_id,
+            "region": self.region,
+            "ak": self.ak,
+            "extra_aks": [a.ak for a in self.extra_aksk],
+            "users": [{"domain": u.domain, "name": u.name, "project_ids": list(u.project_ids)} for u in self.users],
+            "static_tokens": len(self.static_tokens),
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "large_count": self.large_count,
+            **{name: getattr(self, name) for name in sorted(RUNTIME_SETTINGS)},
+        }

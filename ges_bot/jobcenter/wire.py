@@ -1,0 +1,320 @@
+"""Tolerant GES job-center JSON ↔ domain types (v2, snake_case).
+
+This module owns the wire format of the job center's v2 API: a ``job_list`` item becomes a
+:class:`~ges_bot.domain.Job`, a list response becomes ``(job_count, jobs)``, an error body becomes
+``(error_code, error_msg)``, and :func:`job_to_wire` goes back the other way (the emulator and the
+benchmarks serve what it returns). It is pure — no I/O, no clock, no logging — and knows nothing of
+HTTP, paging or auth.
+
+Tolerance, as the job center's documentation and the official SDK require:
+
+- times in ``yyyy-MM-ddTHH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` (UTC; optional fractional seconds, an
+  optional ``Z`` or offset) or epoch milliseconds (a number or a string of digits); null or absent
+  → ``None``;
+- ``job_detail`` only on imports, and any part of it may be null, empty or contain nulls;
+- line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;
+- statuses GES may add tomorrow are kept as sent; unknown extra fields are ignored.
+
+What is *not* tolerated, because no reading of it is safe, raises
+:class:`~ges_bot.errors.ResponseError` naming the problem: a body that is not an object, a
+``job_list`` that is not a list, an item without a ``job_id`` or ``status``, a time in no known form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ges_bot.domain import FileImport, FileKind, Job
+from ges_bot.errors import ResponseError
+
+__all__ = [
+    "TimeFormat",
+    "job_to_wire",
+    "parse_error_body",
+    "parse_job",
+    "parse_job_list",
+    "parse_time",
+]
+
+#: ``job_detail`` keys, in the order files are read and written.
+_DETAIL_KEYS: tuple[tuple[str, FileKind], ...] = (
+    ("schema_path", FileKind.SCHEMA),
+    ("vertexset_path", FileKind.VERTEX),
+    ("edgeset_path", FileKind.EDGE),
+)
+
+_TIME_RE = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<frac>\d{1,9}))?\s*(?P<zone>Z|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+
+#: ``"T"`` → ``2018-12-17T12:55:40`` (the SDK's form), ``" "`` → ``2018-12-17 12:55:40`` (the
+#: reference table's form), ``"ms"`` → epoch milliseconds (other GES APIs' form).
+TimeFormat = Literal["T", " ", "ms"]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A GES time as an aware UTC ``datetime``; ``None`` for null, absent or empty.
+
+    Raises ``ValueError`` for anything else that is not one of the accepted forms.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"time {value!r} is a boolean")
+    if isinstance(value, int | float):
+        return _from_epoch_ms(value)
+    if not isinstance(value, str):
+        raise ValueError(f"time {value!r} is neither text nor a number")
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        return _from_epoch_ms(int(text))
+    match = _TIME_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"time {value!r} is not yyyy-MM-ddTHH:mm:ss, yyyy-MM-dd HH:mm:ss or epoch milliseconds")
+    frac = (match["frac"] or "").ljust(6, "0")[:6]
+    zone = match["zone"]
+    if zone is None or zone.upper() == "Z":
+        zone = "+00:00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    try:
+        parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{zone}")
+    except ValueError:
+        raise ValueError(f"time {value!r} is not a valid date and time") from None
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch_ms(value: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"time {value!r} is out of range for epoch milliseconds") from None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | bool):
+        return str(value)
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def _count(value: Any) -> int | None:
+    """A line count; ``-1`` (not returned by this version), other negatives, null and junk → None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def _progress(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
+    if detail is None:
+        return ()
+    if not isinstance(detail, Mapping):
+        raise ResponseError(f"{where}: job_detail is a {type(detail).__name__}, not an object")
+    files: list[FileImport] = []
+    for key, kind in _DETAIL_KEYS:
+        items = detail.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise ResponseError(f"{where}: job_detail.{key} is a {type(items).__name__}, not a list")
+        for i, item in enumerate(items):
+            if item is None:
+                continue
+            if not isinstance(item, Mapping):
+                raise ResponseError(f"{where}: job_detail.{key}[{i}] is a {type(item).__name__}, not an object")
+            try:
+                files.append(
+                    FileImport(
+                        kind=kind,
+                        path=_text(item.get("path")),
+                        status=_text(item.get("status")),
+                        cause=_text(item.get("cause")),
+                        log=_text(item.get("log")),
+                        total_lines=_count(item.get("total_lines")),
+                        failed_lines=_count(item.get("failed_lines")),
+                        successful_lines=_count(item.get("successful_lines")),
+                    )
+                )
+            except TypeError as exc:
+                raise ResponseError(f"{where}: job_detail.{key}[{i}]: {exc}") from None
+    return tuple(files)
+
+
+def parse_job(obj: Mapping[str, Any]) -> Job:
+    """One ``job_list`` item (or a single-job status answer) as a :class:`Job`."""
+    if not isinstance(obj, Mapping):
+        raise ResponseError(f"a job is a {type(obj).__name__}, not an object")
+    raw_id = obj.get("job_id")
+    if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
+        raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
+    job_id = str(raw_id)
+    where = f"job {job_id}"
+    status = obj.get("status")
+    if not isinstance(status, str) or not status:
+        raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
+    times: dict[str, datetime | None] = {}
+    for name in ("begin_time", "end_time"):
+        try:
+            times[name] = parse_time(obj.get(name))
+        except ValueError as exc:
+            raise ResponseError(f"{where}: {name}: {exc}") from None
+    try:
+        job_type = _text(obj.get("job_type"))
+        job_name = _text(obj.get("job_name"))
+        graph = _text(obj.get("related_graph"))
+        fail_reason = _text(obj.get("fail_reason"))
+    except TypeError as exc:
+        raise ResponseError(f"{where}: {exc}") from None
+    return Job(
+        job_id=job_id,
+        status=status,
+        job_type=job_type,
+        job_name=job_name,
+        graph=graph,
+        begin_time=times["begin_time"],
+        end_time=times["end_time"],
+        fail_reason=fail_reason,
+        progress=_progress(obj.get("job_progress")),
+        files=_files(obj.get("job_detail"), where),
+    )
+
+
+def parse_job_list(body: Any) -> tuple[int | None, list[Job]]:
+    """A ``GET /v2/{project_id}/graphs/jobs`` answer as ``(job_count, jobs)``.
+
+    ``job_count`` is ``None`` when absent or null. A body with neither ``job_list`` nor
+    ``job_count`` is not a job list (an error body answered with 200, say) and raises.
+    """
+    if not isinstance(body, Mapping):
+        raise ResponseError(f"the job list answer is a {type(body).__name__}, not a JSON object")
+    if "job_list" not in body and "job_count" not in body:
+        keys = ", ".join(sorted(str(k) for k in body)[:8]) or "none"
+        raise ResponseError(f"the job list answer has neither job_list nor job_count (keys: {keys})")
+    raw_count = body.get("job_count")
+    count: int | None
+    if raw_count is None:
+        count = None
+    elif isinstance(raw_count, int) and not isinstance(raw_count, bool):
+        count = raw_count
+    elif isinstance(raw_count, str) and raw_count.strip().isdigit():
+        count = int(raw_count)
+    else:
+        raise ResponseError(f"job_count is {raw_count!r}, not an integer")
+    if count is not None and count < 0:
+        raise ResponseError(f"job_count is negative ({count})")
+    items = body.get("job_list")
+    if items is None:
+        return count, []
+    if not isinstance(items, list):
+        raise ResponseError(f"job_list is a {type(items).__name__}, not a list")
+    jobs: list[Job] = []
+    for i, item in enumerate(items):
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            raise ResponseError(f"job_list[{i}] is a {type(item).__name__}, not an object")
+        jobs.append(parse_job(item))
+    return count, jobs
+
+
+def parse_error_body(body: Any) -> tuple[str | None, str | None]:
+    """``(error_code, error_msg)`` from a GES or API-gateway error body, or ``(None, None)``.
+
+    Accepts v2 ``error_code``/``error_msg``, v1 ``errorCode``/``errorMessage``, and IAM's
+    ``{"error": {"code": …, "message": …}}``. Anything else (HTML from a proxy, null) → Nones.
+    """
+    if not isinstance(body, Mapping):
+        return None, None
+    for code_key, msg_key in (("error_code", "error_msg"), ("errorCode", "errorMessage")):
+        if body.get(code_key) is not None or body.get(msg_key) is not None:
+            return _plain(body.get(code_key)), _plain(body.get(msg_key))
+    nested = body.get("error")
+    if isinstance(nested, Mapping):
+        return _plain(nested.get("code")), _plain(nested.get("message"))
+    return None, None
+
+
+def _plain(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _format_time(value: datetime | None, time_format: TimeFormat) -> str | int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    if time_format == "ms":
+        return round(value.timestamp() * 1000)
+    text = value.strftime(f"%Y-%m-%d{time_format}%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text
+
+
+def job_to_wire(job: Job, time_format: TimeFormat = "T") -> dict[str, Any]:
+    """The v2 ``job_list`` item for ``job`` — the inverse of :func:`parse_job`.
+
+    ``parse_job(job_to_wire(job)) == job`` for every job whose times are UTC (to the millisecond
+    with ``"ms"``) and whose files are grouped schema, vertex, edge (the order ``parse_job``
+    reads them). ``job_detail`` is present only for jobs with files; a kind without files is
+    null, as in the reference page's example.
+    """
+    if time_format not in ("T", " ", "ms"):
+        raise ValueError(f"time_format {time_format!r} is not one of 'T', ' ', 'ms'")
+    wire: dict[str, Any] = {
+        "job_id": job.job_id,
+        "status": job.status,
+        "job_type": job.job_type,
+        "job_name": job.job_name,
+        "related_graph": job.graph,
+        "begin_time": _format_time(job.begin_time, time_format),
+        "end_time": _format_time(job.end_time, time_format),
+        "fail_reason": job.fail_reason,
+        "job_progress": job.progress,
+    }
+    if job.files:
+        detail: dict[str, list[dict[str, Any]] | None] = {}
+        for key, kind in _DETAIL_KEYS:
+            items = [_file_to_wire(f) for f in job.files if f.kind == kind]
+            detail[key] = items or None
+        wire["job_detail"] = detail
+    return wire
+
+
+def _file_to_wire(f: FileImport) -> dict[str, Any]:
+    item: dict[str, Any] = {"path": f.path, "log": f.log, "cause": f.cause, "status": f.status}
+    for name in ("total_lines", "failed_lines", "successful_lines"):
+        value = getattr(f, name)
+        item[name] = -1 if value is None else value
+    return item

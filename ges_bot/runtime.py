@@ -1,0 +1,367 @@
+"""Starts and stops everything ``ges-bot run`` does, in one process.
+
+This module owns the lifecycle: open (and migrate) the store, take the single-instance lease on
+SQLite, build one job-center client and one poller per project, schedule the pollers, run the
+delivery worker, serve HTTP (``/healthz``, ``/metrics`` and, in HTTP mode, ``/slack/events``),
+connect Socket Mode when ``SLACK_APP_TOKEN`` is set, and shut all of it down cleanly on SIGINT
+or SIGTERM. It holds no business logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ges_bot import metrics
+from ges_bot.config import Config
+from ges_bot.errors import ConfigError, StoreError
+from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
+from ges_bot.notify.slack import SlackGateway, WebApiGateway
+from ges_bot.services import Services, utcnow
+from ges_bot.store import open_store
+from ges_bot.store.api import Store
+from ges_bot.watch.poller import Poller
+
+log = logging.getLogger(__name__)
+
+INSTANCE_LEASE = "instance"
+
+
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class RuntimeOptions:
+    """Knobs that tests, the demo and benchmarks turn; production uses the defaults."""
+
+    serve_http: bool = True
+    delivery_policy: DeliveryPolicy | None = None
+    #: Seconds between lease renewals; the lease lives 3× as long.
+    instance_lease_renew_s: float = 10.0
+    poll_jitter_s: float | None = None
+    #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
+    gateway_factory: Callable[[Config], SlackGateway] | None = None
+
+
+class Runtime:
+    """The whole bot. ``await start()``, then ``await stop()`` (or ``serve_forever()``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        options: RuntimeOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.clock = clock
+        self.options = options or RuntimeOptions()
+        self.replica = self.settings.replica_id or default_replica_id()
+        self.store: Store | None = None
+        self.clients: dict[str, JobCenterClient] = {}
+        self.pollers: list[Poller] = []
+        self.services: Services | None = None
+        self.worker: DeliveryWorker | None = None
+        self.http_port: int | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._scheduler: AsyncIOScheduler | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket_handler: Any = None
+        self._gateway: SlackGateway | None = None
+        self._is_sqlite = self.settings.database_url.startswith("sqlite")
+
+    # --- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        token = s.slack_bot_token.get_secret_value() if s.slack_bot_token else None
+        if not token:
+            raise ConfigError("SLACK_BOT_TOKEN is not set; create the app from manifest.yml and copy its Bot User OAuth Token (xoxb-…)")
+        socket_mode = s.slack_app_token is not None
+        if not socket_mode and not s.slack_signing_secret:
+            raise ConfigError(
+                "set SLACK_APP_TOKEN (xapp-…, Socket Mode, recommended) or SLACK_SIGNING_SECRET (HTTP mode); see the README"
+            )
+        self.store = await open_store(s.database_url, migrate=True)
+        if self._is_sqlite:
+            await self._take_instance_lease()
+        for project in self.config.projects:
+            self.clients[project.alias] = JobCenterClient(
+                project,
+                page_size=s.ges_page_size,
+                concurrency=s.ges_page_concurrency,
+                timeout=s.ges_timeout,
+                max_retries=s.ges_max_retries,
+            )
+        self.services = Services(
+            config=self.config, store=self.store, clients=self.clients, clock=self.clock, replica=self.replica
+        )
+        if self.options.gateway_factory is not None:
+            self._gateway = self.options.gateway_factory(self.config)
+        else:
+            self._gateway = WebApiGateway(token, base_url=s.slack_api_url, timeout=s.slack_timeout)
+        self.worker = DeliveryWorker(
+            self.store,
+            self._gateway,
+            self.services.projects,
+            worker_id=self.replica,
+            clock=self.clock,
+            policy=self.options.delivery_policy,
+        )
+        for project in self.config.projects:
+            self.pollers.append(
+                Poller(
+                    project,
+                    self.clients[project.alias],
+                    self.store,
+                    config_subscriptions=self.config.subscriptions,
+                    stuck_after=s.stuck_after,
+                    backfill=s.backfill,
+                    clock=self.clock,
+                    replica=self.replica,
+                    lease_ttl=max(60.0, s.poll_interval * 3),
+                )
+            )
+        self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        self._start_scheduler()
+        slack_app = self._build_slack_app(token, socket_mode)
+        if self.options.serve_http:
+            await self._start_http(slack_app if not socket_mode else None)
+        if socket_mode and slack_app is not None:
+            await self._start_socket_mode(slack_app)
+        log.info(
+            "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
+            self.replica, len(self.config.projects), _redact_url(s.database_url),
+            "Socket" if socket_mode else "HTTP", s.poll_interval,
+        )
+
+    async def _take_instance_lease(self) -> None:
+        assert self.store is not None
+        ttl = self.options.instance_lease_renew_s * 3
+        if not await self.store.try_lease(INSTANCE_LEASE, self.replica, self.clock(), ttl):
+            raise ConfigError(
+                f"another ges-bot is already running on {_redact_url(self.settings.database_url)}; with SQLite only one "
+                "instance per database file is supported. Stop the other one, or use PostgreSQL "
+                "(GES_BOT_DATABASE_URL=postgresql://…) to run several replicas"
+            )
+        self._tasks.append(asyncio.create_task(self._renew_instance_lease(ttl), name="instance-lease"))
+
+    async def _renew_instance_lease(self, ttl: float) -> None:
+        assert self.store is not None
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.options.instance_lease_renew_s)
+            if self._stop.is_set():
+                return
+            try:
+                if not await self.store.try_lease(INSTANCE_LEASE, self.replica, self.clock(), ttl):
+                    log.critical("lost the SQLite instance lease to another process; stopping")
+                    self._stop.set()
+            except StoreError as exc:
+                log.warning("could not renew the instance lease: %s", exc)
+
+    def _start_scheduler(self) -> None:
+        interval = self.settings.poll_interval
+        jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for poller in self.pollers:
+            scheduler.add_job(
+                self._tick,
+                "interval",
+                seconds=interval,
+                jitter=jitter or None,
+                args=[poller],
+                id=f"poll:{poller.project.alias}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC) + timedelta(milliseconds=50),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def _tick(self, poller: Poller) -> None:
+        """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""
+        try:
+            report = await poller.tick()
+        except Exception:
+            log.exception("poll tick for %s failed unexpectedly; retrying at the next interval", poller.project.alias)
+            return
+        if getattr(report, "outbox_ids", None) and self.worker is not None:
+            self.worker.wake()
+
+    def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
+        try:
+            from ges_bot.slackapp.app import build_app
+        except ImportError:  # pragma: no cover - during development only
+            log.warning("Slack app module unavailable; slash commands disabled")
+            return None
+        assert self.services is not None
+        secret = self.settings.slack_signing_secret
+        return build_app(
+            self.services,
+            bot_token=token,
+            signing_secret=secret.get_secret_value() if secret else None,
+            api_url=self.settings.slack_api_url,
+            socket_mode=socket_mode,
+        )
+
+    async def _start_http(self, slack_app: Any) -> None:
+        routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/metrics", self._metrics)]
+        if slack_app is not None:
+            from ges_bot.slackapp.app import build_http_routes
+
+            routes.extend(build_http_routes(slack_app))
+        app = Starlette(routes=routes)
+        config = uvicorn.Config(
+            app, host=self.settings.http_host, port=self.settings.http_port, log_level="warning", lifespan="off",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = server
+        task = asyncio.create_task(server.serve(), name="http")
+        self._tasks.append(task)
+        for _ in range(1000):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        self.http_port = int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
+        log.info("serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port)
+
+    async def _start_socket_mode(self, slack_app: Any) -> None:
+        from ges_bot.slackapp.app import start_socket_mode
+
+        app_token = self.settings.slack_app_token
+        assert app_token is not None
+        self._socket_handler = await start_socket_mode(slack_app, app_token.get_secret_value())
+
+    # --- HTTP endpoints ------------------------------------------------------------------------
+
+    async def _healthz(self, request: Request) -> Response:
+        body = await self.health()
+        return JSONResponse(body, status_code=200 if body["status"] != "down" else 503)
+
+    async def _metrics(self, request: Request) -> Response:
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                health = await self.store.health(self.clock())
+                metrics.OUTBOX_PENDING.set(health.outbox_pending)
+                metrics.OUTBOX_DEAD.set(health.outbox_dead)
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def health(self) -> dict[str, Any]:
+        """``ok`` / ``degraded`` (GES or Slack trouble; the process works) / ``down`` (no database)."""
+        now = self.clock()
+        if self.store is None:
+            return {"status": "down", "reason": "not started"}
+        try:
+            health = await self.store.health(now)
+        except StoreError as exc:
+            return {"status": "down", "reason": f"database unavailable: {exc}"}
+        status = "ok"
+        projects = []
+        stale_after = timedelta(seconds=self.settings.poll_interval * 5)
+        for poll in health.polls:
+            lag = (now - poll.last_success_at).total_seconds() if poll.last_success_at else None
+            if poll.last_success_at is None or now - poll.last_success_at > stale_after:
+                status = "degraded"
+            projects.append(
+                {"project": poll.project, "last_success_at": _iso(poll.last_success_at), "lag_seconds": lag,
+                 "last_error": poll.last_error, "consecutive_failures": poll.consecutive_failures}
+            )
+        slack_error = self.worker.last_installation_error if self.worker else None
+        if slack_error or health.outbox_dead:
+            status = "degraded"
+        return {
+            "status": status,
+            "replica": self.replica,
+            "projects": projects,
+            "outbox_pending": health.outbox_pending,
+            "outbox_dead": health.outbox_dead,
+            "oldest_pending_at": _iso(health.oldest_pending_at),
+            "broken_subscriptions": len(health.broken_subscriptions),
+            "slack_error": slack_error,
+        }
+
+    # --- stop ----------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        if self._socket_handler is not None:
+            with contextlib.suppress(Exception):
+                await self._socket_handler.close_async()
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
+        self._tasks.clear()
+        if self.store is not None and self._is_sqlite:
+            with contextlib.suppress(StoreError):
+                await self.store.release_lease(INSTANCE_LEASE, self.replica)
+        for client in self.clients.values():
+            await client.aclose()
+        close = getattr(self._gateway, "aclose", None)
+        if close is not None:
+            await close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("ges-bot %s stopped", self.replica)
+
+    async def serve_forever(self, ready: Callable[[Runtime], Awaitable[None]] | None = None) -> None:
+        """Run until SIGINT/SIGTERM (or ``request_stop``)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        try:
+            if ready is not None:
+                await ready(self)
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _redact_url(url: str) -> str:
+    """A database URL without its password, for logs and messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

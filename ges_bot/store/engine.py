@@ -1,0 +1,154 @@
+"""Database URLs and engines: which async driver, which pragmas, which timeouts.
+
+This module owns turning ``GES_BOT_DATABASE_URL`` into a SQLAlchemy ``AsyncEngine`` — SQLite through
+aiosqlite (WAL, ``busy_timeout``, foreign keys, explicit ``BEGIN``) or PostgreSQL through asyncpg
+(connect and command timeouts, ``pool_pre_ping`` so the pool recovers after the server restarts) —
+and describing a database to a person without its password. It knows no tables and runs no queries
+of its own beyond connection set-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from ges_bot.errors import ConfigError
+
+Dialect = Literal["sqlite", "postgresql"]
+
+#: How long a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS: Final = 5000
+#: How long opening a PostgreSQL connection may take.
+PG_CONNECT_TIMEOUT_S: Final = 5.0
+#: Longest a single PostgreSQL statement may run (the store's statements take milliseconds).
+PG_COMMAND_TIMEOUT_S: Final = 30.0
+#: How long a caller waits for a free pooled connection.
+POOL_TIMEOUT_S: Final = 10.0
+
+#: Execution option read by the SQLite ``begin`` hook: ``True`` makes the transaction
+#: ``BEGIN IMMEDIATE`` (take the write lock up front, so the busy timeout applies instead of a
+#: snapshot conflict failing at the first write).
+SQLITE_WRITE_OPTION: Final = "ges_bot_sqlite_write"
+
+_HOW_TO = "use sqlite:///path/to/ges-bot.db or postgresql://user:password@host:5432/dbname"
+
+
+def database_url(url: str) -> str:
+    """Normalise a user-given database URL to its async-driver form.
+
+    Accepts ``sqlite:///file.db`` (relative to the working directory), ``sqlite:////abs/file.db``,
+    ``postgresql://…``, ``postgres://…`` and URLs that already name ``aiosqlite`` / ``asyncpg``.
+    ``sslmode=`` in a PostgreSQL URL is passed to asyncpg as ``ssl=``. Anything else is a
+    :class:`ConfigError` saying what to use instead.
+    """
+    text = url.strip()
+    if not text:
+        raise ConfigError(f"GES_BOT_DATABASE_URL is empty; {_HOW_TO}")
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise ConfigError(f"GES_BOT_DATABASE_URL is not a database URL; {_HOW_TO}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        if parsed.drivername not in ("sqlite", "sqlite+aiosqlite"):
+            raise ConfigError(
+                f"GES_BOT_DATABASE_URL uses driver {driver!r}; ges-bot talks to SQLite through aiosqlite, so write sqlite:///… instead"
+            )
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            raise ConfigError(
+                "GES_BOT_DATABASE_URL names an in-memory SQLite database, which would forget everything "
+                f"and is not shared between connections; {_HOW_TO}"
+            )
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        if parsed.drivername not in ("postgresql", "postgresql+asyncpg"):
+            raise ConfigError(
+                f"GES_BOT_DATABASE_URL uses driver {driver!r}; ges-bot talks to PostgreSQL through asyncpg, so write postgresql://… instead"
+            )
+        query = dict(parsed.query)
+        if "sslmode" in query and "ssl" not in query:
+            query["ssl"] = query.pop("sslmode")
+        return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
+    raise ConfigError(f"GES_BOT_DATABASE_URL names a {backend!r} database; ges-bot supports SQLite and PostgreSQL: {_HOW_TO}")
+
+
+def dialect_of(url: str) -> Dialect:
+    """``"sqlite"`` or ``"postgresql"`` for a URL :func:`database_url` accepts."""
+    return "sqlite" if make_url(database_url(url)).get_backend_name() == "sqlite" else "postgresql"
+
+
+def describe(url: str) -> str:
+    """The database in words a person can check, never with its password."""
+    try:
+        parsed = make_url(database_url(url))
+    except ConfigError:
+        return "the database named by GES_BOT_DATABASE_URL"
+    return _describe(parsed)
+
+
+def _describe(parsed: URL) -> str:
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite database {parsed.database}"
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    who = f" as {parsed.username}" if parsed.username else ""
+    return f"PostgreSQL database {parsed.database or '(default)'} at {where}{who}"
+
+
+def create_engine(url: str, *, pooled: bool = True, command_timeout_s: float = PG_COMMAND_TIMEOUT_S) -> AsyncEngine:
+    """An engine for ``url`` with ges-bot's connection settings.
+
+    ``pooled=False`` opens a fresh connection per use (migrations, one-shot CLI commands).
+    """
+    parsed = make_url(database_url(url))
+    pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            parsed,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **pool,
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    if pooled:
+        pool |= {"pool_size": 5, "max_overflow": 5, "pool_timeout": POOL_TIMEOUT_S, "pool_recycle": 1800}
+    return create_async_engine(
+        parsed,
+        # A connection that died with a server restart is noticed at checkout and replaced.
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": PG_CONNECT_TIMEOUT_S,
+            "command_timeout": command_timeout_s,
+            "server_settings": {"application_name": "ges-bot"},
+        },
+        **pool,
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
+    # The sqlite3 module's own transaction handling begins lazily and commits before DDL; turn it
+    # off so that SQLAlchemy's BEGIN (below) really starts a transaction — including for migrations.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL on a new file may itself wait for a lock.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(SQLITE_WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")

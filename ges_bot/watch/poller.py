@@ -1,0 +1,503 @@
+"""The job watcher's shell: one poll tick per GES project = fetch (cheaply) → diff → route → commit.
+
+This module owns *how much* the bot asks the job center each tick and the tick's bookkeeping
+(lease, poll-state cursor, error recording, scheduling). It decides nothing about events
+(``watch.diff`` does) or recipients (``notify.routing`` does), and it never renders or posts:
+what it produces lands in the store in one ``commit_tick`` transaction, outbox rows included.
+
+Fetch strategy
+--------------
+The cost of a tick on the GES API grows with the number of active and newly finished jobs, not
+with the size of the job center's history:
+
+1. **Active lists.** ``status=waiting`` then ``status=running``, no date filter, every page (few
+   jobs). Waiting is listed before running and both before the terminal lists, in the direction
+   jobs move, so a job changing state mid-tick is seen twice (diff keeps the later state) rather
+   than not at all.
+2. **Terminal lists.** For each of ``failed``, ``partiallyFailed`` and ``success``: a listing with
+   only a lower bound, ``start_time`` = the UTC date of ``min(now, last_success_at)`` minus one
+   day. The extra day covers the date boundary whichever zone GES reads dates in and whichever
+   field (begin or end time) it filters on; taking the date from the last *successful* tick makes
+   the first tick after an outage of GES or of the bot reach back to where it stopped (catch-up).
+   Jobs never leave a terminal status, so each listing only grows; the poll-state cursor keeps
+   its ``job_count`` (key ``"<status>@<date>"``), as a lower bound of how many of its jobs the
+   store already knows in that status. Page 1 gives the count:
+
+   - count unchanged → nothing new of that status (one request);
+   - count grew by k → page until k jobs not known in that status are found, trying pages from
+     both ends alternately (page 1, last, 2, second to last…): an ascending order puts new jobs
+     at the end, a descending one at the start. In a random order (or when a long job finished,
+     whose begin time sits mid-list) this degenerates to a full scan of the window, still bounded
+     by two days of jobs;
+   - count shrank (jobs deleted), a new date (once a day), or no memory yet → one full listing.
+
+   The remembered count is updated to what the store will know after this tick (known + found),
+   so a job missed because the list shifted between pages is still unknown next tick, makes the
+   count exceed the memory and is found then. The one blind spot: a deletion and an addition in
+   the same status between two ticks cancel out in the count; the addition is found by the next
+   growth that scans past it, or by the daily full listing.
+3. **Vanished jobs.** Active snapshots that are in neither active list nor found in the terminal
+   lists (a job that ran for days, whose date is before the window if GES filters on begin time)
+   are looked up with ``graph_name`` and ``start_time`` = their begin date minus one day, no
+   status, paging until found. A job still not found is kept as it is with a warning (it may
+   have been deleted) and no event; it is looked up again with an exponential back-off (kept in
+   the cursor) so a deleted job does not cost a scan every tick.
+4. **Baseline.** A project never polled before is listed whole (all statuses, no filter) once,
+   to record history silently (``diff``'s baseline: only failures within the backfill window
+   alert). The next tick lists each terminal window fully once, then the cheap path applies.
+
+Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
+means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
+stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from ges_bot.config import ProjectSettings
+from ges_bot.domain import JobEvent, JobStatus, QueryStatus, Subscription
+from ges_bot.domain import Job as GesJob
+from ges_bot.errors import GesBotError
+from ges_bot.jobcenter.client import ListQuery, Page
+from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
+from ges_bot.notify.routing import route
+from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
+from ges_bot.watch.diff import DiffResult, diff, outcome_key
+
+__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick", "schedule"]
+
+log = logging.getLogger(__name__)
+
+#: The terminal statuses listed each tick, in the request vocabulary.
+TERMINAL_QUERIES: tuple[QueryStatus, ...] = (
+    QueryStatus.FAILED,
+    QueryStatus.PARTIALLY_FAILED,
+    QueryStatus.SUCCESS,
+)
+_VANISHED = "vanished:"
+# Store calls with many ids are chunked: SQLite caps bound parameters per statement.
+_CHUNK = 500
+_MAX_BACKOFF = timedelta(hours=6)
+
+
+class JobSource(Protocol):
+    """What the poller needs of a job-center client (``JobCenterClient`` is one)."""
+
+    @property
+    def requests_sent(self) -> int: ...
+
+    async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did. ``events`` are those newly recorded (or, in a dry run, those found)."""
+
+    project: str
+    at: datetime
+    events: tuple[JobEvent, ...] = ()
+    requests: int = 0
+    duration: float = 0.0
+    skipped: bool = False
+    baseline: bool = False
+    deliveries: int = 0
+    dry_run: bool = False
+    #: Active jobs that could not be found anywhere this tick (deleted?).
+    missing: tuple[str, ...] = ()
+
+
+@dataclass
+class _Scan:
+    """Working memory of one status listing within a tick."""
+
+    status: str
+    key: str
+    remembered: int | None
+    seen: dict[str, GesJob] = field(default_factory=dict)
+    new_ids: set[str] = field(default_factory=set)
+    full: bool = False
+    exhausted: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _page_offsets(count: int, limit: int) -> list[int]:
+    """Offsets of every page but the first, alternating from both ends: last, second, second to last…"""
+    last = (count - 1) // limit if count > 0 else 0
+    rest = list(range(1, last + 1))
+    order: list[int] = []
+    while rest:
+        order.append(rest.pop())
+        if rest:
+            order.append(rest.pop(0))
+    return [p * limit for p in order]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A sentence for logs, ``record_poll_error`` and the command line (GES text kept, no secrets)."""
+    if isinstance(exc, GesBotError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Poller:
+    """Polls one GES project. Holds no state between ticks: everything lives in the store."""
+
+    def __init__(
+        self,
+        project: ProjectSettings,
+        client: JobSource,
+        store: Store,
+        *,
+        config_subscriptions: Sequence[Subscription] = (),
+        stuck_after: timedelta = timedelta(hours=6),
+        backfill: timedelta = timedelta(0),
+        clock: Callable[[], datetime] = utcnow,
+        replica: str = "ges-bot",
+        lease_ttl: timedelta = timedelta(minutes=5),
+        page_size: int = 100,
+    ) -> None:
+        self.project = project
+        self.alias = project.alias
+        self.client = client
+        self.store = store
+        self.config_subscriptions = tuple(config_subscriptions)
+        self.stuck_after = stuck_after
+        self.backfill = backfill
+        self.clock = clock
+        self.replica = replica
+        self.lease_ttl = lease_ttl
+        self.page_size = page_size
+
+    @property
+    def lease_name(self) -> str:
+        return f"poll:{self.alias}"
+
+    async def release(self) -> None:
+        """Give up the poll lease (so another replica may poll at once)."""
+        await self.store.release_lease(self.lease_name, self.replica)
+
+    async def tick(self, *, dry_run: bool = False) -> TickReport:
+        """One poll: fetch → diff → route → commit. Raises on GES or store errors (nothing is
+        written then; the next tick retries from the same state). ``dry_run`` writes nothing,
+        not even the lease."""
+        now = self.clock()
+        started = time.monotonic()
+        sent_before = self.client.requests_sent
+        if not dry_run and not await self.store.try_lease(
+            self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+        ):
+            POLL_TICKS.labels(self.alias, "skipped").inc()
+            return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
+        try:
+            report = await self._tick(now, dry_run=dry_run)
+        finally:
+            GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
+        duration = time.monotonic() - started
+        POLL_TICKS.labels(self.alias, "ok").inc()
+        POLL_DURATION.labels(self.alias).observe(duration)
+        return TickReport(
+            project=self.alias,
+            at=now,
+            events=report.events,
+            requests=self.client.requests_sent - sent_before,
+            duration=duration,
+            baseline=report.baseline,
+            deliveries=report.deliveries,
+            dry_run=dry_run,
+            missing=report.missing,
+        )
+
+    # --- one tick ---------------------------------------------------------------------------
+
+    async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
+        state = await self.store.poll_state(self.alias)
+        baseline = state is None or state.baselined_at is None
+        tick = _TickWork(self, now)
+        if baseline:
+            await tick.fetch_everything()
+        else:
+            assert state is not None
+            await tick.fetch_cheaply(state)
+        result = await tick.diff(baseline=baseline)
+        cursor = tick.next_cursor(result)
+        routed = route(
+            result.events,
+            [*(await self.store.subscriptions()), *self.config_subscriptions],
+            await self.store.mutes(now),
+            now,
+        )
+        if tick.missing:
+            log.warning(
+                "project %s: %d active job(s) are no longer listed by GES (deleted?): %s",
+                self.alias,
+                len(tick.missing),
+                ", ".join(sorted(tick.missing)[:10]),
+            )
+        if dry_run:
+            return TickReport(
+                project=self.alias,
+                at=now,
+                events=result.events,
+                baseline=baseline,
+                deliveries=len(routed.deliveries),
+                missing=tuple(sorted(tick.missing)),
+            )
+        commit = await self.store.commit_tick(
+            TickResult(
+                project=self.alias,
+                at=now,
+                snapshots=result.snapshots,
+                events=result.events,
+                outcomes=result.outcomes,
+                deliveries=routed.deliveries,
+                muted=routed.muted,
+                cursor=cursor,
+                baseline=baseline,
+            )
+        )
+        for event in commit.new_events:
+            EVENTS.labels(event.kind.value).inc()
+        return TickReport(
+            project=self.alias,
+            at=now,
+            events=commit.new_events,
+            baseline=baseline,
+            deliveries=len(commit.outbox_ids),
+            missing=tuple(sorted(tick.missing)),
+        )
+
+
+class _TickWork:
+    """The fetch side of one tick: what was listed, which snapshots were consulted."""
+
+    def __init__(self, poller: Poller, now: datetime) -> None:
+        self.p = poller
+        self.now = now
+        self.jobs: list[GesJob] = []
+        self.known: dict[str, Snapshot] = {}
+        self.looked_up: set[str] = set()
+        self.active: dict[str, Snapshot] = {}
+        self.scans: list[_Scan] = []
+        self.cursor_in: dict[str, int] = {}
+        self.vanished_cursor: dict[str, int] = {}
+        self.missing: set[str] = set()
+
+    # --- GES ---
+
+    async def _page(self, query: ListQuery, offset: int) -> Page:
+        page = await self.p.client.list_page(query, offset, self.p.page_size)
+        self.jobs.extend(page.jobs)
+        return page
+
+    async def _list_all(self, query: ListQuery) -> list[GesJob]:
+        first = await self._page(query, 0)
+        found = list(first.jobs)
+        count = first.job_count
+        offset = self.p.page_size
+        while offset < count:
+            page = await self._page(query, offset)
+            found.extend(page.jobs)
+            # The count may move while paging; follow the latest one.
+            count = max(count, page.job_count) if page.jobs else min(count, page.job_count)
+            offset += self.p.page_size
+        return found
+
+    # --- store ---
+
+    async def _snapshots(self, ids: Iterable[str]) -> None:
+        wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
+        for chunk in _chunks(wanted):
+            self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
+        self.looked_up.update(wanted)
+
+    # --- strategies ---
+
+    async def fetch_everything(self) -> None:
+        self.active = await self.p.store.active_snapshots(self.p.alias)
+        await self._list_all(ListQuery())
+
+    async def fetch_cheaply(self, state: PollState) -> None:
+        self.cursor_in = dict(state.cursor)
+        self.active = await self.p.store.active_snapshots(self.p.alias)
+        await self._list_all(ListQuery(status=QueryStatus.WAITING))
+        await self._list_all(ListQuery(status=QueryStatus.RUNNING))
+        since = min(self.now, state.last_success_at or self.now)
+        start = since.astimezone(UTC).date() - timedelta(days=1)
+        self.scans = [
+            _Scan(status=JobStatus(s.value), key=f"{s.value}@{start.isoformat()}", remembered=self.cursor_in.get(f"{s.value}@{start.isoformat()}"))
+            for s in TERMINAL_QUERIES
+        ]
+        await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
+        await self._follow_vanished()
+
+    async def _scan_terminal(self, scan: _Scan, start: date) -> None:
+        query = ListQuery(status=QueryStatus(scan.status), start_date=start)
+        first = await self._page(query, 0)
+        count = first.job_count
+        if scan.remembered is not None and count == scan.remembered:
+            await self._note(scan, first.jobs)
+            return
+        scan.full = scan.remembered is None or count < scan.remembered
+        need = 0 if scan.full else count - (scan.remembered or 0)
+        await self._note(scan, first.jobs)
+        offsets = _page_offsets(count, self.p.page_size)
+        for i, offset in enumerate(offsets):
+            if not scan.full and len(scan.new_ids) >= need:
+                return
+            page = await self._page(query, offset)
+            await self._note(scan, page.jobs)
+            if i == len(offsets) - 1:
+                scan.exhausted = True
+        scan.exhausted = True
+
+    async def _note(self, scan: _Scan, jobs: Sequence[GesJob]) -> None:
+        await self._snapshots(j.job_id for j in jobs)
+        for job in jobs:
+            if job.status != scan.status:
+                continue
+            scan.seen[job.job_id] = job
+            prev = self.known.get(job.job_id)
+            if prev is None or prev.job.status != scan.status:
+                scan.new_ids.add(job.job_id)
+
+    async def _follow_vanished(self) -> None:
+        listed = {j.job_id for j in self.jobs}
+        vanished = [s for job_id, s in self.active.items() if job_id not in listed]
+        # Jobs deleted from GES would cost a scan every tick: back off between lookups.
+        due: list[Snapshot] = []
+        for snap in vanished:
+            job_id = snap.job.job_id
+            next_try = self.cursor_in.get(f"{_VANISHED}{job_id}:next")
+            if next_try is not None and self.now.timestamp() < next_try:
+                self.missing.add(job_id)
+                self._keep_vanished(job_id)
+                continue
+            due.append(snap)
+        by_graph: dict[str | None, list[Snapshot]] = {}
+        for snap in due:
+            by_graph.setdefault(snap.job.graph, []).append(snap)
+        for graph, snaps in by_graph.items():
+            wanted = {s.job.job_id for s in snaps}
+            start = min((s.job.begin_time or s.first_seen).astimezone(UTC).date() for s in snaps) - timedelta(days=1)
+            query = ListQuery(graph_name=graph, start_date=start)
+            first = await self._page(query, 0)
+            wanted -= {j.job_id for j in first.jobs}
+            for offset in _page_offsets(first.job_count, self.p.page_size):
+                if not wanted:
+                    break
+                page = await self._page(query, offset)
+                wanted -= {j.job_id for j in page.jobs}
+            for job_id in wanted:
+                self.missing.add(job_id)
+                misses = self.cursor_in.get(f"{_VANISHED}{job_id}:misses", 0) + 1
+                wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
+                self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
+                self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
+
+    def _keep_vanished(self, job_id: str) -> None:
+        for suffix in (":misses", ":next"):
+            key = f"{_VANISHED}{job_id}{suffix}"
+            if key in self.cursor_in:
+                self.vanished_cursor[key] = self.cursor_in[key]
+
+    # --- diff and the next cursor ---
+
+    async def diff(self, *, baseline: bool) -> DiffResult:
+        await self._snapshots(j.job_id for j in self.jobs)
+        previous = {**self.active, **{k: v for k, v in self.known.items()}}
+        keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
+        outcomes: dict[tuple[str, str], Outcome] = {}
+        for chunk in _chunks(keys):
+            outcomes.update(await self.p.store.outcomes(self.p.alias, chunk))
+        backfill_since = self.now - self.p.backfill if self.p.backfill > timedelta(0) else None
+        return diff(
+            self.p.alias,
+            previous,
+            self.jobs,
+            outcomes,
+            self.now,
+            stuck_after=self.p.stuck_after,
+            baseline=baseline,
+            backfill_since=backfill_since,
+        )
+
+    def next_cursor(self, result: DiffResult) -> dict[str, int]:
+        after = {s.job.job_id: s.job.status for s in result.snapshots}
+
+        def known_as(ids: Collection[str], status: str) -> int:
+            return sum(1 for i in ids if after.get(i) == status)
+
+        cursor: dict[str, int] = dict(self.vanished_cursor)
+        for scan in self.scans:
+            if scan.full:
+                cursor[scan.key] = known_as(scan.seen, scan.status)
+            elif scan.remembered is not None:
+                value = scan.remembered + known_as(scan.new_ids, scan.status)
+                if scan.exhausted:
+                    value = max(value, known_as(scan.seen, scan.status))
+                cursor[scan.key] = value
+        return cursor
+
+
+async def run_tick(poller: Poller) -> TickReport | None:
+    """Run one tick and never raise (except cancellation): a failure is logged with the GES error
+    text and recorded with ``Store.record_poll_error``; the next interval retries."""
+    try:
+        return await poller.tick()
+    except Exception as exc:
+        text = describe_error(exc)
+        POLL_TICKS.labels(poller.alias, "error").inc()
+        log.error("poll of project %s failed: %s", poller.alias, text)
+        try:
+            await poller.store.record_poll_error(poller.alias, poller.clock(), text)
+        except Exception as store_exc:
+            log.error("could not record the poll error of %s: %s", poller.alias, describe_error(store_exc))
+        return None
+
+
+def schedule(
+    scheduler: Any,
+    pollers: Sequence[Poller],
+    interval: timedelta,
+    jitter: float = 0.0,
+) -> list[Any]:
+    """Add one APScheduler 3.x interval job per project (``AsyncIOScheduler``), first run at once.
+
+    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
+    missed runs collapse into one. ``jitter`` (seconds) spreads projects and replicas apart.
+    Returns the APScheduler jobs.
+    """
+    jobs = []
+    for poller in pollers:
+        jobs.append(
+            scheduler.add_job(
+                run_tick,
+                "interval",
+                args=[poller],
+                id=f"poll:{poller.alias}",
+                name=f"poll {poller.alias}",
+                seconds=interval.total_seconds(),
+                jitter=jitter or None,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval.total_seconds())),
+                next_run_time=datetime.now(UTC),
+                replace_existing=True,
+            )
+        )
+    return jobs
