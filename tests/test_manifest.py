@@ -24,7 +24,15 @@ HTTP = REPO / "manifest.http.yml"
 #: Bolt's default path for commands, interactivity and events alike (the runtime serves it there).
 EVENTS_PATH = "/slack/events"
 #: The least the bot needs; every extra scope is one more thing an admin must approve.
-MINIMAL_SCOPES = {"commands", "chat:write", "chat:write.public", "users:read", "im:write"}
+MINIMAL_SCOPES = {
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "users:read",
+    "im:write",
+    "channels:read",
+    "groups:read",
+}
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -428,30 +428,53 @@ def test_installed_package_comes_from_the_wheel_not_the_checkout(installed: Path
     assert Path(result.stdout.strip()).is_relative_to(installed), result.stdout
 
 
-def _subcommands() -> list[str]:
+def subcommands_in_help(text: str) -> list[str]:
+    """The subcommand names argparse lists under ``COMMAND`` in ``--help`` output."""
+    names: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == "COMMAND" or line.strip().startswith("{"):
+            inside = True
+            continue
+        if inside:
+            match = re.match(r"^ {4}(\S+)", line)
+            if match:
+                names.append(match.group(1))
+            elif line and not line.startswith(" " * 5):
+                break
+    return names
+
+
+def test_subcommands_in_help_reads_argparse_output() -> None:
     import argparse
 
-    from ges_bot.cli import build_parser
-
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return sorted(action.choices)
-    return []
+    parser = argparse.ArgumentParser(prog="ges-bot")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run the bot: poller, delivery and the Slack app (Socket Mode or HTTP) " * 2)
+    sub.add_parser("db", help="database")
+    parser.add_argument("--version", action="store_true")
+    assert subcommands_in_help(parser.format_help()) == ["run", "db"]
 
 
 def test_installed_ges_bot_help_lists_its_subcommands(installed: Path) -> None:
     result = _run(installed, "ges-bot", "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ges-bot"), result.stdout
-    subcommands = _subcommands()
-    if not subcommands:
+    # The CLI leaves out a subcommand whose module fails to import, so a module or data file
+    # missing from the wheel shows up as a subcommand the checkout has and the install lacks.
+    source = subprocess.run(
+        [sys.executable, "-m", "ges_bot", "--help"], check=False, capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert source.returncode == 0, source.stderr
+    expected = subcommands_in_help(source.stdout)
+    if not expected:
         pytest.skip("ges_bot.cli defines no subcommands yet")
-    missing = [name for name in subcommands if not re.search(rf"\b{re.escape(name)}\b", result.stdout)]
-    assert not missing, f"--help does not mention {missing}:\n{result.stdout}"
+    assert subcommands_in_help(result.stdout) == expected
     # The image's CMD is `ges-bot run`.
-    assert "run" in subcommands
+    assert "run" in expected
     run_help = _run(installed, "ges-bot", "run", "--help")
     assert run_help.returncode == 0, run_help.stderr
+    assert run_help.stdout.startswith("usage: ges-bot run")
 
 
 # --- deploy/compose.yml and the example config ------------------------------------------------------

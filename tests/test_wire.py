@@ -234,7 +234,10 @@ def test_list_tolerates_null_items_missing_list_and_string_count() -> None:
         ({"error_code": "GES.0001", "error_msg": "incorrect parameter"}, ("GES.0001", "incorrect parameter")),
         ({"errorCode": "GES.7007", "errorMessage": "job does not exist"}, ("GES.7007", "job does not exist")),
         ({"error_code": "APIG.0301", "error_msg": None}, ("APIG.0301", None)),
-        ({"error": {"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}}, ("401", "The username or password is wrong.")),
+        (
+            {"error": {"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}},
+            ("401", "The username or password is wrong."),
+        ),
         ({"job_count": 0}, (None, None)),
         ("<html>Bad Gateway</html>", (None, None)),
         (None, (None, None)),

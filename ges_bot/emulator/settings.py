@@ -36,7 +36,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,9 +69,9 @@ DEMO_AK = "EMULATORDEMOAK000001"
 DEMO_SK = "EmulatorDemoSecretKey0123456789abcdefghi"
 DEMO_DOMAIN = "demo-account"
 DEMO_USER = "demo-user"
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the emulator's own fake credential
 #: A static token (what ``GES_TOKEN`` users paste); real tokens also start with ``MII``.
-DEMO_TOKEN = "MIIEmulatorStaticDemoToken-0123456789abcdefghijklmnopqrstuvwxyz"
+DEMO_TOKEN = "MIIEmulatorStaticDemoToken-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105 - fake, printed on purpose
 
 Order = Literal["asc", "desc", "random"]
 DateField = Literal["begin_time", "end_time"]
@@ -86,7 +86,7 @@ def parse_zone(text: str) -> tzinfo:
     """``UTC``, an offset (``+08:00``, ``-0530``, ``UTC+8``) or an IANA name (``Asia/Shanghai``)."""
     value = text.strip()
     if value.upper() in ("UTC", "Z", "GMT"):
-        return timezone.utc
+        return UTC
     m = _OFFSET.match(value)
     if m:
         sign = -1 if m.group(1) == "-" else 1
@@ -238,20 +238,23 @@ class EmulatorSettings:
             raise ValueError(f"cannot change {', '.join(unknown)} at run time; changeable: {allowed}")
         coerced: dict[str, Any] = {}
         for name, value in changes.items():
+            number = not isinstance(value, bool) and isinstance(value, int | float)
             if name in ("max_limit", "default_limit", "project_mismatch_status"):
-                if isinstance(value, bool) or not isinstance(value, int):
+                if not number or not isinstance(value, int):
                     raise ValueError(f"{name} must be an integer")
+                coerced[name] = value
             elif name in ("token_lifetime_s", "max_clock_skew_s", "speed"):
-                if isinstance(value, bool) or not isinstance(value, int | float):
+                if not number:
                     raise ValueError(f"{name} must be a number")
-                value = float(value)
+                coerced[name] = float(value)
             elif name == "retention_s":
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                if value is not None and not number:
                     raise ValueError("retention_s must be a number of seconds or null")
-                value = None if value is None else float(value)
-            elif not isinstance(value, str):
+                coerced[name] = None if value is None else float(value)
+            elif isinstance(value, str):
+                coerced[name] = value
+            else:
                 raise ValueError(f"{name} must be a string")
-            coerced[name] = value
         return dataclasses.replace(self, **coerced)
 
     def public_view(self) -> dict[str, Any]:

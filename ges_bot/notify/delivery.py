@@ -218,9 +218,7 @@ class DeliveryWorker:
                 raise
             log.error("delivery: Slack refused outbox row %s (%s); re-sending as plain text", item.id, exc.error)
             posted = await self.gateway.post(delivery.channel, rendered.message.text, [])
-        job_names = tuple(
-            sorted({e.job.job_name or "" for e in delivery.events if e.kind in _FAILURE_KINDS})
-        )
+        job_names = tuple(sorted({e.job.job_name or "" for e in delivery.events if e.kind in _FAILURE_KINDS}))
         record = None
         if job_names:
             record = PostedMessage(
@@ -297,7 +295,10 @@ class DeliveryWorker:
         if item.attempts >= self.policy.max_attempts:
             log.error(
                 "delivery: giving up on outbox row %s to %s after %d attempts (last error %s)",
-                item.id, item.delivery.channel, item.attempts, exc.error,
+                item.id,
+                item.delivery.channel,
+                item.attempts,
+                exc.error,
             )
             metrics.SLACK_SENDS.labels("dead").inc()
             await self.store.mark_dead(item.id, f"gave up after {item.attempts} attempts: {exc.error}", now)
@@ -307,7 +308,11 @@ class DeliveryWorker:
             self._pause_channel(item.delivery.channel, exc.retry_after)
         log.warning(
             "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
-            item.id, item.delivery.channel, exc.error, item.attempts, delay,
+            item.id,
+            item.delivery.channel,
+            exc.error,
+            item.attempts,
+            delay,
         )
         metrics.SLACK_SENDS.labels("retry").inc()
         await self.store.mark_retry(item.id, exc.error, now + timedelta(seconds=delay))
@@ -322,7 +327,8 @@ class DeliveryWorker:
             log.critical(
                 "delivery: Slack rejects the bot token (%s); check SLACK_BOT_TOKEN and the app's scopes. "
                 "Alerts are kept and delivery resumes automatically; pausing %.0fs",
-                exc.error, self.policy.installation_pause_s,
+                exc.error,
+                self.policy.installation_pause_s,
             )
             await self.store.mark_retry(item.id, exc.error, self._paused_until)
             return
@@ -334,7 +340,9 @@ class DeliveryWorker:
         broken = await self.store.mark_channel_broken(item.delivery.channel, exc.error)
         log.error(
             "delivery: cannot post to channel %s (%s); its %d subscription(s) are marked broken",
-            item.delivery.channel, exc.error, len(broken),
+            item.delivery.channel,
+            exc.error,
+            len(broken),
         )
         await self._tell_subscribers(item.delivery, exc.error, broken)
 
@@ -343,7 +351,8 @@ class DeliveryWorker:
         if not people:
             log.error(
                 "delivery: no one to tell about channel %s (%s): fix the channel or the [[subscriptions]] in GES_BOT_CONFIG",
-                delivery.channel, error,
+                delivery.channel,
+                error,
             )
             return
         notice = render.render_broken_channel_notice(delivery.channel, error, [s.graph_pattern for s in subs])

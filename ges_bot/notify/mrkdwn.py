@@ -8,7 +8,8 @@ untrusted strings into mrkdwn itself:
 - :func:`code` / :func:`code_block` — untrusted text in a code span / block that stays inert
   (escaped, backticks neutralised, so it can neither format nor break out);
 - :func:`plain` — untrusted text for ``plain_text`` objects (inert by nature, only trimmed);
-- :func:`mention` — a user mention, only from a Slack-provided id that matches ``^[UW][A-Z0-9]+$``;
+- :func:`mention` / :func:`channel_link` — a user mention or channel link, only from a
+  Slack-provided id that looks like one (``^[UW][A-Z0-9]+$`` / ``^[CGD][A-Z0-9]+$``);
 - :func:`date_token` / :func:`duration` — times as Slack shows them in each reader's own zone;
 - :func:`mrkdwn_text` / :func:`plain_text` — text objects (mrkdwn ones with ``verbatim: true`` so
   Slack never auto-links URLs or auto-parses ``@here`` / ``#channel`` found in untrusted text).
@@ -37,6 +38,7 @@ from typing import Any
 __all__ = [
     "NOTHING",
     "Mrkdwn",
+    "channel_link",
     "code",
     "code_block",
     "date_token",
@@ -49,8 +51,8 @@ __all__ = [
     "plain",
     "plain_text",
     "slack_len",
-    "trusted",
     "truncate",
+    "trusted",
 ]
 
 #: Shown where a value is missing or empty.
@@ -58,6 +60,7 @@ NOTHING = "—"
 #: Replaces backticks inside code spans and blocks: a backtick there would end the span early.
 _BACKTICK_STANDIN = "ˋ"  # U+02CB MODIFIER LETTER GRAVE ACCENT: looks alike, formats nothing
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,40}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,40}")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 #: Characters that would end or corrupt a ``<!date^…|…>`` token if they appeared in its format.
 _DATE_FORMAT_FORBIDDEN = frozenset("<>|^")
@@ -185,6 +188,13 @@ def mention(user_id: str | None) -> Mrkdwn | None:
     if user_id is None or not _USER_ID.fullmatch(user_id):
         return None
     return Mrkdwn(f"<@{user_id}>")
+
+
+def channel_link(channel_id: str | None) -> Mrkdwn | None:
+    """``<#C…>`` for a Slack channel id that looks like one (``^[CGD][A-Z0-9]+$``), else ``None``."""
+    if channel_id is None or not _CHANNEL_ID.fullmatch(channel_id):
+        return None
+    return Mrkdwn(f"<#{channel_id}>")
 
 
 def _as_utc(dt: datetime) -> datetime:

@@ -24,19 +24,20 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _parse_time(value: object) -> datetime | None:
+def _parse_time(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value))
 
 
-def _float(value: float | None) -> float | None:
+def finite(value: float | None) -> float | None:
+    """``value``, or ``None`` when it is NaN or infinite (not storable in PostgreSQL JSON)."""
     return value if value is None or math.isfinite(value) else None
 
 
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
-def _opt_str(value: object) -> str | None:
+def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
@@ -84,7 +85,7 @@ def job_to_json(job: Job) -> JsonDict:
         "begin_time": _time(job.begin_time),
         "end_time": _time(job.end_time),
         "fail_reason": job.fail_reason,
-        "progress": _float(job.progress),
+        "progress": finite(job.progress),
         "files": files_to_json(job.files),
     }
 

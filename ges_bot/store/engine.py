@@ -3,8 +3,9 @@
 This module owns turning ``GES_BOT_DATABASE_URL`` into a SQLAlchemy ``AsyncEngine`` — SQLite through
 aiosqlite (WAL, ``busy_timeout``, foreign keys, explicit ``BEGIN``) or PostgreSQL through asyncpg
 (connect and command timeouts, ``pool_pre_ping`` so the pool recovers after the server restarts) —
-and describing a database to a person without its password. It knows no tables and runs no queries
-of its own beyond connection set-up.
+describing a database to a person without its password, and turning database and driver failures
+into :class:`~ges_bot.errors.StoreError` sentences that say what to check. It knows no tables and
+runs no queries of its own beyond connection set-up.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from ges_bot.errors import ConfigError
+from ges_bot.errors import ConfigError, StoreError
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -76,7 +78,9 @@ def database_url(url: str) -> str:
         if "sslmode" in query and "ssl" not in query:
             query["ssl"] = query.pop("sslmode")
         return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
-    raise ConfigError(f"GES_BOT_DATABASE_URL names a {backend!r} database; ges-bot supports SQLite and PostgreSQL: {_HOW_TO}")
+    raise ConfigError(
+        f"GES_BOT_DATABASE_URL names a {backend!r} database; ges-bot supports SQLite and PostgreSQL: {_HOW_TO}"
+    )
 
 
 def dialect_of(url: str) -> Dialect:
@@ -152,3 +156,44 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
+
+
+def store_error(exc: BaseException, where: str, dialect: str) -> StoreError:
+    """A :class:`StoreError` for a database or driver failure: what happened, where, what to check.
+
+    The SQL text and its parameters are left out (they can hold message contents); ``where`` is
+    already free of passwords.
+    """
+    reason = _reason(exc)
+    lowered = reason.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return StoreError(
+            f"the {where} has no ges-bot tables or an old schema ({reason}); run `ges-bot db upgrade` to migrate it"
+        )
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    unreachable = (
+        isinstance(exc, OSError | TimeoutError | PoolTimeoutError | OperationalError | InterfaceError)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        # connection exception, bad credentials, no such database, server shutting down or starting
+        or sqlstate.startswith(("08", "28", "3D", "57P"))
+    )
+    if dialect == "sqlite" and unreachable:
+        return StoreError(
+            f"cannot use the {where}: {reason}; check that its directory exists and is writable, "
+            "and that no other process keeps the file locked"
+        )
+    if unreachable:
+        return StoreError(
+            f"cannot reach the {where}: {reason}; check that PostgreSQL is running and accepts connections there, "
+            "and that GES_BOT_DATABASE_URL names the right host, port, database and user"
+        )
+    return StoreError(f"the {where} refused an operation: {reason}")
+
+
+def _reason(exc: BaseException) -> str:
+    inner: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        inner = exc.orig
+    # The first line only: SQLAlchemy appends the SQL text and its parameters below it.
+    text = str(inner).strip()
+    return text.splitlines()[0] if text else type(inner).__name__

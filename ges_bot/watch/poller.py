@@ -62,8 +62,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from ges_bot.config import ProjectSettings
-from ges_bot.domain import JobEvent, JobStatus, QueryStatus, Subscription
-from ges_bot.domain import Job as GesJob
+from ges_bot.domain import Job, JobEvent, JobStatus, QueryStatus, Subscription
 from ges_bot.errors import GesBotError
 from ges_bot.jobcenter.client import ListQuery, Page
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
@@ -85,6 +84,7 @@ _VANISHED = "vanished:"
 # Store calls with many ids are chunked: SQLite caps bound parameters per statement.
 _CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
+_DEFAULT_PAGE_SIZE = 100
 
 
 class JobSource(Protocol):
@@ -108,6 +108,8 @@ class TickReport:
     skipped: bool = False
     baseline: bool = False
     deliveries: int = 0
+    #: Outbox rows written (the delivery worker may be woken when non-empty).
+    outbox_ids: tuple[int, ...] = ()
     dry_run: bool = False
     #: Active jobs that could not be found anywhere this tick (deleted?).
     missing: tuple[str, ...] = ()
@@ -120,7 +122,7 @@ class _Scan:
     status: str
     key: str
     remembered: int | None
-    seen: dict[str, GesJob] = field(default_factory=dict)
+    seen: dict[str, Job] = field(default_factory=dict)
     new_ids: set[str] = field(default_factory=set)
     full: bool = False
     exhausted: bool = False
@@ -168,8 +170,8 @@ class Poller:
         backfill: timedelta = timedelta(0),
         clock: Callable[[], datetime] = utcnow,
         replica: str = "ges-bot",
-        lease_ttl: timedelta = timedelta(minutes=5),
-        page_size: int = 100,
+        lease_ttl: timedelta | float = timedelta(minutes=5),
+        page_size: int | None = None,
     ) -> None:
         self.project = project
         self.alias = project.alias
@@ -180,8 +182,9 @@ class Poller:
         self.backfill = backfill
         self.clock = clock
         self.replica = replica
-        self.lease_ttl = lease_ttl
-        self.page_size = page_size
+        self.lease_ttl = lease_ttl if isinstance(lease_ttl, timedelta) else timedelta(seconds=lease_ttl)
+        # The client's own page size when it has one, so the poller's offsets match its pages.
+        self.page_size: int = page_size or int(getattr(client, "page_size", 0) or _DEFAULT_PAGE_SIZE)
 
     @property
     def lease_name(self) -> str:
@@ -218,6 +221,7 @@ class Poller:
             duration=duration,
             baseline=report.baseline,
             deliveries=report.deliveries,
+            outbox_ids=report.outbox_ids,
             dry_run=dry_run,
             missing=report.missing,
         )
@@ -278,6 +282,7 @@ class Poller:
             events=commit.new_events,
             baseline=baseline,
             deliveries=len(commit.outbox_ids),
+            outbox_ids=commit.outbox_ids,
             missing=tuple(sorted(tick.missing)),
         )
 
@@ -288,7 +293,7 @@ class _TickWork:
     def __init__(self, poller: Poller, now: datetime) -> None:
         self.p = poller
         self.now = now
-        self.jobs: list[GesJob] = []
+        self.jobs: list[Job] = []
         self.known: dict[str, Snapshot] = {}
         self.looked_up: set[str] = set()
         self.active: dict[str, Snapshot] = {}
@@ -300,22 +305,22 @@ class _TickWork:
     # --- GES ---
 
     async def _page(self, query: ListQuery, offset: int) -> Page:
-        page = await self.p.client.list_page(query, offset, self.p.page_size)
-        self.jobs.extend(page.jobs)
-        return page
+        return await self.p.client.list_page(query, offset, self.p.page_size)
 
-    async def _list_all(self, query: ListQuery) -> list[GesJob]:
+    async def _list_all(self, query: ListQuery) -> None:
+        """Every page of ``query``; everything listed goes to diff."""
         first = await self._page(query, 0)
-        found = list(first.jobs)
+        self.jobs.extend(first.jobs)
         count = first.job_count
         offset = self.p.page_size
         while offset < count:
             page = await self._page(query, offset)
-            found.extend(page.jobs)
-            # The count may move while paging; follow the latest one.
-            count = max(count, page.job_count) if page.jobs else min(count, page.job_count)
+            if not page.jobs:
+                break
+            self.jobs.extend(page.jobs)
+            # The count may move while paging; follow the latest.
+            count = page.job_count
             offset += self.p.page_size
-        return found
 
     # --- store ---
 
@@ -339,7 +344,11 @@ class _TickWork:
         since = min(self.now, state.last_success_at or self.now)
         start = since.astimezone(UTC).date() - timedelta(days=1)
         self.scans = [
-            _Scan(status=JobStatus(s.value), key=f"{s.value}@{start.isoformat()}", remembered=self.cursor_in.get(f"{s.value}@{start.isoformat()}"))
+            _Scan(
+                status=JobStatus(s.value),
+                key=f"{s.value}@{start.isoformat()}",
+                remembered=self.cursor_in.get(f"{s.value}@{start.isoformat()}"),
+            )
             for s in TERMINAL_QUERIES
         ]
         await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
@@ -348,32 +357,33 @@ class _TickWork:
     async def _scan_terminal(self, scan: _Scan, start: date) -> None:
         query = ListQuery(status=QueryStatus(scan.status), start_date=start)
         first = await self._page(query, 0)
+        await self._note(scan, first.jobs)
         count = first.job_count
         if scan.remembered is not None and count == scan.remembered:
-            await self._note(scan, first.jobs)
             return
         scan.full = scan.remembered is None or count < scan.remembered
         need = 0 if scan.full else count - (scan.remembered or 0)
-        await self._note(scan, first.jobs)
-        offsets = _page_offsets(count, self.p.page_size)
-        for i, offset in enumerate(offsets):
+        for offset in _page_offsets(count, self.p.page_size):
             if not scan.full and len(scan.new_ids) >= need:
                 return
             page = await self._page(query, offset)
             await self._note(scan, page.jobs)
-            if i == len(offsets) - 1:
-                scan.exhausted = True
         scan.exhausted = True
 
-    async def _note(self, scan: _Scan, jobs: Sequence[GesJob]) -> None:
+    async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
+        """Record a terminal page: which of its jobs the store does not know in that status yet.
+        Only those go to diff (the rest would be a last_seen update and a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
         for job in jobs:
             if job.status != scan.status:
+                # Not what we asked for: let diff judge it, but it says nothing about the count.
+                self.jobs.append(job)
                 continue
             scan.seen[job.job_id] = job
             prev = self.known.get(job.job_id)
             if prev is None or prev.job.status != scan.status:
                 scan.new_ids.add(job.job_id)
+                self.jobs.append(job)
 
     async def _follow_vanished(self) -> None:
         listed = {j.job_id for j in self.jobs}
@@ -396,18 +406,25 @@ class _TickWork:
             start = min((s.job.begin_time or s.first_seen).astimezone(UTC).date() for s in snaps) - timedelta(days=1)
             query = ListQuery(graph_name=graph, start_date=start)
             first = await self._page(query, 0)
-            wanted -= {j.job_id for j in first.jobs}
+            self._take_wanted(wanted, first.jobs)
             for offset in _page_offsets(first.job_count, self.p.page_size):
                 if not wanted:
                     break
-                page = await self._page(query, offset)
-                wanted -= {j.job_id for j in page.jobs}
+                self._take_wanted(wanted, (await self._page(query, offset)).jobs)
             for job_id in wanted:
                 self.missing.add(job_id)
                 misses = self.cursor_in.get(f"{_VANISHED}{job_id}:misses", 0) + 1
                 wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
                 self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
                 self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
+
+    def _take_wanted(self, wanted: set[str], jobs: Sequence[Job]) -> None:
+        # Only the jobs looked for go to diff: the rest of the graph's history is not this
+        # step's business (the terminal lists own finding new jobs).
+        for job in jobs:
+            if job.job_id in wanted:
+                wanted.discard(job.job_id)
+                self.jobs.append(job)
 
     def _keep_vanished(self, job_id: str) -> None:
         for suffix in (":misses", ":next"):
@@ -419,7 +436,7 @@ class _TickWork:
 
     async def diff(self, *, baseline: bool) -> DiffResult:
         await self._snapshots(j.job_id for j in self.jobs)
-        previous = {**self.active, **{k: v for k, v in self.known.items()}}
+        previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
         outcomes: dict[tuple[str, str], Outcome] = {}
         for chunk in _chunks(keys):

@@ -1,0 +1,463 @@
+"""``JobCenterClient``: the one way ges-bot talks to a GES job center.
+
+This module owns the HTTP conversation with one GES project: the typed query (:class:`ListQuery`),
+paging (every page, de-duplicated, fetched concurrently once the count is known, adapting to a
+server that caps ``limit``, following a list that grows while it is read), retries (capped
+exponential backoff with full jitter, on 408/429/5xx, timeouts, connection errors and unreadable
+bodies) and the mapping of failures onto :mod:`ges_bot.errors`. It turns JSON into domain types
+only through :mod:`ges_bot.jobcenter.wire` and authenticates only through
+:mod:`ges_bot.jobcenter.auth`. It decides nothing about events and keeps no state between calls
+beyond the connection pool, the cached IAM token and :attr:`JobCenterClient.requests_sent`.
+
+Several projects are several clients; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, urlencode
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ges_bot.config import ProjectSettings
+from ges_bot.domain import Job, JobStatus, QueryStatus
+from ges_bot.errors import ApiError, AuthError, JobCenterError, QueryError, ResponseError, TransportError
+from ges_bot.jobcenter.auth import Clock, auth_for, utc_now
+from ges_bot.jobcenter.wire import parse_error_body, parse_job, parse_job_list
+
+__all__ = ["JobCenterClient", "JobList", "ListQuery", "Page"]
+
+log = logging.getLogger(__name__)
+
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_STATUS_WORDS: dict[str, QueryStatus] = {s.value.lower(): s for s in QueryStatus}
+_STATUS_WORDS[JobStatus.PENDING.value] = QueryStatus.WAITING
+_ACCEPTED_STATUSES = "running, waiting (or pending), success, partiallyFailed, failed"
+#: How much of an unreadable body an error message quotes.
+_SNIPPET = 120
+
+
+def _status(value: str) -> QueryStatus:
+    found = _STATUS_WORDS.get(str(value).strip().lower().replace("_", "").replace("-", ""))
+    if found is None:
+        raise QueryError(f"unknown job status {value!r}; use one of: {_ACCEPTED_STATUSES}")
+    return found
+
+
+def _date(value: date | str, what: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if _DATE_RE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise QueryError(f"{what} {value!r} is not a date in the form yyyy-MM-dd (e.g. 2026-11-01)")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters of ``GET /v2/{project_id}/graphs/jobs``, validated before anything is sent.
+
+    ``status`` is in the *request* vocabulary; the response word ``pending`` is accepted and
+    becomes ``waiting``. The job center filters by dates only (``yyyy-MM-dd``), inclusive; which
+    of a job's times it compares is not documented, so callers should not rely on it.
+    """
+
+    status: str | None = None
+    graph_name: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise in place once, so every ListQuery in the program is valid.
+        if self.status is not None:
+            object.__setattr__(self, "status", _status(self.status))
+        if self.graph_name is not None and not str(self.graph_name).strip():
+            object.__setattr__(self, "graph_name", None)
+        if self.start_date is not None:
+            object.__setattr__(self, "start_date", _date(self.start_date, "start date"))
+        if self.end_date is not None:
+            object.__setattr__(self, "end_date", _date(self.end_date, "end date"))
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise QueryError(f"start date {self.start_date} is after end date {self.end_date}")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        status: str | None = None,
+        graph_name: str | None = None,
+        graph: str | None = None,
+        start: date | str | None = None,
+        end: date | str | None = None,
+    ) -> ListQuery:
+        """A query from loose input (strings from a user or a config file); ``QueryError`` names
+        the bad value and what is accepted. ``graph`` is an alias of ``graph_name``."""
+        if graph is not None and graph_name is not None and graph != graph_name:
+            raise QueryError(f"give the graph once (graph={graph!r}, graph_name={graph_name!r})")
+        return cls(
+            status=status,
+            graph_name=graph_name if graph_name is not None else graph,
+            start_date=_date(start, "start date") if start is not None and start != "" else None,
+            end_date=_date(end, "end date") if end is not None and end != "" else None,
+        )
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query parameters, without offset and limit."""
+        out: list[tuple[str, str]] = []
+        if self.graph_name is not None:
+            out.append(("graph_name", self.graph_name))
+        if self.status is not None:
+            out.append(("status", str(self.status)))
+        if self.start_date is not None:
+            out.append(("start_time", self.start_date.isoformat()))
+        if self.end_date is not None:
+            out.append(("end_time", self.end_date.isoformat()))
+        return out
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of the list API: what it said the total is, and the jobs at ``offset``."""
+
+    job_count: int | None
+    jobs: list[Job]
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class JobList:
+    """Every job of a query, each ``job_id`` once; ``job_count`` is the last count GES reported."""
+
+    job_count: int | None
+    jobs: list[Job] = field(default_factory=list)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, JobCenterError) and bool(exc.retryable)
+
+
+class JobCenterClient:
+    """Async client of one GES project's job center. Use as ``async with`` or call :meth:`aclose`.
+
+    ``concurrency`` bounds the pages fetched at once (1 = one after another). Each request is
+    tried at most ``1 + max_retries`` times; the wait before retry *n* is uniform in
+    ``[0, min(backoff_cap, backoff_base * 2**(n-1))]`` seconds.
+    """
+
+    def __init__(
+        self,
+        project: ProjectSettings,
+        *,
+        page_size: int = 100,
+        concurrency: int = 4,
+        timeout: float = 10.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        auth: httpx.Auth | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self.project = project
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        #: HTTP requests sent to GES (every attempt, every page, every re-authenticated retry;
+        #: not the IAM token requests).
+        self.requests_sent = 0
+        self.auth = auth or auth_for(project, clock=clock, timeout=timeout, transport=transport)
+        self._prefix = f"/v2/{quote(project.project_id, safe='')}"
+        self._http = httpx.AsyncClient(
+            base_url=project.endpoint,
+            auth=self.auth,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "ges-bot"},
+            event_hooks={"request": [self._count_request]},
+        )
+
+    def __repr__(self) -> str:
+        return f"JobCenterClient(alias={self.project.alias!r}, endpoint={self.project.endpoint!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        closer = getattr(self.auth, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        self.requests_sent += 1
+
+    # --- the API ---------------------------------------------------------------------------
+
+    async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page:
+        """One page of the job list: ``limit`` jobs from ``offset`` (GES may return fewer)."""
+        if offset < 0:
+            raise QueryError(f"offset {offset} is negative")
+        if limit < 1:
+            raise QueryError(f"limit {limit} must be at least 1")
+        params = [*query.params(), ("offset", str(offset)), ("limit", str(limit))]
+        body = await self._get_json(f"{self._prefix}/graphs/jobs", params)
+        try:
+            count, jobs = parse_job_list(body)
+        except ResponseError as exc:
+            raise ResponseError(f"GES's job list (offset {offset}) could not be read: {exc}") from None
+        return Page(job_count=count, jobs=jobs, offset=offset, limit=limit)
+
+    async def iter_pages(self, query: ListQuery | None = None) -> AsyncIterator[Page]:
+        """Every page of ``query``, in the order they arrive (not necessarily by offset).
+
+        Page 1 gives ``job_count`` (and, if GES answers fewer jobs than asked while the count says
+        there are more, the server's own page size). The remaining pages are then fetched at
+        once, at most ``concurrency`` in flight. If fewer distinct jobs than the last reported
+        count came back — the list grew or shifted while it was read — pages past the end are
+        read one by one until an empty one. Without a ``job_count``, pages are read one after
+        another until an empty one.
+        """
+        query = query or ListQuery()
+        seen: set[str] = set()
+
+        def absorb(page: Page) -> int:
+            before = len(seen)
+            seen.update(j.job_id for j in page.jobs)
+            return len(seen) - before
+
+        first = await self.list_page(query, 0, self.page_size)
+        yield first
+        absorb(first)
+        if not first.jobs:
+            return
+        count = first.job_count
+        step = self.page_size
+        if len(first.jobs) < self.page_size and (count is None or count > len(first.jobs)):
+            # The server caps limit below what we asked (or the list is short: then the next
+            # page is empty and we stop).
+            step = len(first.jobs)
+            log.debug(
+                "GES %s answered %d jobs for limit %d; paging by %d", self.project.alias, step, self.page_size, step
+            )
+
+        if count is None:
+            async for page in self._walk(query, step, step, seen, target=None):
+                yield page
+            return
+
+        latest = count
+        async for page in self._fetch(query, range(step, count, step), step):
+            yield page
+            absorb(page)
+            if page.job_count is not None:
+                latest = page.job_count
+        if len(seen) < latest:
+            pages = -(-count // step)
+            log.info(
+                "GES %s: %d distinct jobs after %d pages but job_count is %d; reading past the end",
+                self.project.alias,
+                len(seen),
+                pages,
+                latest,
+            )
+            async for page in self._walk(query, pages * step, step, seen, target=latest):
+                yield page
+
+    async def _fetch(self, query: ListQuery, offsets: Sequence[int], limit: int) -> AsyncIterator[Page]:
+        """The pages at ``offsets``, at most ``concurrency`` in flight, as they complete."""
+        if self.concurrency == 1 or len(offsets) <= 1:
+            for offset in offsets:
+                page = await self.list_page(query, offset, limit)
+                yield page
+                if not page.jobs:
+                    return  # the list shrank; later pages are empty too
+            return
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(offset: int) -> Page:
+            async with gate:
+                return await self.list_page(query, offset, limit)
+
+        tasks = [asyncio.create_task(one(offset)) for offset in offsets]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            # An error (or a consumer that stops early) abandons the rest.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _walk(
+        self, query: ListQuery, offset: int, step: int, seen: set[str], *, target: int | None
+    ) -> AsyncIterator[Page]:
+        """Pages from ``offset`` one by one until an empty page, a page of nothing new (a server
+        ignoring offset must not keep us here forever) or — when a ``target`` count is known, and
+        followed as GES updates it — until that many distinct jobs were seen."""
+        while True:
+            page = await self.list_page(query, offset, step)
+            yield page
+            new = {j.job_id for j in page.jobs} - seen
+            seen.update(new)
+            if not page.jobs:
+                return
+            if not new:
+                log.warning(
+                    "GES %s: the page at offset %d held only jobs already seen; stopping", self.project.alias, offset
+                )
+                return
+            if target is not None:
+                target = page.job_count if page.job_count is not None else target
+                if len(seen) >= target:
+                    return
+                offset += step
+            else:
+                offset += len(page.jobs)
+
+    async def list_jobs(self, query: ListQuery | None = None) -> JobList:
+        """Every job of ``query``, each ``job_id`` once (the copy received last wins)."""
+        jobs: dict[str, Job] = {}
+        count: int | None = None
+        async for page in self.iter_pages(query):
+            for job in page.jobs:
+                jobs.pop(job.job_id, None)
+                jobs[job.job_id] = job
+            if page.job_count is not None:
+                count = page.job_count
+        return JobList(job_count=count, jobs=list(jobs.values()))
+
+    async def job_status(self, graph_id: str, job_id: str) -> Job:
+        """One job by graph id and job id (``GET …/graphs/{graph_id}/jobs/{job_id}/status``)."""
+        if not graph_id or not job_id:
+            raise QueryError("job_status needs both a graph id and a job id")
+        path = f"{self._prefix}/graphs/{quote(graph_id, safe='')}/jobs/{quote(job_id, safe='')}/status"
+        body = await self._get_json(path, [])
+        if not isinstance(body, dict):
+            raise ResponseError(f"GES's status of job {job_id} is a {type(body).__name__}, not a JSON object")
+        try:
+            return parse_job({"job_id": job_id, **body})
+        except ResponseError as exc:
+            raise ResponseError(f"GES's status of job {job_id} could not be read: {exc}") from None
+
+    # --- one request, retried ------------------------------------------------------------
+
+    async def _get_json(self, path: str, params: list[tuple[str, str]]) -> Any:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_cap),
+            retry=retry_if_exception(_retryable),
+            before_sleep=lambda state: self._log_retry(state, path, params),
+            sleep=asyncio.sleep,
+            reraise=True,
+        )
+        return await retrying(self._get_once, path, params)
+
+    def _log_retry(self, state: RetryCallState, path: str, params: Iterable[tuple[str, str]]) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        target = f"{path}?{urlencode(list(params))}" if params else path
+        log.warning(
+            "GES %s: GET %s failed (attempt %d of %d): %s; retrying in %.2fs",
+            self.project.alias,
+            target,
+            state.attempt_number,
+            self.max_retries + 1,
+            error,
+            delay,
+        )
+
+    async def _get_once(self, path: str, params: list[tuple[str, str]]) -> Any:
+        request = self._http.build_request("GET", path, params=tuple(params))
+        where = f"GET {path}"
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise TransportError(
+                f"GES at {self.project.endpoint} did not answer {where} within {self.timeout:g}s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"could not reach GES at {self.project.endpoint} ({where}): {exc or type(exc).__name__}"
+            ) from None
+        status = response.status_code
+        request_id = response.headers.get("X-Request-Id")
+        try:
+            try:
+                raw = await response.aread()
+            except httpx.TimeoutException:
+                raise TransportError(
+                    f"GES at {self.project.endpoint} stopped sending its answer to {where} (HTTP {status}) "
+                    f"for more than {self.timeout:g}s"
+                ) from None
+            except httpx.TransportError as exc:
+                raise ResponseError(
+                    f"GES's answer to {where} (HTTP {status}) was cut short: {exc or type(exc).__name__}",
+                    http_status=status,
+                    request_id=request_id,
+                ) from None
+        finally:
+            await response.aclose()
+
+        if not 200 <= status < 300:
+            raise self._api_error(response, raw, request_id)
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ResponseError(
+                f"GES answered {where} with HTTP {status} but {_describe_unreadable(response, raw, exc)}",
+                http_status=status,
+                request_id=request_id,
+            ) from None
+
+    @staticmethod
+    def _api_error(response: httpx.Response, raw: bytes, request_id: str | None) -> ApiError:
+        try:
+            code, msg = parse_error_body(json.loads(raw))
+        except (ValueError, UnicodeDecodeError):
+            code, msg = None, None
+        if code is None and msg is None:
+            msg = response.reason_phrase or None
+        cls = AuthError if response.status_code in (401, 403) else ApiError
+        return cls(response.status_code, code, msg, request_id)
+
+
+def _describe_unreadable(response: httpx.Response, raw: bytes, exc: Exception) -> str:
+    kind = response.headers.get("Content-Type", "no content type")
+    if not raw.strip():
+        return f"an empty body ({kind})"
+    text = raw[:_SNIPPET].decode("utf-8", errors="replace")
+    if raw.lstrip()[:1] in (b"{", b"["):
+        return f"JSON that is cut short or malformed ({exc}; {len(raw)} bytes, {kind})"
+    return f"a body that is not JSON ({kind}, {len(raw)} bytes, starting {text!r})"

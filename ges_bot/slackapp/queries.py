@@ -1,0 +1,419 @@
+"""Answering ``/gesjobs`` questions: the live job center first, the bot's snapshots when GES is down.
+
+This module owns how a parsed :class:`~ges_bot.slackapp.commands.Query` or
+:class:`~ges_bot.slackapp.commands.JobDetail` becomes jobs:
+
+- the range is resolved in the asker's zone and widened to GES's day-granular date filter
+  (:func:`~ges_bot.slackapp.commands.ges_date_window`); the job center is asked with the narrowest
+  filters it understands (one request stream per status, concurrently; ``graph_name`` only for an
+  exact name), and the answer is then filtered exactly here (glob patterns, ``type``, the range:
+  a job is in range when its ``end_time`` — or ``begin_time`` while it has none — falls inside);
+- when GES is unreachable (no answer in time, a transport error, an unreadable or retryable
+  answer) the same question goes to the store's snapshots, and the answer says so and how old
+  they are; any other GES error (credentials, a rejected query) becomes a sentence a person can
+  act on, never a traceback.
+
+It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`QueryProblem`);
+``slackapp.views`` turns them into Block Kit. It must not render, ack, or talk to Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from ges_bot.domain import Job
+from ges_bot.errors import (
+    ApiError,
+    AuthError,
+    JobCenterError,
+    QueryError,
+    ResponseError,
+    StoreError,
+    TransportError,
+)
+from ges_bot.jobcenter.client import JobCenterClient, ListQuery
+from ges_bot.services import Services
+from ges_bot.slackapp.commands import JobDetail, Query, ges_date_window, resolve
+from ges_bot.store.api import JobQuery, Snapshot
+
+__all__ = [
+    "FoundJob",
+    "JobLookup",
+    "JobsAnswer",
+    "QueryProblem",
+    "QueryRunner",
+    "Source",
+    "SourceKind",
+    "in_range",
+    "is_glob",
+    "is_unreachable",
+    "job_time",
+]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: A job that ended inside the range may have begun before it; snapshots are selected by their
+#: begin time, so the store is asked this much further back and the answer filtered exactly.
+SNAPSHOT_LOOKBACK = timedelta(days=3)
+#: At most this many snapshots per project answer one question (the answer says when it was cut).
+MAX_SNAPSHOT_ROWS = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SourceKind(StrEnum):
+    LIVE = "live"
+    SNAPSHOTS = "snapshots"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one project's part of an answer came from.
+
+    ``reason`` says why GES was not used (for ``snapshots``) or what went wrong (for ``error``);
+    ``as_of`` is the last successful poll behind the snapshots. Both are sentences for people
+    and may quote GES (untrusted: views escape them).
+    """
+
+    project: str
+    kind: SourceKind
+    reason: str | None = None
+    as_of: datetime | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FoundJob:
+    project: str
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class JobsAnswer:
+    """Every job matching a query, newest first, and where each project's part came from."""
+
+    query: Query
+    zone: str
+    start: datetime | None
+    end: datetime | None
+    jobs: tuple[FoundJob, ...]
+    sources: tuple[Source, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Jobs per status (statuses as GES answered them)."""
+        return dict(Counter(found.job.status for found in self.jobs))
+
+    @property
+    def failed_sources(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind is SourceKind.ERROR)
+
+    @property
+    def snapshot_sources(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind is SourceKind.SNAPSHOTS)
+
+
+@dataclass(frozen=True, slots=True)
+class JobLookup:
+    """One job for ``/gesjobs job <id>`` and where its state came from."""
+
+    project: str
+    job: Job
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class QueryProblem:
+    """The question could not be answered; ``message`` says why and what to do (plain text)."""
+
+    message: str
+    choices: tuple[str, ...] = field(default_factory=tuple)
+
+
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means GES could not be reached (so snapshots may stand in for it)."""
+    if isinstance(exc, TimeoutError | TransportError | ResponseError):
+        return True
+    return isinstance(exc, ApiError) and not isinstance(exc, AuthError) and exc.retryable
+
+
+def job_time(job: Job) -> datetime | None:
+    """The instant a job is placed at: when it ended, or when it began while it has no end."""
+    return job.end_time if job.end_time is not None else job.begin_time
+
+
+def in_range(job: Job, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the job falls in ``[start, end)`` (no bounds: always)."""
+    if start is None and end is None:
+        return True
+    when = job_time(job)
+    if when is None:
+        return False
+    return (start is None or when >= start) and (end is None or when < end)
+
+
+def _newest_first(found: Iterable[FoundJob]) -> list[FoundJob]:
+    return sorted(found, key=lambda f: (job_time(f.job) or _EPOCH, f.job.job_id), reverse=True)
+
+
+def _describe_unreachable(alias: str, exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"GES (project {alias}) did not answer within {timeout_s:g}s"
+    return f"GES (project {alias}) is unreachable: {exc}"
+
+
+def _describe_failure(alias: str, exc: JobCenterError) -> str:
+    """A sentence for a GES error that is not about reachability."""
+    if isinstance(exc, AuthError):
+        return (
+            f"GES refused the bot's credentials for project {alias} ({exc}). "
+            "Whoever runs the bot should check its token, AK/SK or IAM user and the project id (`ges-bot check`)."
+        )
+    if isinstance(exc, QueryError):
+        return f"That question cannot be sent to GES: {exc}."
+    if isinstance(exc, ApiError):
+        return f"GES (project {alias}) rejected the query: {exc}."
+    return f"Asking GES (project {alias}) failed: {exc}."
+
+
+async def _first_error_cancels(calls: Sequence[Callable[[], Awaitable[_T]]]) -> list[_T]:
+    """Run ``calls`` concurrently; the first failure cancels the rest and is raised as itself."""
+    if len(calls) == 1:
+        return [await calls[0]()]
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class QueryRunner:
+    """Runs ``/gesjobs`` questions against the services' job-center clients and store.
+
+    ``live_timeout_s`` bounds how long a question waits for the live job center before it is
+    answered from snapshots (the client's own retries included); ``search_timeout_s`` bounds
+    paging through a whole job list to find a job the bot has never seen.
+    """
+
+    def __init__(self, services: Services, *, live_timeout_s: float = 8.0, search_timeout_s: float = 20.0) -> None:
+        self.services = services
+        self.live_timeout_s = live_timeout_s
+        self.search_timeout_s = search_timeout_s
+
+    # --- which projects --------------------------------------------------------------------
+
+    def _projects(self, alias: str | None) -> list[tuple[str, JobCenterClient]] | QueryProblem:
+        clients = self.services.clients
+        if not clients:
+            return QueryProblem("The bot watches no GES project yet; whoever runs it should configure one.")
+        if alias is None:
+            return list(clients.items())
+        if alias not in clients:
+            return unknown_project(alias, tuple(clients))
+        return [(alias, clients[alias])]
+
+    # --- lists of jobs ---------------------------------------------------------------------
+
+    async def jobs(self, query: Query, *, now: datetime, zone: ZoneInfo) -> JobsAnswer | QueryProblem:
+        """Every job matching ``query`` (``today`` & co. in ``zone``), newest first."""
+        projects = self._projects(query.project)
+        if isinstance(projects, QueryProblem):
+            return projects
+        start: datetime | None = None
+        end: datetime | None = None
+        if query.range is not None:
+            start, end = resolve(query.range, now, zone)
+        parts = await asyncio.gather(*(self._project_jobs(alias, client, query, start, end) for alias, client in projects))
+        sources = tuple(source for source, _ in parts)
+        found = _newest_first(f for _, jobs in parts for f in jobs)
+        return JobsAnswer(query=query, zone=zone.key, start=start, end=end, jobs=tuple(found), sources=sources)
+
+    async def _project_jobs(
+        self, alias: str, client: JobCenterClient, query: Query, start: datetime | None, end: datetime | None
+    ) -> tuple[Source, list[FoundJob]]:
+        try:
+            async with asyncio.timeout(self.live_timeout_s):
+                jobs = await self._live_jobs(client, query, start, end)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                if isinstance(exc, JobCenterError):
+                    log.warning("/gesjobs: GES %s refused a query: %s", alias, exc)
+                    return Source(alias, SourceKind.ERROR, reason=_describe_failure(alias, exc)), []
+                raise
+            reason = _describe_unreachable(alias, exc, self.live_timeout_s)
+            log.warning("/gesjobs: %s; answering from snapshots", reason)
+            return await self._snapshot_jobs(alias, query, start, end, reason)
+        return Source(alias, SourceKind.LIVE), [FoundJob(alias, job) for job in jobs]
+
+    async def _live_jobs(
+        self, client: JobCenterClient, query: Query, start: datetime | None, end: datetime | None
+    ) -> list[Job]:
+        graph_name = query.graph if query.graph is not None and not is_glob(query.graph) else None
+        start_date = end_date = None
+        if start is not None and end is not None:
+            start_date, end_date = ges_date_window(start, end)
+        statuses: list[str | None] = list(sorted(query.statuses)) or [None]
+        requests = [
+            ListQuery(status=status, graph_name=graph_name, start_date=start_date, end_date=end_date)
+            for status in statuses
+        ]
+        lists = await _first_error_cancels([lambda q=q: client.list_jobs(q) for q in requests])  # type: ignore[misc]
+        seen: dict[str, Job] = {}
+        for job_list in lists:
+            for job in job_list.jobs:
+                seen[job.job_id] = job
+        return [job for job in seen.values() if self._matches(job, query, start, end)]
+
+    @staticmethod
+    def _matches(job: Job, query: Query, start: datetime | None, end: datetime | None) -> bool:
+        # GES filtered coarsely (or not at all); this is the exact answer to the question asked.
+        if query.statuses and job.status not in query.statuses:
+            return False
+        if query.graph is not None:
+            from ges_bot.domain import graph_matches
+
+            if not graph_matches(query.graph, job.graph or ""):
+                return False
+        if query.job_name is not None and (job.job_name or "") != query.job_name:
+            return False
+        return in_range(job, start, end)
+
+    async def _snapshot_jobs(
+        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str
+    ) -> tuple[Source, list[FoundJob]]:
+        store = self.services.store
+        try:
+            rows = await store.query_jobs(
+                JobQuery(
+                    project=alias,
+                    statuses=frozenset(query.statuses),
+                    graph_pattern=query.graph,
+                    job_name=query.job_name,
+                    since=start - SNAPSHOT_LOOKBACK if start is not None else None,
+                    until=end,
+                    limit=MAX_SNAPSHOT_ROWS,
+                )
+            )
+            state = await store.poll_state(alias)
+        except StoreError as exc:
+            log.error("/gesjobs: %s, and the database failed too: %s", reason, exc)
+            return Source(
+                alias, SourceKind.ERROR, reason=f"{reason}, and the bot's own records could not be read either"
+            ), []
+        as_of = state.last_success_at if state is not None else None
+        jobs = [FoundJob(alias, s.job) for s in rows if self._matches(s.job, query, start, end)]
+        source = Source(
+            alias, SourceKind.SNAPSHOTS, reason=reason, as_of=as_of, truncated=len(rows) >= MAX_SNAPSHOT_ROWS
+        )
+        return source, jobs
+
+    # --- one job ---------------------------------------------------------------------------
+
+    async def job(self, command: JobDetail) -> JobLookup | QueryProblem:
+        """One job by id: its snapshot tells graph and begin date, GES tells its current state."""
+        projects = self._projects(command.project)
+        if isinstance(projects, QueryProblem):
+            return projects
+        snapshot = await self._known_snapshot(command.job_id, command.project)
+        if snapshot is not None and snapshot.project in self.services.clients:
+            return await self._refresh(snapshot)
+        return await self._search(command.job_id, projects)
+
+    async def _known_snapshot(self, job_id: str, project: str | None) -> Snapshot | None:
+        try:
+            rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=10))
+        except StoreError as exc:
+            log.warning("/gesjobs job: could not read snapshots (%s); asking GES only", exc)
+            return None
+        return max(rows, key=lambda s: s.last_seen) if rows else None
+
+    async def _refresh(self, snapshot: Snapshot) -> JobLookup:
+        alias = snapshot.project
+        client = self.services.clients[alias]
+        known = snapshot.job
+        began = known.begin_time or snapshot.first_seen
+        query = ListQuery(
+            graph_name=known.graph or None,
+            # One day of slack: GES's date filter has day granularity in an undocumented zone.
+            start_date=(began.astimezone(UTC) - timedelta(days=1)).date(),
+        )
+        try:
+            async with asyncio.timeout(self.live_timeout_s):
+                found = await self._first_in_pages(client, query, known.job_id)
+        except Exception as exc:
+            if is_unreachable(exc):
+                reason = _describe_unreachable(alias, exc, self.live_timeout_s)
+            elif isinstance(exc, JobCenterError):
+                reason = _describe_failure(alias, exc)
+            else:
+                raise
+            log.warning("/gesjobs job: %s; showing the snapshot", reason)
+            return JobLookup(alias, known, Source(alias, SourceKind.SNAPSHOTS, reason=reason, as_of=snapshot.last_seen))
+        if found is None:
+            reason = "GES no longer lists this job"
+            return JobLookup(alias, known, Source(alias, SourceKind.SNAPSHOTS, reason=reason, as_of=snapshot.last_seen))
+        return JobLookup(alias, found, Source(alias, SourceKind.LIVE))
+
+    async def _search(self, job_id: str, projects: list[tuple[str, JobCenterClient]]) -> JobLookup | QueryProblem:
+        problems: list[str] = []
+        for alias, client in projects:
+            try:
+                async with asyncio.timeout(self.search_timeout_s):
+                    found = await self._first_in_pages(client, ListQuery(), job_id)
+            except Exception as exc:
+                if is_unreachable(exc):
+                    problems.append(_describe_unreachable(alias, exc, self.search_timeout_s))
+                elif isinstance(exc, JobCenterError):
+                    problems.append(_describe_failure(alias, exc))
+                else:
+                    raise
+                continue
+            if found is not None:
+                return JobLookup(alias, found, Source(alias, SourceKind.LIVE))
+        where = ", ".join(alias for alias, _ in projects)
+        if problems:
+            return QueryProblem(
+                f"The bot has no record of job {job_id}, and GES could not be searched: " + "; ".join(problems) + "."
+            )
+        return QueryProblem(
+            f"No job {job_id} in GES project {where}. Check the id (the job center keeps jobs for a limited time)."
+            if len(projects) == 1
+            else f"No job {job_id} in any of the GES projects {where}. Check the id."
+        )
+
+    @staticmethod
+    async def _first_in_pages(client: JobCenterClient, query: ListQuery, job_id: str) -> Job | None:
+        """The job with ``job_id`` from ``query``'s pages, stopping at the first page that has it."""
+        async with contextlib.aclosing(client.iter_pages(query)) as pages:
+            async for page in pages:
+                for job in page.jobs:
+                    if job.job_id == job_id:
+                        return job
+        return None
+
+
+def unknown_project(alias: str, choices: Sequence[str]) -> QueryProblem:
+    """The answer to a ``project`` alias that is not configured."""
+    listed = ", ".join(sorted(choices)) or "none"
+    return QueryProblem(f"There is no GES project {alias!r}; the bot watches: {listed}.", tuple(sorted(choices)))

@@ -1,0 +1,5 @@
+"""Loopback stand-ins for the services ges-bot talks to, for tests and ``ges-bot demo``.
+
+``standin.slack`` imitates the Slack Web API and Socket Mode. Stand-ins never reach the network
+and never import the bot's runtime; they only answer what a real service would.
+"""

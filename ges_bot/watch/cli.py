@@ -1,0 +1,221 @@
+"""``ges-bot poll --once [--dry-run] [--json]``: one poll tick over every configured project.
+
+This module owns the ``poll`` subcommand: it builds a job-center client and a :class:`Poller` per
+project from the configuration (GES and database settings only — no Slack), runs one tick each and
+prints the events, as JSON lines or as readable lines. ``--dry-run`` diffs against the stored state
+and writes nothing (no lease, no events, no outbox rows, no migration). Holds no logic of its own:
+the tick is the poller's, the rules are diff's.
+
+Exit status: 0 when every project was polled, 1 when GES (or the database) failed for at least one
+(each failure is printed as one line on stderr), 2 on configuration errors (raised as
+:class:`~ges_bot.errors.ConfigError` for ``ges_bot.cli`` to print).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from ges_bot.config import Config, load_config
+from ges_bot.domain import JobEvent
+from ges_bot.errors import ConfigError, GesBotError
+from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.store import open_store
+from ges_bot.watch.poller import Poller, TickReport, describe_error
+
+__all__ = ["add_parser", "event_json", "poll_once", "run"]
+
+_KIND_STYLE = {
+    "failed": "bold red",
+    "partially_failed": "bold yellow",
+    "stuck": "bold magenta",
+    "recovered": "bold green",
+    "succeeded": "green",
+    "status_changed": "dim",
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "poll",
+        help="poll the GES job center once and print what changed (no Slack needed)",
+        description="Run one poll tick over every configured GES project: fetch, compare with the stored "
+        "state, record events and queue alerts (the running bot delivers them). Needs only the GES and "
+        "database settings.",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="poll once and exit (continuous polling is `ges-bot run`)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compare with the stored state but write nothing (no events, no alerts queued)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object per event, one per line")
+    p.add_argument(
+        "--project",
+        action="append",
+        metavar="ALIAS",
+        help="poll only this project (repeatable; default: every configured project)",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config()
+    return asyncio.run(
+        poll_once(config, dry_run=args.dry_run, as_json=args.json, only=args.project or (), out=sys.stdout)
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """The ``--json`` form of an event (stable keys; times ISO 8601 UTC)."""
+    job = event.job
+    return {
+        "project": event.project,
+        "job_id": job.job_id,
+        "graph": job.graph,
+        "job_name": job.job_name,
+        "job_type": job.job_type,
+        "kind": event.kind.value,
+        "status": job.status,
+        "previous_status": event.previous_status,
+        "at": _iso(event.at),
+        "begin_time": _iso(job.begin_time),
+        "end_time": _iso(job.end_time),
+        "fail_reason": job.fail_reason,
+        "recovers_job_id": event.recovers_job_id,
+        "problem_files": [
+            {"kind": f.kind.value, "path": f.path, "status": f.status, "cause": f.cause, "failed_lines": f.failed_lines}
+            for f in job.problem_files
+        ],
+    }
+
+
+def _line(event: JobEvent) -> str:
+    job = event.job
+    change = f"{event.previous_status} → {job.status}" if event.previous_status else job.status
+    style = _KIND_STYLE.get(event.kind.value, "")
+    text = (
+        f"{_iso(event.at)}  {escape(event.project)}  [{style}]{event.kind.value}[/]  "
+        f"{escape(job.graph or '-')}  {escape(job.job_name or '-')}  {escape(job.job_id)}  ({escape(change)})"
+    )
+    if event.recovers_job_id:
+        text += f"  recovers {escape(event.recovers_job_id)}"
+    if job.fail_reason:
+        text += f"  — {escape(job.fail_reason)}"
+    for f in job.problem_files:
+        text += f"\n    {escape(f.path or '?')}: {escape(f.status or '?')}" + (f" — {escape(f.cause)}" if f.cause else "")
+    return text
+
+
+def _summary(report: TickReport) -> str:
+    if report.skipped:
+        return f"{report.project}: skipped — another ges-bot replica holds the poll lease for this project"
+    what = "would record" if report.dry_run else "recorded"
+    parts = [
+        f"{report.project}: {what} {len(report.events)} event(s)",
+        f"{report.requests} GES request(s)",
+        f"{report.duration:.2f}s",
+    ]
+    if report.baseline:
+        parts.append("first poll: history recorded as a baseline")
+    if report.missing:
+        parts.append(f"{len(report.missing)} active job(s) no longer listed by GES")
+    return ", ".join(parts)
+
+
+def _replica() -> str:
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
+
+
+async def poll_once(
+    config: Config,
+    *,
+    dry_run: bool = False,
+    as_json: bool = False,
+    only: Sequence[str] = (),
+    out: TextIO,
+    err: TextIO | None = None,
+) -> int:
+    """One tick per configured project; prints events to ``out``, problems to ``err``. Returns the exit status."""
+    err = err or sys.stderr
+    s = config.settings
+    projects = [p for p in config.projects if not only or p.alias in only]
+    unknown = sorted(set(only) - {p.alias for p in config.projects})
+    if unknown:
+        known = ", ".join(p.alias for p in config.projects) or "none"
+        raise ConfigError(f"no configured project named {', '.join(unknown)} (configured: {known})")
+    if not projects:
+        raise ConfigError("no GES project is configured; set GES_ENDPOINT, GES_PROJECT_ID and credentials")
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    notes = Console(file=err, highlight=False, soft_wrap=True)
+    store = await open_store(s.database_url, migrate=not dry_run)
+    status = 0
+    replica = s.replica_id or _replica()
+    try:
+        for project in projects:
+            client = JobCenterClient(
+                project,
+                page_size=s.ges_page_size,
+                concurrency=s.ges_page_concurrency,
+                timeout=s.ges_timeout,
+                max_retries=s.ges_max_retries,
+            )
+            poller = Poller(
+                project,
+                client,
+                store,
+                config_subscriptions=config.subscriptions,
+                stuck_after=s.stuck_after,
+                backfill=s.backfill,
+                replica=replica,
+                page_size=s.ges_page_size,
+            )
+            try:
+                report = await poller.tick(dry_run=dry_run)
+            except GesBotError as exc:
+                status = 1
+                text = describe_error(exc)
+                notes.print(f"ges-bot: project {escape(project.alias)}: {escape(text)}", style="red")
+                if not dry_run:
+                    await _record(poller, text, notes)
+                continue
+            finally:
+                await client.aclose()
+            if not dry_run and not report.skipped:
+                await poller.release()
+            for event in report.events:
+                if as_json:
+                    out.write(json.dumps(event_json(event), ensure_ascii=False) + "\n")
+                else:
+                    console.print(_line(event))
+            (notes if as_json else console).print(escape(_summary(report)), style="dim")
+    finally:
+        await store.close()
+    out.flush()
+    return status
+
+
+async def _record(poller: Poller, text: str, notes: Console) -> None:
+    try:
+        await poller.store.record_poll_error(poller.alias, poller.clock(), text)
+    except GesBotError as exc:
+        notes.print(f"ges-bot: could not record the error: {escape(describe_error(exc))}", style="red")
