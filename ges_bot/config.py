@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ges_bot.domain import ALERTABLE_KINDS, DEFAULT_SUBSCRIPTION_KINDS, EventKind, ProjectInfo, Subscription
+from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
 
 #: Regions the official SDK knows, and their management-plane endpoints.
@@ -40,34 +40,6 @@ GES_REGIONS: dict[str, str] = {
 }
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-
-# User-facing words for subscription statuses → event kinds.
-_STATUS_WORDS: dict[str, frozenset[EventKind]] = {
-    "failed": frozenset({EventKind.FAILED}),
-    "partiallyfailed": frozenset({EventKind.PARTIALLY_FAILED}),
-    "partially_failed": frozenset({EventKind.PARTIALLY_FAILED}),
-    "partially-failed": frozenset({EventKind.PARTIALLY_FAILED}),
-    "partial": frozenset({EventKind.PARTIALLY_FAILED}),
-    "succeeded": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
-    "success": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
-    "recovered": frozenset({EventKind.RECOVERED}),
-    "stuck": frozenset({EventKind.STUCK}),
-    "all": ALERTABLE_KINDS,
-}
-
-
-def kinds_from_words(words: list[str] | tuple[str, ...]) -> frozenset[EventKind]:
-    """Subscription status words (``failed``, ``partial``, ``succeeded``, ``recovered``, ``stuck``,
-    ``all``) → event kinds. Raises ``ValueError`` naming the bad word."""
-    kinds: set[EventKind] = set()
-    for word in words:
-        found = _STATUS_WORDS.get(word.strip().lower())
-        if found is None:
-            allowed = ", ".join(sorted({"failed", "partial", "succeeded", "recovered", "stuck", "all"}))
-            raise ValueError(f"unknown status {word!r}; use any of: {allowed}")
-        kinds |= found
-    return frozenset(kinds) if kinds else DEFAULT_SUBSCRIPTION_KINDS
-
 
 AuthMethod = Literal["token", "aksk", "password"]
 

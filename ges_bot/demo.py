@@ -90,7 +90,7 @@ async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIter
         workdir = Path(tmp)
         ak, sk = "DEMOAKEXAMPLE0000000", secrets.token_hex(20)
         emu_settings = EmulatorSettings(
-            project_ids=(DEMO_PROJECT_ID,), ak=ak, sk=sk, scenario="nightly-imports", seed=seed, speed=speed
+            project_id=DEMO_PROJECT_ID, ak=ak, sk=sk, scenario="nightly-imports", seed=seed, speed=speed
         )
         slack = SlackStandIn(
             bot_tokens={DEMO_BOT_TOKEN},

@@ -147,6 +147,34 @@ ALERTABLE_KINDS: frozenset[EventKind] = frozenset(
 DEFAULT_SUBSCRIPTION_KINDS: frozenset[EventKind] = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
 
 
+#: User-facing words for subscription statuses → event kinds.
+_STATUS_WORDS: dict[str, frozenset[EventKind]] = {
+    "failed": frozenset({EventKind.FAILED}),
+    "partiallyfailed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partially_failed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partially-failed": frozenset({EventKind.PARTIALLY_FAILED}),
+    "partial": frozenset({EventKind.PARTIALLY_FAILED}),
+    "succeeded": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
+    "success": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
+    "recovered": frozenset({EventKind.RECOVERED}),
+    "stuck": frozenset({EventKind.STUCK}),
+    "all": ALERTABLE_KINDS,
+}
+
+
+def kinds_from_words(words: list[str] | tuple[str, ...]) -> frozenset[EventKind]:
+    """Subscription status words (``failed``, ``partial``, ``succeeded``, ``recovered``, ``stuck``,
+    ``all``) → event kinds. Raises ``ValueError`` naming the bad word."""
+    kinds: set[EventKind] = set()
+    for word in words:
+        found = _STATUS_WORDS.get(word.strip().lower())
+        if found is None:
+            allowed = ", ".join(sorted({"failed", "partial", "succeeded", "recovered", "stuck", "all"}))
+            raise ValueError(f"unknown status {word!r}; use any of: {allowed}")
+        kinds |= found
+    return frozenset(kinds) if kinds else DEFAULT_SUBSCRIPTION_KINDS
+
+
 @dataclass(frozen=True, slots=True)
 class JobEvent:
     """A transition worth recording, produced by ``watch.diff``.

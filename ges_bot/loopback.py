@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host (the runtime, the demo, a test)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -24,8 +32,7 @@ async def serve(app: Any, *, host: str = "127.0.0.1", port: int | None = None) -
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="on", access_log=False, ws="websockets-sansio"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(1000):

@@ -32,6 +32,7 @@ from ges_bot import metrics
 from ges_bot.config import Config
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services, utcnow
@@ -237,8 +238,7 @@ class Runtime:
             app, host=self.settings.http_host, port=self.settings.http_port, log_level="warning", lifespan="off",
             access_log=False,
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = EmbeddedServer(config)
         self._server = server
         task = asyncio.create_task(server.serve(), name="http")
         self._tasks.append(task)

@@ -29,6 +29,7 @@ from ges_bot.errors import AuthError, ConfigError, TransportError
 from ges_bot.jobcenter.auth import AkSkAuth, IamAuthError, IamPasswordAuth, TokenAuth, auth_for
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
 from tests.support.asgi import free_port, serve
+from tests.support.emulator import run_emulator
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 AK = "AKEXAMPLE0123456789"
@@ -278,9 +279,11 @@ async def test_concurrent_requests_share_one_token_request(cloud: tuple[FakeClou
         await asyncio.gather(*(client.list_page(ListQuery(), 0, 10) for _ in range(12)))
         assert len(fake.iam_bodies) == 2
         fake.valid_tokens.clear()
+        before = len(fake.ges_tokens)
         await asyncio.gather(*(client.list_page(ListQuery(), 0, 10) for _ in range(12)))
         assert len(fake.iam_bodies) == 3
-    assert set(fake.ges_tokens[-12:]) == {"tok-3"}
+    # each request: refused with the revoked token, then accepted with the one shared renewal
+    assert sorted(fake.ges_tokens[before:]) == ["tok-2"] * 12 + ["tok-3"] * 12
 
 
 async def test_wrong_password_is_a_clear_auth_error_without_the_password(
@@ -434,3 +437,53 @@ def test_reprs_hide_secrets() -> None:
 def test_sync_clients_are_refused() -> None:
     with httpx.Client(auth=TokenAuth(SecretStr("x"))) as http, pytest.raises(RuntimeError, match="AsyncClient only"):
         http.get("http://127.0.0.1:1/")
+
+
+# --- against the GES emulator's gateway and IAM ----------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["aksk", "token", "password"])
+async def test_emulator_accepts_every_auth_method(method: str) -> None:
+    async with run_emulator() as emu:
+        await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies")
+        settings = emu.project_settings(method)  # type: ignore[arg-type]
+        async with JobCenterClient(settings) as client:
+            page = await client.list_page(ListQuery.build(graph_name="movies", status="failed"), 0, 10)
+            assert client.requests_sent == 1
+    assert [j.graph for j in page.jobs] == ["movies"]
+
+
+async def test_emulator_expired_tokens_are_renewed_once() -> None:
+    async with run_emulator() as emu:
+        async with JobCenterClient(emu.project_settings("password")) as client:
+            await client.list_page(ListQuery(), 0, 10)
+            await emu.expire_tokens()
+            await client.list_page(ListQuery(), 0, 10)
+            assert client.requests_sent == 3
+            auth = client.auth
+            assert isinstance(auth, IamPasswordAuth)
+            assert auth.tokens_issued == 2
+        async with JobCenterClient(emu.project_settings("token")) as client:
+            with pytest.raises(AuthError, match="token expires"):
+                await client.list_page(ListQuery(), 0, 10)
+        stats = await emu.stats()
+    assert stats["requests"]["POST /v3/auth/tokens"] == 2
+
+
+async def test_emulator_refuses_a_wrong_sk() -> None:
+    async with run_emulator() as emu:
+        settings = emu.project_settings("aksk")
+        wrong = ProjectSettings(
+            alias="x",
+            project_id=settings.project_id,
+            endpoint=settings.endpoint,
+            region=None,
+            auth="aksk",
+            ak=settings.ak,
+            sk=SecretStr("wrong-secret-key"),
+        )
+        async with JobCenterClient(wrong) as client:
+            with pytest.raises(AuthError) as err:
+                await client.list_page(ListQuery(), 0, 10)
+    assert err.value.http_status == 401
+    assert "wrong-secret-key" not in str(err.value)

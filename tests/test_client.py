@@ -26,6 +26,7 @@ from ges_bot.domain import QueryStatus
 from ges_bot.errors import ApiError, AuthError, QueryError, ResponseError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
 from tests.support.asgi import free_port, serve
+from tests.support.emulator import run_emulator
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 TOKEN = "token-value-that-must-never-be-logged"
@@ -173,7 +174,7 @@ async def test_every_page_is_fetched(ges: tuple[FakeGes, str], concurrency: int)
 async def test_concurrency_bounds_pages_in_flight(ges: tuple[FakeGes, str]) -> None:
     fake, url = ges
     fake.jobs = [wire_job(i) for i in range(1000)]
-    fake.delay = 0.03
+    fake.delay = 0.05
     async with client_for(url, page_size=100, concurrency=4) as client:
         concurrent = await client.list_jobs()
     assert fake.max_in_flight == 4
@@ -484,11 +485,11 @@ async def test_a_timeout_then_an_answer() -> None:
     async def slow_first(request: Request) -> Response:
         if len(fake.requests) == 0:
             fake.requests.append({})
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         return await fake.list_jobs(request)
 
     app = Starlette(routes=[Route("/v2/{project_id}/graphs/jobs", slow_first)])
-    async with serve(app) as slow_url, client_for(slow_url, timeout=0.1) as client:
+    async with serve(app) as slow_url, client_for(slow_url, timeout=0.3) as client:
         assert len((await client.list_jobs()).jobs) == 1
         assert client.requests_sent == 2
 
@@ -545,3 +546,54 @@ async def test_list_page_rejects_bad_offset_and_limit(ges: tuple[FakeGes, str]) 
         with pytest.raises(QueryError, match="limit 0"):
             await client.list_page(ListQuery(), 0, 0)
         assert client.requests_sent == 0
+
+
+# --- against the GES emulator --------------------------------------------------------------
+
+
+async def test_emulator_every_job_with_the_emulator_defaults() -> None:
+    async with run_emulator() as emu:
+        added = await emu.add_jobs(
+            [{"status": "success", "job_name": "ImportGraph", "related_graph": f"g{i % 5}"} for i in range(1050)]
+        )
+        async with JobCenterClient(emu.project_settings("aksk"), page_size=100, concurrency=4) as client:
+            result = await client.list_jobs()
+            assert client.requests_sent == 11
+        assert await emu.list_calls() == 11
+    assert result.job_count == 1050
+    assert sorted(j.job_id for j in result.jobs) == sorted(added)
+
+
+async def test_emulator_faults_are_survived() -> None:
+    async with run_emulator() as emu:
+        await emu.add_jobs([{"status": "running", "related_graph": "g"} for _ in range(250)])
+        await emu.fault(status=503, count=2)
+        await emu.fault(malformed=True)
+        await emu.fault(truncated=True)
+        async with JobCenterClient(
+            emu.project_settings("token"), page_size=100, backoff_base=0.001, backoff_cap=0.01
+        ) as client:
+            result = await client.list_jobs()
+            assert client.requests_sent == 3 + 4  # three pages, four failed attempts
+    assert len({j.job_id for j in result.jobs}) == 250
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_emulator_list_shifting_while_paging(order: str) -> None:
+    async with run_emulator(order=order) as emu:
+        added = await emu.add_jobs([{"status": "success", "related_graph": "g"} for _ in range(300)])
+        await emu.fault(shift=True)  # a new job is inserted at the head after page 1
+        async with JobCenterClient(emu.project_settings(), page_size=100, concurrency=1) as client:
+            result = await client.list_jobs()
+    got = [j.job_id for j in result.jobs]
+    assert len(got) == len(set(got))
+    assert set(added) <= set(got)
+    assert result.job_count == 301
+
+
+async def test_emulator_rejected_limit_is_a_400_not_retried() -> None:
+    async with run_emulator(max_limit=50) as emu, JobCenterClient(emu.project_settings(), page_size=100) as client:
+        with pytest.raises(ApiError, match=r"HTTP 400 GES\.0001") as err:
+            await client.list_jobs()
+        assert client.requests_sent == 1
+    assert err.value.request_id

@@ -25,8 +25,8 @@ from ges_bot.notify.mrkdwn import (
     plain,
     plain_text,
     slack_len,
-    trusted,
     truncate,
+    trusted,
 )
 
 # Text that exercises everything mrkdwn cares about: entities, markup, backticks, astral emoji.

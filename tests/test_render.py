@@ -191,9 +191,10 @@ def test_failed_import_alert() -> None:
     assert message.text == "🔴 ImportGraph failed on graph movies (job ff80808167b…): 2 of 4 files failed to import"
     assert rendered.thread_replies == ()
     # Problem files first, in GES order; the OK ones summarised.
-    texts = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
-    assert texts[2].startswith("🔴 *vertex* `obs://bucket/movies/person.csv` · failed · 120 of 5,000 lines failed")
-    assert texts[3].startswith("🔴 *edge* `obs://bucket/movies/directed.csv` · failed · 800 of 800 lines failed")
+    texts = [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b]
+    assert texts[0] == "*Reason*\n```2 of 4 files failed to import```"
+    assert texts[1].startswith("🔴 *vertex* `obs://bucket/movies/person.csv` · failed · 120 of 5,000 lines failed")
+    assert texts[2].startswith("🔴 *edge* `obs://bucket/movies/directed.csv` · failed · 800 of 800 lines failed")
     assert message.blocks[-2]["elements"][0]["text"] == "+ 2 files imported OK"
     assert action_ids(message.blocks) == [ACTION_DETAILS, ACTION_MUTE_1H, ACTION_MUTE_24H, ACTION_ACK]
     assert parse_job_ref(message.blocks[-1]["elements"][0]["value"]) == ("prod", JOB_ID)
@@ -372,7 +373,7 @@ def evil_job(**changes: Any) -> Job:
     return replace(job, **changes)
 
 
-@pytest.mark.parametrize("kind", [k for k in EventKind])
+@pytest.mark.parametrize("kind", list(EventKind))
 def test_untrusted_text_never_pings_or_links(kind: EventKind) -> None:
     project = ProjectInfo(alias=EVIL, project_id=EVIL, region=EVIL)
     job = evil_job()
@@ -515,6 +516,13 @@ def test_notice_escapes_untrusted_parts_and_stays_within_limits() -> None:
     assert render_notice(trusted("a "), Mrkdwn("`b`"), " <c>").blocks[0]["text"]["text"] == "a `b` &lt;c&gt;"
 
 
+def test_a_delivery_without_events_still_renders_a_valid_message() -> None:
+    rendered = render_alert(delivery(), PROJECT, NOW)
+    assert_valid_alert(rendered)
+    assert rendered.message.text == "ges-bot: nothing to report on graph movies"
+    assert rendered.message.blocks[0]["text"]["text"] == "GES jobs · movies"
+
+
 def test_refs_round_trip() -> None:
     assert parse_job_ref(job_ref("prod", "a|b")) == ("prod", "a|b")
     assert parse_page_ref(page_ref("prod", "a|b", 3)) == ("prod", "a|b", 3)
@@ -535,9 +543,7 @@ text = st.builds(
     st.sampled_from([1, 1, 1, 50, 400]),
 )
 maybe_text = st.none() | text
-times = st.none() | st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-)
+times = st.none() | st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 lines = st.none() | st.integers(min_value=-1, max_value=10**9)
 files = st.builds(
     FileImport,
@@ -573,7 +579,7 @@ events = st.builds(
 projects = st.builds(ProjectInfo, alias=text.filter(bool), project_id=st.just("p"), region=maybe_text)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(events, min_size=1, max_size=12), text, projects)
 def test_any_delivery_renders_valid_inert_payloads(evs: list[JobEvent], graph: str, project: ProjectInfo) -> None:
     original = Delivery(channel="C1", project="prod", graph=graph, events=tuple(evs))
@@ -594,3 +600,101 @@ def test_any_job_detail_renders_valid_inert_payloads(job: Job, project: ProjectI
     assert_inert(modal)
     assert len(modal["blocks"]) > 2 or not job.files  # the real modal, not the stand-in
     assert_valid(render_job_detail_blocks(job, project, NOW))
+
+
+# -- the limit checker itself: if it never complained, every check above would be hollow ----------
+
+
+def _mk(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _pt(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _btn(**kw: Any) -> dict[str, Any]:
+    return {"type": "button", "text": _pt("Go"), "action_id": "a", "value": "v", **kw}
+
+
+_OK_SECTION = {"type": "section", "text": _mk("ok")}
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"text": "t", "blocks": [_OK_SECTION] * 51}, "blocks: 51 blocks > 50"),
+        (
+            {"text": "t", "blocks": [{"type": "section", "text": _mk("x" * 3001)}]},
+            "blocks[0].text.text: 3001 units > 3000",
+        ),
+        # Astral characters count twice: 1501 emoji are 3002 UTF-16 units.
+        ({"text": "t", "blocks": [{"type": "section", "text": _mk("😀" * 1501)}]}, "3002 units > 3000"),
+        ({"text": "t", "blocks": [{"type": "section", "fields": [_mk("f")] * 11}]}, "blocks[0].fields: 11 items > 10"),
+        ({"text": "t", "blocks": [{"type": "section", "fields": [_mk("f" * 2001)]}]}, "2001 units > 2000"),
+        ({"text": "t", "blocks": [{"type": "section"}]}, "a section needs text or fields"),
+        ({"text": "t", "blocks": [{"type": "section", "text": _mk("")}]}, "must not be empty"),
+        ({"text": "t", "blocks": [{"type": "section", "text": "bare string"}]}, "must be a text object"),
+        ({"text": "t", "blocks": [{"type": "header", "text": _pt("h" * 151)}]}, "151 units > 150"),
+        ({"text": "t", "blocks": [{"type": "header", "text": _mk("h")}]}, "blocks[0].text.type: must be plain_text"),
+        ({"text": "t", "blocks": [{"type": "context", "elements": [_mk("c")] * 11}]}, "11 items > 10"),
+        ({"text": "t", "blocks": [{"type": "actions", "elements": [_btn(text=_pt("b" * 76))]}]}, "76 units > 75"),
+        ({"text": "t", "blocks": [{"type": "actions", "elements": [_btn(value="v" * 2001)]}]}, "2001 units > 2000"),
+        ({"text": "t", "blocks": [{"type": "actions", "elements": [_btn(action_id="a" * 256)]}]}, "256 units > 255"),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [_btn(action_id=f"a{i}") for i in range(26)]}]},
+            "26 items > 25",
+        ),
+        ({"text": "t", "blocks": [{"type": "actions", "elements": [_btn(), _btn()]}]}, "'a' repeats within its block"),
+        ({"text": "t", "blocks": [{**_OK_SECTION, "block_id": "b" * 256}]}, "256 units > 255"),
+        ({"text": "t", "blocks": [{**_OK_SECTION, "block_id": "b"}, {**_OK_SECTION, "block_id": "b"}]}, "'b' repeats"),
+        ({"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]}, "verbatim: true"),
+        ({"text": "t", "blocks": [{"type": "carousel"}]}, "unknown block type 'carousel'"),
+        ({"blocks": [_OK_SECTION]}, "text: missing"),
+        ({"text": "", "blocks": [_OK_SECTION]}, "text: must not be empty"),
+        ({"text": "x" * 3001}, "text: 3001 units > 3000"),
+        ({"text": "t", "link_names": True}, "link_names: must not be sent"),
+        ({"text": "t", "parse": "full"}, "parse: must not be sent"),
+    ],
+)
+def test_check_message_names_each_violation(payload: dict[str, Any], problem: str) -> None:
+    violations = check_message(payload)
+    assert any(problem in v for v in violations), violations
+
+
+def test_check_message_accepts_a_sound_message() -> None:
+    payload = {
+        "text": "fallback",
+        "blocks": [
+            {"type": "header", "text": _pt("h" * 150)},
+            {"type": "section", "text": _mk("x" * 3000), "fields": [_mk("f" * 2000)] * 10, "accessory": _btn()},
+            {"type": "context", "elements": [_mk("c")] * 10},
+            {"type": "divider"},
+            {"type": "actions", "elements": [_btn(action_id=f"a{i}", value="v" * 2000) for i in range(25)]},
+            *[_OK_SECTION] * 45,
+        ],
+    }
+    assert check_message(payload) == []
+    assert check_message({"text": "x" * 40_000}, max_text=40_000) == []
+
+
+@pytest.mark.parametrize(
+    ("view", "problem"),
+    [
+        ({"type": "modal", "title": _pt("t" * 25), "blocks": [_OK_SECTION]}, "title.text: 25 units > 24"),
+        ({"type": "modal", "title": _pt("t"), "close": _pt("c" * 25), "blocks": [_OK_SECTION]}, "close.text"),
+        ({"type": "modal", "blocks": [_OK_SECTION]}, "title: missing"),
+        ({"type": "modal", "title": _pt("t"), "blocks": [_OK_SECTION] * 101}, "blocks: 101 blocks > 100"),
+        ({"type": "popup", "blocks": [_OK_SECTION]}, "must be modal or home"),
+        ({"type": "home", "private_metadata": "m" * 3001, "blocks": [_OK_SECTION]}, "3001 units > 3000"),
+        ({"type": "home", "callback_id": "c" * 256, "blocks": [_OK_SECTION]}, "256 units > 255"),
+    ],
+)
+def test_check_view_names_each_violation(view: dict[str, Any], problem: str) -> None:
+    violations = check_view(view)
+    assert any(problem in v for v in violations), violations
+
+
+def test_check_view_accepts_a_sound_modal_of_100_blocks() -> None:
+    view = {"type": "modal", "title": _pt("t" * 24), "close": _pt("Close"), "blocks": [_OK_SECTION] * 100}
+    assert check_view(view) == []

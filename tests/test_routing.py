@@ -168,7 +168,9 @@ def test_mute_in_force_turns_delivery_into_muted() -> None:
     result = route([event("j1")], [sub(1)], mutes, NOW)
     assert result.deliveries == ()
     # The mute that lasts longest is the one recorded: it is the one that decides when alerts resume.
-    assert result.muted == (MutedDelivery(delivery=Delivery("C1", "prod", "movies", (event("j1"),), None, (1,)), mute_id=6),)
+    assert result.muted == (
+        MutedDelivery(delivery=Delivery("C1", "prod", "movies", (event("j1"),), None, (1,)), mute_id=6),
+    )
 
 
 def test_expired_mute_does_not_silence() -> None:

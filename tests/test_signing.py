@@ -161,10 +161,8 @@ class _Credentials:
     sk: str
 
 
-_segment = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), min_size=1, max_size=12
-)
-_query_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_segment = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="/"), min_size=1, max_size=12)
+_query_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
 _reserved = st.sampled_from([" ", "+", "&", "=", "%", "?", "#", "~", "*", "'", "/", ":", "é", "图", "%20"])
 _query_value = st.one_of(_query_text, st.lists(_reserved, max_size=4).map("".join))
 _header_name = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,15}", fullmatch=True)
@@ -198,7 +196,7 @@ def _requests(draw: st.DrawFn) -> tuple[str, str, list[tuple[str, str]], dict[st
     return method, path, query, headers, body
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests())
 def test_agrees_with_the_official_sdk_signer(
     req: tuple[str, str, list[tuple[str, str]], dict[str, str], bytes],

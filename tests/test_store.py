@@ -383,20 +383,21 @@ async def test_claim_hands_out_due_rows_oldest_first_under_a_lease(store: SqlSto
     again = await store.claim_outbox("w2", at(41), limit=10, lease_seconds=30)
     assert [c.id for c in again] == ids[:2]
     assert all(c.attempts == 2 for c in again)
-    late = await store.claim_outbox("w2", at(100), limit=10, lease_seconds=30)
-    assert [c.id for c in late] == [ids[2], later]
+    # At t=100 the last row is due, and every earlier lease has run out.
+    late = await store.claim_outbox("w3", at(100), limit=10, lease_seconds=30)
+    assert [c.id for c in late] == [*ids, later]
 
 
 async def test_retry_sent_and_dead_transitions(store: SqlStore) -> None:
     a, b, c = await _enqueue(store, 3)
-    await store.claim_outbox("w", T0, limit=10, lease_seconds=30)
+    await store.claim_outbox("w", T0, limit=10, lease_seconds=3600)
 
     await store.mark_retry(a, "ratelimited", at(90))
     retried = await store.outbox_item(a)
     assert retried is not None
     assert (retried.state, retried.last_error, retried.next_attempt_at) == (OutboxState.PENDING, "ratelimited", at(90))
     assert await store.claim_outbox("w", at(60), limit=10, lease_seconds=30) == []
-    assert [i.id for i in await store.claim_outbox("w", at(90), limit=10, lease_seconds=30)] == [a]
+    assert [i.id for i in await store.claim_outbox("w", at(90), limit=10, lease_seconds=7200)] == [a]
 
     posted = PostedMessage("C1", "1714564800.000100", "prod", "movies", ("ImportGraph",), b, at(1))
     await store.mark_sent(b, "1714564800.000100", at(1), posted)
@@ -409,9 +410,9 @@ async def test_retry_sent_and_dead_transitions(store: SqlStore) -> None:
     assert dead is not None
     assert (dead.state, dead.last_error) == (OutboxState.DEAD, "channel_not_found")
 
-    # Neither sent nor dead rows are ever claimed again, even after their leases end.
-    assert await store.claim_outbox("w", at(3600), limit=10, lease_seconds=30) == []
-    health = await store.health(at(3600))
+    # Neither sent nor dead rows are ever claimed again, even after their leases would have ended.
+    assert await store.claim_outbox("w", at(5000), limit=10, lease_seconds=30) == []
+    health = await store.health(at(5000))
     assert (health.outbox_pending, health.outbox_dead, health.oldest_pending_at) == (1, 1, T0)
 
 

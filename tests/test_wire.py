@@ -339,4 +339,4 @@ def test_job_to_wire_round_trips_through_json(job: Job, time_format: str) -> Non
 def test_epoch_and_text_agree() -> None:
     moment = datetime(2026, 11, 3, 4, 5, 6, tzinfo=UTC)
     job = Job(job_id="j", status="running", begin_time=moment, end_time=moment + timedelta(minutes=1))
-    assert {parse_job(job_to_wire(job, f)).begin_time for f in ("T", " ", "ms")} == {moment}  # type: ignore[arg-type]
+    assert {parse_job(job_to_wire(job, f)).begin_time for f in ("T", " ", "ms")} == {moment}

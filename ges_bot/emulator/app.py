@@ -164,7 +164,7 @@ def _public(method: str, template: str, area: Literal["ges", "iam"], handler: _H
             body = body[: max(1, len(body) // 2)]
         if fault is not None and fault.shift and answer.status == 200:
             state.insert_at_head(request.path_params["project_id"])
-        state.stats.record(route_key, answer.status, request.url.path, request.url.query)
+        state.stats.record(route_key, answer.status, request.url.path, request.url.query, _rid(request))
         return Response(body, answer.status, answer.headers, media_type=_JSON)
 
     return Route(template, endpoint, methods=[method])
@@ -395,7 +395,7 @@ async def _unknown(request: Request, exc: Exception) -> Response:
         return _control_json({"error": text}, status)
     # The gateway answers an unknown API (or method) the same way.
     state = emulator_state(request.app)
-    state.stats.record(f"{request.method} (unmatched)", 404, request.url.path, request.url.query)
+    state.stats.record(f"{request.method} (unmatched)", 404, request.url.path, request.url.query, _rid(request))
     body = {
         "error_code": "APIG.0101",
         "error_msg": "The API does not exist or has not been published in the environment.",

@@ -14,7 +14,7 @@ choice about a job is drawn when the job is planned, in arrival order.
   (``-1`` on the older ``kg-medical`` cluster) and log paths. Scenario time runs ``speed`` times
   faster than the emulated clock from the moment the scenario starts (a job arrives every 4
   scenario-minutes on average; at ``--speed 60`` a demo sees a failure within ~10–30 s, and one of
-  the first three jobs always fails). Job times are stamped on the emulated clock, so they stay
+  the first two live jobs always fails). Job times are stamped on the emulated clock, so they stay
   consistent with the bot's own.
 - ``large``: ``large_count`` historical jobs over the last 30 days (benchmarks); nothing moves.
 
@@ -274,6 +274,9 @@ class NightlyImports:
     name = "nightly-imports"
     mean_gap_s = 240.0
     history_s = 6 * 3600.0
+    #: The first live jobs come at most this far apart (scenario seconds).
+    quick_start_jobs = 3
+    quick_start_gap_s = 300.0
 
     def __init__(self, state: EmulatorState, *, seed: int) -> None:
         self._rng = random.Random(seed)
@@ -293,6 +296,8 @@ class NightlyImports:
         self._origin = origin
         # History happens at real pace: replay it with speed 1 up to the origin.
         self._run_until(state, origin)
+        # Live jobs start coming at once, so a demo has something to show within seconds.
+        self._next_arrival = origin + self._rng.uniform(10, 60)
 
     # --- time mapping ---------------------------------------------------------------------
     def _scenario_time(self, wall: float) -> float:
@@ -313,8 +318,8 @@ class NightlyImports:
             self._after_origin += 1
             if outcome != "success":
                 self._failed_after_origin = True
-            elif self._after_origin == 3 and not self._failed_after_origin:
-                # Demos must see a failure soon: one of the first three live jobs fails.
+            elif self._after_origin == 2 and not self._failed_after_origin:
+                # Demos must see a failure soon: one of the first two live jobs fails.
                 job_name, (run_lo, run_hi) = "ImportGraph", (180, 600)
                 outcome = "failed"
                 self._failed_after_origin = True
@@ -369,7 +374,10 @@ class NightlyImports:
                 self._push(plan.created, "create", plan)
                 self._push(plan.started, "start", plan)
                 self._push(plan.ended, "end", plan)
-                self._next_arrival += self._rng.expovariate(1 / self.mean_gap_s)
+                gap = self._rng.expovariate(1 / self.mean_gap_s)
+                if self._origin < plan.created and self._after_origin < self.quick_start_jobs:
+                    gap = min(gap, self.quick_start_gap_s)
+                self._next_arrival += gap
                 continue
             if next_event > target:
                 break

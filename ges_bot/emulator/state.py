@@ -38,18 +38,18 @@ class ScenarioDriver(Protocol):
 
 class Stats:
     """Public requests counted by ``METHOD /route/template`` (and by answer status), plus the
-    last few requests (method, path, query, status) so tests can see how a client paged."""
+    last few requests (method, path, query, status, request id) so tests can see how a client paged."""
 
     def __init__(self, recent: int = 500) -> None:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[str] = Counter()
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
 
-    def record(self, route: str, status: int, path: str, query: str) -> None:
+    def record(self, route: str, status: int, path: str, query: str, request_id: str = "") -> None:
         self.requests[route] += 1
         self.responses[f"{route} {status}"] += 1
         method = route.split(" ", 1)[0]
-        self.recent.append({"method": method, "path": path, "query": query, "status": status})
+        self.recent.append({"method": method, "path": path, "query": query, "status": status, "request_id": request_id})
 
     def view(self) -> dict[str, Any]:
         return {"requests": dict(self.requests), "responses": dict(self.responses), "recent": list(self.recent)}
@@ -74,7 +74,8 @@ class EmulatorState:
         self._sorted: dict[str, list[EmuJob]] = {}
         self._filtered: dict[tuple[object, ...], list[EmuJob]] = {}
         self._cache_version = -1
-        self._last_purge: datetime | None = None
+        self._oldest: datetime | None = None
+        self._purge_version = -1
 
     # --- time and progression -------------------------------------------------------------
     def now(self) -> datetime:
@@ -86,23 +87,30 @@ class EmulatorState:
         if self.scenario is not None:
             self.scenario.advance(self, now)
         retention = self.settings.retention_s
-        if retention is not None and (self._last_purge is None or abs((now - self._last_purge).total_seconds()) >= 1):
-            self._last_purge = now
-            self.purge_older_than(now - timedelta(seconds=retention))
+        if retention is not None:
+            cutoff = now - timedelta(seconds=retention)
+            # Skip the scan while nothing changed and the oldest finished job is still young.
+            if self._purge_version != self.version or (self._oldest is not None and self._oldest < cutoff):
+                self.purge_older_than(cutoff)
 
     def purge_older_than(self, cutoff: datetime) -> int:
         """Drop finished jobs that ended (or, lacking an end, began) before ``cutoff``."""
-        doomed = [
-            job_id
-            for job_id, job in self._jobs.items()
-            if job.status not in ACTIVE
-            and (job.end_time or job.begin_time) is not None
-            and (job.end_time or job.begin_time) < cutoff  # type: ignore[operator]
-        ]
+        doomed: list[str] = []
+        oldest: datetime | None = None
+        for job_id, job in self._jobs.items():
+            when = job.end_time or job.begin_time
+            if job.status in ACTIVE or when is None:
+                continue
+            if when < cutoff:
+                doomed.append(job_id)
+            elif oldest is None or when < oldest:
+                oldest = when
         for job_id in doomed:
             del self._jobs[job_id]
         if doomed:
             self.touch()
+        self._oldest = oldest
+        self._purge_version = self.version
         return len(doomed)
 
     def touch(self) -> None:

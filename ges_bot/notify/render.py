@@ -336,7 +336,7 @@ def _ordered_files(files: Sequence[FileImport]) -> list[FileImport]:
 
 
 def _ok_summary(files: Sequence[FileImport]) -> str | None:
-    """ "+ 12 files imported OK" (and files of no known status), or ``None`` when there are none."""
+    """The "+ 12 files imported OK" note (and files of no known status), or ``None`` for no such files."""
     ok = sum(1 for f in files if not f.is_problem and f.status == FileStatus.SUCCESS)
     other = sum(1 for f in files if not f.is_problem and f.status != FileStatus.SUCCESS)
     parts = []
@@ -372,7 +372,7 @@ def _short_id(job_id: str) -> str:
 
 
 def _summary(events: Sequence[JobEvent]) -> str:
-    """ "2 failed, 1 stuck" — counts by kind, most severe first."""
+    """Counts by kind, most severe first: "2 failed, 1 stuck"."""
     counts: dict[EventKind, int] = {}
     for event in events:
         counts[event.kind] = counts.get(event.kind, 0) + 1
@@ -390,7 +390,9 @@ def _graph_name(graph: str) -> str:
 
 def _alert_header(delivery: Delivery) -> dict[str, Any]:
     events = delivery.events
-    if len(events) == 1:
+    if not events:  # the store drops recorded events from deliveries; never crash on what is left
+        title = f"GES jobs · {_one_line(_graph_name(delivery.graph))}"
+    elif len(events) == 1:
         event = events[0]
         look = _look(event.kind)
         title = f"{look.emoji} {_one_line(_label(event.job))} {look.verb} · {_one_line(_graph_name(delivery.graph))}"
@@ -596,7 +598,7 @@ def _guard(message: SlackMessage) -> SlackMessage:
         text=text,
         blocks=[
             _section(
-                f"{escape(truncate(_one_line(text), 2000))}\n_(This alert was too large to show in full; "
+                f"{escape(truncate(_one_line(text), 2000))}\n_(This message was too large to show in full; "
                 "`/gesjobs` shows its jobs.)_"
             )
         ],
@@ -676,10 +678,7 @@ def _detail_head(job: Job, project: ProjectInfo, now: datetime) -> list[dict[str
     emoji = _STATUS_EMOJI.get(job.status, "❔")
     blocks = [
         _header(f"{emoji} {_one_line(_label(job))} · {_one_line(job.status) or 'unknown'}"),
-        _section(
-            f"{emoji} *{fit(_one_line(_label(job)), _NAME_BUDGET)}* on graph {code(job.graph, _FIELD_BUDGET)}",
-            fields=_job_fields(job, project, now),
-        ),
+        _section(None, fields=_job_fields(job, project, now)),
     ]
     reason = _reason_block(job, _REASON_FULL)
     if reason is not None:

@@ -31,10 +31,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
-# kinds_from_words is a pure function; importing it keeps one vocabulary of subscription words
-# (config-file subscriptions and Slack subscriptions must accept exactly the same words).
-from ges_bot.config import kinds_from_words
-from ges_bot.domain import ACTIVE_STATUSES, EventKind, JobStatus
+# kinds_from_words keeps one vocabulary of subscription words: config-file subscriptions and
+# Slack subscriptions must accept exactly the same words.
+from ges_bot.domain import ACTIVE_STATUSES, EventKind, JobStatus, kinds_from_words
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -284,6 +283,7 @@ _KEYWORDS: frozenset[str] = frozenset(
         "all",
     }
 )
+_ALL_KEYWORDS = sorted(_KEYWORDS)
 _QUERY_VOCAB = sorted({*_QUERY_STATUS, "all", *_RANGE_WORDS, *_CLAUSES, *_QUERY_FILLERS, *_VERBS, "help"})
 
 _HELP_ALIASES: dict[str, str] = {
@@ -320,6 +320,7 @@ _UNITS: dict[str, timedelta] = {
 }
 _DURATION_RE = re.compile(r"([0-9]{1,5})(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + ")", re.ASCII)
 _SLACK_MARKUP_RE = re.compile(r"<[^<>]*>")
+_SPACED_DAYS_RE = re.compile(r"([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})\s*\.\.\s*([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})", re.ASCII)
 _KEY_VALUE_RE = re.compile(r"(graph|type|project|limit)[:=](.+)", re.IGNORECASE)
 
 
@@ -453,7 +454,8 @@ def _prepare(text: str) -> list[str] | UsageError:
             f"`{_shown(markup.group(0))}` is a Slack mention or link, not a graph name — type the name as plain text, "
             "e.g. `/gesjobs failed graph prod-movies`.",
         )
-    text = re.sub(r"\s*\.\.\s*", "..", text)
+    # "2026-11-01 .. 2026-11-07" → one token; only between days, so a pattern such as ".." survives.
+    text = _SPACED_DAYS_RE.sub(r"\1..\2", text)
     tokens: list[str] = []
     for raw in text.split():
         kv = _KEY_VALUE_RE.fullmatch(raw)
@@ -515,10 +517,11 @@ def _duration_text(span: timedelta) -> str:
 
 
 def _is_reserved(pattern: str) -> bool:
-    """Whether a pattern would be read as something else without ``graph`` before it."""
+    """Whether a pattern would be read as something else (or taken for a typo) without ``graph``."""
     low = pattern.lower()
     return (
         low in _KEYWORDS
+        or _closest(low, _ALL_KEYWORDS) is not None
         or _duration_token(low) is not None
         or _DATE_RE.fullmatch(low) is not None
         or ".." in low

@@ -20,7 +20,7 @@ It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`Query
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from ges_bot.domain import Job
+from ges_bot.domain import Job, graph_matches
 from ges_bot.errors import (
     ApiError,
     AuthError,
@@ -197,10 +197,11 @@ async def _first_error_cancels(calls: Sequence[Callable[[], Awaitable[_T]]]) -> 
         return [await calls[0]()]
     tasks = [asyncio.ensure_future(call()) for call in calls]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is not None:
+                raise error
         return [task.result() for task in tasks]
     finally:
         for task in tasks:
@@ -244,7 +245,9 @@ class QueryRunner:
         end: datetime | None = None
         if query.range is not None:
             start, end = resolve(query.range, now, zone)
-        parts = await asyncio.gather(*(self._project_jobs(alias, client, query, start, end) for alias, client in projects))
+        parts = await asyncio.gather(
+            *(self._project_jobs(alias, client, query, start, end) for alias, client in projects)
+        )
         sources = tuple(source for source, _ in parts)
         found = _newest_first(f for _, jobs in parts for f in jobs)
         return JobsAnswer(query=query, zone=zone.key, start=start, end=end, jobs=tuple(found), sources=sources)
@@ -273,12 +276,12 @@ class QueryRunner:
         start_date = end_date = None
         if start is not None and end is not None:
             start_date, end_date = ges_date_window(start, end)
-        statuses: list[str | None] = list(sorted(query.statuses)) or [None]
+        statuses: list[str | None] = [*sorted(query.statuses)] or [None]
         requests = [
             ListQuery(status=status, graph_name=graph_name, start_date=start_date, end_date=end_date)
             for status in statuses
         ]
-        lists = await _first_error_cancels([lambda q=q: client.list_jobs(q) for q in requests])  # type: ignore[misc]
+        lists = await _first_error_cancels([functools.partial(client.list_jobs, q) for q in requests])
         seen: dict[str, Job] = {}
         for job_list in lists:
             for job in job_list.jobs:
@@ -290,11 +293,8 @@ class QueryRunner:
         # GES filtered coarsely (or not at all); this is the exact answer to the question asked.
         if query.statuses and job.status not in query.statuses:
             return False
-        if query.graph is not None:
-            from ges_bot.domain import graph_matches
-
-            if not graph_matches(query.graph, job.graph or ""):
-                return False
+        if query.graph is not None and not graph_matches(query.graph, job.graph or ""):
+            return False
         if query.job_name is not None and (job.job_name or "") != query.job_name:
             return False
         return in_range(job, start, end)
@@ -405,11 +405,17 @@ class QueryRunner:
     @staticmethod
     async def _first_in_pages(client: JobCenterClient, query: ListQuery, job_id: str) -> Job | None:
         """The job with ``job_id`` from ``query``'s pages, stopping at the first page that has it."""
-        async with contextlib.aclosing(client.iter_pages(query)) as pages:
+        pages = client.iter_pages(query)
+        try:
             async for page in pages:
                 for job in page.jobs:
                     if job.job_id == job_id:
                         return job
+        finally:
+            # Stop paging now (and cancel pages in flight), not whenever the generator is collected.
+            closer = getattr(pages, "aclose", None)
+            if closer is not None:
+                await closer()
         return None
 
 

@@ -122,7 +122,9 @@ def _line(event: JobEvent) -> str:
     if job.fail_reason:
         text += f"  — {escape(job.fail_reason)}"
     for f in job.problem_files:
-        text += f"\n    {escape(f.path or '?')}: {escape(f.status or '?')}" + (f" — {escape(f.cause)}" if f.cause else "")
+        text += f"\n    {escape(f.path or '?')}: {escape(f.status or '?')}" + (
+            f" — {escape(f.cause)}" if f.cause else ""
+        )
     return text
 
 

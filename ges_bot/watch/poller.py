@@ -56,15 +56,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from ges_bot.config import ProjectSettings
-from ges_bot.domain import Job, JobEvent, JobStatus, QueryStatus, Subscription
+from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
 from ges_bot.errors import GesBotError
-from ges_bot.jobcenter.client import ListQuery, Page
+from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
 from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
@@ -95,6 +95,8 @@ class JobSource(Protocol):
 
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page: ...
 
+    async def list_jobs(self, query: ListQuery | None = None) -> JobList: ...
+
 
 @dataclass(frozen=True, slots=True)
 class TickReport:
@@ -122,10 +124,16 @@ class _Scan:
     status: str
     key: str
     remembered: int | None
-    seen: dict[str, Job] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
     new_ids: set[str] = field(default_factory=set)
+    #: Listed whole (no usable memory); the cursor becomes what was seen.
     full: bool = False
+    #: Every page was read.
     exhausted: bool = False
+    #: GES gave a job_count (without one there is nothing to remember).
+    counted: bool = True
+    #: The count was the remembered one: page 1 only.
+    unchanged: bool = False
 
 
 def utcnow() -> datetime:
@@ -293,6 +301,7 @@ class _TickWork:
     def __init__(self, poller: Poller, now: datetime) -> None:
         self.p = poller
         self.now = now
+        #: Everything diff will look at (duplicates allowed: diff keeps the latest state).
         self.jobs: list[Job] = []
         self.known: dict[str, Snapshot] = {}
         self.looked_up: set[str] = set()
@@ -301,6 +310,7 @@ class _TickWork:
         self.cursor_in: dict[str, int] = {}
         self.vanished_cursor: dict[str, int] = {}
         self.missing: set[str] = set()
+        self._lookup = asyncio.Lock()
 
     # --- GES ---
 
@@ -308,27 +318,37 @@ class _TickWork:
         return await self.p.client.list_page(query, offset, self.p.page_size)
 
     async def _list_all(self, query: ListQuery) -> None:
-        """Every page of ``query``; everything listed goes to diff."""
-        first = await self._page(query, 0)
-        self.jobs.extend(first.jobs)
-        count = first.job_count
-        offset = self.p.page_size
-        while offset < count:
+        """Every page of ``query`` (the client pages concurrently and follows a moving list)."""
+        listed = await self.p.client.list_jobs(query)
+        self.jobs.extend(listed.jobs)
+
+    async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
+        """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
+        Returns whether every page was read."""
+        if first.job_count is None:
+            # No count to aim at: walk on until an empty page.
+            offset = len(first.jobs)
+            while first.jobs:
+                page = await self._page(query, offset)
+                if not page.jobs or await on_page(page.jobs):
+                    return not page.jobs
+                offset += len(page.jobs)
+            return True
+        for offset in _page_offsets(first.job_count, self.p.page_size):
             page = await self._page(query, offset)
-            if not page.jobs:
-                break
-            self.jobs.extend(page.jobs)
-            # The count may move while paging; follow the latest.
-            count = page.job_count
-            offset += self.p.page_size
+            if await on_page(page.jobs):
+                return False
+        return True
 
     # --- store ---
 
     async def _snapshots(self, ids: Iterable[str]) -> None:
-        wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
-        for chunk in _chunks(wanted):
-            self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
-        self.looked_up.update(wanted)
+        # Scans run concurrently: one must not read ``known`` while another is filling it.
+        async with self._lookup:
+            wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
+            for chunk in _chunks(wanted):
+                self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
+            self.looked_up.update(wanted)
 
     # --- strategies ---
 
@@ -339,47 +359,48 @@ class _TickWork:
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
         self.active = await self.p.store.active_snapshots(self.p.alias)
+        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
         await self._list_all(ListQuery(status=QueryStatus.WAITING))
         await self._list_all(ListQuery(status=QueryStatus.RUNNING))
         since = min(self.now, state.last_success_at or self.now)
         start = since.astimezone(UTC).date() - timedelta(days=1)
-        self.scans = [
-            _Scan(
-                status=JobStatus(s.value),
-                key=f"{s.value}@{start.isoformat()}",
-                remembered=self.cursor_in.get(f"{s.value}@{start.isoformat()}"),
-            )
-            for s in TERMINAL_QUERIES
-        ]
+        for status in TERMINAL_QUERIES:
+            key = f"{status.value}@{start.isoformat()}"
+            self.scans.append(_Scan(status=status.value, key=key, remembered=self.cursor_in.get(key)))
         await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
         await self._follow_vanished()
 
     async def _scan_terminal(self, scan: _Scan, start: date) -> None:
-        query = ListQuery(status=QueryStatus(scan.status), start_date=start)
+        query = ListQuery(status=scan.status, start_date=start)
         first = await self._page(query, 0)
         await self._note(scan, first.jobs)
         count = first.job_count
-        if scan.remembered is not None and count == scan.remembered:
+        if count is None:
+            # GES gave no count: nothing to compare with next time, so read it all every time.
+            scan.counted = False
+        elif scan.remembered is not None and count == scan.remembered:
+            scan.unchanged = True
             return
-        scan.full = scan.remembered is None or count < scan.remembered
-        need = 0 if scan.full else count - (scan.remembered or 0)
-        for offset in _page_offsets(count, self.p.page_size):
-            if not scan.full and len(scan.new_ids) >= need:
-                return
-            page = await self._page(query, offset)
-            await self._note(scan, page.jobs)
-        scan.exhausted = True
+        scan.full = count is None or scan.remembered is None or count < scan.remembered
+        need = 0 if count is None or scan.remembered is None else count - scan.remembered
+
+        async def on_page(jobs: Sequence[Job]) -> bool:
+            await self._note(scan, jobs)
+            return not scan.full and len(scan.new_ids) >= need
+
+        if scan.full or len(scan.new_ids) < need:
+            scan.exhausted = await self._search(query, first, on_page)
 
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
-        """Record a terminal page: which of its jobs the store does not know in that status yet.
-        Only those go to diff (the rest would be a last_seen update and a write per job)."""
+        """Take in a terminal page: which of its jobs the store does not know in that status yet.
+        Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
         for job in jobs:
             if job.status != scan.status:
-                # Not what we asked for: let diff judge it, but it says nothing about the count.
+                # Not what was asked for: diff judges it, but it says nothing about the count.
                 self.jobs.append(job)
                 continue
-            scan.seen[job.job_id] = job
+            scan.seen.add(job.job_id)
             prev = self.known.get(job.job_id)
             if prev is None or prev.job.status != scan.status:
                 scan.new_ids.add(job.job_id)
@@ -387,15 +408,18 @@ class _TickWork:
 
     async def _follow_vanished(self) -> None:
         listed = {j.job_id for j in self.jobs}
-        vanished = [s for job_id, s in self.active.items() if job_id not in listed]
-        # Jobs deleted from GES would cost a scan every tick: back off between lookups.
         due: list[Snapshot] = []
-        for snap in vanished:
-            job_id = snap.job.job_id
+        for job_id, snap in self.active.items():
+            if job_id in listed:
+                continue
+            # A job deleted from GES would cost a scan every tick: back off between lookups.
             next_try = self.cursor_in.get(f"{_VANISHED}{job_id}:next")
             if next_try is not None and self.now.timestamp() < next_try:
                 self.missing.add(job_id)
-                self._keep_vanished(job_id)
+                for suffix in (":misses", ":next"):
+                    key = f"{_VANISHED}{job_id}{suffix}"
+                    if key in self.cursor_in:
+                        self.vanished_cursor[key] = self.cursor_in[key]
                 continue
             due.append(snap)
         by_graph: dict[str | None, list[Snapshot]] = {}
@@ -405,32 +429,25 @@ class _TickWork:
             wanted = {s.job.job_id for s in snaps}
             start = min((s.job.begin_time or s.first_seen).astimezone(UTC).date() for s in snaps) - timedelta(days=1)
             query = ListQuery(graph_name=graph, start_date=start)
+
+            async def take(jobs: Sequence[Job], wanted: set[str] = wanted) -> bool:
+                # Only the jobs looked for go to diff: the rest of the graph's history is the
+                # terminal lists' business.
+                for job in jobs:
+                    if job.job_id in wanted:
+                        wanted.discard(job.job_id)
+                        self.jobs.append(job)
+                return not wanted
+
             first = await self._page(query, 0)
-            self._take_wanted(wanted, first.jobs)
-            for offset in _page_offsets(first.job_count, self.p.page_size):
-                if not wanted:
-                    break
-                self._take_wanted(wanted, (await self._page(query, offset)).jobs)
+            if not await take(first.jobs):
+                await self._search(query, first, take)
             for job_id in wanted:
                 self.missing.add(job_id)
                 misses = self.cursor_in.get(f"{_VANISHED}{job_id}:misses", 0) + 1
                 wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
                 self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
                 self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
-
-    def _take_wanted(self, wanted: set[str], jobs: Sequence[Job]) -> None:
-        # Only the jobs looked for go to diff: the rest of the graph's history is not this
-        # step's business (the terminal lists own finding new jobs).
-        for job in jobs:
-            if job.job_id in wanted:
-                wanted.discard(job.job_id)
-                self.jobs.append(job)
-
-    def _keep_vanished(self, job_id: str) -> None:
-        for suffix in (":misses", ":next"):
-            key = f"{_VANISHED}{job_id}{suffix}"
-            if key in self.cursor_in:
-                self.vanished_cursor[key] = self.cursor_in[key]
 
     # --- diff and the next cursor ---
 
@@ -454,21 +471,35 @@ class _TickWork:
         )
 
     def next_cursor(self, result: DiffResult) -> dict[str, int]:
+        """Per terminal listing, how many of its jobs the store knows in that status after this
+        tick — never more (an over-count would hide new jobs), ideally exactly."""
         after = {s.job.job_id: s.job.status for s in result.snapshots}
 
         def known_as(ids: Collection[str], status: str) -> int:
-            return sum(1 for i in ids if after.get(i) == status)
+            return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
         for scan in self.scans:
+            if not scan.counted:
+                continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
-            elif scan.remembered is not None:
-                value = scan.remembered + known_as(scan.new_ids, scan.status)
-                if scan.exhausted:
-                    value = max(value, known_as(scan.seen, scan.status))
-                cursor[scan.key] = value
+                continue
+            assert scan.remembered is not None
+            if scan.exhausted:
+                # Everything was read: count what is known, exactly.
+                cursor[scan.key] = known_as(scan.seen, scan.status)
+            elif scan.unchanged:
+                # Same count; a job on page 1 that is new anyway means one was deleted: keep the
+                # memory rather than count the newcomer twice.
+                cursor[scan.key] = scan.remembered
+            else:
+                cursor[scan.key] = scan.remembered + known_as(scan.new_ids, scan.status)
         return cursor
+
+    def _status_before(self, job_id: str) -> str | None:
+        snap = self.known.get(job_id)
+        return snap.job.status if snap is not None else None
 
 
 async def run_tick(poller: Poller) -> TickReport | None:

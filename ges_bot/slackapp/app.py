@@ -1,0 +1,582 @@
+"""The Slack app: bolt's ``AsyncApp`` with ``/gesjobs``, the alert buttons and the Home tab.
+
+This module owns the conversation with people in Slack: every request is acknowledged first
+(Slack gives 3 seconds), and the work — parsing, asking GES or the store, rendering — happens after
+the ack, the answer going to the request's ``response_url``. It decides who may change
+subscriptions and mutes (``GES_BOT_ADMINS``), and counts commands in ``metrics.COMMANDS``.
+
+It must not render alerts (``notify.render`` does, including the job-detail modal), parse command
+text itself (``slackapp.commands``), decide how to query GES (``slackapp.queries``) or draw answers
+(``slackapp.views``). The runtime builds it with :func:`build_app` and serves it with
+:func:`build_http_routes` (HTTP mode) or :func:`start_socket_mode` (Socket Mode).
+
+Slack calls go through one ``AsyncWebClient`` (and ``response_url`` posts through a webhook client)
+with slack_sdk's retry handlers: at most a couple of retries for connection errors, 5xx and 429 —
+and no retry at all when Slack asks to wait longer than a user would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ges_bot import metrics
+from ges_bot.domain import EventKind, Mute, ProjectInfo, Subscription
+from ges_bot.errors import ConfigError, StoreError
+from ges_bot.notify import render
+from ges_bot.notify.render import SlackMessage
+from ges_bot.services import Services
+from ges_bot.slackapp import commands, views
+from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
+from ges_bot.slackapp.timezones import TimezoneCache
+from ges_bot.store.api import JobQuery
+
+__all__ = [
+    "EVENTS_PATH",
+    "SlackAppOptions",
+    "build_app",
+    "build_http_routes",
+    "retry_handlers",
+    "start_socket_mode",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where Slack sends commands, interactivity and events in HTTP mode (bolt's default path).
+EVENTS_PATH = "/slack/events"
+_SLASH_COMMAND = "/gesjobs"
+_HOME_FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.STUCK})
+_SORRY = "Something went wrong on the bot's side (it is logged). Please try again in a minute."
+_STORE_DOWN = "The bot's database is not answering right now, so nothing was changed. Please try again in a minute."
+
+
+@dataclass(frozen=True, slots=True)
+class SlackAppOptions:
+    """Tunables with production defaults (tests and the benchmark turn them)."""
+
+    #: Seconds a ``/gesjobs`` question waits for the live job center before snapshots answer it.
+    live_timeout_s: float = 8.0
+    #: Seconds paging through GES may take to find a job the bot has never seen.
+    search_timeout_s: float = 20.0
+    #: How long a user's time zone from ``users.info`` is trusted.
+    timezone_ttl_s: float = 6 * 3600
+    #: Timeout of each Slack Web API / response_url call.
+    slack_timeout_s: float = 10.0
+    #: How far back the Home tab lists failures.
+    home_failures_since: timedelta = timedelta(hours=24)
+
+
+class _CappedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (waits ``Retry-After`` plus up to 1 s of jitter), but only when that
+    wait is short: a person is waiting for this answer, and a long limit means "not now"."""
+
+    def __init__(self, max_retry_count: int, max_wait_s: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        for key, values in response.headers.items():
+            if key.lower() == "retry-after":
+                try:
+                    return float(values[0]) <= self.max_wait_s
+                except (ValueError, IndexError):
+                    return False
+        return True
+
+
+def retry_handlers(max_retries: int = 2, max_rate_limit_wait_s: float = 3.0) -> list[AsyncRetryHandler]:
+    """The retry policy of every Slack call this app makes: connection errors, 5xx (exponential
+    backoff with jitter) and short 429s, each at most ``max_retries`` times."""
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=max_retries),
+        AsyncServerErrorRetryHandler(max_retry_count=max_retries),
+        _CappedRateLimitRetryHandler(max_retry_count=1, max_wait_s=max_rate_limit_wait_s),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Asker:
+    """Who asked, and where: the fields of a slash command that the handlers use."""
+
+    user: str
+    channel: str
+    channel_name: str
+    team: str | None
+
+
+def _command_kind(command: commands.Command | commands.UsageError) -> str:
+    """A fixed metrics label per command type."""
+    return {
+        commands.Query: "query",
+        commands.JobDetail: "job",
+        commands.Subscribe: "subscribe",
+        commands.Unsubscribe: "unsubscribe",
+        commands.ListSubscriptions: "subscriptions",
+        commands.Mute: "mute",
+        commands.Unmute: "unmute",
+        commands.Status: "status",
+        commands.Help: "help",
+        commands.UsageError: "usage_error",
+    }.get(type(command), "other")
+
+
+class _Answer:
+    """What a handler answers: the message, whether the channel sees it, and the metrics result."""
+
+    __slots__ = ("message", "public", "result")
+
+    def __init__(self, message: SlackMessage, *, result: str = "ok", public: bool = False) -> None:
+        self.message = message
+        self.result = result
+        self.public = public
+
+
+class GesSlackApp:
+    """The handlers, with what they share: services, the Slack client, the time-zone cache."""
+
+    def __init__(self, services: Services, client: AsyncWebClient, options: SlackAppOptions) -> None:
+        self.services = services
+        self.client = client
+        self.options = options
+        settings = services.config.settings
+        self.admins = settings.admin_ids
+        self.runner = QueryRunner(
+            services, live_timeout_s=options.live_timeout_s, search_timeout_s=options.search_timeout_s
+        )
+        self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
+
+    # --- wiring --------------------------------------------------------------------------------
+
+    def register(self, app: AsyncApp) -> None:
+        app.command(_SLASH_COMMAND)(self.on_command)
+        app.action(render.ACTION_DETAILS)(self.on_details)
+        app.action(render.ACTION_MUTE_1H)(self.on_mute_button)
+        app.action(render.ACTION_MUTE_24H)(self.on_mute_button)
+        app.action(render.ACTION_ACK)(self.on_acknowledge)
+        app.action(render.ACTION_DETAIL_PREV)(self.on_detail_page)
+        app.action(render.ACTION_DETAIL_NEXT)(self.on_detail_page)
+        app.event("app_home_opened")(self.on_home_opened)
+
+    # --- Slack plumbing ------------------------------------------------------------------------
+
+    async def _respond(self, response_url: str | None, message: SlackMessage, *, public: bool = False) -> bool:
+        """Post to a ``response_url``; False (and logged) when Slack did not take it."""
+        if not response_url:
+            log.warning("slack: no response_url to answer on; the answer is dropped")
+            return False
+        webhook = AsyncWebhookClient(
+            url=response_url, timeout=int(max(1, self.options.slack_timeout_s)), retry_handlers=retry_handlers()
+        )
+        try:
+            response = await webhook.send(
+                text=message.text,
+                blocks=message.blocks,
+                response_type="in_channel" if public else "ephemeral",
+                replace_original=False,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except Exception as exc:
+            log.warning("slack: posting to the response_url failed: %s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            log.warning("slack: the response_url refused the answer: HTTP %s %s", response.status_code, response.body)
+            return False
+        return True
+
+    def _now(self) -> datetime:
+        return self.services.clock()
+
+    def _project_info(self, alias: str) -> ProjectInfo:
+        return self.services.projects.get(alias) or ProjectInfo(alias=alias, project_id="")
+
+    def _may_manage(self, user: str) -> bool:
+        return not self.admins or user in self.admins
+
+    # --- /gesjobs ------------------------------------------------------------------------------
+
+    async def on_command(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+        # Ack before anything else: Slack shows the user an error after 3 s without it.
+        await ack()
+        text = str(body.get("text") or "")
+        asker = _Asker(
+            user=str(body.get("user_id") or ""),
+            channel=str(body.get("channel_id") or ""),
+            channel_name=str(body.get("channel_name") or ""),
+            team=str(body["team_id"]) if body.get("team_id") else None,
+        )
+        command = commands.parse(text)
+        kind = _command_kind(command)
+        try:
+            answer = await self._answer(command, asker)
+        except StoreError as exc:
+            log.error("/gesjobs %s: database unavailable: %s", kind, exc)
+            answer = _Answer(views.problem_message(QueryProblem(_STORE_DOWN)), result="error")
+        except Exception:
+            log.exception("/gesjobs %s failed", kind)
+            answer = _Answer(views.problem_message(QueryProblem(_SORRY)), result="error")
+        metrics.COMMANDS.labels(kind, answer.result).inc()
+        await self._respond(body.get("response_url"), answer.message, public=answer.public)
+
+    async def _answer(self, command: commands.Command | commands.UsageError, asker: _Asker) -> _Answer:
+        if isinstance(command, commands.UsageError):
+            return _Answer(views.usage_message(command), result="usage_error")
+        if isinstance(command, commands.Help):
+            return _Answer(views.help_message(command.topic))
+        if isinstance(command, commands.Query):
+            return await self._query(command, asker)
+        if isinstance(command, commands.JobDetail):
+            return await self._job(command)
+        if isinstance(command, commands.ListSubscriptions):
+            return await self._list_subscriptions(asker)
+        if isinstance(command, commands.Status):
+            return await self._status()
+        if not self._may_manage(asker.user):
+            return _Answer(views.not_allowed_message(self.admins, "change subscriptions and mutes"), result="refused")
+        if isinstance(command, commands.Subscribe):
+            return await self._subscribe(command, asker)
+        if isinstance(command, commands.Unsubscribe):
+            return await self._unsubscribe(command, asker)
+        if isinstance(command, commands.Mute):
+            return await self._mute(command, asker)
+        return await self._unmute(command, asker)
+
+    async def _query(self, command: commands.Query, asker: _Asker) -> _Answer:
+        zone: ZoneInfo = await self.timezones.zone_for(asker.user)
+        result = await self.runner.jobs(command, now=self._now(), zone=zone)
+        if isinstance(result, QueryProblem):
+            return _Answer(views.problem_message(result), result="refused")
+        outcome = "ok"
+        if result.failed_sources:
+            outcome = "ges_error"
+        elif result.snapshot_sources:
+            outcome = "snapshots"
+        return _Answer(views.jobs_message(result, self._now()), result=outcome, public=command.public)
+
+    async def _job(self, command: commands.JobDetail) -> _Answer:
+        found = await self.runner.job(command)
+        if isinstance(found, QueryProblem):
+            return _Answer(views.problem_message(found), result="not_found")
+        return _Answer(self._job_view(found), result=self._job_result(found), public=command.public)
+
+    def _job_view(self, found: JobLookup) -> SlackMessage:
+        return views.job_message(found, self._project_info(found.project), self._now())
+
+    @staticmethod
+    def _job_result(found: JobLookup) -> str:
+        return "ok" if found.source.kind is SourceKind.LIVE else "snapshots"
+
+    def _config_subscriptions(self, asker: _Asker) -> list[Subscription]:
+        # Config files may name a channel by id or by name.
+        names = {asker.channel, asker.channel_name, f"#{asker.channel_name}"} - {"", "#"}
+        return [s for s in self.services.config_subscriptions if s.channel in names]
+
+    async def _list_subscriptions(self, asker: _Asker) -> _Answer:
+        now = self._now()
+        stored = await self.services.store.subscriptions(asker.channel)
+        mutes = await self.services.store.mutes(now, asker.channel)
+        subs = [*stored, *self._config_subscriptions(asker)]
+        return _Answer(views.subscriptions_message(asker.channel, subs, mutes, now))
+
+    async def _status(self) -> _Answer:
+        now = self._now()
+        health = await self.services.store.health(now)
+        message = views.status_message(
+            health,
+            list(self.services.projects),
+            now,
+            poll_interval_s=self.services.config.settings.poll_interval,
+            notes=self.services.notes,
+        )
+        return _Answer(message)
+
+    async def _subscribe(self, command: commands.Subscribe, asker: _Asker) -> _Answer:
+        if command.project is not None and command.project not in self.services.projects:
+            problem = unknown_project(command.project, tuple(self.services.projects))
+            return _Answer(views.problem_message(problem), result="refused")
+        sub = await self.services.store.add_subscription(
+            Subscription(
+                id=0,
+                channel=asker.channel,
+                graph_pattern=command.pattern,
+                kinds=command.kinds,
+                team=asker.team,
+                project=command.project,
+                created_by=asker.user,
+                created_at=self._now(),
+            )
+        )
+        log.info("/gesjobs: %s subscribed %s to %r", asker.user, asker.channel, command.pattern)
+        return _Answer(views.subscribed_message(sub, asker.channel))
+
+    async def _unsubscribe(self, command: commands.Unsubscribe, asker: _Asker) -> _Answer:
+        removed = await self.services.store.remove_subscription(asker.channel, command.pattern)
+        in_config = any(s.graph_pattern == command.pattern for s in self._config_subscriptions(asker))
+        if removed:
+            log.info("/gesjobs: %s unsubscribed %s from %r", asker.user, asker.channel, command.pattern)
+        return _Answer(views.unsubscribed_message(command.pattern, removed, in_config=in_config))
+
+    async def _mute(self, command: commands.Mute, asker: _Asker) -> _Answer:
+        now = self._now()
+        mute = await self.services.store.add_mute(
+            Mute(
+                id=0,
+                channel=asker.channel,
+                graph_pattern=command.pattern,
+                until=now + command.duration,
+                created_by=asker.user,
+                created_at=now,
+            )
+        )
+        return _Answer(views.muted_message(mute, now))
+
+    async def _unmute(self, command: commands.Unmute, asker: _Asker) -> _Answer:
+        removed = await self.services.store.remove_mutes(asker.channel, command.pattern)
+        return _Answer(views.unmuted_message(command.pattern, removed))
+
+    # --- buttons -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _action(body: Mapping[str, Any]) -> Mapping[str, Any]:
+        actions = body.get("actions") or [{}]
+        first = actions[0]
+        return first if isinstance(first, Mapping) else {}
+
+    @staticmethod
+    def _user(body: Mapping[str, Any]) -> str:
+        user = body.get("user") or {}
+        return str(user.get("id") or "") if isinstance(user, Mapping) else ""
+
+    @staticmethod
+    def _channel(body: Mapping[str, Any]) -> str:
+        channel = body.get("channel") or {}
+        if isinstance(channel, Mapping) and channel.get("id"):
+            return str(channel["id"])
+        container = body.get("container") or {}
+        return str(container.get("channel_id") or "") if isinstance(container, Mapping) else ""
+
+    async def on_details(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+        await ack()
+        value = str(self._action(body).get("value") or "")
+        trigger_id = body.get("trigger_id")
+        try:
+            project, job_id = render.parse_job_ref(value)
+        except ValueError:
+            log.warning("slack: Details button with an unreadable value %r", value[:80])
+            metrics.COMMANDS.labels("details_button", "error").inc()
+            return
+        # The trigger expires in ~3 s: read the snapshot (fast), never GES.
+        try:
+            rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=1))
+        except StoreError as exc:
+            log.error("slack: Details for %s: database unavailable: %s", job_id, exc)
+            rows = []
+        if rows:
+            view = render.render_job_detail_modal(rows[0].job, self._project_info(project), self._now())
+        else:
+            view = views.missing_job_modal(job_id)
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except Exception as exc:
+            log.warning("slack: views.open for job %s failed: %s", job_id, _slack_error(exc))
+            metrics.COMMANDS.labels("details_button", "error").inc()
+            notice = views.problem_message(
+                QueryProblem(f"The details did not open in time. `/gesjobs job {job_id}` shows the same.")
+            )
+            await self._respond(body.get("response_url"), notice)
+            return
+        metrics.COMMANDS.labels("details_button", "ok").inc()
+
+    async def on_detail_page(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+        await ack()
+        value = str(self._action(body).get("value") or "")
+        view_info = body.get("view") or {}
+        try:
+            project, job_id, page = render.parse_page_ref(value)
+        except ValueError:
+            log.warning("slack: detail page button with an unreadable value %r", value[:80])
+            return
+        rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=1))
+        if rows:
+            view = render.render_job_detail_modal(rows[0].job, self._project_info(project), self._now(), page=page)
+        else:
+            view = views.missing_job_modal(job_id)
+        try:
+            await self.client.views_update(view_id=view_info.get("id"), hash=view_info.get("hash"), view=view)
+        except Exception as exc:
+            log.warning("slack: views.update for job %s failed: %s", job_id, _slack_error(exc))
+
+    async def on_mute_button(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+        await ack()
+        action = self._action(body)
+        span = render.MUTE_ACTIONS.get(str(action.get("action_id") or ""))
+        graph = str(action.get("value") or "")
+        user = self._user(body)
+        channel = self._channel(body)
+        response_url = body.get("response_url")
+        if span is None or not graph or not channel:
+            log.warning("slack: mute button without a graph or channel")
+            return
+        if not self._may_manage(user):
+            metrics.COMMANDS.labels("mute_button", "refused").inc()
+            await self._respond(response_url, views.not_allowed_message(self.admins, "mute alerts"))
+            return
+        now = self._now()
+        try:
+            mute = await self.services.store.add_mute(
+                Mute(id=0, channel=channel, graph_pattern=graph, until=now + span, created_by=user, created_at=now)
+            )
+        except StoreError as exc:
+            log.error("slack: mute button: database unavailable: %s", exc)
+            metrics.COMMANDS.labels("mute_button", "error").inc()
+            await self._respond(response_url, views.problem_message(QueryProblem(_STORE_DOWN)))
+            return
+        metrics.COMMANDS.labels("mute_button", "ok").inc()
+        await self._respond(response_url, views.mute_button_message(mute, span, user))
+
+    async def on_acknowledge(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = self._channel(body)
+        user = self._user(body)
+        ts = message.get("ts") if isinstance(message, Mapping) else None
+        if not ts or not channel:
+            log.warning("slack: Acknowledge without a message to update")
+            return
+        updated = views.acknowledged(
+            str(message.get("text") or ""), list(message.get("blocks") or []), user, self._now()
+        )
+        if updated is None:
+            # Not a user id we would mention, or the alert was acknowledged already.
+            metrics.COMMANDS.labels("ack_button", "refused").inc()
+            return
+        try:
+            await self.client.chat_update(channel=channel, ts=str(ts), text=updated.text, blocks=updated.blocks)
+        except Exception as exc:
+            log.warning("slack: chat.update for an acknowledgement failed: %s", _slack_error(exc))
+            metrics.COMMANDS.labels("ack_button", "error").inc()
+            return
+        metrics.COMMANDS.labels("ack_button", "ok").inc()
+
+    # --- Home tab ------------------------------------------------------------------------------
+
+    async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        user = str(event.get("user") or "")
+        if not user:
+            return
+        team = body.get("team_id")
+        now = self._now()
+        store = self.services.store
+        try:
+            stored = await store.subscriptions()
+            since = now - self.options.home_failures_since
+            events = await store.recent_events(since, _HOME_FAILURE_KINDS, 20)
+            health = await store.health(now)
+        except StoreError as exc:
+            log.error("slack: Home tab: database unavailable: %s", exc)
+            return
+        subs = [s for s in stored if s.team in (None, team)] + list(self.services.config_subscriptions)
+        data = views.HomeData(
+            subscriptions=subs,
+            events=events,
+            health=health,
+            projects=list(self.services.projects),
+            poll_interval_s=self.services.config.settings.poll_interval,
+            notes=dict(self.services.notes),
+            events_since=since,
+        )
+        try:
+            await self.client.views_publish(user_id=user, view=views.home_view(data, now))
+        except Exception as exc:
+            log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
+
+
+def _slack_error(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, Mapping) and data.get("error"):
+        return str(data["error"])
+    return type(exc).__name__
+
+
+def build_app(
+    services: Services,
+    *,
+    bot_token: str,
+    signing_secret: str | None,
+    api_url: str,
+    socket_mode: bool,
+    options: SlackAppOptions | None = None,
+) -> AsyncApp:
+    """The bolt app. In HTTP mode every request must carry a valid Slack signature (bolt answers
+    401 otherwise); in Socket Mode requests arrive over the app's own WebSocket, unsigned."""
+    options = options or SlackAppOptions()
+    if not socket_mode and not signing_secret:
+        raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information → Signing Secret)")
+    client = AsyncWebClient(
+        token=bot_token,
+        base_url=api_url,
+        timeout=int(max(1, options.slack_timeout_s)),
+        retry_handlers=retry_handlers(),
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        logger=logging.getLogger("ges_bot.slackapp.bolt"),
+        name="ges-bot",
+    )
+    GesSlackApp(services, client, options).register(app)
+    return app
+
+
+def build_http_routes(app: AsyncApp) -> list[Route]:
+    """``POST /slack/events``: commands, button clicks and events (HTTP mode)."""
+    handler = AsyncSlackRequestHandler(app)
+
+    async def events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    return [Route(EVENTS_PATH, events, methods=["POST"])]
+
+
+async def start_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+    """Connect to Slack over Socket Mode (``apps.connections.open`` on the app's API URL) and
+    return the handler; the caller stops it with ``await handler.close_async()``."""
+    handler = AsyncSocketModeHandler(app, app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    return handler

@@ -1,0 +1,719 @@
+"""Block Kit for everything the Slack app says: ``/gesjobs`` answers, confirmations, the Home tab.
+
+This module owns how the Slack app's answers look. It is pure: records and ``now`` in, payloads
+out — no clock, database, GES or Slack. Alerts and the job-detail modal are ``notify.render``'s;
+this module delegates to it for one job's detail rather than drawing jobs twice.
+
+Untrusted text (graph names, patterns, job ids, names and types, fail reasons, GES error
+sentences, the user's own words) reaches Slack only through :mod:`ges_bot.notify.mrkdwn`
+(escaped, or in inert code spans); mentions only through ``mrkdwn.mention`` on ids that look like
+Slack's. Every message passes :func:`ges_bot.notify.limits.check_message` and every view
+:func:`~ges_bot.notify.limits.check_view` — a guard swaps in a minimal payload if a budget here is
+ever wrong, so a mistake costs detail, never the answer.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ges_bot.domain import EventKind, Job, JobEvent, JobStatus, Mute, ProjectInfo, Subscription
+from ges_bot.notify import limits, render
+from ges_bot.notify.mrkdwn import (
+    NOTHING,
+    channel_link,
+    code,
+    date_token,
+    duration,
+    escape,
+    fit,
+    mention,
+    mrkdwn_text,
+    plain_text,
+    slack_len,
+    truncate,
+    trusted,
+)
+from ges_bot.notify.render import SlackMessage
+from ges_bot.slackapp.commands import UsageError, command_text, help_text
+from ges_bot.slackapp.queries import JobLookup, JobsAnswer, QueryProblem, Source, SourceKind, job_time
+from ges_bot.store.api import Health, PollState
+
+__all__ = [
+    "HomeData",
+    "SlackMessage",
+    "acknowledged",
+    "help_message",
+    "home_view",
+    "job_message",
+    "jobs_message",
+    "missing_job_modal",
+    "mute_button_message",
+    "muted_message",
+    "not_allowed_message",
+    "problem_message",
+    "status_message",
+    "subscribed_message",
+    "subscriptions_message",
+    "unmuted_message",
+    "unsubscribed_message",
+    "usage_message",
+]
+
+#: Fallback ``text`` budget (notifications and screen readers; keep it short).
+_TEXT_LIMIT = 1000
+_NAME = 200
+_REASON = 300
+_ERROR = 600
+_STATUS_EMOJI: dict[str, str] = {
+    JobStatus.FAILED: "🔴",
+    JobStatus.PARTIALLY_FAILED: "🟠",
+    JobStatus.SUCCESS: "🟢",
+    JobStatus.RUNNING: "🔵",
+    JobStatus.PENDING: "⚪",
+}
+_STATUS_WORDS: dict[str, str] = {
+    JobStatus.FAILED: "failed",
+    JobStatus.PARTIALLY_FAILED: "partially failed",
+    JobStatus.SUCCESS: "succeeded",
+    JobStatus.RUNNING: "running",
+    JobStatus.PENDING: "pending",
+}
+_STATUS_ORDER = [JobStatus.FAILED, JobStatus.PARTIALLY_FAILED, JobStatus.RUNNING, JobStatus.PENDING, JobStatus.SUCCESS]
+_KIND_WORDS: dict[EventKind, str] = {
+    EventKind.FAILED: "failed",
+    EventKind.PARTIALLY_FAILED: "partially failed",
+    EventKind.STUCK: "stuck",
+    EventKind.SUCCEEDED: "succeeded",
+    EventKind.RECOVERED: "recovered",
+    EventKind.STATUS_CHANGED: "changed status",
+}
+_KIND_EMOJI: dict[EventKind, str] = {
+    EventKind.FAILED: "🔴",
+    EventKind.PARTIALLY_FAILED: "🟠",
+    EventKind.STUCK: "⏳",
+    EventKind.SUCCEEDED: "🟢",
+    EventKind.RECOVERED: "✅",
+}
+#: What a person can do about the Slack errors that break a channel's subscriptions.
+_CHANNEL_FIXES: dict[str, str] = {
+    "not_in_channel": "invite the bot (`/invite @ges-bot`)",
+    "channel_not_found": "the channel is gone, or private without the bot in it: invite the bot or subscribe another channel",
+    "is_archived": "unarchive the channel, or subscribe another one",
+}
+
+
+# -- blocks ----------------------------------------------------------------------------------
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": plain_text(text, limits.MAX_HEADER_TEXT)}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn_text(text or NOTHING)}
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [mrkdwn_text(t) for t in texts[: limits.MAX_CONTEXT_ELEMENTS]]}
+
+
+def _divider() -> dict[str, Any]:
+    return {"type": "divider"}
+
+
+def _pack_counted(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) -> list[tuple[str, int]]:
+    """Entries joined by line breaks into as few texts of ≤ ``limit`` units as possible, with how
+    many entries each holds."""
+    packed: list[tuple[str, int]] = []
+    current: list[str] = []
+    size = 0
+    for raw in entries:
+        entry = raw if slack_len(raw) <= limit else _cut(raw, limit)
+        entry_size = slack_len(entry)
+        if current and size + 1 + entry_size > limit:
+            packed.append(("\n".join(current), len(current)))
+            current, size = [], 0
+        current.append(entry)
+        size += entry_size + (1 if len(current) > 1 else 0)
+    if current:
+        packed.append(("\n".join(current), len(current)))
+    return packed
+
+
+def _pack(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) -> list[str]:
+    return [text for text, _ in _pack_counted(entries, limit)]
+
+
+def _cut(text: str, limit: int) -> str:
+    # Only our own entries reach here, built of whole pieces; cutting at a line keeps tokens whole.
+    lines = text.split("\n")
+    while len(lines) > 1 and slack_len("\n".join(lines)) > limit - 2:
+        lines.pop()
+    kept = "\n".join(lines)
+    return kept + " …" if slack_len(kept) <= limit - 2 else escape(truncate("(too long to show)", limit))
+
+
+def _guard(message: SlackMessage) -> SlackMessage:
+    """``message`` if Slack would take it, else a plain one that it surely takes."""
+    if not limits.check_message(message.payload()):
+        return message
+    text = message.text if 0 < slack_len(message.text) <= _TEXT_LIMIT else "ges-bot answer"
+    return SlackMessage(
+        text=text,
+        blocks=[
+            _section(f"{escape(truncate(' '.join(text.split()), 2000))}\n_(The full answer was too large to show.)_")
+        ],
+    )
+
+
+def _guard_view(view: dict[str, Any], title: str) -> dict[str, Any]:
+    if not limits.check_view(view):
+        return view
+    fallback = {**view, "blocks": [_section(escape(f"{title}: too much to show here."))]}
+    fallback.pop("private_metadata", None)
+    return fallback
+
+
+def _message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
+    return _guard(SlackMessage(text=truncate(text, _TEXT_LIMIT), blocks=blocks))
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _label(job: Job) -> str:
+    return _one_line(job.job_name) or _one_line(job.job_type) or "Job"
+
+
+def _ago(then: datetime, now: datetime) -> str:
+    return f"{date_token(then)} ({duration(now - then)} ago)"
+
+
+def _who(user: str | None) -> str:
+    """A mention for a Slack user id, else the value shown inert."""
+    if user is None:
+        return NOTHING
+    return mention(user) or code(user, 60)
+
+
+def _kinds_text(kinds: Iterable[EventKind]) -> str:
+    order = [EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.STUCK, EventKind.SUCCEEDED, EventKind.RECOVERED]
+    chosen = set(kinds)
+    return ", ".join(_KIND_WORDS[k] for k in order if k in chosen) or "nothing"
+
+
+# -- help and usage --------------------------------------------------------------------------
+
+
+def help_message(topic: str | None = None) -> SlackMessage:
+    """The help users see for ``/gesjobs``, ``/gesjobs help`` and ``/gesjobs help <topic>``."""
+    sections = [escape(part) for part in help_text(topic).split("\n\n") if part.strip()]
+    text = "/gesjobs: failed today · running · job <id> · subscribe <graph> · mute <graph> 2h · status · help"
+    return _message(escape(text), [_section(s) for s in _pack(sections)])
+
+
+def usage_message(error: UsageError) -> SlackMessage:
+    """A command that did not parse: what was wrong, the fix when one is known, and the help that applies."""
+    lines = [f"🤔 {escape(error.message)}"]
+    if error.suggestion:
+        lines.append(f"Did you mean {code('/gesjobs ' + error.suggestion, 300)}?")
+    blocks = [_section(fit_mrkdwn("\n".join(lines), limits.MAX_SECTION_TEXT))]
+    if error.topic is not None:
+        blocks.extend(_section(s) for s in _pack([escape(p) for p in help_text(error.topic).split("\n\n")]))
+    blocks.append(_context(trusted("`/gesjobs help` shows everything the bot understands.")))
+    return _message(escape(f"/gesjobs: {truncate(_one_line(error.message), 500)}"), blocks)
+
+
+def fit_mrkdwn(text: str, limit: int) -> str:
+    """Our own (already safe) mrkdwn cut to ``limit`` at a line boundary."""
+    return text if slack_len(text) <= limit else _cut(text, limit)
+
+
+def problem_message(problem: QueryProblem) -> SlackMessage:
+    """A question that could not be answered, as a sentence (GES's words escaped)."""
+    return _message(escape(truncate(problem.message, _TEXT_LIMIT)), [_section(f"⚠️ {fit(problem.message, 2900)}")])
+
+
+# -- job lists --------------------------------------------------------------------------------
+
+
+def _status_word(status: str) -> str:
+    return _STATUS_WORDS.get(status) or fit(status, 60)
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    ordered = [s for s in _STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in _STATUS_ORDER)
+    return " · ".join(f"{_STATUS_EMOJI.get(s, '❔')} {counts[s]:,} {_status_word(s)}" for s in ordered)
+
+
+def _job_entry(job: Job, project: str | None, now: datetime) -> str:
+    """One job in a list: what, where, when, why (≈ 900 units at most)."""
+    emoji = _STATUS_EMOJI.get(job.status, "❔")
+    head = f"{emoji} *{fit(_label(job), _NAME)}* on graph {code(job.graph, _NAME)} · {_status_word(job.status)}"
+    when: list[str] = []
+    if job.is_active or job.end_time is None:
+        if job.begin_time is not None:
+            verb = "waiting since" if job.status == JobStatus.PENDING else "began"
+            when.append(f"{verb} {date_token(job.begin_time)} ({duration(now - job.begin_time)} ago)")
+    else:
+        when.append(f"ended {date_token(job.end_time)}")
+        if job.begin_time is not None:
+            when.append(f"took {duration(job.end_time - job.begin_time)}")
+    when.append(f"job {code(job.job_id, 120)}")
+    if project is not None:
+        when.append(f"project {fit(project, 60)}")
+    text = f"{head}\n{' · '.join(when)}"
+    reason = _one_line(job.fail_reason)
+    if reason:
+        text += f"\n> {fit(reason, _REASON)}"
+    return text
+
+
+def _range_text(answer: JobsAnswer) -> str:
+    query = answer.query
+    if query.range is None or answer.start is None or answer.end is None:
+        return (
+            "active now" if query.statuses and all(s in ("running", "pending") for s in query.statuses) else "any time"
+        )
+    return (
+        f"{escape(query.range.describe())} in {escape(answer.zone)}: "
+        f"{date_token(answer.start)} – {date_token(answer.end)}"
+    )
+
+
+def _source_note(source: Source, now: datetime) -> str:
+    if source.kind is SourceKind.ERROR:
+        return f"⚠️ {fit(source.reason or 'GES could not be asked', _ERROR)}"
+    as_of = (
+        f"as of the last successful poll {_ago(source.as_of, now)}" if source.as_of else "(never polled successfully)"
+    )
+    note = f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — answering from the bot's snapshots {as_of}"
+    if source.truncated:
+        note += "; only the newest snapshots were searched"
+    return note
+
+
+def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
+    """Counts by status, then the newest jobs (up to the query's ``limit``), then how to narrow it."""
+    query = answer.query
+    asked = code(command_text(query), 300)
+    total = len(answer.jobs)
+    several_projects = len(answer.sources) > 1
+    notes = [_source_note(s, now) for s in answer.sources if s.kind is not SourceKind.LIVE]
+    if total == 0 and answer.sources and all(s.kind is SourceKind.ERROR for s in answer.sources):
+        reasons = "\n".join(f"⚠️ {fit(s.reason or 'GES could not be asked', _ERROR)}" for s in answer.sources)
+        return _message(
+            escape(truncate(_one_line(answer.sources[0].reason or "GES could not be asked"), _TEXT_LIMIT)),
+            [_section(fit_mrkdwn(f"No answer to {asked}:\n{reasons}", limits.MAX_SECTION_TEXT))],
+        )
+    blocks: list[dict[str, Any]] = []
+    if total == 0:
+        blocks.append(_section(f"No jobs match {asked} ({_range_text(answer)})."))
+    else:
+        blocks.append(
+            _section(f"*{_count(total, 'job')}* match {asked} ({_range_text(answer)})\n{_counts_text(answer.counts)}")
+        )
+    if notes:
+        blocks.append(_context(*[fit_mrkdwn(n, limits.MAX_TEXT_OBJECT) for n in notes]))
+    shown = answer.jobs[: query.limit]
+    entries = [_job_entry(f.job, f.project if several_projects else None, now) for f in shown]
+    room = limits.MAX_MESSAGE_BLOCKS - len(blocks) - 2
+    sections = _pack_counted(entries)[:room]
+    listed = sum(n for _, n in sections)
+    if sections:
+        blocks.append(_divider())
+        blocks.extend(_section(text) for text, _ in sections)
+    footer: list[str] = []
+    if listed < total:
+        hint = "narrow it with `graph <name or pattern>` or `type <job name>`"
+        if query.limit < 100 and listed == len(shown):
+            hint += ", or raise `limit` (up to 100)"
+        footer.append(f"Showing {listed:,} of {total:,} — {hint}.")
+    if total:
+        footer.append("`/gesjobs job <id>` shows one job with every file.")
+    if footer:
+        blocks.append(_context(escape(" ".join(footer))))
+    counts = ", ".join(f"{n:,} {_STATUS_WORDS.get(s, s)}" for s, n in answer.counts.items())
+    fallback = f"{total:,} jobs match /gesjobs {command_text(query)}" + (f": {counts}" if counts else "")
+    if notes:
+        fallback += " (from snapshots: GES is unreachable)"
+    return _message(escape(fallback), blocks)
+
+
+# -- one job ---------------------------------------------------------------------------------
+
+
+def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> SlackMessage:
+    """``/gesjobs job <id>``: the job's detail (from render), with a note when it is not live."""
+    rendered = render.render_job_detail_blocks(lookup.job, project, now)
+    if lookup.source.kind is SourceKind.LIVE:
+        return rendered
+    source = lookup.source
+    when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
+    note = _context(f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})")
+    blocks = list(rendered.blocks)
+    # The note must not be lost: after the header, or instead of it when the message is full.
+    if len(blocks) < limits.MAX_MESSAGE_BLOCKS:
+        blocks.insert(1 if blocks and blocks[0].get("type") == "header" else 0, note)
+    elif blocks and blocks[0].get("type") == "header":
+        blocks[0] = note
+    return _guard(SlackMessage(text=rendered.text, blocks=blocks))
+
+
+def missing_job_modal(job_id: str) -> dict[str, Any]:
+    """The modal the Details button opens when the bot no longer has the job's snapshot."""
+    view = {
+        "type": "modal",
+        "title": plain_text("GES job details", limits.MAX_MODAL_TITLE),
+        "close": plain_text("Close", limits.MAX_MODAL_TITLE),
+        "blocks": [
+            _section(
+                f"The bot has no record of job {code(job_id, 300)} any more. "
+                f"`/gesjobs job {escape(truncate(job_id, 200))}` asks GES for it."
+            )
+        ],
+    }
+    return _guard_view(view, "GES job details")
+
+
+# -- subscriptions and mutes -----------------------------------------------------------------
+
+
+def _project_words(project: str | None) -> str:
+    return f" in project {fit(project, 100)}" if project else ""
+
+
+def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
+    where = channel_link(channel) or "this channel"
+    pattern = code(sub.graph_pattern, 300)
+    text = (
+        f"✅ {where} will hear when a job of a graph matching {pattern}{_project_words(sub.project)} "
+        f"is {_kinds_text(sub.kinds)}.\n"
+        f"Silence it for a while with `/gesjobs mute {escape(sub.graph_pattern)} 2h`; "
+        f"stop with `/gesjobs unsubscribe {escape(sub.graph_pattern)}`."
+    )
+    fallback = f"Subscribed to {sub.graph_pattern}: {_kinds_text(sub.kinds)}"
+    return _message(escape(fallback), [_section(text)])
+
+
+def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> SlackMessage:
+    shown = code(pattern, 300)
+    if removed:
+        text = f"🔕 This channel no longer hears about graphs matching {shown}."
+    elif in_config:
+        text = (
+            f"The subscription to {shown} here comes from the bot's config file (`GES_BOT_CONFIG`); "
+            "whoever runs the bot can remove it there."
+        )
+    else:
+        text = f"This channel has no subscription to {shown}. `/gesjobs subscriptions` lists the ones it has."
+    return _message(escape(f"Unsubscribe {pattern}: {'done' if removed else 'nothing to remove'}"), [_section(text)])
+
+
+def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
+    parts = [f"• {code(sub.graph_pattern, 300)} — {_kinds_text(sub.kinds)}{_project_words(sub.project)}"]
+    if sub.job_names:
+        names = ", ".join(code(n, 100) for n in sorted(sub.job_names)[:5])
+        parts.append(f" · jobs {names}")
+    if show_channel:
+        parts.append(f" · {channel_link(sub.channel) or code(sub.channel, 60)}")
+    if sub.source == "config":
+        parts.append(" · 🔒 from the config file (read-only here)")
+    elif sub.created_by:
+        made = f" · by {_who(sub.created_by)}"
+        if sub.created_at is not None:
+            made += f" {date_token(sub.created_at, '{date_short_pretty}')}"
+        parts.append(made)
+    text = "".join(parts)
+    if sub.broken:
+        fix = _CHANNEL_FIXES.get(sub.broken, "check the channel and the bot's access to it")
+        again = (
+            f", then `/gesjobs subscribe {escape(truncate(sub.graph_pattern, 200))}` here again to resume"
+            if sub.source != "config"
+            else ", then restart the bot"
+        )
+        text += f"\n   ⚠️ *broken*: Slack answered {code(sub.broken, 100)} — {escape(fix)}{again}."
+    return text
+
+
+def _mute_entry(mute: Mute, now: datetime) -> str:
+    text = f"• 🔇 {code(mute.graph_pattern, 300)} until {date_token(mute.until)} ({duration(mute.until - now)} left)"
+    if mute.created_by:
+        text += f" · by {_who(mute.created_by)}"
+    return text
+
+
+def subscriptions_message(
+    channel: str, subscriptions: Sequence[Subscription], mutes: Sequence[Mute], now: datetime
+) -> SlackMessage:
+    """This channel's subscriptions (database and config file) and its mutes in force."""
+    where = channel_link(channel) or "this channel"
+    blocks: list[dict[str, Any]] = []
+    if subscriptions:
+        entries = [_sub_entry(s, now, show_channel=False) for s in subscriptions]
+        blocks.append(_section(f"*Subscriptions of {where}* ({len(subscriptions)})"))
+        blocks.extend(_section(s) for s in _pack(entries)[:40])
+    else:
+        blocks.append(
+            _section(
+                f"{where} has no subscriptions. `/gesjobs subscribe prod-*` alerts here when a job of a `prod-*` graph fails."
+            )
+        )
+    if mutes:
+        blocks.append(_section(f"*Muted in {where}*"))
+        blocks.extend(_section(s) for s in _pack([_mute_entry(m, now) for m in mutes])[:5])
+    broken = sum(1 for s in subscriptions if s.broken)
+    fallback = f"{len(subscriptions)} subscriptions here" + (f", {broken} broken" if broken else "")
+    return _message(escape(fallback), blocks[: limits.MAX_MESSAGE_BLOCKS])
+
+
+def muted_message(mute: Mute, now: datetime) -> SlackMessage:
+    pattern = code(mute.graph_pattern, 300)
+    text = (
+        f"🔇 No alerts for graphs matching {pattern} in this channel until {date_token(mute.until)} "
+        f"({duration(mute.until - now)}). `/gesjobs unmute {escape(truncate(mute.graph_pattern, 200))}` ends it sooner."
+    )
+    return _message(escape(f"Muted {mute.graph_pattern} for {duration(mute.until - now)}"), [_section(text)])
+
+
+def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> SlackMessage:
+    """The ephemeral confirmation of a Mute button on an alert."""
+    who = mention(by_user) or "You"
+    text = (
+        f"🔇 {who} muted alerts for graph {code(mute.graph_pattern, 300)} in this channel for {duration(span)} "
+        f"(until {date_token(mute.until)}). `/gesjobs unmute {escape(truncate(mute.graph_pattern, 200))}` ends it sooner."
+    )
+    return _message(escape(f"Muted {mute.graph_pattern} for {duration(span)}"), [_section(text)])
+
+
+def unmuted_message(pattern: str, removed: int) -> SlackMessage:
+    shown = code(pattern, 300)
+    if removed:
+        text = f"🔔 Alerts for graphs matching {shown} are back on in this channel."
+    else:
+        text = f"No mute for {shown} in this channel. `/gesjobs subscriptions` lists the mutes in force."
+    return _message(escape(f"Unmute {pattern}: {'done' if removed else 'nothing to unmute'}"), [_section(text)])
+
+
+def not_allowed_message(admins: Iterable[str], action: str) -> SlackMessage:
+    """A polite refusal naming who may manage subscriptions and mutes."""
+    people = [_who(a) for a in sorted(admins)][:20]
+    listed = ", ".join(people) or "the bot's admins"
+    text = (
+        f"🙏 Sorry — in this workspace only {listed} may {escape(action)}. "
+        "Ask one of them; anyone may still ask about jobs."
+    )
+    return _message(escape(f"Only the bot's admins may {action}"), [_section(text)])
+
+
+def unknown_project_message(problem: QueryProblem) -> SlackMessage:
+    return problem_message(problem)
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _PollLook:
+    emoji: str
+    text: str
+
+
+def _poll_look(alias: str, state: PollState | None, now: datetime, poll_interval_s: float) -> _PollLook:
+    name = f"*{fit(alias, 100)}*"
+    if state is None or state.last_success_at is None:
+        text = f"{name} · no successful poll yet"
+        if state is not None and state.last_error:
+            text += f"\n   last error: {code(state.last_error, 500)}"
+        return _PollLook("⚪" if state is None or not state.last_error else "🔴", text)
+    lag = now - state.last_success_at
+    emoji = "🟢"
+    if lag > timedelta(seconds=3 * poll_interval_s):
+        emoji = "🟠"
+    if lag > timedelta(seconds=10 * poll_interval_s):
+        emoji = "🔴"
+    text = f"{name} · last successful poll {_ago(state.last_success_at, now)}"
+    if state.last_error and state.consecutive_failures:
+        text += (
+            f"\n   last error ({_count(state.consecutive_failures, 'failure')} in a row): {code(state.last_error, 500)}"
+        )
+    return _PollLook(emoji, text)
+
+
+def _health_entries(
+    health: Health, projects: Sequence[str], now: datetime, poll_interval_s: float, notes: Mapping[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """(project lines, delivery lines, problem lines)."""
+    states = {p.project: p for p in health.polls}
+    names = list(dict.fromkeys([*projects, *states]))
+    polls = []
+    for alias in names:
+        look = _poll_look(alias, states.get(alias), now, poll_interval_s)
+        polls.append(f"{look.emoji} {look.text}")
+    delivery = f"📬 Alerts waiting to be delivered: {health.outbox_pending:,}"
+    if health.oldest_pending_at is not None and health.outbox_pending:
+        delivery += f" (oldest {_ago(health.oldest_pending_at, now)})"
+    delivery += f" · given up: {health.outbox_dead:,}"
+    if health.outbox_dead:
+        delivery += " (see the bot's log)"
+    problems = [
+        f"⚠️ {code(s.graph_pattern, 200)} in {channel_link(s.channel) or code(s.channel, 60)} is broken: "
+        f"Slack answered {code(s.broken, 100)}"
+        for s in health.broken_subscriptions
+    ]
+    problems += [f"⚠️ {fit(text, _ERROR)}" for _, text in sorted(notes.items())]
+    return polls, [delivery], problems
+
+
+def status_message(
+    health: Health,
+    projects: Sequence[str],
+    now: datetime,
+    *,
+    poll_interval_s: float,
+    notes: Mapping[str, str] | None = None,
+) -> SlackMessage:
+    """``/gesjobs status``: each project's last successful poll and lag, delivery, broken subscriptions."""
+    polls, delivery, problems = _health_entries(health, projects, now, poll_interval_s, notes or {})
+    blocks: list[dict[str, Any]] = [_header("ges-bot status")]
+    blocks.append(_section(trusted("*GES projects*")))
+    blocks.extend(_section(s) for s in _pack(polls)[:20])
+    blocks.extend(_section(s) for s in _pack(delivery))
+    if problems:
+        blocks.append(_section(trusted(f"*Problems* ({len(problems)})")))
+        blocks.extend(_section(s) for s in _pack(problems)[:20])
+    else:
+        blocks.append(_context(trusted("No broken subscriptions.")))
+    behind = sum(1 for line in polls if not line.startswith("🟢"))
+    fallback = f"ges-bot status: {len(polls)} projects, {behind} not up to date, {health.outbox_pending} alerts waiting, {len(problems)} problems"
+    return _message(escape(fallback), blocks[: limits.MAX_MESSAGE_BLOCKS])
+
+
+# -- Home tab -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    """What the Home tab shows; the app gathers it, this module draws it."""
+
+    subscriptions: Sequence[Subscription]
+    events: Sequence[JobEvent]
+    health: Health
+    projects: Sequence[str]
+    poll_interval_s: float
+    notes: Mapping[str, str]
+    events_since: datetime
+
+
+_HOME_SUBS = 40
+_HOME_EVENTS = 20
+
+
+def _event_entry(event: JobEvent, now: datetime) -> str:
+    job = event.job
+    emoji = _KIND_EMOJI.get(event.kind, "🔵")
+    when = job_time(job) or event.at
+    return (
+        f"{emoji} *{fit(_label(job), _NAME)}* {_KIND_WORDS.get(event.kind, event.kind.value)} on graph "
+        f"{code(event.graph, _NAME)} · {date_token(when)} · job {code(job.job_id, 120)}"
+    )
+
+
+def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
+    """The App Home tab: subscriptions in this workspace, recent failures, the bot's health (≤ 100 blocks)."""
+    blocks: list[dict[str, Any]] = [
+        _header("GES jobs"),
+        _section(
+            escape(
+                "Alerts for Huawei Cloud GES jobs. Ask with `/gesjobs failed today`, `/gesjobs running` or "
+                "`/gesjobs job <id>`; subscribe a channel with `/gesjobs subscribe <graph>`."
+            )
+        ),
+        _divider(),
+    ]
+    subs = list(data.subscriptions)
+    blocks.append(_section(trusted(f"*Subscriptions* ({len(subs)})")))
+    if subs:
+        entries = [_sub_entry(s, now, show_channel=True) for s in subs[:_HOME_SUBS]]
+        blocks.extend(_section(s) for s in _pack(entries)[:25])
+        if len(subs) > _HOME_SUBS:
+            blocks.append(
+                _context(
+                    trusted(
+                        f"…and {len(subs) - _HOME_SUBS:,} more; `/gesjobs subscriptions` in a channel lists its own."
+                    )
+                )
+            )
+    else:
+        blocks.append(
+            _context(
+                trusted(
+                    "None yet: `/gesjobs subscribe prod-*` in a channel alerts it when a `prod-*` graph's job fails."
+                )
+            )
+        )
+    blocks.append(_divider())
+    events = list(data.events)
+    blocks.append(_section(f"*Recent failures* (since {date_token(data.events_since)})"))
+    if events:
+        blocks.extend(_section(s) for s in _pack([_event_entry(e, now) for e in events[:_HOME_EVENTS]])[:25])
+    else:
+        blocks.append(_context(trusted("No failures. 🎉")))
+    blocks.append(_divider())
+    polls, delivery, problems = _health_entries(data.health, data.projects, now, data.poll_interval_s, data.notes)
+    blocks.append(_section(trusted("*Bot health*")))
+    blocks.extend(_section(s) for s in _pack([*polls, *delivery, *problems])[:15])
+    blocks.append(_context(f"Updated {date_token(now)}"))
+    view = {"type": "home", "blocks": blocks[: limits.MAX_VIEW_BLOCKS]}
+    return _guard_view(view, "GES jobs")
+
+
+# -- acknowledgement ------------------------------------------------------------------------
+
+
+def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, now: datetime) -> SlackMessage | None:
+    """An alert, as Slack sent it back with the click, marked "👀 Acknowledged by <@U…>".
+
+    The alert's actions block is replaced by that context line; its other buttons (Details,
+    Mute) follow in a new actions block, so only Acknowledge disappears. ``None`` when
+    ``by_user`` does not look like a Slack user id (a mention is live markup) or when the message
+    has no Acknowledge button left (already acknowledged).
+    """
+    who = mention(by_user)
+    if who is None:
+        return None
+    out: list[dict[str, Any]] = []
+    replaced = False
+    for block in blocks:
+        if not replaced and _is_alert_actions(block):
+            replaced = True
+            out.append(_context(f"👀 Acknowledged by {who} at {date_token(now)}"))
+            rest = [copy.deepcopy(e) for e in block.get("elements", []) if e.get("action_id") != render.ACTION_ACK]
+            if rest:
+                kept = {"type": "actions", "elements": rest}
+                if block.get("block_id"):
+                    kept["block_id"] = block["block_id"]
+                out.append(kept)
+            continue
+        out.append(copy.deepcopy(dict(block)))
+    if not replaced:
+        return None
+    fallback = f"👀 Acknowledged by {who}: {text}" if text else f"👀 Acknowledged by {who}"
+    # Slack echoes the message's own text (ours, already escaped); it is kept as it came.
+    return SlackMessage(text=truncate(fallback, _TEXT_LIMIT), blocks=out)
+
+
+def _is_alert_actions(block: Mapping[str, Any]) -> bool:
+    if block.get("type") != "actions":
+        return False
+    elements = block.get("elements") or []
+    return any(isinstance(e, Mapping) and e.get("action_id") == render.ACTION_ACK for e in elements)

@@ -1,0 +1,726 @@
+"""watch.poller against the real GES emulator and the real SqlStore: the exact events a tick
+records, what it costs on the GES API, and how it survives outages, restarts and moving lists."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ges_bot.cli import main
+from ges_bot.config import load_config
+from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
+from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
+from ges_bot.store import SqlStore, open_store
+from ges_bot.watch.cli import poll_once
+from ges_bot.watch.poller import Poller, TickReport, run_tick, schedule
+from tests.support.emulator import EmulatorHandle, run_emulator
+
+T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+ALIAS = "prod"
+EVERYTHING = Subscription(id=-1, channel="C0ALERTS", graph_pattern="*", kinds=ALERTABLE_KINDS, source="config")
+
+Summary = list[tuple[str, str, str | None]]
+
+
+def summary(report: TickReport) -> Summary:
+    return sorted((e.job.job_id, e.kind.value, e.previous_status) for e in report.events)
+
+
+@dataclass
+class World:
+    emu: EmulatorHandle
+    store: SqlStore
+    client: JobCenterClient
+    stuck_after: timedelta = timedelta(hours=6)
+    backfill: timedelta = timedelta(0)
+    pollers: dict[str, Poller] = field(default_factory=dict)
+
+    def poller(self, replica: str = "r1", client: Any = None, **kw: Any) -> Poller:
+        if replica not in self.pollers or client is not None or kw:
+            self.pollers[replica] = Poller(
+                self.emu.project_settings(alias=ALIAS),
+                client or self.client,
+                self.store,
+                config_subscriptions=(EVERYTHING,),
+                stuck_after=self.stuck_after,
+                backfill=self.backfill,
+                clock=self.emu.state.now,
+                replica=replica,
+                lease_ttl=timedelta(minutes=5),
+                **kw,
+            )
+        return self.pollers[replica]
+
+    async def tick(self, **kw: Any) -> TickReport:
+        return await self.poller().tick(**kw)
+
+    async def job(self, job_id: str, status: str = "running", **fields: Any) -> dict[str, Any]:
+        fields.setdefault("job_name", "ImportGraph")
+        fields.setdefault("related_graph", "movies")
+        return await self.emu.add_job(job_id=job_id, status=status, **fields)
+
+
+@contextlib.asynccontextmanager
+async def world(
+    db_url: str,
+    *,
+    page_size: int = 100,
+    start: datetime = T0,
+    retries: int = 0,
+    **emulator: Any,
+) -> AsyncIterator[World]:
+    async with run_emulator(**emulator) as emu:
+        await emu.set_time(start)
+        store = await open_store(db_url)
+        client = JobCenterClient(
+            emu.project_settings(alias=ALIAS),
+            page_size=page_size,
+            max_retries=retries,
+            timeout=5,
+            backoff_base=0.01,
+            backoff_cap=0.02,
+        )
+        try:
+            yield World(emu=emu, store=store, client=client)
+        finally:
+            await client.aclose()
+            await store.close()
+
+
+def wire(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# --- the basic transitions --------------------------------------------------------------------
+
+
+async def test_running_job_that_fails_is_reported_once_and_queued(db_url: str) -> None:
+    async with world(db_url) as w:
+        await w.job("j-run")
+        first = await w.tick()
+        assert first.baseline
+        assert first.events == ()
+        assert (await w.tick()).events == ()
+
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-run", status="failed", fail_reason="OBS path not found")
+        report = await w.tick()
+        assert summary(report) == [("j-run", "failed", "running")]
+        event = report.events[0]
+        assert event.job.fail_reason == "OBS path not found"
+        assert event.job.graph == "movies"
+        assert len(report.outbox_ids) == 1
+        item = await w.store.outbox_item(report.outbox_ids[0])
+        assert item is not None
+        assert (item.delivery.channel, [e.job.job_id for e in item.delivery.events]) == ("C0ALERTS", ["j-run"])
+
+        await w.emu.advance(60)
+        again = await w.tick()
+        assert again.events == ()
+        assert again.outbox_ids == ()
+
+
+async def test_a_job_that_appears_already_failed_is_reported(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        await w.tick()
+        await w.emu.advance(30)
+        # Started and failed between two polls: never seen running.
+        await w.job("j-quick", "failed", begin_time=wire(await w.emu.now() - timedelta(seconds=20)))
+        report = await w.tick()
+        assert summary(report) == [("j-quick", "failed", None)]
+        assert (await w.tick()).events == ()
+
+
+async def test_partially_failed_import_carries_its_per_file_causes(sqlite_url: str) -> None:
+    detail = {
+        "schema_path": [{"path": "movies/schema.xml", "status": "success", "log": None, "cause": None}],
+        "vertexset_path": [
+            {"path": "movies/vertex.csv", "status": "success", "total_lines": 10, "failed_lines": 0},
+        ],
+        "edgeset_path": [
+            {
+                "path": "movies/edge.csv",
+                "status": "partFailed",
+                "cause": "line 7: vertex 'v9' does not exist",
+                "total_lines": 100,
+                "failed_lines": 3,
+                "successful_lines": 97,
+            },
+            None,
+        ],
+    }
+    async with world(sqlite_url) as w:
+        await w.job("j-imp")
+        await w.tick()
+        await w.emu.patch_job("j-imp", status="partiallyFailed", job_detail=detail)
+        report = await w.tick()
+        assert summary(report) == [("j-imp", "partially_failed", "running")]
+        problems = report.events[0].job.problem_files
+        assert [(f.path, f.status, f.cause, f.failed_lines) for f in problems] == [
+            ("movies/edge.csv", "partFailed", "line 7: vertex 'v9' does not exist", 3)
+        ]
+
+
+async def test_a_success_after_a_failure_of_the_same_import_is_a_recovery(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        await w.tick()
+        await w.emu.advance(60)
+        await w.job("j-1", "failed")
+        await w.job("j-other", "success", related_graph="people")
+        assert summary(await w.tick()) == [("j-1", "failed", None), ("j-other", "succeeded", None)]
+        await w.emu.advance(600)
+        await w.job("j-2")
+        assert (await w.tick()).events == ()
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-2", status="success")
+        report = await w.tick()
+        assert summary(report) == [("j-2", "recovered", "running")]
+        assert report.events[0].recovers_job_id == "j-1"
+        # The next success is a plain success again.
+        await w.emu.advance(60)
+        await w.job("j-3", "success")
+        assert summary(await w.tick()) == [("j-3", "succeeded", None)]
+
+
+async def test_stuck_is_reported_once_not_every_tick(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        w.stuck_after = timedelta(hours=2)
+        await w.job("j-slow", begin_time=wire(T0))
+        await w.tick()
+        await w.emu.advance(3600)
+        assert (await w.tick()).events == ()
+        await w.emu.advance(3601)
+        assert summary(await w.tick()) == [("j-slow", "stuck", "running")]
+        for _ in range(3):
+            await w.emu.advance(600)
+            assert (await w.tick()).events == ()
+        # …and when it finally fails, that is reported too.
+        await w.emu.patch_job("j-slow", status="failed")
+        assert summary(await w.tick()) == [("j-slow", "failed", "running")]
+
+
+async def test_pending_to_running_and_an_unknown_status_are_recorded_never_alerted(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        await w.job("j-wait", "pending")
+        await w.tick()
+        await w.emu.patch_job("j-wait", status="running")
+        report = await w.tick()
+        assert summary(report) == [("j-wait", "status_changed", "pending")]
+        assert report.outbox_ids == ()
+        # A status GES invents tomorrow: listed by no status filter, found by the vanished lookup.
+        await w.emu.patch_job("j-wait", status="complete")
+        report = await w.tick()
+        assert summary(report) == [("j-wait", "status_changed", "running")]
+        assert report.outbox_ids == ()
+        assert (await w.tick()).events == ()
+
+
+# --- dates, days and long jobs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["begin_time", "end_time"])
+@pytest.mark.parametrize("zone", ["UTC", "+08:00", "-10:00"])
+async def test_jobs_spanning_midnight_utc(sqlite_url: str, field: str, zone: str) -> None:
+    evening = datetime(2026, 3, 10, 23, 50, tzinfo=UTC)
+    async with world(sqlite_url, start=evening, date_filter_field=field, date_filter_tz=zone) as w:
+        await w.job("j-night", begin_time=wire(evening - timedelta(minutes=5)))
+        await w.tick()
+        assert (await w.tick()).events == ()
+        await w.emu.advance(20 * 60)  # 00:10 the next day
+        await w.emu.patch_job("j-night", status="failed")
+        # Began and ended on either side of midnight, between two polls.
+        await w.job(
+            "j-between",
+            "failed",
+            begin_time=wire(evening + timedelta(minutes=5)),
+            end_time=wire(evening + timedelta(minutes=15)),
+        )
+        report = await w.tick()
+        assert summary(report) == [("j-between", "failed", None), ("j-night", "failed", "running")]
+        await w.emu.advance(60)
+        assert (await w.tick()).events == ()
+
+
+@pytest.mark.parametrize("field", ["begin_time", "end_time"])
+async def test_a_job_running_for_three_days_is_followed_to_its_end(sqlite_url: str, field: str) -> None:
+    async with world(sqlite_url, date_filter_field=field) as w:
+        w.stuck_after = timedelta(days=30)
+        await w.job("j-long", begin_time=wire(T0))
+        await w.tick()
+        for _ in range(3 * 4):
+            await w.emu.advance(6 * 3600)
+            await w.job(f"j-daily-{await w.emu.now():%d%H}", "success", related_graph="people")
+            report = await w.tick()
+            assert [e.kind for e in report.events] == [EventKind.SUCCEEDED]
+        await w.emu.advance(600)
+        await w.emu.patch_job("j-long", status="failed", fail_reason="engine restarted")
+        report = await w.tick()
+        assert summary(report) == [("j-long", "failed", "running")]
+        assert report.missing == ()
+        assert (await w.tick()).events == ()
+        active = await w.store.active_snapshots(ALIAS)
+        assert active == {}
+
+
+# --- first start, outages, restarts -----------------------------------------------------------
+
+
+async def test_ten_thousand_historical_jobs_on_first_start_are_a_silent_baseline(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=500) as w:
+        statuses = ["success"] * 7 + ["failed", "partiallyFailed", "success"]
+        history = [
+            {
+                "job_id": f"h{i:05d}",
+                "status": statuses[i % len(statuses)],
+                "job_name": "ImportGraph",
+                "related_graph": f"g{i % 37}",
+                "begin_time": wire(T0 - timedelta(minutes=i + 5)),
+                "end_time": wire(T0 - timedelta(minutes=i + 1)),
+            }
+            for i in range(10_000)
+        ]
+        history += [{"job_id": f"live{i}", "status": "running", "related_graph": "g1"} for i in range(5)]
+        await w.emu.add_jobs(history)
+        await w.emu.reset_stats()
+        report = await w.tick()
+        assert report.baseline
+        assert report.events == ()
+        assert report.outbox_ids == ()
+        assert report.requests == await w.emu.list_calls() <= 10_005 // 500 + 2
+        assert len(await w.store.job_ids_with_status(ALIAS, "failed")) == 1000
+        assert len(await w.store.job_ids_with_status(ALIAS, "success")) == 8000
+        assert len(await w.store.active_snapshots(ALIAS)) == 5
+        # The next ticks are quiet too, and a new failure is one alert.
+        assert (await w.tick()).events == ()
+        assert (await w.tick()).events == ()
+        await w.job("j-new", "failed", related_graph="g3")
+        assert summary(await w.tick()) == [("j-new", "failed", None)]
+
+
+async def test_backfill_alerts_recent_failures_on_first_start(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        w.backfill = timedelta(hours=1)
+        await w.job("j-old", "failed", begin_time=wire(T0 - timedelta(hours=5)), end_time=wire(T0 - timedelta(hours=4)))
+        await w.job(
+            "j-recent", "failed", begin_time=wire(T0 - timedelta(minutes=50)), end_time=wire(T0 - timedelta(minutes=30))
+        )
+        await w.job(
+            "j-ok", "success", begin_time=wire(T0 - timedelta(minutes=50)), end_time=wire(T0 - timedelta(minutes=30))
+        )
+        report = await w.tick()
+        assert report.baseline
+        assert summary(report) == [("j-recent", "failed", None)]
+        assert len(report.outbox_ids) == 1
+
+
+async def test_ges_503_for_five_ticks_then_the_missed_transitions_are_reported_once(db_url: str) -> None:
+    async with world(db_url) as w:
+        w.stuck_after = timedelta(days=2)
+        await w.job("j-a")
+        await w.job("j-b", "pending", related_graph="people")
+        await w.job("j-c", related_graph="roads")
+        await w.tick()
+        await w.emu.advance(60)
+        assert (await w.tick()).events == ()
+        last_success = await w.emu.now()
+        await w.emu.fault(status=503, count=5, error_code="GES.7005", error_msg="engine unavailable")
+        poller = w.poller()
+        for attempt in range(5):
+            await w.emu.advance(3 * 3600)  # 15 hours in all: the outage crosses midnight UTC
+            assert await run_tick(poller) is None
+            if attempt == 2:
+                await w.emu.patch_job("j-a", status="failed")
+        await w.emu.patch_job("j-b", status="running")
+        await w.emu.patch_job("j-c", status="success")
+        await w.job(
+            "j-d",
+            "partiallyFailed",
+            related_graph="ships",
+            begin_time=wire(T0 + timedelta(hours=9)),
+            end_time=wire(T0 + timedelta(hours=10)),
+        )
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.consecutive_failures == 5
+        assert state.last_error is not None
+        assert "503" in state.last_error
+        assert "engine unavailable" in state.last_error
+        assert state.last_success_at is not None
+        assert state.last_success_at <= last_success
+
+        report = await w.tick()
+        assert summary(report) == [
+            ("j-a", "failed", "running"),
+            ("j-b", "status_changed", "pending"),
+            ("j-c", "succeeded", "running"),
+            ("j-d", "partially_failed", None),
+        ]
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.consecutive_failures == 0
+        assert state.last_error is None
+        await w.emu.advance(60)
+        assert (await w.tick()).events == ()
+
+
+async def test_new_poller_on_the_same_database_repeats_nothing(db_url: str) -> None:
+    async with world(db_url) as w:
+        await w.job("j-1")
+        await w.job("j-2")
+        await w.tick()
+        await w.emu.patch_job("j-1", status="failed")
+        assert summary(await w.tick()) == [("j-1", "failed", "running")]
+        await w.emu.patch_job("j-2", status="failed")
+
+        # Restart: a new store connection, a new client, a new Poller (same replica name, as a
+        # restarted container keeps its name; a new one would wait for the lease to expire).
+        await w.store.close()
+        store = await open_store(db_url)
+        client = JobCenterClient(w.emu.project_settings(alias=ALIAS), max_retries=0, timeout=5)
+        try:
+            restarted = Poller(
+                w.emu.project_settings(alias=ALIAS),
+                client,
+                store,
+                config_subscriptions=(EVERYTHING,),
+                clock=w.emu.state.now,
+                replica="r1",
+            )
+            report = await restarted.tick()
+            assert summary(report) == [("j-2", "failed", "running")]
+            assert (await restarted.tick()).events == ()
+        finally:
+            await client.aclose()
+            w.store = store
+
+
+# --- moving lists and orders ------------------------------------------------------------------
+
+
+class MovingList:
+    """A job source (our own interface) over the real client that inserts jobs into the emulator
+    between two pages of one listing, as a busy job center would."""
+
+    def __init__(self, client: JobCenterClient, emu: EmulatorHandle) -> None:
+        self.client = client
+        self.emu = emu
+        self.page_size = client.page_size
+        self.inserts: dict[int, list[dict[str, Any]]] = {}
+        self.pages = 0
+
+    @property
+    def requests_sent(self) -> int:
+        return self.client.requests_sent
+
+    async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page:
+        page = await self.client.list_page(query, offset, limit)
+        self.pages += 1
+        for job in self.inserts.pop(self.pages, []):
+            self.emu.state.add_from_input(job)
+        return page
+
+    async def list_jobs(self, query: ListQuery | None = None) -> JobList:
+        return await self.client.list_jobs(query)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+async def test_the_list_shifting_between_pages_loses_and_repeats_nothing(sqlite_url: str, order: str) -> None:
+    async with world(sqlite_url, page_size=5, order=order) as w:
+        source = MovingList(w.client, w.emu)
+        poller = w.poller(client=source)
+        history = [
+            {
+                "job_id": f"old{i:02d}",
+                "status": "failed",
+                "related_graph": f"g{i}",
+                "begin_time": wire(T0 - timedelta(minutes=60 - i)),
+            }
+            for i in range(30)
+        ]
+        await w.emu.add_jobs(history)
+        await poller.tick()
+        await w.emu.advance(60)
+        assert (await poller.tick()).events == ()
+        await w.emu.advance(60)
+
+        expected = set()
+        for i in range(7):
+            await w.job(f"new{i}", "failed", related_graph=f"n{i}")
+            expected.add(f"new{i}")
+        # After the first page of the failed listing (page 6 of the tick: 2 active lists + ...),
+        # three more failures land at the head (desc) or the tail (asc) of the list.
+        source.pages = 0
+        source.inserts = {
+            3: [
+                {"job_id": f"mid{i}", "status": "failed", "related_graph": f"m{i}", "job_name": "ImportGraph"}
+                for i in range(3)
+            ]
+        }
+        expected |= {f"mid{i}" for i in range(3)}
+        seen: list[str] = []
+        for _ in range(3):
+            report = await poller.tick()
+            assert all(e.kind is EventKind.FAILED for e in report.events)
+            seen += [e.job.job_id for e in report.events]
+            await w.emu.advance(60)
+        assert sorted(seen) == sorted(expected)
+
+
+async def _scripted_run(w: World) -> list[Summary]:
+    """A day in a job center, the same whatever the list order."""
+    w.stuck_after = timedelta(days=10)
+    out: list[Summary] = []
+    history = [
+        {
+            "job_id": f"h{i:03d}",
+            "status": ["success", "failed"][i % 2],
+            "related_graph": f"g{i % 5}",
+            "job_name": "ImportGraph",
+            "begin_time": wire(T0 - timedelta(hours=30) + timedelta(minutes=7 * i)),
+        }
+        for i in range(240)
+    ]
+    await w.emu.add_jobs(history)
+    await w.job("r1", begin_time=wire(T0 - timedelta(hours=1)), related_graph="g1")
+    await w.job("r2", "pending", related_graph="g2")
+    out.append(summary(await w.tick()))
+    steps: list[Callable[[], Any]] = [
+        lambda: w.emu.patch_job("r2", status="running"),
+        lambda: w.job("n1", "failed", related_graph="g3"),
+        lambda: w.emu.patch_job("r1", status="success"),
+        lambda: w.job("n2", "success", related_graph="g3"),
+        lambda: w.job("n3", "partiallyFailed", related_graph="g4"),
+        lambda: w.emu.patch_job("r2", status="failed"),
+    ]
+    for step in steps:
+        await w.emu.advance(7 * 3600)
+        await step()
+        out.append(summary(await w.tick()))
+    return out
+
+
+async def test_orders_asc_desc_and_random_give_the_same_events(sqlite_url: str, tmp_path: Path) -> None:
+    results = {}
+    for order in ("asc", "desc", "random"):
+        url = f"sqlite:///{tmp_path / f'{order}.db'}"
+        async with world(url, page_size=20, order=order) as w:
+            results[order] = await _scripted_run(w)
+    assert results["asc"] == [
+        [],
+        [("r2", "status_changed", "pending")],
+        [("n1", "failed", None)],
+        [("r1", "recovered", "running")],
+        [("n2", "recovered", None)],
+        [("n3", "partially_failed", None)],
+        [("r2", "failed", "running")],
+    ]
+    assert results["desc"] == results["asc"]
+    assert results["random"] == results["asc"]
+
+
+# --- dry run, leases, scheduling --------------------------------------------------------------
+
+
+async def test_dry_run_writes_nothing(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        await w.job("j-1")
+        await w.tick()
+        await w.emu.patch_job("j-1", status="failed")
+        dry = await w.tick(dry_run=True)
+        assert dry.dry_run
+        assert summary(dry) == [("j-1", "failed", "running")]
+        assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-1"}
+        assert summary(await w.tick()) == [("j-1", "failed", "running")]
+
+
+async def test_another_replica_holding_the_lease_skips_the_tick(sqlite_url: str) -> None:
+    async with world(sqlite_url) as w:
+        await w.job("j-1")
+        await w.tick()
+        other = w.poller("r2")
+        await w.emu.reset_stats()
+        skipped = await other.tick()
+        assert skipped.skipped
+        assert skipped.events == ()
+        assert await w.emu.list_calls() == 0
+        await w.poller().release()
+        taken = await other.tick()
+        assert not taken.skipped
+
+
+async def test_scheduled_ticks_survive_errors_and_record_them(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with world(sqlite_url) as w:
+        await w.job("j-1")
+        await w.emu.fault(status=503, count=1, error_msg="service unavailable")
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        schedule(scheduler, [w.poller()], timedelta(seconds=0.2), jitter=0)
+        scheduler.start()
+        try:
+            for _ in range(100):
+                state = await w.store.poll_state(ALIAS)
+                if state is not None and state.last_success_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            scheduler.shutdown(wait=False)
+        assert state is not None
+        assert state.baselined_at is not None
+        assert any("503" in r.getMessage() and "service unavailable" in r.getMessage() for r in caplog.records)
+        assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-1"}
+
+
+# --- cost on the GES API ----------------------------------------------------------------------
+
+
+async def test_steady_state_cost_does_not_grow_with_history(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=100) as w:
+        day = [
+            {
+                "job_id": f"d{i:05d}",
+                "status": "success" if i % 10 else "failed",
+                "related_graph": f"g{i % 50}",
+                "begin_time": wire(T0 - timedelta(seconds=8 * i + 60)),
+                "end_time": wire(T0 - timedelta(seconds=8 * i + 30)),
+            }
+            for i in range(10_000)
+        ]
+        day += [{"job_id": f"run{i}", "status": "running", "related_graph": f"g{i}"} for i in range(20)]
+        await w.emu.add_jobs(day)
+        await w.tick()  # baseline
+        await w.tick()  # first cheap tick: full window listings, once
+        costs = []
+        for minute in range(5):
+            await w.emu.advance(60)
+            for i in range(7):  # ~10k jobs a day
+                await w.job(f"new{minute}-{i}", "success", related_graph="g1")
+            await w.emu.reset_stats()
+            report = await w.tick()
+            assert len(report.events) == 7
+            costs.append(await w.emu.list_calls())
+        # 2 active lists + 3 terminal page-1s + the success list's last page: never the whole day.
+        assert max(costs) <= 7, costs
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def _env(emu: EmulatorHandle, db: str) -> dict[str, str]:
+    return {
+        "GES_ENDPOINT": emu.url,
+        "GES_PROJECT_ID": emu.project_id,
+        "GES_PROJECT_ALIAS": "prod",
+        "HUAWEICLOUD_SDK_AK": emu.ak,
+        "HUAWEICLOUD_SDK_SK": emu.sk,
+        "GES_BOT_DATABASE_URL": db,
+        "GES_BOT_GES_RETRIES": "0",
+    }
+
+
+async def _poll(env: dict[str, str], **kw: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = await poll_once(load_config(env), out=out, err=err, **kw)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_poll_once_prints_events_and_dry_run_writes_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    async with run_emulator() as emu:
+        env = _env(emu, db)
+        await emu.add_job(job_id="j-1", status="running", job_name="ImportGraph", related_graph="movies")
+        code, out, err = await _poll(env, as_json=True)
+        assert (code, out) == (0, "")
+        assert "prod: recorded 0 event(s)" in err
+        assert "baseline" in err
+        await emu.patch_job("j-1", status="failed", fail_reason="no such file")
+
+        code, out, err = await _poll(env, as_json=True, dry_run=True)
+        assert code == 0, err
+        (line,) = out.splitlines()
+        event = json.loads(line)
+        assert {
+            k: event[k] for k in ("project", "job_id", "graph", "job_name", "kind", "status", "previous_status")
+        } == {
+            "project": "prod",
+            "job_id": "j-1",
+            "graph": "movies",
+            "job_name": "ImportGraph",
+            "kind": "failed",
+            "status": "failed",
+            "previous_status": "running",
+        }
+        assert event["fail_reason"] == "no such file"
+        assert datetime.fromisoformat(event["at"]).tzinfo is not None
+        assert "would record 1 event(s)" in err
+
+        # Dry run wrote nothing: the real poll reports it, as a readable line.
+        code, out, err = await _poll(env)
+        assert code == 0, err
+        assert "failed" in out
+        assert "movies  ImportGraph  j-1  (running → failed)  — no such file" in out
+        code, out, err = await _poll(env, as_json=True)
+        assert (code, out) == (0, "")
+
+        await emu.fault(status=503, count=-1, error_msg="service unavailable")
+        code, out, err = await _poll(env)
+        assert code == 1
+        assert "ges-bot: project prod: GES answered HTTP 503" in err
+        assert "service unavailable" in err
+        assert emu.sk not in err
+        store = await open_store(db)
+        try:
+            state = await store.poll_state("prod")
+        finally:
+            await store.close()
+        assert state is not None
+        assert state.last_error is not None
+        assert "503" in state.last_error
+
+
+async def test_ges_bot_poll_once_json_from_the_command_line(tmp_path: Path) -> None:
+    async with run_emulator() as emu:
+        env = _env(emu, f"sqlite:///{tmp_path / 'cli.db'}")
+        await emu.add_job(job_id="j-1", status="failed", job_name="ImportGraph", related_graph="movies")
+        await _poll(env)
+        await emu.add_job(job_id="j-2", status="failed", job_name="ExportGraph", related_graph="movies")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ges_bot",
+            "poll",
+            "--once",
+            "--json",
+            env={"PATH": os.environ.get("PATH", ""), **env},
+            cwd=Path(__file__).parents[1],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        (line,) = out.decode().splitlines()
+        assert json.loads(line)["job_id"] == "j-2"
+
+
+def test_poll_without_ges_settings_exits_2_and_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("GES_", "HUAWEICLOUD_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GES_BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    assert main(["poll", "--once"]) == 2
+    assert "configuration problem" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
