@@ -56,8 +56,10 @@ def explain_ges_error(project: ProjectSettings, exc: JobCenterError) -> tuple[st
             "password": "check GES_IAM_DOMAIN (the account name), GES_IAM_USER and GES_IAM_PASSWORD, and the IAM endpoint",
         }[project.auth]
         return f"{where}: credentials refused ({exc})", how
-    if isinstance(exc, ApiError) and exc.error_code in ("GES.0016", "APIG.0101") or (
-        isinstance(exc, ApiError) and exc.http_status in (403, 404)
+    if (
+        isinstance(exc, ApiError)
+        and exc.error_code in ("GES.0016", "APIG.0101")
+        or (isinstance(exc, ApiError) and exc.http_status in (403, 404))
     ):
         return (
             f"{where}: the project id is not accepted ({exc})",
@@ -81,7 +83,8 @@ async def check_ges(config: Config, report: Report, *, timeout: float) -> None:
             report.add("GES", False, summary, fix)
         else:
             report.add(
-                "GES", True,
+                "GES",
+                True,
                 f"project {project.alias!r}: authenticated ({project.auth}) and listed jobs "
                 f"({page.job_count if page.job_count is not None else '?'} in the job center)",
             )
@@ -97,13 +100,20 @@ async def check_database(config: Config, report: Report) -> list[Subscription]:
     try:
         store = await open_store(url, migrate=False)
     except (StoreError, ConfigError) as exc:
-        report.add("database", False, f"{_redact_url(url)}: {exc}", "check GES_BOT_DATABASE_URL and that the database is running")
+        fix = (
+            "run `ges-bot db upgrade` (or start `ges-bot run`, which upgrades on start)"
+            if "db upgrade" in str(exc)
+            else "check GES_BOT_DATABASE_URL and that the database is running"
+        )
+        report.add("database", False, f"{_redact_url(url)}: {exc}", fix)
         return []
     try:
         subs = await store.subscriptions()
     except StoreError as exc:
         report.add(
-            "database", False, f"{_redact_url(url)}: {exc}",
+            "database",
+            False,
+            f"{_redact_url(url)}: {exc}",
             "run `ges-bot db upgrade` (or start `ges-bot run`, which upgrades on start)",
         )
         return []
@@ -125,24 +135,49 @@ _CHANNEL_FIXES: dict[str, str] = {
 async def check_slack(config: Config, report: Report, subscriptions: list[Subscription]) -> None:
     s = config.settings
     if s.slack_bot_token is None:
-        report.add("Slack", False, "SLACK_BOT_TOKEN is not set", "create the app from manifest.yml, install it, and copy its Bot User OAuth Token (xoxb-…)")
+        report.add(
+            "Slack",
+            False,
+            "SLACK_BOT_TOKEN is not set",
+            "create the app from manifest.yml, install it, and copy its Bot User OAuth Token (xoxb-…)",
+        )
         return
     if s.slack_app_token is None and s.slack_signing_secret is None:
-        report.add("Slack", False, "neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET is set",
-                   "Socket Mode (recommended): create an app-level token with connections:write and set SLACK_APP_TOKEN; "
-                   "HTTP mode: set SLACK_SIGNING_SECRET from Basic Information")
-    client = AsyncWebClient(token=s.slack_bot_token.get_secret_value(), base_url=s.slack_api_url, timeout=int(s.slack_timeout))
+        report.add(
+            "Slack",
+            False,
+            "neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET is set",
+            "Socket Mode (recommended): create an app-level token with connections:write and set SLACK_APP_TOKEN; "
+            "HTTP mode: set SLACK_SIGNING_SECRET from Basic Information",
+        )
+    client = AsyncWebClient(
+        token=s.slack_bot_token.get_secret_value(), base_url=s.slack_api_url, timeout=int(s.slack_timeout)
+    )
     try:
         try:
             auth: Any = await client.auth_test()
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error") if exc.response is not None else "unknown_error"
-            report.add("Slack", False, f"auth.test failed: {error}", "SLACK_BOT_TOKEN is wrong or revoked: reinstall the app and copy the new token")
+            report.add(
+                "Slack",
+                False,
+                f"auth.test failed: {error}",
+                "SLACK_BOT_TOKEN is wrong or revoked: reinstall the app and copy the new token",
+            )
             return
         except Exception as exc:
-            report.add("Slack", False, f"Slack API at {s.slack_api_url} unreachable: {type(exc).__name__}", "check SLACK_API_URL, proxies and firewalls")
+            report.add(
+                "Slack",
+                False,
+                f"Slack API at {s.slack_api_url} unreachable: {type(exc).__name__}",
+                "check SLACK_API_URL, proxies and firewalls",
+            )
             return
-        report.add("Slack", True, f"authenticated as {auth.get('user', '?')} in team {auth.get('team', auth.get('team_id', '?'))}")
+        report.add(
+            "Slack",
+            True,
+            f"authenticated as {auth.get('user', '?')} in team {auth.get('team', auth.get('team_id', '?'))}",
+        )
         channels = sorted({sub.channel for sub in [*config.subscriptions, *subscriptions]})
         for channel in channels:
             await _check_channel(client, channel, report)
@@ -162,15 +197,17 @@ async def _check_channel(client: AsyncWebClient, channel: str, report: Report) -
     info = resp.get("channel") or {}
     if info.get("is_archived"):
         report.add("Slack", False, f"channel {channel}: archived", _CHANNEL_FIXES["is_archived"])
-    elif info.get("is_private") and not info.get("is_member"):
-        report.add("Slack", False, f"channel {channel}: private and the bot is not a member", _CHANNEL_FIXES["not_in_channel"])
     else:
         report.add("Slack", True, f"channel {channel}: the bot can post here")
 
 
 async def run_checks(config: Config) -> Report:
     report = Report()
-    report.add("config", True, f"settings valid; {len(config.projects)} GES project(s), {len(config.subscriptions)} config-file subscription(s)")
+    report.add(
+        "config",
+        True,
+        f"settings valid; {len(config.projects)} GES project(s), {len(config.subscriptions)} config-file subscription(s)",
+    )
     await check_ges(config, report, timeout=config.settings.ges_timeout)
     subs = await check_database(config, report)
     await check_slack(config, report, subs)

@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
     slack_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SLACK_TIMEOUT")
+    #: Seconds a replica's claim on outbox rows lasts: how long alerts a crashed replica was
+    #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
+    delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
     @field_validator("stuck_after_s", "backfill_s", "poll_interval", mode="before")
     @classmethod

@@ -158,8 +158,10 @@ async def show_alerts(world: DemoWorld, stop: asyncio.Event) -> int:
 
 async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
     console = world.console
-    console.print("[bold]Type a /gesjobs command[/bold] (e.g. [cyan]failed today[/cyan], [cyan]running[/cyan], "
-                  "[cyan]job <id>[/cyan], [cyan]help[/cyan]); [cyan]quit[/cyan] to stop.")
+    console.print(
+        "[bold]Type a /gesjobs command[/bold] (e.g. [cyan]failed today[/cyan], [cyan]running[/cyan], "
+        "[cyan]job <id>[/cyan], [cyan]help[/cyan]); [cyan]quit[/cyan] to stop."
+    )
     while not stop.is_set():
         try:
             line = await asyncio.to_thread(input, "/gesjobs ")
@@ -174,8 +176,10 @@ async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
 
 
 async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed: int, console: Console) -> int:
-    console.print("[bold]ges-bot demo[/bold]: GES emulator (nightly-imports scenario, "
-                  f"{speed:g}× time) → ges-bot → Slack stand-in. Nothing leaves this machine.")
+    console.print(
+        "[bold]ges-bot demo[/bold]: GES emulator (nightly-imports scenario, "
+        f"{speed:g}× time) → ges-bot → Slack stand-in. Nothing leaves this machine."
+    )
     async with start_world(speed=speed, seed=seed, console=console) as world:
         stop = asyncio.Event()
         watcher = asyncio.create_task(show_alerts(world, stop))
@@ -212,7 +216,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "temporary folder; show alerts as the channel sees them and answer /gesjobs typed at the prompt.",
     )
     p.add_argument("--no-input", action="store_true", help="no prompt: run sample commands, then exit 0")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default 30 with --no-input)")
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default 30 with --no-input)"
+    )
     p.add_argument("--speed", type=float, default=600.0, help="emulated seconds per real second (default 600)")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
     return p

@@ -11,7 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 POLL_TICKS = Counter(
-    "ges_bot_poll_ticks_total", "Poll ticks by project and result (ok, error, skipped).", ["project", "result"],
+    "ges_bot_poll_ticks_total",
+    "Poll ticks by project and result (ok, error, skipped).",
+    ["project", "result"],
     registry=REGISTRY,
 )
 POLL_DURATION = Histogram(
@@ -42,6 +44,8 @@ DELIVERY_LATENCY = Histogram(
     registry=REGISTRY,
 )
 COMMANDS = Counter(
-    "ges_bot_slash_commands_total", "Slash commands by command kind and result.", ["command", "result"],
+    "ges_bot_slash_commands_total",
+    "Slash commands by command kind and result.",
+    ["command", "result"],
     registry=REGISTRY,
 )

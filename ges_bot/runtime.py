@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +85,7 @@ class Runtime:
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._ticks_in_flight: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._server: uvicorn.Server | None = None
         self._socket_handler: Any = None
@@ -97,7 +98,9 @@ class Runtime:
         s = self.settings
         token = s.slack_bot_token.get_secret_value() if s.slack_bot_token else None
         if not token:
-            raise ConfigError("SLACK_BOT_TOKEN is not set; create the app from manifest.yml and copy its Bot User OAuth Token (xoxb-…)")
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set; create the app from manifest.yml and copy its Bot User OAuth Token (xoxb-…)"
+            )
         socket_mode = s.slack_app_token is not None
         if not socket_mode and not s.slack_signing_secret:
             raise ConfigError(
@@ -127,7 +130,7 @@ class Runtime:
             self.services.projects,
             worker_id=self.replica,
             clock=self.clock,
-            policy=self.options.delivery_policy,
+            policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s),
         )
         for project in self.config.projects:
             self.pollers.append(
@@ -140,7 +143,10 @@ class Runtime:
                     backfill=s.backfill,
                     clock=self.clock,
                     replica=self.replica,
-                    lease_ttl=max(60.0, s.poll_interval * 3),
+                    # A dead replica's projects are taken over after ~3 intervals (every
+                    # replica retries each interval). A tick outliving it is harmless: events are
+                    # unique by dedup key, so an overlapping tick records and routes nothing twice.
+                    lease_ttl=s.poll_interval * 3,
                 )
             )
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
@@ -152,8 +158,11 @@ class Runtime:
             await self._start_socket_mode(slack_app)
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
-            self.replica, len(self.config.projects), _redact_url(s.database_url),
-            "Socket" if socket_mode else "HTTP", s.poll_interval,
+            self.replica,
+            len(self.config.projects),
+            _redact_url(s.database_url),
+            "Socket" if socket_mode else "HTTP",
+            s.poll_interval,
         )
 
     async def _take_instance_lease(self) -> None:
@@ -203,11 +212,22 @@ class Runtime:
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""
+        if self._stop.is_set():
+            return
+        current = asyncio.current_task()
+        if current is not None:
+            self._ticks_in_flight.add(current)
         try:
             report = await poller.tick()
+        except asyncio.CancelledError:
+            log.info("poll tick for %s cancelled by shutdown", poller.project.alias)
+            return
         except Exception:
             log.exception("poll tick for %s failed unexpectedly; retrying at the next interval", poller.project.alias)
             return
+        finally:
+            if current is not None:
+                self._ticks_in_flight.discard(current)
         if getattr(report, "outbox_ids", None) and self.worker is not None:
             self.worker.wake()
 
@@ -235,7 +255,11 @@ class Runtime:
             routes.extend(build_http_routes(slack_app))
         app = Starlette(routes=routes)
         config = uvicorn.Config(
-            app, host=self.settings.http_host, port=self.settings.http_port, log_level="warning", lifespan="off",
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            lifespan="off",
             access_log=False,
         )
         server = EmbeddedServer(config)
@@ -251,7 +275,9 @@ class Runtime:
             raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
         sockets = [s for srv in server.servers for s in srv.sockets]
         self.http_port = int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
-        log.info("serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port)
+        log.info(
+            "serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port
+        )
 
     async def _start_socket_mode(self, slack_app: Any) -> None:
         from ges_bot.slackapp.app import start_socket_mode
@@ -291,8 +317,13 @@ class Runtime:
             if poll.last_success_at is None or now - poll.last_success_at > stale_after:
                 status = "degraded"
             projects.append(
-                {"project": poll.project, "last_success_at": _iso(poll.last_success_at), "lag_seconds": lag,
-                 "last_error": poll.last_error, "consecutive_failures": poll.consecutive_failures}
+                {
+                    "project": poll.project,
+                    "last_success_at": _iso(poll.last_success_at),
+                    "lag_seconds": lag,
+                    "last_error": poll.last_error,
+                    "consecutive_failures": poll.consecutive_failures,
+                }
             )
         slack_error = self.worker.last_installation_error if self.worker else None
         if slack_error or health.outbox_dead:
@@ -314,6 +345,9 @@ class Runtime:
         self._stop.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        if self._ticks_in_flight:
+            # Let a tick that is mid-transaction finish rather than cancel it half-way.
+            await asyncio.wait(set(self._ticks_in_flight), timeout=15)
         if self._socket_handler is not None:
             with contextlib.suppress(Exception):
                 await self._socket_handler.close_async()
@@ -351,6 +385,13 @@ class Runtime:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+def _delivery_policy(lease_s: float) -> DeliveryPolicy:
+    """The production policy with the configured claim lease; the hand-back margin shrinks with a
+    short lease so that rows are still posted (the default margin assumes the default lease)."""
+    default = DeliveryPolicy()
+    return replace(default, claim_lease_s=lease_s, lease_margin_s=min(default.lease_margin_s, lease_s / 2))
 
 
 def _iso(dt: datetime | None) -> str | None:

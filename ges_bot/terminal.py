@@ -23,6 +23,7 @@ _BARE_LINK = re.compile(r"<((?:https?|mailto):[^>]+)>")
 _MENTION = re.compile(r"<([@#!])([^|>]+)(?:\|([^>]+))?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
+_CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
 
 
@@ -42,6 +43,7 @@ def mrkdwn_to_markup(text: str) -> str:
     text = _MENTION.sub(lambda m: m.group(3) or (m.group(1) + m.group(2)).replace("!", "@"), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     text = rich_escape(text)
+    text = _CODE_BLOCK.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
     text = _CODE.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
     text = _BOLD.sub(lambda m: f"[bold]{m.group(1)}[/bold]", text)
     text = _ITALIC.sub(lambda m: f"[italic]{m.group(1)}[/italic]", text)
@@ -88,9 +90,7 @@ def block_to_renderable(block: dict[str, Any]) -> RenderableType | None:
     return None
 
 
-def message_panel(
-    payload: dict[str, Any], *, title: str | None = None, border_style: str = "blue"
-) -> Panel:
+def message_panel(payload: dict[str, Any], *, title: str | None = None, border_style: str = "blue") -> Panel:
     """A Slack message (``text`` + ``blocks``) as a rich panel."""
     blocks = payload.get("blocks") or []
     if isinstance(blocks, str):

@@ -655,6 +655,11 @@ async def test_patch_delete_and_bulk(emu: EmulatorHandle, http: httpx.AsyncClien
     assert gone.status_code == patch_gone.status_code == 404
     assert bulk[1] == "a" * 32
     assert {j["project_id"] for j in await emu.jobs()} == {OTHER_PROJECT}
+    clash = await http.post(
+        f"{emu.url}/_emulator/jobs/bulk", json={"jobs": [{"job_id": "b" * 32}, {"job_id": "a" * 32}]}
+    )
+    assert clash.status_code == 409
+    assert len(await emu.jobs()) == 2  # all or nothing
 
 
 async def test_status_faults_then_recovery(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
@@ -777,6 +782,9 @@ async def test_clock_moves_and_is_settable(emu: EmulatorHandle, http: httpx.Asyn
     assert datetime.fromisoformat(job["begin_time"]).replace(tzinfo=UTC) >= moved.replace(microsecond=0)
     assert abs((set_to - target).total_seconds()) < 5
     assert backwards.status_code == 400
+    health = (await http.get(f"{emu.url}/_emulator/health")).json()
+    assert (health["ok"], health["jobs"]) == (True, 1)
+    assert health["now"].startswith("2030-01-02T03:0")
 
 
 async def test_settings_change_at_run_time_and_are_validated(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
@@ -853,6 +861,24 @@ async def test_nightly_scenario_jobs_progress_and_fail_soon_at_speed(http: httpx
     # Jobs were seen moving through the lifecycle.
     assert any({"pending", "running"} <= statuses for statuses in seen.values())
     assert any({"running", "success"} <= statuses or {"running", "failed"} <= statuses for statuses in seen.values())
+
+
+def test_nightly_scenario_speed_can_change_without_time_travel() -> None:
+    state = _frozen_nightly(2, speed=60)
+    history = len(state)
+    state.clock.advance(60)
+    state.tick()
+    at_60 = len(state) - history
+    state.update_settings({"speed": 600})
+    state.clock.advance(60)
+    state.tick()
+    at_600 = len(state) - history - at_60
+    now = state.now()
+
+    assert at_60 > 0
+    assert at_600 > 5 * at_60  # ten times the pace, roughly
+    assert all(j.begin_time is not None and j.begin_time <= now for j in state.all_jobs())
+    assert all(j.end_time is None or j.begin_time <= j.end_time <= now for j in state.all_jobs())
 
 
 def test_nightly_scenario_jobs_look_like_real_ges_jobs() -> None:

@@ -489,6 +489,7 @@ async def _scripted_run(w: World) -> list[Summary]:
             "related_graph": f"g{i % 5}",
             "job_name": "ImportGraph",
             "begin_time": wire(T0 - timedelta(hours=30) + timedelta(minutes=7 * i)),
+            "end_time": wire(T0 - timedelta(hours=30) + timedelta(minutes=7 * i + 5)),
         }
         for i in range(240)
     ]
@@ -521,7 +522,8 @@ async def test_orders_asc_desc_and_random_give_the_same_events(sqlite_url: str, 
         [],
         [("r2", "status_changed", "pending")],
         [("n1", "failed", None)],
-        [("r1", "recovered", "running")],
+        # g1's last run before r1 (h236) succeeded; g3's n1 failed, so n2 recovers it.
+        [("r1", "succeeded", "running")],
         [("n2", "recovered", None)],
         [("n3", "partially_failed", None)],
         [("r2", "failed", "running")],

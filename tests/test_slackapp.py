@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from ges_bot import metrics
 from ges_bot.config import Config, load_settings
@@ -52,6 +55,8 @@ ALIAS = "prod"
 #: 23:30 UTC: already tomorrow in Berlin (00:30), still today in New York (18:30).
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
 HOSTILE = "<!channel> <!here> <@U0BOB> <https://evil.example|click me> & <#C0GENERAL>"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 LIVE_MARKUP = re.compile(r"<(?:!channel|!here|!everyone|@U0BOB|https?://|#C0GENERAL)")
 
 
@@ -202,55 +207,100 @@ def job_ids_in(payload: Mapping[str, Any]) -> list[str]:
     return re.findall(r"job `([^`]+)`", seen(payload))
 
 
+class Dispatch:
+    """The bot server's ASGI app: forwards to the current test's app (the servers outlive tests)."""
+
+    def __init__(self) -> None:
+        self.current: Starlette | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.current is not None, "no bot is running"
+        await self.current(scope, receive, send)
+
+
+@dataclass
+class Servers:
+    """The loopback servers shared by this module's tests: emulator, Slack stand-in, the bot's HTTP."""
+
+    emu: EmulatorHandle
+    slack: SlackStandIn
+    url: str
+    http: httpx.AsyncClient
+    dispatch: Dispatch
+    #: An empty, migrated database that each bot starts from (a copy: migrating takes a while).
+    template_db: Path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Servers]:
+    template = tmp_path_factory.mktemp("db") / "template.db"
+    await (await open_store(f"sqlite:///{template}")).close()
+    stand_in = SlackStandIn(
+        users=[
+            User("U0ALICE", "alice", tz="Europe/Berlin"),
+            User("U0BOB", "bob", tz="America/New_York"),
+            User("U0NOTZ", "carol", tz="Not/A_Zone"),
+        ],
+        channels=[Channel("C0GENERAL", "general"), Channel("C0ALERTS", "alerts")],
+        trigger_ttl=3.0,
+    )
+    dispatch = Dispatch()
+    async with (
+        run_emulator() as emu,
+        serve(stand_in.app) as slack_url,
+        serve(Starlette(routes=[Mount("/", app=dispatch)])) as url,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        stand_in.base_url = slack_url
+        yield Servers(emu, stand_in, url, http, dispatch, template)
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
+    servers: Servers,
     tmp_path: Path,
     *,
     env: Mapping[str, str] | None = None,
     options: SlackAppOptions | None = None,
     config_subscriptions: tuple[Subscription, ...] = (),
-    users: Iterable[User] | None = None,
     max_retries: int = 1,
 ) -> AsyncIterator[Bot]:
-    users = users or [
-        User("U0ALICE", "alice", tz="Europe/Berlin"),
-        User("U0BOB", "bob", tz="America/New_York"),
-        User("U0NOTZ", "carol", tz="Not/A_Zone"),
-    ]
-    stand_in = SlackStandIn(
-        users=users, channels=[Channel("C0GENERAL", "general"), Channel("C0ALERTS", "alerts")], trigger_ttl=3.0
+    """A fresh bot (store, GES client, bolt app) on the shared servers, which start empty."""
+    emu, stand_in = servers.emu, servers.slack
+    await emu.control.delete("/_emulator/jobs")
+    await emu.clear_faults()
+    await emu.reset_stats()
+    stand_in.reset()
+    stand_in.clear_faults()
+    shutil.copyfile(servers.template_db, tmp_path / "bot.db")
+    store = await open_store(f"sqlite:///{tmp_path / 'bot.db'}", migrate=False)
+    project = emu.project_settings(alias=ALIAS)
+    client = JobCenterClient(project, max_retries=max_retries, backoff_base=0.01, backoff_cap=0.05, timeout=5)
+    settings = load_settings({"GES_BOT_POLL_INTERVAL": "60", **(env or {})})
+    config = Config(settings=settings, projects=(project,), subscriptions=config_subscriptions)
+    clock = Clock()
+    services = Services(config=config, store=store, clients={ALIAS: client}, clock=clock)
+    app = build_app(
+        services,
+        bot_token=DEFAULT_BOT_TOKEN,
+        signing_secret=SECRET,
+        api_url=stand_in.api_url,
+        socket_mode=False,
+        options=options or SlackAppOptions(live_timeout_s=5.0),
     )
-    async with run_emulator() as emu, serve(stand_in.app) as slack_url:
-        stand_in.base_url = slack_url
-        store = await open_store(f"sqlite:///{tmp_path / 'bot.db'}")
-        project = emu.project_settings(alias=ALIAS)
-        client = JobCenterClient(project, max_retries=max_retries, backoff_base=0.01, backoff_cap=0.05, timeout=5)
-        settings = load_settings({"GES_BOT_POLL_INTERVAL": "60", **(env or {})})
-        config = Config(settings=settings, projects=(project,), subscriptions=config_subscriptions)
-        clock = Clock()
-        services = Services(config=config, store=store, clients={ALIAS: client}, clock=clock)
-        app = build_app(
-            services,
-            bot_token=DEFAULT_BOT_TOKEN,
-            signing_secret=SECRET,
-            api_url=stand_in.api_url,
-            socket_mode=False,
-            options=options or SlackAppOptions(live_timeout_s=5.0),
-        )
-        try:
-            async with (
-                serve(Starlette(routes=build_http_routes(app))) as url,
-                httpx.AsyncClient(timeout=10) as http,
-            ):
-                yield Bot(emu, stand_in, store, services, url, http, clock)
-        finally:
-            await client.aclose()
-            await store.close()
+    servers.dispatch.current = Starlette(routes=build_http_routes(app))
+    try:
+        yield Bot(emu, stand_in, store, services, servers.url, servers.http, clock)
+    finally:
+        servers.dispatch.current = None
+        await emu.clear_faults()
+        await client.aclose()
+        await store.close()
 
 
-@pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    async with running_bot(tmp_path) as b:
+@pytest_asyncio.fixture(loop_scope="module")
+async def bot(servers: Servers, tmp_path: Path) -> AsyncIterator[Bot]:
+    async with running_bot(servers, tmp_path) as b:
         yield b
 
 
@@ -313,7 +363,7 @@ async def test_usage_error_says_what_to_fix_and_suggests(bot: Bot) -> None:
     answer = await bot.ask("faild today")
     text = seen(answer)
     assert "🤔" in text
-    assert "`/gesjobs failed today`" in text
+    assert "Try `/gesjobs failed today`." in text
     assert "/gesjobs help" in text
 
 
@@ -517,8 +567,8 @@ async def test_ges_down_answers_from_snapshots_and_says_how_old(bot: Bot) -> Non
     assert metrics.COMMANDS.labels("query", "snapshots")._value.get() == before + 1
 
 
-async def test_ges_that_does_not_answer_in_time_falls_back_too(tmp_path: Path) -> None:
-    async with running_bot(tmp_path, options=SlackAppOptions(live_timeout_s=0.5), max_retries=0) as bot:
+async def test_ges_that_does_not_answer_in_time_falls_back_too(servers: Servers, tmp_path: Path) -> None:
+    async with running_bot(servers, tmp_path, options=SlackAppOptions(live_timeout_s=0.5), max_retries=0) as bot:
         await bot.emu.fault(latency_ms=3000, count=-1)
         started = time.perf_counter()
         answer = await bot.ask("failed today")
@@ -594,14 +644,14 @@ async def test_unknown_job_says_so(bot: Bot) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-async def test_subscribe_list_unsubscribe(tmp_path: Path) -> None:
+async def test_subscribe_list_unsubscribe(servers: Servers, tmp_path: Path) -> None:
     from_config = Subscription(
         id=-1, channel="#general", graph_pattern="nightly-*", source="config", created_by="config"
     )
-    async with running_bot(tmp_path, config_subscriptions=(from_config,)) as bot:
+    async with running_bot(servers, tmp_path, config_subscriptions=(from_config,)) as bot:
         answer = await bot.ask("subscribe prod-* failed stuck project prod", user_id="U0BOB")
         assert (
-            "✅ <#C0GENERAL> will hear when a job of a graph matching `prod-*` in project prod is failed, stuck."
+            "✅ <#C0GENERAL> will hear when a job of a graph matching `prod-*` in project prod fails or gets stuck."
             in seen(answer)
         )
         (sub,) = await bot.store.subscriptions("C0GENERAL")
@@ -643,8 +693,8 @@ async def test_mute_and_unmute(bot: Bot) -> None:
     assert "No mute for `prod-*`" in seen(await bot.ask("unmute prod-*"))
 
 
-async def test_only_admins_manage_when_admins_are_set(tmp_path: Path) -> None:
-    async with running_bot(tmp_path, env={"GES_BOT_ADMINS": "U0BOB"}) as bot:
+async def test_only_admins_manage_when_admins_are_set(servers: Servers, tmp_path: Path) -> None:
+    async with running_bot(servers, tmp_path, env={"GES_BOT_ADMINS": "U0BOB"}) as bot:
         for text in ("subscribe prod-*", "unsubscribe prod-*", "mute prod-* 1h", "unmute prod-*"):
             answer = await bot.ask(text, user_id="U0ALICE")
             assert "only <@U0BOB> may change subscriptions and mutes" in seen(answer), text
@@ -829,8 +879,8 @@ async def test_home_tab_shows_subscriptions_failures_and_health(bot: Bot) -> Non
 # ------------------------------------------------------------------------------------------------
 
 
-async def test_socket_mode_acks_and_answers(tmp_path: Path) -> None:
-    async with running_bot(tmp_path) as http_bot:
+async def test_socket_mode_acks_and_answers(servers: Servers, tmp_path: Path) -> None:
+    async with running_bot(servers, tmp_path) as http_bot:
         await _midnight_jobs(http_bot)
         app = build_app(
             http_bot.services,
@@ -862,8 +912,8 @@ async def test_http_mode_needs_a_signing_secret(bot: Bot) -> None:
         build_app(bot.services, bot_token="xoxb-x", signing_secret=None, api_url=bot.slack.api_url, socket_mode=False)
 
 
-async def test_acks_are_fast_even_when_ges_is_slow(tmp_path: Path) -> None:
-    async with running_bot(tmp_path, options=SlackAppOptions(live_timeout_s=5)) as bot:
+async def test_acks_are_fast_even_when_ges_is_slow(servers: Servers, tmp_path: Path) -> None:
+    async with running_bot(servers, tmp_path, options=SlackAppOptions(live_timeout_s=5)) as bot:
         await bot.emu.fault(latency_ms=1500, count=-1)
         response, rid = await bot.command("failed today")
         assert response.status_code == 200

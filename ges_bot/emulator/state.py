@@ -61,6 +61,9 @@ class Stats:
 
 
 class EmulatorState:
+    """The emulator's memory. Change jobs through these methods; code that edits an
+    :class:`EmuJob` in place must call :meth:`touch` afterwards (cached list orders go stale)."""
+
     def __init__(self, settings: EmulatorSettings, *, clock: EmulatedClock | None = None) -> None:
         self.settings = settings
         self.clock = clock or EmulatedClock()

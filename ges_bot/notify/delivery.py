@@ -1,80 +1,173 @@
 """The outbox worker: claim due rows → render (pure) → post to Slack → record the ``ts``.
 
-This module owns *how* a routed alert reaches Slack: claiming, per-channel pacing, per-row
-backoff with caps and jitter, threading of recoveries, and what happens on a permanent failure.
-It decides nothing about *who* gets *what* (routing did that before the row was written) and it
-never reads the job center.
+This module owns *how* a routed alert reaches Slack: claiming, per-channel lanes and pacing,
+per-row backoff with caps and jitter, threading of recoveries, and what happens on a permanent
+failure. It decides nothing about *who* gets *what* (routing did that before the row was written),
+never reads the job center, and never renders anything itself (``notify.render`` does).
 
-Policy:
-- Retryable failures (429 with ``Retry-After``, 5xx, Slack's ``internal_error`` & co, timeouts,
-  connection errors) put the row back with ``next_attempt_at`` = exponential backoff
-  (base × 2^(attempt−1), capped) with jitter, never sooner than ``Retry-After``; the channel is
-  paused for that long too. After ``max_attempts`` the row goes ``dead`` and is logged and counted
-  (shown by ``/gesjobs status`` and ``/healthz``).
-- Each channel gets at most one message per ``channel_interval_s`` (Slack allows ~1/s/channel).
-- Permanent failures for a *channel* (``channel_not_found``, ``not_in_channel``, ``is_archived`` …):
-  the row goes dead, the channel's subscriptions are marked broken (routing skips them), and
-  whoever created those subscriptions gets a direct message saying what is wrong and how to fix it.
-  Config-file subscriptions have no creator: they are logged at ERROR and shown as broken in Slack.
-- Permanent failures of the *installation* (``invalid_auth``, ``token_revoked`` …) pause all
-  delivery; rows stay pending (nothing is lost) and the error is logged at CRITICAL every pause.
-- A payload Slack refuses (``invalid_blocks``, ``msg_too_long``) is re-sent once as plain text.
+Lanes and pacing
+----------------
+Claimed rows go to one *lane* per channel. A lane posts its rows one at a time, in outbox order,
+at most one ``chat.postMessage`` per ``channel_interval_s`` (Slack allows about one message per
+second per channel); lanes of different channels run side by side. A lane holds at most
+``channel_queue`` rows: the rest of a channel's backlog goes back to the outbox with
+``next_attempt_at`` at its expected turn, so one busy channel never fills the worker and delays
+the others. Rows of a channel never overtake each other in one worker: a row newer than a row of
+the same channel that went back to the outbox waits behind it (so a recovery is never posted
+before the failure it threads under).
 
-Crash window: a message is posted and *then* marked sent. A crash (or lost database) between the
-two makes the row due again once its claim lease expires, so that one message can be posted twice.
-No other path duplicates a message.
+Failures
+--------
+- Retryable (429 with ``Retry-After``, 5xx, Slack's ``internal_error`` & co, timeouts,
+  connection errors): the row goes back with ``next_attempt_at`` = now + capped exponential
+  backoff with jitter (:func:`backoff_delay`), never sooner than ``Retry-After``; the rows queued
+  behind it in its lane go back to the same time, and the channel is paused for ``Retry-After``
+  in real time as well. A row that has failed ``max_attempts`` times goes ``dead``: logged at
+  ERROR, counted, shown by ``/gesjobs status`` and ``/healthz``. (``attempts`` counts claims, so a
+  row sent back for pacing counts one more.)
+- Permanent for a *channel* (``channel_not_found``, ``not_in_channel``, ``is_archived`` …): the
+  row goes dead, and so do the rows queued behind it for that channel; the channel's database
+  subscriptions are marked broken (routing skips them; ``/gesjobs status`` lists them) and each
+  person who created one of them gets a direct message saying what is wrong and how to fix it
+  (once, when the subscription becomes broken). Config-file subscriptions have no creator and are
+  not stored: the failure is logged at ERROR and put in ``notes`` (``Services.notes``, shown as a
+  problem by ``/gesjobs status`` and the Home tab) until a post to that channel succeeds again.
+- Permanent for the *installation* (``invalid_auth``, ``token_revoked``, ``missing_scope`` …):
+  delivery pauses for ``installation_pause_s``; rows stay pending (nothing is lost) and the error
+  is logged at CRITICAL and put in ``notes``; delivery resumes by itself once Slack accepts the
+  token again.
+- A payload Slack refuses (``invalid_blocks``, ``msg_too_long`` …) is re-sent once as plain text
+  (the rendered fallback ``text``); if that is refused too, the row goes dead with an ERROR log.
+
+Threading
+---------
+An alert with failures is remembered (``PostedMessage``: channel, ts, graph, job names). A
+``recovered`` delivery is posted as a reply in the thread of that graph's last failure message of
+the same job name, and that original is updated (``chat.update``) with a "✅ Recovered" banner and
+no buttons; with no such message, the recovery is posted on its own. The update goes first, so a
+retry repeats only an idempotent update, never a reply. A recovery row with several events that
+fails part-way keeps what was posted and hands the remaining events to a new outbox row.
+An alert's overflow (``thread_replies``) is posted in its thread after the alert is recorded,
+best effort: ``inline_attempts`` tries each; the alert itself says how much more there is and its
+Details button and ``/gesjobs`` show everything.
+
+Duplicates: the crash window
+----------------------------
+A message is posted and *then* marked sent. A crash of the process (or a lost database) between
+the two leaves the row claimed; once its claim lease (``claim_lease_s``) expires it is due again
+and that one message is posted a second time. Likewise a post that timed out on our side but
+reached Slack is retried and shows twice. No other path duplicates a message: a row is claimed by
+one worker at a time, rows are only re-sent after a failure Slack reported, and a row whose lease
+is about to run out is handed back before it is posted, not after.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import Enum
 
 from ges_bot import metrics
 from ges_bot.domain import Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
-from ges_bot.notify.slack import FailureScope, SlackGateway, SlackPermanentError
+from ges_bot.notify.slack import FailureScope, Posted, SlackGateway, SlackPermanentError
 from ges_bot.store.api import OutboxItem, PostedMessage, Store
+
+__all__ = ["DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
 
 _FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
+#: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
+NOTE_INSTALLATION = "slack"
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     """Tunables of the outbox worker, with the defaults a production bot uses."""
 
-    batch_size: int = 20
+    #: Rows in flight at once (all channels together); also the most one claim takes.
+    batch_size: int = 50
+    #: How long a claim keeps other workers off a row.
     claim_lease_s: float = 120.0
+    #: A row is handed back instead of posted when its claim has less than this left.
+    lease_margin_s: float = 30.0
+    #: At most one chat.postMessage per channel per this many seconds.
     channel_interval_s: float = 1.0
+    #: Rows one channel's lane holds at once; the rest waits in the outbox for its turn.
+    channel_queue: int = 5
+    #: A lane waits this long at most for its channel's turn before handing the row back.
+    max_turn_wait_s: float = 10.0
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 300.0
     max_attempts: int = 100
+    #: How often the worker looks for due rows when nothing woke it.
     idle_poll_s: float = 1.0
     installation_pause_s: float = 300.0
-    thread_reply_attempts: int = 3
+    #: Thread replies, DMs and chat.update are tried this often, waiting at most ``inline_retry_cap_s``.
+    inline_attempts: int = 3
+    inline_retry_cap_s: float = 5.0
 
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: capped exponential with jitter in [50 %, 100 %],
-    never less than Slack's ``Retry-After``."""
-    raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2 ** max(0, attempt - 1)))
+    """Seconds to wait before attempt ``attempt + 1``: ``base × 2^(attempt−1)`` capped at
+    ``backoff_cap_s``, times a jitter factor in [0.5, 1.0], and never less than Slack's
+    ``Retry-After`` (which may exceed the cap: Slack's word wins)."""
+    exponent = min(max(0, attempt - 1), 62)
+    raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2.0**exponent))
     delay = raw * (0.5 + rng.random() / 2)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
 
 
+class _ChannelBusy(RetryableSlackError):
+    """Internal: the channel's next turn is too far away to wait for while holding the claim."""
+
+
+class _Result(Enum):
+    SENT = "sent"
+    RETRY = "retry"  # this row went back to the outbox; rows behind it follow it
+    SKIPPED = "skipped"  # this row went back for an internal reason; rows behind it carry on
+    DEAD = "dead"
+    BROKEN = "broken"  # the channel refuses us: rows behind it die too
+    PAUSED = "paused"  # the installation is refused: everything pauses
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    result: _Result
+    until: datetime | None = None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class _Claimed:
+    item: OutboxItem
+    claimed_at: datetime
+
+
+@dataclass(slots=True)
+class _Lane:
+    channel: str
+    queue: deque[_Claimed] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
 class DeliveryWorker:
-    """Delivers outbox rows to Slack. Run one per process; several processes share the outbox."""
+    """Delivers outbox rows to Slack. Run one per process; several processes share the outbox.
+
+    ``clock`` gives the time used for the outbox (claims, ``next_attempt_at``, pauses); tests pass
+    a compressed clock. Pacing and ``Retry-After`` pauses of a channel are *also* kept on the event
+    loop's monotonic clock, because they are about Slack's real time. ``notes`` (e.g.
+    ``Services.notes``) receives problems a person must see in ``/gesjobs status``.
+    """
 
     def __init__(
         self,
@@ -86,6 +179,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime],
         policy: DeliveryPolicy | None = None,
         rng: random.Random | None = None,
+        notes: MutableMapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -94,135 +188,320 @@ class DeliveryWorker:
         self.clock = clock
         self.policy = policy or DeliveryPolicy()
         self.rng = rng or random.Random()
-        self._channel_free_at: dict[str, float] = {}
-        self._paused_until: datetime | None = None
-        self._wake = asyncio.Event()
+        self.notes: MutableMapping[str, str] = notes if notes is not None else {}
+        #: The Slack error that paused all delivery, until a post succeeds again.
         self.last_installation_error: str | None = None
+        #: Channels of config-file subscriptions that Slack refuses (channel → error).
+        self.broken_config_channels: dict[str, str] = {}
+        self._paused_until: datetime | None = None
+        self._lanes: dict[str, _Lane] = {}
+        self._in_flight: set[int] = set()
+        # channel → {outbox id: next_attempt_at} of rows this worker sent back, to keep order.
+        self._sent_back: dict[str, dict[int, datetime]] = {}
+        # channel → loop time before which no chat.postMessage may go to it.
+        self._free_at: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._stopping = False
 
     # --- running -------------------------------------------------------------------------------
+
+    @property
+    def paused_until(self) -> datetime | None:
+        """Until when delivery is paused by an installation error (``None``: not paused)."""
+        if self._paused_until is not None and self.clock() >= self._paused_until:
+            return None
+        return self._paused_until
+
+    @property
+    def in_flight(self) -> int:
+        """Rows claimed by this worker and not yet settled."""
+        return len(self._in_flight)
 
     def wake(self) -> None:
         """New rows were written in this process: look now rather than at the next idle poll."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set. Store outages are logged and retried; nothing escapes."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except StoreError as exc:
-                log.warning("delivery: database unavailable, retrying: %s", exc)
-                handled = 0
-            except Exception:
-                log.exception("delivery: unexpected error; the worker carries on")
-                handled = 0
-            if handled:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.policy.idle_poll_s):
-                    stop_task = asyncio.ensure_future(stop.wait())
-                    wake_task = asyncio.ensure_future(self._wake.wait())
-                    try:
-                        await asyncio.wait({stop_task, wake_task}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        stop_task.cancel()
-                        wake_task.cancel()
+        """Deliver until ``stop`` is set, then hand back what is still queued. Store outages are
+        logged and retried; nothing escapes."""
+        self._stopping = False
+        try:
+            while not stop.is_set():
+                room = self.policy.batch_size - len(self._in_flight)
+                claimed = 0
+                try:
+                    if room > 0 and self.paused_until is None:
+                        claimed = await self._claim_and_dispatch(room)
+                except StoreError as exc:
+                    log.warning("delivery: database unavailable, retrying: %s", exc)
+                except Exception:
+                    log.exception("delivery: unexpected error; the worker carries on")
+                if 0 < claimed == room:
+                    # There may be more due right now, but wait for room first.
+                    await self._wait(stop, self._progress, self.policy.idle_poll_s)
+                elif room <= 0:
+                    await self._wait(stop, self._progress, self.policy.idle_poll_s)
+                else:
+                    await self._wait(stop, self._wake, self.policy.idle_poll_s)
+        finally:
+            await self._shutdown()
+
+    async def _wait(self, stop: asyncio.Event, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
+        event.clear()
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(event.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        # Lanes finish the row in hand and hand the rest back (due at once), so a restart
+        # need not wait for claim leases to expire.
+        self._stopping = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.policy.max_turn_wait_s + 15.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+        self._in_flight.clear()
 
     async def run_once(self) -> int:
-        """Claim one batch of due rows and deliver them; returns how many rows were handled."""
+        """Claim one batch of due rows and deliver them (waiting until every lane is idle);
+        returns how many rows were claimed. Tests and benchmarks step the worker with this."""
+        if self.paused_until is not None:
+            return 0
+        claimed = await self._claim_and_dispatch(self.policy.batch_size)
+        await self.drain()
+        return claimed
+
+    async def deliver_due(self, max_rounds: int = 1000) -> int:
+        """:meth:`run_once` until nothing is due at ``clock()``; returns the rows claimed."""
+        total = 0
+        for _ in range(max_rounds):
+            claimed = await self.run_once()
+            if not claimed:
+                break
+            total += claimed
+        return total
+
+    async def drain(self) -> None:
+        """Wait until every lane has settled its rows."""
+        while True:
+            tasks = [lane.task for lane in self._lanes.values() if lane.task is not None and not lane.task.done()]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- claiming and dispatching ---------------------------------------------------------------
+
+    async def _claim_and_dispatch(self, limit: int) -> int:
         now = self.clock()
-        if self._paused_until is not None and now < self._paused_until:
-            return 0
-        items = await self.store.claim_outbox(self.worker_id, now, self.policy.batch_size, self.policy.claim_lease_s)
-        if not items:
-            return 0
-        by_channel: dict[str, list[OutboxItem]] = defaultdict(list)
-        for item in items:
-            by_channel[item.delivery.channel].append(item)
-        await asyncio.gather(*(self._deliver_channel(ch, rows) for ch, rows in by_channel.items()))
+        items = await self.store.claim_outbox(self.worker_id, now, limit, self.policy.claim_lease_s)
+        for item in items:  # oldest first: the order lanes keep
+            await self._dispatch(_Claimed(item, now), now)
         return len(items)
 
-    # --- one channel ---------------------------------------------------------------------------
+    async def _dispatch(self, claimed: _Claimed, now: datetime) -> None:
+        item = claimed.item
+        channel = item.delivery.channel
+        lane = self._lanes.get(channel)
+        if lane is None:
+            lane = self._lanes[channel] = _Lane(channel)
+        hold = self._hold(channel, item.id, now)
+        if hold is not None:
+            await self._send_back(item, hold, "waiting behind an earlier message to this channel")
+            return
+        if len(lane.queue) >= self.policy.channel_queue:
+            await self._send_back(item, self._next_slot(channel, lane, now), "waiting for this channel's turn")
+            return
+        lane.queue.append(claimed)
+        self._in_flight.add(item.id)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._run_lane(lane), name=f"delivery:{channel}")
 
-    async def _deliver_channel(self, channel: str, items: Sequence[OutboxItem]) -> None:
-        for index, item in enumerate(items):
-            if self._paused_until is not None and self.clock() < self._paused_until:
-                await self._postpone(items[index:], self._paused_until, "delivery paused")
-                return
-            waited = await self._wait_for_channel(channel)
-            if not waited:
-                free_at = self.clock() + timedelta(seconds=self._channel_wait(channel))
-                await self._postpone(items[index:], free_at, "channel rate limited")
-                return
-            try:
-                await self._deliver(item)
-            except StoreError:
-                raise
-            except Exception:
-                # A bug in rendering or bookkeeping must not lose the row: retry it later.
-                log.exception("delivery: unexpected error delivering outbox row %s", item.id)
-                await self._retry(item, RetryableSlackError("internal"), self.clock())
+    def _hold(self, channel: str, outbox_id: int, now: datetime) -> datetime | None:
+        """When an older row of the channel that this worker sent back is due, if it is not yet."""
+        sent_back = self._sent_back.get(channel)
+        if not sent_back:
+            return None
+        sent_back.pop(outbox_id, None)
+        for key in [k for k, due in sent_back.items() if due <= now]:
+            # Due already and not among the rows claimed before this one: another worker has it.
+            del sent_back[key]
+        older = [due for key, due in sent_back.items() if key < outbox_id]
+        return max(older) if older else None
 
-    def _channel_wait(self, channel: str) -> float:
-        loop = asyncio.get_running_loop()
-        return max(0.0, self._channel_free_at.get(channel, 0.0) - loop.time())
+    def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
+        interval = timedelta(seconds=self.policy.channel_interval_s)
+        slot = now + interval * (len(lane.queue) + 1)
+        latest = max(self._sent_back.get(channel, {}).values(), default=None)
+        if latest is not None and latest + interval > slot:
+            slot = latest + interval
+        return slot
 
-    async def _wait_for_channel(self, channel: str) -> bool:
-        """Wait for the channel's next free slot; False when that is too far to hold the claim."""
-        wait = self._channel_wait(channel)
-        if wait > min(10.0, self.policy.claim_lease_s / 4):
-            return False
+    async def _send_back(self, item: OutboxItem, until: datetime, reason: str, *, keep_order: bool = True) -> None:
+        """Return a claimed row to the outbox, due at ``until``; with ``keep_order``, newer rows of
+        its channel claimed before then wait behind it."""
+        self._in_flight.discard(item.id)
+        if keep_order:
+            self._sent_back.setdefault(item.delivery.channel, {})[item.id] = until
+        await self.store.mark_retry(item.id, reason, until)
+
+    # --- one channel ----------------------------------------------------------------------------
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                claimed = lane.queue[0]
+                outcome = await self._next_in_lane(claimed)
+                lane.queue.popleft()
+                self._in_flight.discard(claimed.item.id)
+                self._progress.set()
+                await self._after(lane, outcome)
+        except StoreError as exc:
+            # The rows still queued stay claimed; their leases expire and they are retried then.
+            log.warning("delivery: database unavailable while delivering to %s: %s", lane.channel, exc)
+        except Exception:
+            log.exception("delivery: unexpected error in the lane of %s", lane.channel)
+        finally:
+            for claimed in lane.queue:
+                self._in_flight.discard(claimed.item.id)
+            lane.queue.clear()
+            self._progress.set()
+            if self._lanes.get(lane.channel) is lane:
+                del self._lanes[lane.channel]
+
+    async def _next_in_lane(self, claimed: _Claimed) -> _Outcome:
+        item = claimed.item
+        now = self.clock()
+        paused = self.paused_until
+        if paused is not None:
+            await self._send_back(item, paused, "delivery paused: Slack refuses the bot token")
+            return _Outcome(_Result.PAUSED, until=paused)
+        if self._stopping:
+            await self._send_back(item, now, "worker stopping")
+            return _Outcome(_Result.SKIPPED)
+        deadline = claimed.claimed_at + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
+        if now >= deadline:
+            # Posting now could outlive the claim and let another worker post it too.
+            await self._send_back(item, now, "claim about to expire")
+            return _Outcome(_Result.RETRY, until=now)
+        return await self._deliver(item)
+
+    async def _after(self, lane: _Lane, outcome: _Outcome) -> None:
+        """What a row's outcome means for the rows queued behind it in the lane."""
+        if outcome.result in (_Result.RETRY, _Result.PAUSED) and outcome.until is not None:
+            reason = "waiting behind an earlier message to this channel"
+            if outcome.result is _Result.PAUSED:
+                reason = "delivery paused: Slack refuses the bot token"
+            while lane.queue:
+                claimed = lane.queue.popleft()
+                await self._send_back(claimed.item, outcome.until, reason)
+        elif outcome.result is _Result.BROKEN:
+            while lane.queue:
+                claimed = lane.queue.popleft()
+                self._in_flight.discard(claimed.item.id)
+                metrics.SLACK_SENDS.labels("dead").inc()
+                await self.store.mark_dead(claimed.item.id, outcome.error, self.clock())
+
+    def _loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _turn(self, channel: str) -> None:
+        """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
+        that is further away than ``max_turn_wait_s``."""
+        wait = self._free_at.get(channel, 0.0) - self._loop_time()
+        if wait > self.policy.max_turn_wait_s:
+            raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
             await asyncio.sleep(wait)
-        self._channel_free_at[channel] = asyncio.get_running_loop().time() + self.policy.channel_interval_s
-        return True
+        self._free_at[channel] = self._loop_time() + self.policy.channel_interval_s
 
     def _pause_channel(self, channel: str, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._channel_free_at[channel] = max(self._channel_free_at.get(channel, 0.0), loop.time() + seconds)
+        until = self._loop_time() + seconds
+        self._free_at[channel] = max(self._free_at.get(channel, 0.0), until)
 
-    async def _postpone(self, items: Sequence[OutboxItem], until: datetime, reason: str) -> None:
-        for item in items:
-            await self.store.mark_retry(item.id, reason, until)
+    # --- one row --------------------------------------------------------------------------------
 
-    # --- one row -------------------------------------------------------------------------------
+    def _project(self, alias: str) -> ProjectInfo:
+        return self.projects.get(alias) or ProjectInfo(alias=alias, project_id="")
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> _Outcome:
         delivery = item.delivery
-        project = self.projects.get(delivery.project) or ProjectInfo(alias=delivery.project, project_id="")
+        project = self._project(delivery.project)
         now = self.clock()
         try:
-            if delivery.events and all(e.kind is EventKind.RECOVERED for e in delivery.events):
+            if not delivery.events:
+                metrics.SLACK_SENDS.labels("dead").inc()
+                await self.store.mark_dead(item.id, "nothing to deliver", now)
+                return _Outcome(_Result.DEAD)
+            if all(e.kind is EventKind.RECOVERED for e in delivery.events):
                 ts = await self._deliver_recovery(item, project, now)
                 await self.store.mark_sent(item.id, ts, self.clock(), None)
+                thread_replies: Sequence[render.SlackMessage] = ()
+                posted: Posted | None = None
             else:
-                await self._deliver_alert(item, project, now)
+                posted, thread_replies = await self._deliver_alert(item, project, now)
         except SlackPermanentError as exc:
-            await self._permanent(item, exc)
+            return await self._permanent(item, exc)
         except SlackDeliveryError as exc:
-            await self._retry(item, exc, self.clock())
-        else:
-            metrics.SLACK_SENDS.labels("sent").inc()
-            self.last_installation_error = None
-            observed = min((e.at for e in delivery.events), default=item.created_at)
-            metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
+            return await self._retry(item, exc)
+        except StoreError:
+            raise
+        except Exception as exc:
+            # A bug in rendering or bookkeeping must not lose the row (nor block its channel).
+            log.exception("delivery: unexpected error delivering outbox row %s", item.id)
+            outcome = await self._retry(item, RetryableSlackError(f"internal: {type(exc).__name__}"), keep_order=False)
+            return _Outcome(_Result.SKIPPED) if outcome.result is _Result.RETRY else outcome
+        metrics.SLACK_SENDS.labels("sent").inc()
+        observed = min((e.at for e in delivery.events), default=item.created_at)
+        metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
+        self._healthy(delivery.channel)
+        if posted is not None:
+            for number, reply in enumerate(thread_replies, start=1):
+                await self._post_inline(delivery.channel, reply, thread_ts=posted.ts, what=f"thread reply {number}")
+        return _Outcome(_Result.SENT)
 
-    async def _deliver_alert(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> None:
+    def _healthy(self, channel: str) -> None:
+        """Slack took a message: forget installation and channel problems it disproves."""
+        if self.last_installation_error is not None:
+            log.warning("delivery: Slack accepts the bot token again; delivery resumed")
+            self.last_installation_error = None
+            self.notes.pop(NOTE_INSTALLATION, None)
+        if self.broken_config_channels.pop(channel, None) is not None:
+            log.warning("delivery: channel %s accepts alerts again", channel)
+            self.notes.pop(f"{NOTE_INSTALLATION}:{channel}", None)
+
+    async def _post(self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None) -> Posted:
+        """One paced ``chat.postMessage``; a payload Slack refuses is re-sent once as plain text."""
+        await self._turn(channel)
+        try:
+            return await self.gateway.post(channel, message.text, message.blocks, thread_ts=thread_ts)
+        except SlackPermanentError as exc:
+            if exc.scope is not FailureScope.MESSAGE or not message.blocks:
+                raise
+            log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
+            metrics.SLACK_FAILURES.labels("message").inc()
+        await self._turn(channel)
+        return await self.gateway.post(channel, message.text, [], thread_ts=thread_ts)
+
+    async def _deliver_alert(
+        self, item: OutboxItem, project: ProjectInfo, now: datetime
+    ) -> tuple[Posted, Sequence[render.SlackMessage]]:
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
-        try:
-            posted = await self.gateway.post(delivery.channel, rendered.message.text, rendered.message.blocks)
-        except SlackPermanentError as exc:
-            if exc.scope is not FailureScope.MESSAGE:
-                raise
-            log.error("delivery: Slack refused outbox row %s (%s); re-sending as plain text", item.id, exc.error)
-            posted = await self.gateway.post(delivery.channel, rendered.message.text, [])
+        posted = await self._post(delivery.channel, rendered.message)
         job_names = tuple(sorted({e.job.job_name or "" for e in delivery.events if e.kind in _FAILURE_KINDS}))
         record = None
         if job_names:
+            # Keyed by the channel as routed (what recoveries look it up by), with Slack's ts.
             record = PostedMessage(
-                channel=posted.channel,
+                channel=delivery.channel,
                 ts=posted.ts,
                 project=delivery.project,
                 graph=delivery.graph,
@@ -231,137 +510,250 @@ class DeliveryWorker:
                 posted_at=self.clock(),
             )
         await self.store.mark_sent(item.id, posted.ts, self.clock(), record)
-        for reply in rendered.thread_replies:
-            await self._post_reply(delivery.channel, posted.ts, reply)
+        return posted, rendered.thread_replies
 
-    async def _post_reply(self, channel: str, thread_ts: str, message: render.SlackMessage) -> None:
-        """Overflow of a large alert, in its thread. The main message already says how much more
-        there is and offers Details, so a reply that still fails after a few tries is logged, not retried forever."""
-        for attempt in range(1, self.policy.thread_reply_attempts + 1):
-            await self._wait_for_channel_blocking(channel)
+    async def _post_inline(
+        self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None, what: str
+    ) -> Posted | None:
+        """A best-effort post (thread reply, DM): a few tries with short capped waits, then a log line."""
+        for attempt in range(1, self.policy.inline_attempts + 1):
             try:
-                await self.gateway.post(channel, message.text, message.blocks, thread_ts=thread_ts)
-                return
+                return await self._post(channel, message, thread_ts=thread_ts)
             except SlackPermanentError as exc:
-                log.error("delivery: thread reply refused in %s: %s", channel, exc.error)
-                return
+                log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
+                break
             except SlackDeliveryError as exc:
-                delay = backoff_delay(attempt, self.policy, exc.retry_after, self.rng)
-                self._pause_channel(channel, delay)
-                log.warning("delivery: thread reply failed (%s), attempt %d", exc.error, attempt)
-        metrics.SLACK_FAILURES.labels("thread_reply").inc()
+                if attempt == self.policy.inline_attempts:
+                    log.error("delivery: gave up on the %s in %s: %s", what, channel, exc.error)
+                    break
+                delay = min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.policy.max_turn_wait_s))
+                    if not isinstance(exc, _ChannelBusy):
+                        self._pause_channel(channel, exc.retry_after)
+                log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, exc.error, attempt)
+                await asyncio.sleep(delay)
+        metrics.SLACK_FAILURES.labels("inline").inc()
+        return None
 
-    async def _wait_for_channel_blocking(self, channel: str) -> None:
-        wait = self._channel_wait(channel)
-        if wait > 0:
-            await asyncio.sleep(min(wait, 30.0))
-        self._channel_free_at[channel] = asyncio.get_running_loop().time() + self.policy.channel_interval_s
+    # --- recoveries -----------------------------------------------------------------------------
 
     async def _deliver_recovery(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> str:
-        """Post each recovery in the thread of the graph's last failure message and mark that
-        message recovered; with no such message, post the recovery on its own."""
+        """Each recovery as a reply in the thread of the graph's last failure message (updating
+        that message), or on its own when there is none. Returns the first ts posted."""
         delivery = item.delivery
-        first_ts: str | None = None
+        originals: list[PostedMessage | None] = []
         for event in delivery.events:
-            original = await self.store.last_failure_message(
-                delivery.channel, delivery.project, delivery.graph, event.job.job_name or ""
+            originals.append(
+                await self.store.last_failure_message(
+                    delivery.channel, delivery.project, delivery.graph, event.job.job_name or ""
+                )
             )
-            if original is None:
-                single = replace(delivery, events=(event,))
-                rendered = render.render_alert(single, project, now)
-                posted = await self.gateway.post(delivery.channel, rendered.message.text, rendered.message.blocks)
-                first_ts = first_ts or posted.ts
-                continue
-            reply = render.render_recovery_reply(event, project, now)
-            posted = await self.gateway.post(delivery.channel, reply.text, reply.blocks, thread_ts=original.ts)
-            first_ts = first_ts or posted.ts
-            source = await self.store.outbox_item(original.outbox_id)
-            if source is not None:
-                updated = render.render_recovered_original(source.delivery, event, project, now)
-                try:
-                    await self.gateway.update(original.channel, original.ts, updated.text, updated.blocks)
-                except SlackDeliveryError as exc:
-                    # The thread reply already carries the news; a stale original is cosmetic.
-                    log.warning("delivery: could not mark message %s recovered: %s", original.ts, exc.error)
-            await self.store.mark_message_recovered(original.channel, original.ts)
-        assert first_ts is not None
+        # An original is marked recovered after its last recovery is posted, so a retry of the
+        # remaining events still finds it.
+        last_use = {original.ts: i for i, original in enumerate(originals) if original is not None}
+        updated: set[str] = set()
+        first_ts: str | None = None
+        refused: SlackPermanentError | None = None
+        for i, event in enumerate(delivery.events):
+            original = originals[i]
+            try:
+                ts = await self._recover_one(delivery, event, original, updated, project, now)
+            except SlackPermanentError as exc:
+                if exc.scope is FailureScope.MESSAGE:
+                    # This one payload (even as plain text): skip it, post the others.
+                    log.error("delivery: recovery of job %s refused by Slack: %s", event.job.job_id, exc.error)
+                    refused = exc
+                    continue
+                if i == 0 or exc.scope is FailureScope.TARGET:
+                    raise
+                await self._hand_on(item, delivery.events[i:], exc)
+                break
+            except SlackDeliveryError as exc:
+                if i == 0:
+                    raise
+                await self._hand_on(item, delivery.events[i:], exc)
+                break
+            first_ts = first_ts or ts
+            if original is not None and last_use[original.ts] == i:
+                await self.store.mark_message_recovered(original.channel, original.ts)
+        if first_ts is None:
+            raise refused or SlackPermanentError("no_recovery_posted", FailureScope.MESSAGE)
         return first_ts
 
-    # --- failures ------------------------------------------------------------------------------
+    async def _hand_on(self, item: OutboxItem, rest: Sequence[JobEvent], exc: SlackDeliveryError) -> None:
+        """Part of a recovery row was posted: keep that, and queue the rest as a new row."""
+        ids = await self.store.enqueue([replace(item.delivery, events=tuple(rest))], self.clock())
+        log.warning(
+            "delivery: outbox row %s was posted in part (%s); %d recoveries moved to row %s",
+            item.id,
+            exc.error,
+            len(rest),
+            ", ".join(str(i) for i in ids),
+        )
 
-    async def _retry(self, item: OutboxItem, exc: SlackDeliveryError, now: datetime) -> None:
-        category = _category(exc)
-        metrics.SLACK_FAILURES.labels(category).inc()
+    async def _recover_one(
+        self,
+        delivery: Delivery,
+        event: JobEvent,
+        original: PostedMessage | None,
+        updated: set[str],
+        project: ProjectInfo,
+        now: datetime,
+    ) -> str:
+        if original is None:
+            rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
+            return (await self._post(delivery.channel, rendered.message)).ts
+        if original.ts not in updated:
+            await self._update_original(original, event, project, now)
+            updated.add(original.ts)
+        reply = render.render_recovery_reply(event, project, now)
+        return (await self._post(delivery.channel, reply, thread_ts=original.ts)).ts
+
+    async def _update_original(
+        self, original: PostedMessage, event: JobEvent, project: ProjectInfo, now: datetime
+    ) -> None:
+        source = await self.store.outbox_item(original.outbox_id)
+        if source is None:
+            return
+        message = render.render_recovered_original(source.delivery, event, project, now)
+        try:
+            await self.gateway.update(original.channel, original.ts, message.text, message.blocks)
+        except SlackPermanentError as exc:
+            if exc.scope is FailureScope.INSTALLATION:
+                raise
+            # Deleted, or too old to edit: the reply in the thread still carries the news.
+            log.warning(
+                "delivery: could not mark message %s in %s recovered: %s", original.ts, original.channel, exc.error
+            )
+
+    # --- failures -------------------------------------------------------------------------------
+
+    async def _retry(self, item: OutboxItem, exc: SlackDeliveryError, *, keep_order: bool = True) -> _Outcome:
+        now = self.clock()
+        channel = item.delivery.channel
+        if isinstance(exc, _ChannelBusy):
+            until = now + timedelta(seconds=exc.retry_after or self.policy.channel_interval_s)
+            await self._send_back(item, until, "waiting for this channel's rate limit")
+            return _Outcome(_Result.RETRY, until=until)
+        metrics.SLACK_FAILURES.labels(_category(exc)).inc()
         if item.attempts >= self.policy.max_attempts:
             log.error(
-                "delivery: giving up on outbox row %s to %s after %d attempts (last error %s)",
+                "delivery: giving up on outbox row %s to %s after %d attempts (last error %s): %s",
                 item.id,
-                item.delivery.channel,
+                channel,
                 item.attempts,
                 exc.error,
+                events_summary(item.delivery.events),
             )
             metrics.SLACK_SENDS.labels("dead").inc()
             await self.store.mark_dead(item.id, f"gave up after {item.attempts} attempts: {exc.error}", now)
-            return
+            return _Outcome(_Result.DEAD)
         delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
         if exc.retry_after is not None:
-            self._pause_channel(item.delivery.channel, exc.retry_after)
+            self._pause_channel(channel, exc.retry_after)
         log.warning(
             "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
             item.id,
-            item.delivery.channel,
+            channel,
             exc.error,
             item.attempts,
             delay,
         )
         metrics.SLACK_SENDS.labels("retry").inc()
-        await self.store.mark_retry(item.id, exc.error, now + timedelta(seconds=delay))
+        until = now + timedelta(seconds=delay)
+        await self._send_back(item, until, exc.error, keep_order=keep_order)
+        return _Outcome(_Result.RETRY, until=until)
 
-    async def _permanent(self, item: OutboxItem, exc: SlackPermanentError) -> None:
+    async def _permanent(self, item: OutboxItem, exc: SlackPermanentError) -> _Outcome:
         now = self.clock()
+        channel = item.delivery.channel
         metrics.SLACK_FAILURES.labels(exc.scope.value).inc()
         if exc.scope is FailureScope.INSTALLATION:
             # Nothing can be posted anywhere: keep the row (nothing lost) and pause everything.
-            self._paused_until = now + timedelta(seconds=self.policy.installation_pause_s)
+            until = now + timedelta(seconds=self.policy.installation_pause_s)
+            self._paused_until = until
             self.last_installation_error = exc.error
+            self.notes[NOTE_INSTALLATION] = (
+                f"Slack refuses the bot token ({exc.error}): no alert can be posted. Check SLACK_BOT_TOKEN, "
+                "SLACK_API_URL and the app's scopes; alerts are kept and go out once Slack accepts the token."
+            )
             log.critical(
-                "delivery: Slack rejects the bot token (%s); check SLACK_BOT_TOKEN and the app's scopes. "
-                "Alerts are kept and delivery resumes automatically; pausing %.0fs",
+                "delivery: Slack refuses the bot token (%s); check SLACK_BOT_TOKEN, SLACK_API_URL and the app's "
+                "scopes. Alerts are kept and delivery resumes by itself; pausing %.0fs",
                 exc.error,
                 self.policy.installation_pause_s,
             )
-            await self.store.mark_retry(item.id, exc.error, self._paused_until)
-            return
+            await self._send_back(item, until, exc.error)
+            return _Outcome(_Result.PAUSED, until=until)
         metrics.SLACK_SENDS.labels("dead").inc()
         await self.store.mark_dead(item.id, exc.error, now)
         if exc.scope is FailureScope.MESSAGE:
-            log.error("delivery: Slack refused outbox row %s even as plain text: %s", item.id, exc.error)
-            return
-        broken = await self.store.mark_channel_broken(item.delivery.channel, exc.error)
+            log.error(
+                "delivery: Slack refused outbox row %s to %s even as plain text (%s): %s",
+                item.id,
+                channel,
+                exc.error,
+                events_summary(item.delivery.events),
+            )
+            return _Outcome(_Result.DEAD)
+        await self._channel_broken(item.delivery, exc.error)
+        return _Outcome(_Result.BROKEN, error=exc.error)
+
+    async def _channel_broken(self, delivery: Delivery, error: str) -> None:
+        channel = delivery.channel
+        before = {s.id: s.broken for s in await self.store.subscriptions(channel)}
+        broken = await self.store.mark_channel_broken(channel, error)
+        newly = [s for s in broken if before.get(s.id) is None]
         log.error(
             "delivery: cannot post to channel %s (%s); its %d subscription(s) are marked broken",
-            item.delivery.channel,
-            exc.error,
+            channel,
+            error,
             len(broken),
         )
-        await self._tell_subscribers(item.delivery, exc.error, broken)
-
-    async def _tell_subscribers(self, delivery: Delivery, error: str, subs: Sequence[Subscription]) -> None:
-        people = sorted({s.created_by for s in subs if s.created_by and s.created_by[:1] in ("U", "W")})
-        if not people:
+        if any(i < 0 for i in delivery.subscription_ids):
+            self.broken_config_channels[channel] = error
+            self.notes[f"{NOTE_INSTALLATION}:{channel}"] = (
+                f"Alerts for channel {channel} (a [[subscriptions]] entry of GES_BOT_CONFIG) cannot be posted: "
+                f"Slack answered {error}. Fix the channel (invite the bot, unarchive it) or the config file."
+            )
             log.error(
-                "delivery: no one to tell about channel %s (%s): fix the channel or the [[subscriptions]] in GES_BOT_CONFIG",
-                delivery.channel,
+                "delivery: channel %s comes from [[subscriptions]] in GES_BOT_CONFIG and Slack answers %s: "
+                "invite the bot to it, unarchive it, or change the config file",
+                channel,
                 error,
             )
+        if newly:
+            await self._tell_subscribers(channel, error, newly)
+
+    async def _tell_subscribers(self, channel: str, error: str, subs: Sequence[Subscription]) -> None:
+        people = sorted({s.created_by for s in subs if s.created_by and s.created_by[:1] in ("U", "W")})
+        if not people:
+            log.error("delivery: no one to tell that channel %s is broken (%s)", channel, error)
             return
-        notice = render.render_broken_channel_notice(delivery.channel, error, [s.graph_pattern for s in subs])
+        notice = render.render_broken_channel_notice(channel, error, [s.graph_pattern for s in subs])
         for user in people:
             try:
-                dm = await self.gateway.open_dm(user)
-                await self.gateway.post(dm, notice.text, notice.blocks)
+                dm = await self._open_dm(user)
             except SlackDeliveryError as exc:
-                log.error("delivery: could not DM %s about channel %s: %s", user, delivery.channel, exc.error)
+                log.error("delivery: could not open a DM with %s about channel %s: %s", user, channel, exc.error)
+                continue
+            if await self._post_inline(dm, notice, what=f"notice to {user}") is not None:
+                log.info("delivery: told %s that channel %s is broken (%s)", user, channel, error)
+
+    async def _open_dm(self, user: str) -> str:
+        for attempt in range(1, self.policy.inline_attempts + 1):
+            try:
+                return await self.gateway.open_dm(user)
+            except SlackPermanentError:
+                raise
+            except SlackDeliveryError:
+                if attempt == self.policy.inline_attempts:
+                    raise
+                await asyncio.sleep(
+                    min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _category(exc: SlackDeliveryError) -> str:
@@ -369,6 +761,8 @@ def _category(exc: SlackDeliveryError) -> str:
         return "ratelimited"
     if exc.error.startswith("connection_error") or exc.error == "timeout":
         return "connection"
+    if exc.error.startswith("internal:"):
+        return "internal"
     return "server"
 
 

@@ -205,6 +205,24 @@ def _who(user: str | None) -> str:
     return mention(user) or code(user, 60)
 
 
+_KIND_VERBS: dict[EventKind, str] = {
+    EventKind.FAILED: "fails",
+    EventKind.PARTIALLY_FAILED: "partially fails",
+    EventKind.STUCK: "gets stuck",
+    EventKind.SUCCEEDED: "succeeds",
+    EventKind.RECOVERED: "recovers",
+}
+
+
+def _kinds_phrase(kinds: Iterable[EventKind]) -> str:
+    """ "fails, partially fails or gets stuck" """
+    chosen = set(kinds)
+    verbs = [verb for kind, verb in _KIND_VERBS.items() if kind in chosen]
+    if not verbs:
+        return "changes"
+    return verbs[0] if len(verbs) == 1 else f"{', '.join(verbs[:-1])} or {verbs[-1]}"
+
+
 def _kinds_text(kinds: Iterable[EventKind]) -> str:
     order = [EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.STUCK, EventKind.SUCCEEDED, EventKind.RECOVERED]
     chosen = set(kinds)
@@ -216,19 +234,23 @@ def _kinds_text(kinds: Iterable[EventKind]) -> str:
 
 def help_message(topic: str | None = None) -> SlackMessage:
     """The help users see for ``/gesjobs``, ``/gesjobs help`` and ``/gesjobs help <topic>``."""
-    sections = [escape(part) for part in help_text(topic).split("\n\n") if part.strip()]
     text = "/gesjobs: failed today · running · job <id> · subscribe <graph> · mute <graph> 2h · status · help"
-    return _message(escape(text), [_section(s) for s in _pack(sections)])
+    return _message(escape(text), _help_sections(help_text(topic)))
+
+
+def _help_sections(text: str) -> list[dict[str, Any]]:
+    """Help text (ours, with ``<placeholders>`` that must not become links): a section per paragraph."""
+    return [_section(s) for part in text.split("\n\n") if part.strip() for s in _pack([escape(part)])]
 
 
 def usage_message(error: UsageError) -> SlackMessage:
     """A command that did not parse: what was wrong, the fix when one is known, and the help that applies."""
     lines = [f"🤔 {escape(error.message)}"]
     if error.suggestion:
-        lines.append(f"Did you mean {code('/gesjobs ' + error.suggestion, 300)}?")
+        lines.append(f"Try {code('/gesjobs ' + error.suggestion, 300)}.")
     blocks = [_section(fit_mrkdwn("\n".join(lines), limits.MAX_SECTION_TEXT))]
     if error.topic is not None:
-        blocks.extend(_section(s) for s in _pack([escape(p) for p in help_text(error.topic).split("\n\n")]))
+        blocks.extend(_help_sections(help_text(error.topic)))
     blocks.append(_context(trusted("`/gesjobs help` shows everything the bot understands.")))
     return _message(escape(f"/gesjobs: {truncate(_one_line(error.message), 500)}"), blocks)
 
@@ -397,7 +419,7 @@ def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
     pattern = code(sub.graph_pattern, 300)
     text = (
         f"✅ {where} will hear when a job of a graph matching {pattern}{_project_words(sub.project)} "
-        f"is {_kinds_text(sub.kinds)}.\n"
+        f"{_kinds_phrase(sub.kinds)}.\n"
         f"Silence it for a while with `/gesjobs mute {escape(sub.graph_pattern)} 2h`; "
         f"stop with `/gesjobs unsubscribe {escape(sub.graph_pattern)}`."
     )
@@ -707,8 +729,9 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
         out.append(copy.deepcopy(dict(block)))
     if not replaced:
         return None
-    fallback = f"👀 Acknowledged by {who}: {text}" if text else f"👀 Acknowledged by {who}"
-    # Slack echoes the message's own text (ours, already escaped); it is kept as it came.
+    # No mention in the fallback: it is what notifications show. Slack echoes the message's own
+    # text (ours, already escaped), so it is kept as it came.
+    fallback = f"👀 Acknowledged: {text}" if text else "👀 Acknowledged"
     return SlackMessage(text=truncate(fallback, _TEXT_LIMIT), blocks=out)
 
 

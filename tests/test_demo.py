@@ -1,0 +1,36 @@
+"""The README's first command: `ges-bot demo` shows alerts and answers /gesjobs, with nothing to configure."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+
+def test_demo_without_input_shows_alerts_and_answers_and_exits_0() -> None:
+    # A clean environment: the demo must need no configuration at all.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))}
+    env["COLUMNS"] = "120"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ges_bot", "demo", "--no-input", "--duration", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Alerts as the channel sees them: a panel titled with the channel, a failed import with its files.
+    assert "#ges-alerts" in out
+    assert re.search(r"ImportGraph (partially )?failed", out)
+    assert re.search(r"(vertex|edge|schema) obs://", out), "per-file causes are shown"
+    assert "Log: obs://" in out
+    # The typed commands were answered through the real Slack request path.
+    assert "/gesjobs failed today" in out
+    assert re.search(r"\d+ jobs? match(es)? failed today", out), out[-4000:]
+    assert "/gesjobs status" in out
+    shown = re.search(r"demo finished: (\d+) message\(s\) posted", out)
+    assert shown and int(shown.group(1)) >= 1
+    assert "Traceback" not in proc.stderr
