@@ -56,11 +56,7 @@ def explain_ges_error(project: ProjectSettings, exc: JobCenterError) -> tuple[st
             "password": "check GES_IAM_DOMAIN (the account name), GES_IAM_USER and GES_IAM_PASSWORD, and the IAM endpoint",
         }[project.auth]
         return f"{where}: credentials refused ({exc})", how
-    if (
-        isinstance(exc, ApiError)
-        and exc.error_code in ("GES.0016", "APIG.0101")
-        or (isinstance(exc, ApiError) and exc.http_status in (403, 404))
-    ):
+    if isinstance(exc, ApiError) and (exc.error_code in ("GES.0016", "APIG.0101") or exc.http_status in (403, 404)):
         return (
             f"{where}: the project id is not accepted ({exc})",
             "check GES_PROJECT_ID: it must be the project of the region the endpoint serves (console → My Credentials → Projects)",
@@ -73,9 +69,11 @@ def explain_ges_error(project: ProjectSettings, exc: JobCenterError) -> tuple[st
     return f"{where}: {exc}", "see the error above; GES may be having trouble — try again later"
 
 
-async def check_ges(config: Config, report: Report, *, timeout: float) -> None:
+async def check_ges(config: Config, report: Report) -> None:
     for project in config.projects:
-        client = JobCenterClient(project, page_size=1, concurrency=1, timeout=timeout, max_retries=0)
+        client = JobCenterClient(
+            project, page_size=1, concurrency=1, timeout=config.settings.ges_timeout, max_retries=0
+        )
         try:
             page = await client.list_page(ListQuery(), 0, 1)
         except JobCenterError as exc:
@@ -208,7 +206,7 @@ async def run_checks(config: Config) -> Report:
         True,
         f"settings valid; {len(config.projects)} GES project(s), {len(config.subscriptions)} config-file subscription(s)",
     )
-    await check_ges(config, report, timeout=config.settings.ges_timeout)
+    await check_ges(config, report)
     subs = await check_database(config, report)
     await check_slack(config, report, subs)
     return report

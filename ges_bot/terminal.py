@@ -46,8 +46,7 @@ def mrkdwn_to_markup(text: str) -> str:
     text = _CODE_BLOCK.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
     text = _CODE.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
     text = _BOLD.sub(lambda m: f"[bold]{m.group(1)}[/bold]", text)
-    text = _ITALIC.sub(lambda m: f"[italic]{m.group(1)}[/italic]", text)
-    return text
+    return _ITALIC.sub(lambda m: f"[italic]{m.group(1)}[/italic]", text)
 
 
 def _text_of(obj: Any) -> str:

@@ -285,6 +285,21 @@ async def test_iter_pages_reports_offsets(ges: tuple[FakeGes, str]) -> None:
     ]
 
 
+async def test_closing_iter_pages_early_cancels_pages_in_flight(ges: tuple[FakeGes, str]) -> None:
+    fake, url = ges
+    fake.jobs = [wire_job(i) for i in range(2000)]
+    fake.delay = 0.05
+    async with client_for(url, page_size=100, concurrency=2) as client:
+        pages = client.iter_pages()
+        first = await anext(pages)
+        second = await anext(pages)
+        await pages.aclose()
+        sent = client.requests_sent
+        await asyncio.sleep(0.3)  # long enough for several more pages, were any still running
+        assert client.requests_sent == sent <= 4
+    assert (first.offset, second.offset % 100) == (0, 0)
+
+
 async def test_query_parameters_on_the_wire(ges: tuple[FakeGes, str]) -> None:
     fake, url = ges
     query = ListQuery.build(status="pending", graph_name="my graph", start="2026-11-01", end=date(2026, 11, 3))

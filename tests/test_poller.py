@@ -92,11 +92,12 @@ async def world(
             backoff_base=0.01,
             backoff_cap=0.02,
         )
+        w = World(emu=emu, store=store, client=client)
         try:
-            yield World(emu=emu, store=store, client=client)
+            yield w
         finally:
             await client.aclose()
-            await store.close()
+            await w.store.close()  # a test may have swapped in a new store (restart)
 
 
 def wire(t: datetime) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import aclosing
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -272,17 +273,21 @@ class JobCenterClient:
                 "GES %s answered %d jobs for limit %d; paging by %d", self.project.alias, step, self.page_size, step
             )
 
+        # aclosing: a consumer that stops early (aclose) must cancel pages in flight now, not
+        # whenever the inner generator is collected.
         if count is None:
-            async for page in self._walk(query, step, step, seen, target=None):
-                yield page
+            async with aclosing(self._walk(query, step, step, seen, target=None)) as walk:
+                async for page in walk:
+                    yield page
             return
 
         latest = count
-        async for page in self._fetch(query, range(step, count, step), step):
-            yield page
-            absorb(page)
-            if page.job_count is not None:
-                latest = page.job_count
+        async with aclosing(self._fetch(query, range(step, count, step), step)) as fetch:
+            async for page in fetch:
+                yield page
+                absorb(page)
+                if page.job_count is not None:
+                    latest = page.job_count
         if len(seen) < latest:
             pages = -(-count // step)
             log.info(
@@ -292,8 +297,9 @@ class JobCenterClient:
                 pages,
                 latest,
             )
-            async for page in self._walk(query, pages * step, step, seen, target=latest):
-                yield page
+            async with aclosing(self._walk(query, pages * step, step, seen, target=latest)) as walk:
+                async for page in walk:
+                    yield page
 
     async def _fetch(self, query: ListQuery, offsets: Sequence[int], limit: int) -> AsyncIterator[Page]:
         """The pages at ``offsets``, at most ``concurrency`` in flight, as they complete."""

@@ -125,8 +125,10 @@ def _divider() -> dict[str, Any]:
     return {"type": "divider"}
 
 
-def _pack_counted(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) -> list[tuple[str, int]]:
-    """Entries joined by line breaks into as few texts of ≤ ``limit`` units as possible, with how
+def _pack_counted(
+    entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT, sep: str = "\n"
+) -> list[tuple[str, int]]:
+    """Entries joined by ``sep`` into as few texts of ≤ ``limit`` units as possible, with how
     many entries each holds."""
     packed: list[tuple[str, int]] = []
     current: list[str] = []
@@ -134,13 +136,13 @@ def _pack_counted(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) 
     for raw in entries:
         entry = raw if slack_len(raw) <= limit else _cut(raw, limit)
         entry_size = slack_len(entry)
-        if current and size + 1 + entry_size > limit:
-            packed.append(("\n".join(current), len(current)))
+        if current and size + len(sep) + entry_size > limit:
+            packed.append((sep.join(current), len(current)))
             current, size = [], 0
         current.append(entry)
-        size += entry_size + (1 if len(current) > 1 else 0)
+        size += entry_size + (len(sep) if len(current) > 1 else 0)
     if current:
-        packed.append(("\n".join(current), len(current)))
+        packed.append((sep.join(current), len(current)))
     return packed
 
 
@@ -296,7 +298,7 @@ def _job_entry(job: Job, project: str | None, now: datetime) -> str:
     text = f"{head}\n{' · '.join(when)}"
     reason = _one_line(job.fail_reason)
     if reason:
-        text += f"\n> {fit(reason, _REASON)}"
+        text += f"\nReason: {code(reason, _REASON)}"
     return text
 
 
@@ -349,7 +351,7 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
     shown = answer.jobs[: query.limit]
     entries = [_job_entry(f.job, f.project if several_projects else None, now) for f in shown]
     room = limits.MAX_MESSAGE_BLOCKS - len(blocks) - 2
-    sections = _pack_counted(entries)[:room]
+    sections = _pack_counted(entries, sep="\n\n")[:room]
     listed = sum(n for _, n in sections)
     if sections:
         blocks.append(_divider())

@@ -1,0 +1,354 @@
+"""The reliability suite's world: GES emulator + Slack stand-in in the test process, real
+``ges-bot run`` replicas as subprocesses, a workload of job transitions, and the ledger that
+compares what Slack received with what it should have received.
+
+Owns: the channel/graph/subscription layout, the workload (jobs created and finished through the
+emulator's control API), the expected set of (channel, job) alerts derived from the transitions
+and the subscriptions, and reading the stand-in's recorded ``chat.postMessage`` calls back into
+(channel, job) pairs. It asserts nothing itself: the tests decide what must hold.
+
+An alert is identified by the ``*Job id*`` field that :mod:`ges_bot.notify.render` puts in every
+alert, overflow reply and recovery reply; grouping (one message per graph per tick) therefore
+does not matter: each (channel, job) must be seen exactly once, whichever message carried it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn, signed_command_request
+from tests.support.emulator import EmulatorHandle
+from tests.support.processes import BotFleet, BotProcess, base_env
+
+SIGNING_SECRET = "reliability-signing-secret-0000"
+GRAPHS: tuple[str, ...] = tuple(f"g{i:02d}" for i in range(20))
+CHANNELS: tuple[str, ...] = tuple(f"C0REL{i:02d}" for i in range(20))
+JOB_NAMES: tuple[str, ...] = ("ImportGraph", "ExportGraph", "BuildIndex")
+#: GES status → the subscription word that asks for it.
+_WORD = {"failed": "failed", "partiallyFailed": "partial", "success": "success"}
+_JOB_ID_FIELD = re.compile(r"\*Job id\*\n`([^`]+)`")
+
+
+@dataclass(frozen=True)
+class Sub:
+    channel: str
+    graph: str
+    #: Words as typed after the pattern; empty = the default (failed, partial).
+    words: tuple[str, ...] = ()
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        if "all" in self.words:
+            return frozenset({"failed", "partial", "success"})
+        return frozenset(self.words or ("failed", "partial"))
+
+    @property
+    def command(self) -> str:
+        return " ".join(["subscribe", self.graph, *self.words])
+
+
+def subscription_plan(channels: Iterable[str] = CHANNELS, graphs: Iterable[str] = GRAPHS) -> list[Sub]:
+    """Channel i hears failures of graph i and everything of graph i+7: every graph has a
+    failures-only channel and an everything channel, every channel two graphs."""
+    chans, grs = list(channels), list(graphs)
+    plan = []
+    for i, channel in enumerate(chans):
+        plan.append(Sub(channel, grs[i % len(grs)]))
+        plan.append(Sub(channel, grs[(i + 7) % len(grs)], ("all",)))
+    return plan
+
+
+def new_stand_in(channels: Iterable[str] = CHANNELS) -> SlackStandIn:
+    return SlackStandIn(channels=[Channel(c, c.lower()) for c in channels])
+
+
+def bot_env(
+    emu: EmulatorHandle,
+    slack: SlackStandIn,
+    database_url: str,
+    *,
+    auth: str = "aksk",
+    poll_interval: float = 0.5,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of one replica: HTTP mode (signed slash commands), short timeouts and
+    leases so that failover and retries happen within a test's time."""
+    env = base_env(
+        GES_ENDPOINT=emu.url,
+        GES_PROJECT_ID=emu.project_id,
+        GES_BOT_DATABASE_URL=database_url,
+        GES_BOT_POLL_INTERVAL=str(poll_interval),
+        GES_BOT_GES_TIMEOUT="2",
+        GES_BOT_GES_RETRIES="2",
+        GES_BOT_SLACK_TIMEOUT="2",
+        GES_BOT_DELIVERY_LEASE="8",
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        GES_BOT_LOG_LEVEL="INFO",
+    )
+    if auth == "aksk":
+        env.update(HUAWEICLOUD_SDK_AK=emu.ak, HUAWEICLOUD_SDK_SK=emu.sk)
+    elif auth == "password":
+        env.update(
+            GES_IAM_ENDPOINT=emu.url,
+            GES_IAM_DOMAIN=emu.iam_domain,
+            GES_IAM_USER=emu.iam_user,
+            GES_IAM_PASSWORD=emu.iam_password,
+        )
+    else:
+        env.update(GES_TOKEN=emu.token)
+    env.update(extra)
+    return env
+
+
+async def slash_command(
+    slack: SlackStandIn,
+    bot: BotProcess,
+    text: str,
+    *,
+    channel: str = "C0REL00",
+    user: str = "U0ALICE",
+    secret: str = SIGNING_SECRET,
+    timeout: float = 15.0,  # noqa: ASYNC109
+) -> list[dict[str, Any]]:
+    """POST a signed ``/gesjobs`` to one replica and return what it answered on the response URL."""
+    rid = f"r{time.monotonic_ns()}"
+    body, headers = signed_command_request(
+        secret,
+        text=text,
+        channel_id=channel,
+        channel_name=channel.lower(),
+        user_id=user,
+        response_url=slack.response_url(rid),
+    )
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
+    assert response.status_code == 200, f"{bot.name} answered {response.status_code}: {response.text}"
+    return await slack.wait_for(lambda: slack.responses(rid), timeout)
+
+
+async def subscribe(slack: SlackStandIn, bots: list[BotProcess], plan: list[Sub]) -> None:
+    """Create every subscription with ``/gesjobs subscribe``, round robin over the replicas."""
+    for i, sub in enumerate(plan):
+        answer = await slash_command(slack, bots[i % len(bots)], sub.command, channel=sub.channel)
+        assert "Subscribed" in answer[0]["text"], answer
+
+
+async def wait_for_baseline(bot: BotProcess, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Until some replica has finished the project's first (silent, baseline) tick."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, health = await bot.health()
+        if health.get("projects") and all(p.get("last_success_at") for p in health["projects"]):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no successful poll within {timeout}s: {health}\n{bot.tail()}")
+        await asyncio.sleep(0.2)
+
+
+# --------------------------------------------------------------------------------------------
+# The workload
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedJob:
+    job_id: str
+    graph: str
+    job_name: str
+    final: str
+
+
+@dataclass
+class Workload:
+    """Job transitions made through the emulator. A *transition* here is a job reaching a terminal
+    status (the only kind that alerts); jobs also go pending → running on the way (recorded by the
+    bot, never alerted). Some jobs start and finish between two polls (first seen terminal)."""
+
+    emu: EmulatorHandle
+    rng: random.Random
+    graphs: tuple[str, ...] = GRAPHS
+    finished: dict[str, PlannedJob] = field(default_factory=dict)
+    active: list[PlannedJob] = field(default_factory=list)
+    pending: list[PlannedJob] = field(default_factory=list)
+    waves: int = 0
+
+    def _final(self) -> str:
+        roll = self.rng.random()
+        return "failed" if roll < 0.35 else "partiallyFailed" if roll < 0.5 else "success"
+
+    def _plan(self) -> PlannedJob:
+        return PlannedJob("", self.rng.choice(self.graphs), self.rng.choice(JOB_NAMES), self._final())
+
+    async def _add(self, jobs: list[PlannedJob], status: str | None) -> None:
+        if not jobs:
+            return
+        bodies = [
+            {"status": status or j.final, "job_name": j.job_name, "related_graph": j.graph, "job_type": "1"}
+            for j in jobs
+        ]
+        ids = await self.emu.add_jobs(bodies)
+        for job, job_id in zip(jobs, ids, strict=True):
+            job.job_id = job_id
+
+    async def wave(self, finish: int, start: int, direct: int) -> int:
+        """Finish up to ``finish`` running jobs, move pending ones to running, start ``start``
+        new (pending) jobs and add ``direct`` jobs already finished. Returns transitions made."""
+        done = self.active[:finish]
+        self.active = self.active[finish:]
+        for job in done:
+            await self.emu.patch_job(job.job_id, status=job.final)
+            self.finished[job.job_id] = job
+        for job in self.pending:
+            await self.emu.patch_job(job.job_id, status="running")
+        self.active.extend(self.pending)
+        self.pending = [self._plan() for _ in range(start)]
+        await self._add(self.pending, "pending")
+        instant = [self._plan() for _ in range(direct)]
+        await self._add(instant, None)
+        for job in instant:
+            self.finished[job.job_id] = job
+        self.waves += 1
+        return len(done) + len(instant)
+
+    async def run(self, total: int, *, per_wave: int = 25, pause: float = 0.4) -> None:
+        """Make exactly ``total`` transitions, ``per_wave`` at a time, ``pause`` seconds apart."""
+        made = 0
+        # Prime the pipeline: jobs need two waves (pending → running) before they can finish.
+        await self.wave(0, per_wave, 0)
+        await asyncio.sleep(pause)
+        await self.wave(0, per_wave, 0)
+        await asyncio.sleep(pause)
+        while made < total:
+            left = total - made
+            direct = min(left, max(1, per_wave // 5))
+            finish = min(left - direct, len(self.active), per_wave - direct)
+            more = per_wave if made + finish + direct + len(self.active) + len(self.pending) < total + per_wave else 0
+            made += await self.wave(finish, more, direct)
+            await asyncio.sleep(pause)
+        assert made == total == len(self.finished), (made, total, len(self.finished))
+
+
+# --------------------------------------------------------------------------------------------
+# The ledger
+# --------------------------------------------------------------------------------------------
+
+
+def expected_alerts(jobs: Mapping[str, PlannedJob], plan: Iterable[Sub]) -> set[tuple[str, str]]:
+    """(channel, job id) for every finished job and every channel whose subscriptions ask for it."""
+    wanted: set[tuple[str, str]] = set()
+    subs = list(plan)
+    for job in jobs.values():
+        for sub in subs:
+            if sub.graph == job.graph and _WORD[job.final] in sub.statuses:
+                wanted.add((sub.channel, job.job_id))
+    return wanted
+
+
+def _texts(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from _texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
+
+
+def delivered_alerts(slack: SlackStandIn) -> Counter[tuple[str, str]]:
+    """How many times each (channel, job id) appeared in a ``chat.postMessage`` Slack accepted
+    (alerts, overflow replies and recovery replies alike)."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for message in slack.messages():
+        channel = str(message["channel"])
+        ids = {m for text in _texts(message.get("blocks") or []) for m in _JOB_ID_FIELD.findall(text)}
+        for job_id in ids:
+            seen[(channel, job_id)] += 1
+    return seen
+
+
+@dataclass(frozen=True)
+class Tally:
+    expected: int
+    delivered: int
+    missing: tuple[tuple[str, str], ...]
+    duplicates: dict[tuple[str, str], int]
+    unexpected: tuple[tuple[str, str], ...]
+    messages: int
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(n - 1 for n in self.duplicates.values())
+
+    def summary(self) -> str:
+        return (
+            f"expected {self.expected} alerts, delivered {self.delivered} distinct in {self.messages} messages, "
+            f"missing {len(self.missing)}, duplicated {self.duplicate_count}, unexpected {len(self.unexpected)}"
+        )
+
+
+def tally(slack: SlackStandIn, expected: set[tuple[str, str]]) -> Tally:
+    seen = delivered_alerts(slack)
+    return Tally(
+        expected=len(expected),
+        delivered=len(set(seen) & expected),
+        missing=tuple(sorted(expected - set(seen))),
+        duplicates={k: n for k, n in seen.items() if n > 1},
+        unexpected=tuple(sorted(set(seen) - expected)),
+        messages=len(slack.messages()),
+    )
+
+
+async def settle(
+    slack: SlackStandIn,
+    expected: set[tuple[str, str]],
+    *,
+    timeout: float,  # noqa: ASYNC109
+    quiet: float = 3.0,
+) -> Tally:
+    """Wait until every expected alert has arrived (or ``timeout``), then ``quiet`` seconds more
+    so that a late duplicate would still be counted."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if expected <= set(delivered_alerts(slack)):
+            break
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(quiet)
+    return tally(slack, expected)
+
+
+def report(name: str, figures: Mapping[str, Any], directory: Path | None = None) -> None:
+    """Print the figures (shown with ``pytest -s`` / ``-rA``) and keep them as JSON for the issue note."""
+    line = json.dumps({"test": name, **figures}, sort_keys=True)
+    print(f"\nRELIABILITY {line}")
+    if directory is not None:
+        (directory / "figures.json").write_text(line + "\n", encoding="utf-8")
+
+
+async def wait_outbox_drained(bot: BotProcess, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while True:
+        _, health = await bot.health()
+        if health.get("outbox_pending") == 0:
+            return health
+        if time.monotonic() > deadline:
+            return health
+        await asyncio.sleep(0.25)
+
+
+def fleet_logs(fleet: BotFleet) -> str:
+    return fleet.all_logs()
