@@ -407,6 +407,29 @@ async def test_new_poller_on_the_same_database_repeats_nothing(db_url: str) -> N
             w.store = store
 
 
+async def test_an_active_job_deleted_from_ges_is_kept_with_a_warning_and_looked_up_rarely(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with world(sqlite_url) as w:
+        await w.job("j-gone")
+        await w.tick()
+        await w.emu.delete_job("j-gone")
+        report = await w.tick()
+        assert report.events == ()
+        assert report.missing == ("j-gone",)
+        assert "j-gone" in caplog.text
+        assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-gone"}
+        # Within the back-off the lookup is not repeated: the usual five requests only.
+        await w.emu.advance(60)
+        await w.emu.reset_stats()
+        assert (await w.tick()).missing == ("j-gone",)
+        assert await w.emu.list_calls() == 5
+        await w.emu.advance(180)
+        await w.emu.reset_stats()
+        await w.tick()
+        assert await w.emu.list_calls() == 6
+
+
 # --- moving lists and orders ------------------------------------------------------------------
 
 
@@ -460,8 +483,8 @@ async def test_the_list_shifting_between_pages_loses_and_repeats_nothing(sqlite_
         for i in range(7):
             await w.job(f"new{i}", "failed", related_graph=f"n{i}")
             expected.add(f"new{i}")
-        # After the first page of the failed listing (page 6 of the tick: 2 active lists + ...),
-        # three more failures land at the head (desc) or the tail (asc) of the list.
+        # Mid-tick, after the third page read one by one (the three terminal page-1s), three more
+        # failures land in the list: at its head (desc), its tail (asc) or anywhere (random).
         source.pages = 0
         source.inserts = {
             3: [
@@ -599,7 +622,7 @@ async def test_steady_state_cost_does_not_grow_with_history(sqlite_url: str) -> 
                 "begin_time": wire(T0 - timedelta(seconds=8 * i + 60)),
                 "end_time": wire(T0 - timedelta(seconds=8 * i + 30)),
             }
-            for i in range(10_000)
+            for i in range(3000)
         ]
         day += [{"job_id": f"run{i}", "status": "running", "related_graph": f"g{i}"} for i in range(20)]
         await w.emu.add_jobs(day)
@@ -610,11 +633,13 @@ async def test_steady_state_cost_does_not_grow_with_history(sqlite_url: str) -> 
             await w.emu.advance(60)
             for i in range(7):  # ~10k jobs a day
                 await w.job(f"new{minute}-{i}", "success", related_graph="g1")
+            await w.emu.patch_job(f"run{minute}", status="failed")
             await w.emu.reset_stats()
             report = await w.tick()
-            assert len(report.events) == 7
+            assert len(report.events) == 8
             costs.append(await w.emu.list_calls())
-        # 2 active lists + 3 terminal page-1s + the success list's last page: never the whole day.
+        # 2 active lists + 3 terminal page-1s + the last page of the two lists that grew (asc
+        # order puts new jobs last): never the whole day (30 pages).
         assert max(costs) <= 7, costs
 
 

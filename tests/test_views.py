@@ -476,7 +476,7 @@ def test_home_view_within_100_blocks_whatever_the_numbers() -> None:
     assert view["type"] == "home"
     assert check_view(view) == []
     assert len(view["blocks"]) <= 100
-    assert_inert(view, live=("<#C0ALERTS>",))
+    assert_inert(view, live=("<#C0ALERTS>", "<@U0BOB>"))
     assert "…and 460 more" in seen(view)
 
 

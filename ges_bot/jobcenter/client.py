@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import aclosing
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
@@ -240,7 +240,7 @@ class JobCenterClient:
             raise ResponseError(f"GES's job list (offset {offset}) could not be read: {exc}") from None
         return Page(job_count=count, jobs=jobs, offset=offset, limit=limit)
 
-    async def iter_pages(self, query: ListQuery | None = None) -> AsyncIterator[Page]:
+    async def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]:
         """Every page of ``query``, in the order they arrive (not necessarily by offset).
 
         Page 1 gives ``job_count`` (and, if GES answers fewer jobs than asked while the count says
@@ -301,7 +301,7 @@ class JobCenterClient:
                 async for page in walk:
                     yield page
 
-    async def _fetch(self, query: ListQuery, offsets: Sequence[int], limit: int) -> AsyncIterator[Page]:
+    async def _fetch(self, query: ListQuery, offsets: Sequence[int], limit: int) -> AsyncGenerator[Page, None]:
         """The pages at ``offsets``, at most ``concurrency`` in flight, as they complete."""
         if self.concurrency == 1 or len(offsets) <= 1:
             for offset in offsets:
@@ -328,7 +328,7 @@ class JobCenterClient:
 
     async def _walk(
         self, query: ListQuery, offset: int, step: int, seen: set[str], *, target: int | None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Pages from ``offset`` one by one until an empty page, a page of nothing new (a server
         ignoring offset must not keep us here forever) or — when a ``target`` count is known, and
         followed as GES updates it — until that many distinct jobs were seen."""

@@ -48,7 +48,9 @@ no buttons; with no such message, the recovery is posted on its own. The update 
 retry repeats only an idempotent update, never a reply. A recovery row with several events that
 fails part-way keeps what was posted and hands the remaining events to a new outbox row.
 An alert's overflow (``thread_replies``) is posted in its thread after the alert is recorded,
-best effort: ``inline_attempts`` tries each; the alert itself says how much more there is and its
+once no other alert is waiting in the channel's lane (a channel sees every graph's alert before
+the overflow of any), best effort: ``inline_attempts`` tries each, and a worker that stops drops
+the replies it has not posted yet; the alert itself says how much more there is and its
 Details button and ``/gesjobs`` show everything.
 
 Duplicates: the crash window
@@ -141,10 +143,20 @@ class _Result(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class _Reply:
+    """An overflow message for the thread of an alert already posted and recorded."""
+
+    message: render.SlackMessage
+    thread_ts: str
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     result: _Result
     until: datetime | None = None
     error: str = ""
+    replies: tuple[_Reply, ...] = ()
 
 
 @dataclass(slots=True)
@@ -157,6 +169,8 @@ class _Claimed:
 class _Lane:
     channel: str
     queue: deque[_Claimed] = field(default_factory=deque)
+    #: Thread replies of alerts already posted: sent when no alert is waiting in the lane.
+    replies: deque[_Reply] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
 
 
@@ -217,6 +231,11 @@ class DeliveryWorker:
     def in_flight(self) -> int:
         """Rows claimed by this worker and not yet settled."""
         return len(self._in_flight)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing claimed and no thread reply waiting."""
+        return not self._in_flight and not any(lane.queue or lane.replies for lane in self._lanes.values())
 
     def wake(self) -> None:
         """New rows were written in this process: look now rather than at the next idle poll."""
@@ -356,12 +375,17 @@ class DeliveryWorker:
 
     async def _run_lane(self, lane: _Lane) -> None:
         try:
-            while lane.queue:
+            while lane.queue or lane.replies:
+                if not lane.queue:
+                    # Alerts first: a channel sees every graph's alert before the overflow of any.
+                    await self._reply(lane, lane.replies.popleft())
+                    continue
                 claimed = lane.queue[0]
                 outcome = await self._next_in_lane(claimed)
                 lane.queue.popleft()
                 self._in_flight.discard(claimed.item.id)
                 self._progress.set()
+                lane.replies.extend(outcome.replies)
                 await self._after(lane, outcome)
         except StoreError as exc:
             # The rows still queued stay claimed; their leases expire and they are retried then.
@@ -372,6 +396,9 @@ class DeliveryWorker:
             for claimed in lane.queue:
                 self._in_flight.discard(claimed.item.id)
             lane.queue.clear()
+            if lane.replies:
+                log.warning("delivery: %d thread replies in %s were not posted", len(lane.replies), lane.channel)
+                lane.replies.clear()
             self._progress.set()
             if self._lanes.get(lane.channel) is lane:
                 del self._lanes[lane.channel]
@@ -408,6 +435,12 @@ class DeliveryWorker:
                 self._in_flight.discard(claimed.item.id)
                 metrics.SLACK_SENDS.labels("dead").inc()
                 await self.store.mark_dead(claimed.item.id, outcome.error, self.clock())
+
+    async def _reply(self, lane: _Lane, reply: _Reply) -> None:
+        if self._stopping:
+            log.warning("delivery: stopping; the %s in %s is not posted", reply.what, lane.channel)
+            return
+        await self._post_inline(lane.channel, reply.message, thread_ts=reply.thread_ts, what=reply.what)
 
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -462,10 +495,13 @@ class DeliveryWorker:
         observed = min((e.at for e in delivery.events), default=item.created_at)
         metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
         self._healthy(delivery.channel)
+        replies: tuple[_Reply, ...] = ()
         if posted is not None:
-            for number, reply in enumerate(thread_replies, start=1):
-                await self._post_inline(delivery.channel, reply, thread_ts=posted.ts, what=f"thread reply {number}")
-        return _Outcome(_Result.SENT)
+            replies = tuple(
+                _Reply(reply, posted.ts, f"thread reply {n} of outbox row {item.id}")
+                for n, reply in enumerate(thread_replies, start=1)
+            )
+        return _Outcome(_Result.SENT, replies=replies)
 
     def _healthy(self, channel: str) -> None:
         """Slack took a message: forget installation and channel problems it disproves."""

@@ -180,8 +180,14 @@ def _guard_view(view: dict[str, Any], title: str) -> dict[str, Any]:
     return fallback
 
 
-def _message(text: str, blocks: list[dict[str, Any]]) -> SlackMessage:
-    return _guard(SlackMessage(text=truncate(text, _TEXT_LIMIT), blocks=blocks))
+def _message(fallback: str, blocks: list[dict[str, Any]]) -> SlackMessage:
+    """A message with ``fallback`` (plain words, untrusted parts included) as its escaped ``text``."""
+    return _guard(SlackMessage(text=fit(_one_line(fallback), _TEXT_LIMIT) or NOTHING, blocks=blocks))
+
+
+def _command(words: str) -> str:
+    """A command to copy, as an inert code span (a backtick in a pattern cannot break it)."""
+    return code(f"/gesjobs {words}", 400)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -237,7 +243,7 @@ def _kinds_text(kinds: Iterable[EventKind]) -> str:
 def help_message(topic: str | None = None) -> SlackMessage:
     """The help users see for ``/gesjobs``, ``/gesjobs help`` and ``/gesjobs help <topic>``."""
     text = "/gesjobs: failed today · running · job <id> · subscribe <graph> · mute <graph> 2h · status · help"
-    return _message(escape(text), _help_sections(help_text(topic)))
+    return _message(text, _help_sections(help_text(topic)))
 
 
 def _help_sections(text: str) -> list[dict[str, Any]]:
@@ -254,7 +260,7 @@ def usage_message(error: UsageError) -> SlackMessage:
     if error.topic is not None:
         blocks.extend(_help_sections(help_text(error.topic)))
     blocks.append(_context(trusted("`/gesjobs help` shows everything the bot understands.")))
-    return _message(escape(f"/gesjobs: {truncate(_one_line(error.message), 500)}"), blocks)
+    return _message(f"/gesjobs: {error.message}", blocks)
 
 
 def fit_mrkdwn(text: str, limit: int) -> str:
@@ -264,7 +270,7 @@ def fit_mrkdwn(text: str, limit: int) -> str:
 
 def problem_message(problem: QueryProblem) -> SlackMessage:
     """A question that could not be answered, as a sentence (GES's words escaped)."""
-    return _message(escape(truncate(problem.message, _TEXT_LIMIT)), [_section(f"⚠️ {fit(problem.message, 2900)}")])
+    return _message(problem.message, [_section(f"⚠️ {fit(problem.message, 2900)}")])
 
 
 # -- job lists --------------------------------------------------------------------------------
@@ -336,7 +342,7 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
     if total == 0 and answer.sources and all(s.kind is SourceKind.ERROR for s in answer.sources):
         reasons = "\n".join(f"⚠️ {fit(s.reason or 'GES could not be asked', _ERROR)}" for s in answer.sources)
         return _message(
-            escape(truncate(_one_line(answer.sources[0].reason or "GES could not be asked"), _TEXT_LIMIT)),
+            answer.sources[0].reason or "GES could not be asked",
             [_section(fit_mrkdwn(f"No answer to {asked}:\n{reasons}", limits.MAX_SECTION_TEXT))],
         )
     blocks: list[dict[str, Any]] = []
@@ -370,7 +376,7 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
     fallback = f"{total:,} jobs match /gesjobs {command_text(query)}" + (f": {counts}" if counts else "")
     if notes:
         fallback += " (from snapshots: GES is unreachable)"
-    return _message(escape(fallback), blocks)
+    return _message(fallback, blocks)
 
 
 # -- one job ---------------------------------------------------------------------------------
@@ -402,7 +408,7 @@ def missing_job_modal(job_id: str) -> dict[str, Any]:
         "blocks": [
             _section(
                 f"The bot has no record of job {code(job_id, 300)} any more. "
-                f"`/gesjobs job {escape(truncate(job_id, 200))}` asks GES for it."
+                f"{_command('job ' + job_id)} asks GES for it."
             )
         ],
     }
@@ -422,11 +428,11 @@ def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
     text = (
         f"✅ {where} will hear when a job of a graph matching {pattern}{_project_words(sub.project)} "
         f"{_kinds_phrase(sub.kinds)}.\n"
-        f"Silence it for a while with `/gesjobs mute {escape(sub.graph_pattern)} 2h`; "
-        f"stop with `/gesjobs unsubscribe {escape(sub.graph_pattern)}`."
+        f"Silence it for a while with {_command(f'mute {sub.graph_pattern} 2h')}; "
+        f"stop with {_command('unsubscribe ' + sub.graph_pattern)}."
     )
     fallback = f"Subscribed to {sub.graph_pattern}: {_kinds_text(sub.kinds)}"
-    return _message(escape(fallback), [_section(text)])
+    return _message(fallback, [_section(text)])
 
 
 def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> SlackMessage:
@@ -440,7 +446,7 @@ def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> Slac
         )
     else:
         text = f"This channel has no subscription to {shown}. `/gesjobs subscriptions` lists the ones it has."
-    return _message(escape(f"Unsubscribe {pattern}: {'done' if removed else 'nothing to remove'}"), [_section(text)])
+    return _message(f"Unsubscribe {pattern}: {'done' if removed else 'nothing to remove'}", [_section(text)])
 
 
 def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
@@ -461,7 +467,7 @@ def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
     if sub.broken:
         fix = _CHANNEL_FIXES.get(sub.broken, "check the channel and the bot's access to it")
         again = (
-            f", then `/gesjobs subscribe {escape(truncate(sub.graph_pattern, 200))}` here again to resume"
+            f", then {_command('subscribe ' + sub.graph_pattern)} here again to resume"
             if sub.source != "config"
             else ", then restart the bot"
         )
@@ -497,16 +503,16 @@ def subscriptions_message(
         blocks.extend(_section(s) for s in _pack([_mute_entry(m, now) for m in mutes])[:5])
     broken = sum(1 for s in subscriptions if s.broken)
     fallback = f"{len(subscriptions)} subscriptions here" + (f", {broken} broken" if broken else "")
-    return _message(escape(fallback), blocks[: limits.MAX_MESSAGE_BLOCKS])
+    return _message(fallback, blocks[: limits.MAX_MESSAGE_BLOCKS])
 
 
 def muted_message(mute: Mute, now: datetime) -> SlackMessage:
     pattern = code(mute.graph_pattern, 300)
     text = (
         f"🔇 No alerts for graphs matching {pattern} in this channel until {date_token(mute.until)} "
-        f"({duration(mute.until - now)}). `/gesjobs unmute {escape(truncate(mute.graph_pattern, 200))}` ends it sooner."
+        f"({duration(mute.until - now)}). {_command('unmute ' + mute.graph_pattern)} ends it sooner."
     )
-    return _message(escape(f"Muted {mute.graph_pattern} for {duration(mute.until - now)}"), [_section(text)])
+    return _message(f"Muted {mute.graph_pattern} for {duration(mute.until - now)}", [_section(text)])
 
 
 def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> SlackMessage:
@@ -514,9 +520,9 @@ def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> Sla
     who = mention(by_user) or "You"
     text = (
         f"🔇 {who} muted alerts for graph {code(mute.graph_pattern, 300)} in this channel for {duration(span)} "
-        f"(until {date_token(mute.until)}). `/gesjobs unmute {escape(truncate(mute.graph_pattern, 200))}` ends it sooner."
+        f"(until {date_token(mute.until)}). {_command('unmute ' + mute.graph_pattern)} ends it sooner."
     )
-    return _message(escape(f"Muted {mute.graph_pattern} for {duration(span)}"), [_section(text)])
+    return _message(f"Muted {mute.graph_pattern} for {duration(span)}", [_section(text)])
 
 
 def unmuted_message(pattern: str, removed: int) -> SlackMessage:
@@ -525,7 +531,7 @@ def unmuted_message(pattern: str, removed: int) -> SlackMessage:
         text = f"🔔 Alerts for graphs matching {shown} are back on in this channel."
     else:
         text = f"No mute for {shown} in this channel. `/gesjobs subscriptions` lists the mutes in force."
-    return _message(escape(f"Unmute {pattern}: {'done' if removed else 'nothing to unmute'}"), [_section(text)])
+    return _message(f"Unmute {pattern}: {'done' if removed else 'nothing to unmute'}", [_section(text)])
 
 
 def not_allowed_message(admins: Iterable[str], action: str) -> SlackMessage:
@@ -536,7 +542,7 @@ def not_allowed_message(admins: Iterable[str], action: str) -> SlackMessage:
         f"🙏 Sorry — in this workspace only {listed} may {escape(action)}. "
         "Ask one of them; anyone may still ask about jobs."
     )
-    return _message(escape(f"Only the bot's admins may {action}"), [_section(text)])
+    return _message(f"Only the bot's admins may {action}", [_section(text)])
 
 
 def unknown_project_message(problem: QueryProblem) -> SlackMessage:
@@ -619,7 +625,7 @@ def status_message(
         blocks.append(_context(trusted("No broken subscriptions.")))
     behind = sum(1 for line in polls if not line.startswith("🟢"))
     fallback = f"ges-bot status: {len(polls)} projects, {behind} not up to date, {health.outbox_pending} alerts waiting, {len(problems)} problems"
-    return _message(escape(fallback), blocks[: limits.MAX_MESSAGE_BLOCKS])
+    return _message(fallback, blocks[: limits.MAX_MESSAGE_BLOCKS])
 
 
 # -- Home tab -------------------------------------------------------------------------------

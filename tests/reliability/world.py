@@ -140,10 +140,15 @@ async def slash_command(
 
 
 async def subscribe(slack: SlackStandIn, bots: list[BotProcess], plan: list[Sub]) -> None:
-    """Create every subscription with ``/gesjobs subscribe``, round robin over the replicas."""
-    for i, sub in enumerate(plan):
+    """Create every subscription with ``/gesjobs subscribe``, round robin over the replicas,
+    a few at a time (as people in several channels would)."""
+
+    async def one(i: int, sub: Sub) -> None:
         answer = await slash_command(slack, bots[i % len(bots)], sub.command, channel=sub.channel)
         assert "Subscribed" in answer[0]["text"], answer
+
+    for start in range(0, len(plan), 8):
+        await asyncio.gather(*(one(start + i, sub) for i, sub in enumerate(plan[start : start + 8])))
 
 
 async def wait_for_baseline(bot: BotProcess, timeout: float = 30.0) -> None:  # noqa: ASYNC109
@@ -192,51 +197,56 @@ class Workload:
     def _plan(self) -> PlannedJob:
         return PlannedJob("", self.rng.choice(self.graphs), self.rng.choice(JOB_NAMES), self._final())
 
-    async def _add(self, jobs: list[PlannedJob], status: str | None) -> None:
+    # The emulator runs in this process and loop: changing its state directly makes a wave of
+    # transitions one instant (as a busy job center would), where 25 control requests would not.
+    def _add(self, jobs: list[PlannedJob], status: str | None) -> None:
         if not jobs:
             return
         bodies = [
             {"status": status or j.final, "job_name": j.job_name, "related_graph": j.graph, "job_type": "1"}
             for j in jobs
         ]
-        ids = await self.emu.add_jobs(bodies)
-        for job, job_id in zip(jobs, ids, strict=True):
-            job.job_id = job_id
+        added = self.emu.state.add_many(bodies)
+        for job, emu_job in zip(jobs, added, strict=True):
+            job.job_id = emu_job.job_id
 
-    async def wave(self, finish: int, start: int, direct: int) -> int:
+    def _patch(self, job: PlannedJob, status: str) -> None:
+        self.emu.state.patch(job.job_id, {"status": status})
+
+    def wave(self, finish: int, start: int, direct: int) -> int:
         """Finish up to ``finish`` running jobs, move pending ones to running, start ``start``
         new (pending) jobs and add ``direct`` jobs already finished. Returns transitions made."""
         done = self.active[:finish]
         self.active = self.active[finish:]
         for job in done:
-            await self.emu.patch_job(job.job_id, status=job.final)
+            self._patch(job, job.final)
             self.finished[job.job_id] = job
         for job in self.pending:
-            await self.emu.patch_job(job.job_id, status="running")
+            self._patch(job, "running")
         self.active.extend(self.pending)
         self.pending = [self._plan() for _ in range(start)]
-        await self._add(self.pending, "pending")
+        self._add(self.pending, "pending")
         instant = [self._plan() for _ in range(direct)]
-        await self._add(instant, None)
+        self._add(instant, None)
         for job in instant:
             self.finished[job.job_id] = job
         self.waves += 1
         return len(done) + len(instant)
 
     async def run(self, total: int, *, per_wave: int = 25, pause: float = 0.4) -> None:
-        """Make exactly ``total`` transitions, ``per_wave`` at a time, ``pause`` seconds apart."""
+        """Make exactly ``total`` transitions, about ``per_wave`` at a time, ``pause`` seconds apart."""
         made = 0
-        # Prime the pipeline: jobs need two waves (pending → running) before they can finish.
-        await self.wave(0, per_wave, 0)
-        await asyncio.sleep(pause)
-        await self.wave(0, per_wave, 0)
-        await asyncio.sleep(pause)
+        # Prime the pipeline: a job needs two waves (pending → running) before it can finish.
+        for _ in range(2):
+            self.wave(0, min(per_wave, total), 0)
+            await asyncio.sleep(pause)
         while made < total:
             left = total - made
             direct = min(left, max(1, per_wave // 5))
-            finish = min(left - direct, len(self.active), per_wave - direct)
-            more = per_wave if made + finish + direct + len(self.active) + len(self.pending) < total + per_wave else 0
-            made += await self.wave(finish, more, direct)
+            finish = min(per_wave - direct, len(self.active), left - direct)
+            in_pipeline = len(self.active) - finish + len(self.pending)
+            start = max(0, min(per_wave, left - direct - finish - in_pipeline))
+            made += self.wave(finish, start, direct)
             await asyncio.sleep(pause)
         assert made == total == len(self.finished), (made, total, len(self.finished))
 
@@ -331,12 +341,16 @@ async def settle(
     return tally(slack, expected)
 
 
-def report(name: str, figures: Mapping[str, Any], directory: Path | None = None) -> None:
+def report(
+    name: str, figures: Mapping[str, Any], directory: Path | None = None, slack: SlackStandIn | None = None
+) -> None:
     """Print the figures (shown with ``pytest -s`` / ``-rA``) and keep them as JSON for the issue note."""
     line = json.dumps({"test": name, **figures}, sort_keys=True)
     print(f"\nRELIABILITY {line}")
     if directory is not None:
         (directory / "figures.json").write_text(line + "\n", encoding="utf-8")
+        if slack is not None:
+            dump_calls(slack, directory)
 
 
 async def wait_outbox_drained(bot: BotProcess, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
@@ -352,3 +366,51 @@ async def wait_outbox_drained(bot: BotProcess, timeout: float = 30.0) -> dict[st
 
 def fleet_logs(fleet: BotFleet) -> str:
     return fleet.all_logs()
+
+
+async def db_rows(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of a query on the bots' database (to see who holds a lease or a claim right now)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def poll_lease_holder(database_url: str) -> str | None:
+    rows = await db_rows(database_url, "SELECT holder FROM leases WHERE name = 'poll:default' AND expires_at > now()")
+    return str(rows[0]["holder"]) if rows else None
+
+
+async def delivering_replicas(database_url: str) -> list[str]:
+    """Replicas holding live claims on pending outbox rows (busy posting), busiest first."""
+    rows = await db_rows(
+        database_url,
+        "SELECT claimed_by, count(*) AS n FROM outbox WHERE state = 'pending' AND claimed_until > now() "
+        "AND claimed_by IS NOT NULL GROUP BY claimed_by ORDER BY n DESC",
+    )
+    return [str(r["claimed_by"]) for r in rows]
+
+
+def dump_calls(slack: SlackStandIn, directory: Path) -> Path:
+    """Every Web API call the stand-in answered, with the job ids each message carried, as JSON
+    lines next to the bots' logs (for the post-mortem of a failure)."""
+    path = directory / "slack-calls.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for call in slack.calls:
+            ids = sorted({m for text in _texts(call.params.get("blocks") or []) for m in _JOB_ID_FIELD.findall(text)})
+            row = {
+                "at": call.at.isoformat(),
+                "method": call.method,
+                "status": call.http_status,
+                "ok": call.ok,
+                "channel": call.answer.get("channel", call.params.get("channel")),
+                "ts": call.answer.get("ts"),
+                "thread_ts": call.params.get("thread_ts"),
+                "jobs": ids,
+                "text": str(call.params.get("text", ""))[:200],
+            }
+            out.write(json.dumps(row) + "\n")
+    return path

@@ -63,9 +63,11 @@ DEFAULT_USERS: tuple[User, ...] = (
 )
 
 #: Delivery fast enough for tests: 20 ms between posts to a channel, backoff 1 s → 30 s (on the
-#: world's clock, which tests advance), no idle waits to speak of.
+#: world's clock, which tests advance), no idle waits to speak of, and lanes long enough that no
+#: row is sent back for pacing (``World.deliver`` would stop at such a row; ``running`` would not).
 FAST_POLICY = DeliveryPolicy(
     channel_interval_s=0.02,
+    channel_queue=100,
     backoff_base_s=1.0,
     backoff_cap_s=30.0,
     idle_poll_s=0.05,

@@ -1,0 +1,601 @@
+"""The delivery worker on its own: real SqlStore, slack_sdk over real HTTP, the Slack stand-in.
+
+Rows are written with ``Store.enqueue`` (no poller), the worker is stepped with ``run_once`` on a
+clock the test moves, and what a person would see is read back from the stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo, Subscription
+from ges_bot.errors import RetryableSlackError
+from ges_bot.notify import limits, render
+from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker, backoff_delay
+from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway, classify
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn, User
+from ges_bot.store import SqlStore, open_store
+from ges_bot.store.api import OutboxState
+from tests.support.asgi import serve
+
+T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+PROJECT = ProjectInfo(alias="prod", project_id="0123456789abcdef0123456789abcdef", region="cn-north-4")
+POLICY = DeliveryPolicy(
+    channel_interval_s=0.01,
+    backoff_base_s=2.0,
+    backoff_cap_s=60.0,
+    idle_poll_s=0.02,
+    installation_pause_s=120.0,
+    inline_retry_cap_s=0.02,
+)
+
+
+class Clock:
+    """The worker's clock, moved by the test."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.t = start
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def event(
+    job_id: str,
+    kind: EventKind = EventKind.FAILED,
+    *,
+    graph: str = "movies",
+    job_name: str = "ImportGraph",
+    reason: str | None = "OBS path not found",
+    files: Sequence[FileImport] = (),
+    recovers: str | None = None,
+) -> JobEvent:
+    status = {EventKind.FAILED: "failed", EventKind.PARTIALLY_FAILED: "partiallyFailed"}.get(kind, "success")
+    job = Job(
+        job_id=job_id,
+        status=status,
+        job_type="GraphManagement",
+        job_name=job_name,
+        graph=graph,
+        begin_time=T0 - timedelta(minutes=5),
+        end_time=T0 - timedelta(minutes=1),
+        fail_reason=reason if status != "success" else None,
+        files=tuple(files),
+    )
+    return JobEvent(project="prod", kind=kind, job=job, at=T0, recovers_job_id=recovers)
+
+
+def delivery(channel: str, *events: JobEvent, subs: tuple[int, ...] = (1,)) -> Delivery:
+    return Delivery(channel=channel, project="prod", graph=events[0].graph, events=events, subscription_ids=subs)
+
+
+@dataclass
+class Rig:
+    store: SqlStore
+    slack: SlackStandIn
+    gateway: WebApiGateway
+    clock: Clock
+    notes: dict[str, str]
+    gateways: list[WebApiGateway]
+
+    def worker(
+        self,
+        policy: DeliveryPolicy = POLICY,
+        *,
+        worker_id: str = "w1",
+        clock: Callable[[], datetime] | None = None,
+        timeout: float | None = None,
+    ) -> DeliveryWorker:
+        gateway = self.gateway
+        if timeout is not None or worker_id != "w1":
+            gateway = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=self.slack.api_url, timeout=timeout or 5.0)
+            self.gateways.append(gateway)
+        return DeliveryWorker(
+            self.store,
+            gateway,
+            {"prod": PROJECT},
+            worker_id=worker_id,
+            clock=clock or self.clock,
+            policy=policy,
+            rng=random.Random(3),
+            notes=self.notes,
+        )
+
+    async def enqueue(self, *deliveries: Delivery, at: datetime | None = None) -> list[int]:
+        return list(await self.store.enqueue(list(deliveries), at or self.clock()))
+
+    async def state(self, outbox_id: int) -> str:
+        item = await self.store.outbox_item(outbox_id)
+        assert item is not None
+        return item.state
+
+    def posts_to(self, channel: str) -> list[Any]:
+        return [c for c in self.slack.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+
+
+@contextlib.asynccontextmanager
+async def rig(db_url: str) -> AsyncIterator[Rig]:
+    slack = SlackStandIn(
+        channels=[
+            Channel("C0ALERTS", "alerts"),
+            Channel("C0TEAM", "team"),
+            Channel("C0OPS", "ops"),
+            Channel("C0OLD", "old", is_archived=True),
+            Channel("C0SECRET", "secret", is_private=True, is_member=False),
+        ],
+        users=[User("U0ALICE", "alice"), User("U0BOB", "bob")],
+    )
+    async with serve(slack.app) as url:
+        slack.base_url = url
+        store = await open_store(db_url)
+        gateway = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=slack.api_url, timeout=5.0)
+        r = Rig(store=store, slack=slack, gateway=gateway, clock=Clock(), notes={}, gateways=[])
+        try:
+            yield r
+        finally:
+            for g in (gateway, *r.gateways):
+                await g.aclose()
+            await store.close()
+
+
+def mentions(message: dict[str, Any], job_id: str) -> bool:
+    return f"`{job_id}`" in json.dumps(message["blocks"] if "blocks" in message else message["text"])
+
+
+# --- backoff --------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_from_the_base_is_capped_and_jittered() -> None:
+    policy = DeliveryPolicy(backoff_base_s=2.0, backoff_cap_s=60.0)
+    rng = random.Random(1)
+    expected_raw = [2, 4, 8, 16, 32, 60, 60, 60]
+    for attempt, raw in enumerate(expected_raw, start=1):
+        delays = [backoff_delay(attempt, policy, None, rng) for _ in range(200)]
+        assert raw * 0.5 <= min(delays) and max(delays) <= raw, attempt
+        # Real jitter: spread over most of [raw/2, raw], not one fixed value.
+        assert max(delays) - min(delays) > raw * 0.4, attempt
+    # Far beyond the cap the exponent never overflows.
+    assert backoff_delay(10_000, policy, None, rng) <= 60.0
+
+
+def test_backoff_never_retries_before_slack_says_so() -> None:
+    policy = DeliveryPolicy(backoff_base_s=2.0, backoff_cap_s=60.0)
+    rng = random.Random(2)
+    assert backoff_delay(1, policy, 30.0, rng) == 30.0
+    # Slack's Retry-After wins over our cap.
+    assert backoff_delay(9, policy, 120.0, rng) == 120.0
+    # A short Retry-After does not shorten our own backoff.
+    assert backoff_delay(5, policy, 1.0, rng) >= 16.0
+
+
+def test_failures_are_classified_by_what_a_person_must_do() -> None:
+    assert classify(TimeoutError()).__class__ is RetryableSlackError
+    assert classify(ConnectionResetError()).error.startswith("connection_error")
+    error = classify(SlackPermanentError("is_archived", FailureScope.TARGET))
+    assert isinstance(error, SlackPermanentError)
+    assert error.scope is FailureScope.TARGET
+
+
+# --- pacing ---------------------------------------------------------------------------------
+
+
+async def test_each_channel_gets_one_message_per_interval_while_channels_proceed_side_by_side(
+    sqlite_url: str,
+) -> None:
+    interval = 0.25
+    async with rig(sqlite_url) as r:
+        rows = []
+        for i in range(4):
+            rows += await r.enqueue(delivery("C0ALERTS", event(f"a{i}")), delivery("C0TEAM", event(f"t{i}")))
+        worker = r.worker(replace(POLICY, channel_interval_s=interval))
+        started = time.monotonic()
+        assert await worker.run_once() == 8
+        elapsed = time.monotonic() - started
+
+        for channel, prefix in (("C0ALERTS", "a"), ("C0TEAM", "t")):
+            messages = r.slack.messages(channel)
+            assert [mentions(m, f"{prefix}{i}") for i, m in enumerate(messages)] == [True] * 4
+            times = [c.at for c in r.posts_to(channel)]
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+            assert min(gaps) >= interval - 0.05, gaps
+        # Side by side: #team's first message did not wait for #alerts to finish.
+        alerts, team = r.posts_to("C0ALERTS"), r.posts_to("C0TEAM")
+        assert team[0].at < alerts[1].at
+        # One channel after the other would take 7 intervals (1.75 s); side by side about 3.
+        assert elapsed < 6 * interval, elapsed
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_a_busy_channel_does_not_hold_up_the_others(sqlite_url: str) -> None:
+    # Six rows for #alerts, then one for #team: #alerts' lane takes two, the rest wait in the
+    # outbox for their turn, and #team's row is posted without waiting for #alerts' backlog.
+    interval = 0.2
+    async with rig(sqlite_url) as r:
+        backlog = await r.enqueue(*(delivery("C0ALERTS", event(f"a{i}")) for i in range(6)), at=real_clock())
+        [team] = await r.enqueue(delivery("C0TEAM", event("t0")), at=real_clock())
+        policy = replace(POLICY, channel_interval_s=interval, channel_queue=2, batch_size=10)
+        worker = r.worker(policy, clock=real_clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await r.slack.wait_for(lambda: len(r.slack.messages("C0ALERTS")) == 6, timeout=10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        alerts = r.posts_to("C0ALERTS")
+        [team_post] = r.posts_to("C0TEAM")
+        assert team_post.at < alerts[2].at
+        assert [mentions(m, f"a{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 6
+        assert {await r.state(i) for i in [*backlog, team]} == {OutboxState.SENT}
+        assert len(r.slack.calls_to("chat.postMessage")) == 7
+
+
+# --- retries --------------------------------------------------------------------------------
+
+
+async def test_a_retryable_failure_backs_off_and_keeps_the_channel_in_order(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        first, second = await r.enqueue(delivery("C0ALERTS", event("j-1")), delivery("C0ALERTS", event("j-2")))
+        [other] = await r.enqueue(delivery("C0TEAM", event("j-3")))
+        r.slack.fail("chat.postMessage", channel="C0ALERTS", status=503, count=1)
+        worker = r.worker()
+        await worker.run_once()
+
+        assert r.slack.messages("C0ALERTS") == []
+        assert len(r.slack.messages("C0TEAM")) == 1  # another channel is not held back
+        row = await r.store.outbox_item(first)
+        behind = await r.store.outbox_item(second)
+        assert row is not None and behind is not None
+        assert (row.state, row.last_error) == (OutboxState.PENDING, "service_unavailable")
+        wait = (row.next_attempt_at - r.clock()).total_seconds()
+        assert 1.0 <= wait <= 2.0  # attempt 1: base 2 s with jitter in [50 %, 100 %]
+        assert behind.state == OutboxState.PENDING
+        assert behind.next_attempt_at == row.next_attempt_at  # the second waits behind the first
+
+        assert await worker.run_once() == 0  # nothing due before the backoff ends
+        # A newer alert for the channel, due at once, does not overtake the two waiting ones.
+        [newer] = await r.enqueue(delivery("C0ALERTS", event("j-4")))
+        assert await worker.run_once() == 1
+        assert r.slack.messages("C0ALERTS") == []
+        r.clock.advance(wait)
+        await worker.deliver_due()
+        messages = r.slack.messages("C0ALERTS")
+        assert [[mentions(m, j) for j in ("j-1", "j-2", "j-4")] for m in messages] == [
+            [True, False, False],
+            [False, True, False],
+            [False, False, True],
+        ]
+        assert {await r.state(i) for i in (first, second, other, newer)} == {OutboxState.SENT}
+
+
+async def test_a_row_is_given_up_after_max_attempts(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with rig(sqlite_url) as r:
+        [row] = await r.enqueue(delivery("C0ALERTS", event("j-1")))
+        r.slack.fail("chat.postMessage", status=503)
+        worker = r.worker(replace(POLICY, max_attempts=3))
+        with caplog.at_level(logging.ERROR, logger="ges_bot.notify.delivery"):
+            for _ in range(6):
+                await worker.run_once()
+                r.clock.advance(POLICY.backoff_cap_s)
+        item = await r.store.outbox_item(row)
+        assert item is not None
+        assert item.state == OutboxState.DEAD
+        assert item.last_error == "gave up after 3 attempts: service_unavailable"
+        assert r.slack.count("chat.postMessage") == 3
+        health = await r.store.health(r.clock())
+        assert (health.outbox_dead, health.outbox_pending) == (1, 0)
+        assert any("giving up on outbox row" in rec.getMessage() for rec in caplog.records)
+
+
+async def test_a_429_storm_is_waited_out_as_slack_asks(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(3)), at=real_clock())
+        r.slack.fail("chat.postMessage", channel="C0ALERTS", status=429, retry_after=1, count=2)
+        worker = r.worker(replace(POLICY, backoff_base_s=0.05), clock=real_clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await r.slack.wait_for(lambda: len(r.slack.messages("C0ALERTS")) == 3, timeout=10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        calls = r.posts_to("C0ALERTS")
+        assert [c.http_status for c in calls] == [429, 429, 200, 200, 200]
+        for limited, following in itertools.pairwise(calls):
+            if limited.http_status == 429:
+                assert (following.at - limited.at).total_seconds() >= 0.95
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_a_post_that_timed_out_but_landed_shows_twice_the_documented_window(sqlite_url: str) -> None:
+    # The one duplicate the design allows besides a crash: Slack got the post, we never heard back.
+    async with rig(sqlite_url) as r:
+        [row] = await r.enqueue(delivery("C0ALERTS", event("j-1")))
+        r.slack.fail("chat.postMessage", delay=2.0, count=1)
+        worker = r.worker(timeout=0.3)
+        await worker.run_once()
+        item = await r.store.outbox_item(row)
+        assert item is not None
+        assert (item.state, item.last_error) == (OutboxState.PENDING, "timeout")
+        await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
+        r.clock.advance(POLICY.backoff_base_s)
+        await worker.deliver_due()
+        assert await r.state(row) == OutboxState.SENT
+        assert [mentions(m, "j-1") for m in r.slack.messages("C0ALERTS")] == [True, True]
+
+
+# --- permanent failures ---------------------------------------------------------------------
+
+
+async def test_installation_errors_pause_delivery_and_lose_nothing(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(
+            delivery("C0ALERTS", event("j-1")), delivery("C0TEAM", event("j-2")), delivery("C0ALERTS", event("j-3"))
+        )
+        r.slack.bot_tokens = {"xoxb-rotated"}  # our token was revoked
+        worker = r.worker()
+        with caplog.at_level(logging.CRITICAL, logger="ges_bot.notify.delivery"):
+            await worker.run_once()
+        assert worker.last_installation_error == "invalid_auth"
+        assert worker.paused_until == r.clock() + timedelta(seconds=POLICY.installation_pause_s)
+        assert "SLACK_BOT_TOKEN" in r.notes["slack"]
+        assert any(rec.levelno == logging.CRITICAL for rec in caplog.records)
+        assert {await r.state(i) for i in rows} == {OutboxState.PENDING}
+        failed_calls = r.slack.count("chat.postMessage")
+        assert failed_calls <= 2  # one per channel at most, then everything pauses
+
+        r.clock.advance(POLICY.installation_pause_s / 2)
+        assert await worker.run_once() == 0
+        assert r.slack.count("chat.postMessage") == failed_calls
+
+        r.slack.bot_tokens = {DEFAULT_BOT_TOKEN}  # fixed
+        r.clock.advance(POLICY.installation_pause_s / 2)
+        await worker.deliver_due()
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+        assert [mentions(m, "j-1") for m in r.slack.messages("C0ALERTS")] == [True, False]
+        assert len(r.slack.messages("C0TEAM")) == 1
+        assert worker.last_installation_error is None
+        assert "slack" not in r.notes
+
+
+async def test_a_payload_slack_refuses_is_sent_again_as_plain_text(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        d = delivery("C0ALERTS", event("j-1"))
+        [row] = await r.enqueue(d)
+        r.slack.fail("chat.postMessage", error="invalid_blocks", count=1)
+        await r.worker().run_once()
+        [message] = r.slack.messages("C0ALERTS")
+        expected = render.render_alert(d, PROJECT, r.clock()).message.text
+        assert "blocks" not in message
+        assert message["text"] == expected
+        assert await r.state(row) == OutboxState.SENT
+        # Still remembered as the graph's failure message, for a later recovery thread.
+        original = await r.store.last_failure_message("C0ALERTS", "prod", "movies", "ImportGraph")
+        assert original is not None
+        assert original.ts == message["ts"]
+
+
+async def test_a_payload_refused_even_as_text_is_given_up_alone(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        bad, good = await r.enqueue(delivery("C0ALERTS", event("j-1")), delivery("C0ALERTS", event("j-2")))
+        r.slack.fail("chat.postMessage", error="msg_too_long", count=2)
+        await r.worker().run_once()
+        assert (await r.state(bad), await r.state(good)) == (OutboxState.DEAD, OutboxState.SENT)
+        [message] = r.slack.messages("C0ALERTS")
+        assert mentions(message, "j-2")
+        assert (await r.store.subscriptions("C0ALERTS")) == []  # nothing marked broken
+
+
+async def test_a_channel_that_refuses_us_breaks_its_subscriptions_and_its_creator_is_told(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        sub = await r.store.add_subscription(
+            Subscription(id=0, channel="C0OLD", graph_pattern="movies", created_by="U0ALICE", created_at=T0)
+        )
+        rows = await r.enqueue(
+            delivery("C0OLD", event("j-1"), subs=(sub.id,)),
+            delivery("C0OLD", event("j-2"), subs=(sub.id,)),
+            delivery("C0ALERTS", event("j-3")),
+        )
+        worker = r.worker()
+        await worker.run_once()
+        assert [await r.state(i) for i in rows] == [OutboxState.DEAD, OutboxState.DEAD, OutboxState.SENT]
+        assert len(r.posts_to("C0OLD")) == 1  # the row behind it was given up without asking again
+        [broken] = await r.store.subscriptions("C0OLD")
+        assert broken.broken == "is_archived"
+        assert [s.channel for s in (await r.store.health(r.clock())).broken_subscriptions] == ["C0OLD"]
+
+        [dm] = [m for m in r.slack.messages() if m["channel"].startswith("D")]
+        assert r.slack.channels[dm["channel"]].user == "U0ALICE"
+        text = json.dumps(dm["blocks"])
+        assert "<#C0OLD>" in text
+        assert "unarchive it" in text
+        assert limits.check_message(dm) == []
+
+        # Told once: a later row for the same channel dies without another DM.
+        [later] = await r.enqueue(delivery("C0OLD", event("j-4"), subs=(sub.id,)))
+        await worker.run_once()
+        assert await r.state(later) == OutboxState.DEAD
+        assert len([m for m in r.slack.messages() if m["channel"].startswith("D")]) == 1
+
+
+async def test_a_config_file_channel_that_refuses_us_is_logged_and_shown(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(sqlite_url) as r:
+        [row] = await r.enqueue(delivery("C0SECRET", event("j-1"), subs=(-1,)))
+        worker = r.worker()
+        with caplog.at_level(logging.ERROR, logger="ges_bot.notify.delivery"):
+            await worker.run_once()
+        assert await r.state(row) == OutboxState.DEAD
+        assert any("GES_BOT_CONFIG" in rec.getMessage() for rec in caplog.records if rec.levelno == logging.ERROR)
+        assert "channel_not_found" in r.notes["slack:C0SECRET"]
+        assert worker.broken_config_channels == {"C0SECRET": "channel_not_found"}
+        assert r.slack.count("conversations.open") == 0  # no one to DM
+
+        # Someone invites the bot: the next alert goes through and the problem note goes away.
+        r.slack.add_channel(Channel("C0SECRET", "secret", is_private=True, is_member=True))
+        [again] = await r.enqueue(delivery("C0SECRET", event("j-2"), subs=(-1,)))
+        await worker.run_once()
+        assert await r.state(again) == OutboxState.SENT
+        assert "slack:C0SECRET" not in r.notes
+
+
+# --- threads --------------------------------------------------------------------------------
+
+
+async def test_an_alert_too_big_for_one_message_continues_in_its_thread(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        events = [event(f"j-{i}", graph="movies") for i in range(8)]
+        await r.enqueue(delivery("C0ALERTS", *events))
+        await r.worker().run_once()
+        main, reply = r.slack.messages("C0ALERTS")
+        assert "thread_ts" not in main
+        assert reply["thread_ts"] == main["ts"]
+        assert "…and 3 more jobs on this graph, listed in the thread" in json.dumps(main["blocks"], ensure_ascii=False)
+        assert [mentions(main, f"j-{i}") for i in range(8)] == [True] * 5 + [False] * 3
+        assert [mentions(reply, f"j-{i}") for i in range(5, 8)] == [True] * 3
+        assert [limits.check_message(m) for m in (main, reply)] == [[], []]
+
+
+async def test_a_recovery_with_no_failure_message_to_thread_under_is_posted_on_its_own(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        [row] = await r.enqueue(delivery("C0ALERTS", event("j-2", EventKind.RECOVERED, recovers="j-1")))
+        await r.worker().run_once()
+        [message] = r.slack.messages("C0ALERTS")
+        assert "thread_ts" not in message
+        assert message["text"].startswith("✅ ImportGraph recovered")
+        assert r.slack.updates() == []
+        assert await r.state(row) == OutboxState.SENT
+
+
+class _AfterPost:
+    """Our own ``SlackGateway`` around the real one, calling ``hook`` after each successful post."""
+
+    def __init__(self, inner: WebApiGateway, hook: Callable[[int], None]) -> None:
+        self.inner = inner
+        self.hook = hook
+        self.posts = 0
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
+    ) -> Posted:
+        posted = await self.inner.post(channel, text, blocks, thread_ts=thread_ts)
+        self.posts += 1
+        self.hook(self.posts)
+        return posted
+
+    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        await self.inner.update(channel, ts, text, blocks)
+
+    async def open_dm(self, user_id: str) -> str:
+        return await self.inner.open_dm(user_id)
+
+
+async def test_a_recovery_row_failing_part_way_keeps_what_was_posted(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        failures = delivery("C0ALERTS", event("j-a"), event("j-b", job_name="BuildIndex"))
+        recoveries = delivery(
+            "C0ALERTS",
+            event("j-a2", EventKind.RECOVERED, recovers="j-a"),
+            event("j-b2", EventKind.RECOVERED, job_name="BuildIndex", recovers="j-b"),
+        )
+        await r.enqueue(failures)
+        worker = r.worker()
+        await worker.run_once()
+        [original] = r.slack.messages("C0ALERTS")
+
+        # Slack goes down right after the first recovery reply is posted.
+        def outage(posts: int) -> None:
+            if posts == 1:
+                r.slack.fail("chat.postMessage", status=503, count=1)
+
+        worker.gateway = _AfterPost(r.gateway, outage)
+        [row] = await r.enqueue(recoveries)
+        await worker.run_once()
+        assert await r.state(row) == OutboxState.SENT  # what was posted stays posted
+        r.clock.advance(POLICY.backoff_base_s)
+        await worker.deliver_due()
+
+        replies = [m for m in r.slack.messages("C0ALERTS") if m.get("thread_ts") == original["ts"]]
+        assert [mentions(m, "j-a2") for m in replies] == [True, False]
+        assert mentions(replies[1], "j-b2")
+        assert len(r.slack.messages("C0ALERTS")) == 3  # the original and two replies, nothing twice
+        assert {u["ts"] for u in r.slack.updates()} == {original["ts"]}
+        assert await r.store.last_failure_message("C0ALERTS", "prod", "movies", "BuildIndex") is None
+        assert (await r.store.health(r.clock())).outbox_pending == 0
+
+
+# --- several workers, stopping ----------------------------------------------------------------
+
+
+async def test_two_workers_share_the_outbox_without_posting_anything_twice(db_url: str) -> None:
+    async with rig(db_url) as r:
+        channels = ["C0ALERTS", "C0TEAM", "C0OPS"]
+        rows = await r.enqueue(*(delivery(channels[i % 3], event(f"j-{i:02d}")) for i in range(18)))
+        first = r.worker(replace(POLICY, batch_size=4))
+        second = r.worker(replace(POLICY, batch_size=4), worker_id="w2")
+        await asyncio.gather(first.deliver_due(), second.deliver_due())
+        posted = [m for c in channels for m in r.slack.messages(c)]
+        assert sorted(i for i in range(18) for m in posted if mentions(m, f"j-{i:02d}")) == list(range(18))
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_stopping_hands_queued_rows_back_for_the_next_worker(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(5)), at=real_clock())
+        worker = r.worker(replace(POLICY, channel_interval_s=0.3), clock=real_clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        delivered = len(r.slack.messages("C0ALERTS"))
+        assert delivered < 5
+        # Handed back due now, not left claimed until the lease expires.
+        successor = r.worker(worker_id="w2", clock=real_clock)
+        await successor.deliver_due()
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 5
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_a_row_whose_claim_is_running_out_is_handed_back_not_posted(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(3)))
+        policy = replace(POLICY, claim_lease_s=60.0, lease_margin_s=20.0)
+        worker = r.worker(policy)
+        claimed_at = r.clock()
+
+        # Slack is slow: each post moves the worker's clock on by 25 s.
+        def slow(posts: int) -> None:
+            r.clock.advance(25)
+
+        worker.gateway = _AfterPost(r.gateway, slow)
+        await worker.run_once()
+        # j-0 at +0 s and j-1 at +25 s were posted; j-2 (at +50 s, past 60 − 20) went back.
+        assert len(r.slack.messages("C0ALERTS")) == 2
+        assert [await r.state(i) for i in rows] == [OutboxState.SENT, OutboxState.SENT, OutboxState.PENDING]
+        assert r.clock() == claimed_at + timedelta(seconds=50)
+        await worker.deliver_due()
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3

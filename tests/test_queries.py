@@ -1,0 +1,412 @@
+"""ges_bot.slackapp.queries against the GES emulator and a real SQLite store: the exact jobs a
+question gets, whatever way GES reads its date filter, what it costs on the GES API, and the
+fallback to snapshots when GES is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import SecretStr
+
+from ges_bot.config import Config, ProjectSettings, load_settings
+from ges_bot.domain import Job
+from ges_bot.emulator.settings import AkSk
+from ges_bot.errors import ApiError, AuthError, QueryError, ResponseError, StoreError, TransportError
+from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.services import Services
+from ges_bot.slackapp.commands import JobDetail, Query, TimeRange
+from ges_bot.slackapp.queries import (
+    JobLookup,
+    JobsAnswer,
+    QueryProblem,
+    QueryRunner,
+    SourceKind,
+    in_range,
+    is_unreachable,
+)
+from ges_bot.store import SqlStore, open_store
+from ges_bot.store.api import JobQuery, PollState, Snapshot, TickResult
+from tests.support.emulator import EmulatorHandle, run_emulator
+
+NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+ALIAS = "prod"
+OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
+FAILED_TODAY = Query(statuses=frozenset({"failed"}), range=TimeRange.today())
+
+
+def wire_time(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass
+class World:
+    emu: EmulatorHandle
+    store: SqlStore
+    client: JobCenterClient
+    services: Services
+    runner: QueryRunner
+
+    async def job(self, job_id: str, status: str, ended: datetime | None, began: datetime, **more: Any) -> None:
+        await self.emu.add_job(
+            job_id=job_id,
+            status=status,
+            job_name=more.pop("job_name", "ImportGraph"),
+            related_graph=more.pop("related_graph", "movies"),
+            begin_time=wire_time(began),
+            end_time=wire_time(ended) if ended else None,
+            **more,
+        )
+
+    async def remember(self, *jobs: Job, at: datetime) -> None:
+        snapshots = [Snapshot(project=ALIAS, job=j, first_seen=at, last_seen=at, last_change=at) for j in jobs]
+        await self.store.commit_tick(
+            TickResult(project=ALIAS, at=at, snapshots=snapshots, events=[], outcomes=[], deliveries=[])
+        )
+
+
+def ids(answer: JobsAnswer | QueryProblem) -> list[str]:
+    assert isinstance(answer, JobsAnswer), answer
+    return [f.job.job_id for f in answer.jobs]
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated database; each test starts from a copy (migrating takes a while)."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+
+    async def migrate() -> None:
+        await (await open_store(f"sqlite:///{path}")).close()
+
+    asyncio.run(migrate())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_db(template_db: Path, tmp_path: Path) -> None:
+    shutil.copyfile(template_db, tmp_path / "q.db")
+
+
+@contextlib.asynccontextmanager
+async def world(tmp_path: Path, *, live_timeout_s: float = 5.0, **emulator: Any) -> AsyncIterator[World]:
+    async with run_emulator(**emulator) as emu:
+        store = await open_store(f"sqlite:///{tmp_path / 'q.db'}", migrate=False)
+        project = emu.project_settings(alias=ALIAS)
+        client = JobCenterClient(project, max_retries=1, backoff_base=0.01, backoff_cap=0.05, timeout=5, page_size=100)
+        config = Config(settings=load_settings({}), projects=(project,), subscriptions=())
+        services = Services(config=config, store=store, clients={ALIAS: client}, clock=lambda: NOW)
+        try:
+            yield World(emu, store, client, services, QueryRunner(services, live_timeout_s=live_timeout_s))
+        finally:
+            await client.aclose()
+            await store.close()
+
+
+# -- pure parts -------------------------------------------------------------------------------
+
+
+def test_a_job_is_placed_at_its_end_or_its_begin_while_it_runs() -> None:
+    start, end = NOW - timedelta(hours=1), NOW
+    ended_inside = Job("a", "failed", begin_time=start - timedelta(days=3), end_time=start + timedelta(minutes=1))
+    ended_before = Job("b", "failed", begin_time=start + timedelta(minutes=1), end_time=None)
+    assert in_range(ended_inside, start, end)
+    assert in_range(ended_before, start, end)  # running: placed at its begin time
+    assert not in_range(Job("c", "failed", begin_time=start, end_time=end), start, end)  # end is exclusive
+    assert in_range(Job("d", "failed", end_time=start), start, end)  # start is inclusive
+    assert not in_range(Job("e", "failed"), start, end)  # no time at all: in no range
+    assert in_range(Job("e", "failed"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("error", "unreachable"),
+    [
+        (TimeoutError(), True),
+        (TransportError("refused"), True),
+        (ResponseError("not JSON"), True),
+        (ApiError(503, "GES.7005", "engine unavailable"), True),
+        (ApiError(429, None, None), True),
+        (ApiError(408, "GES.7005", None), True),
+        (AuthError(401, "APIG.0301", "token expired"), False),
+        (ApiError(400, "GES.0001", "bad parameter"), False),
+        (QueryError("bad date"), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_what_counts_as_unreachable(error: BaseException, unreachable: bool) -> None:
+    assert is_unreachable(error) is unreachable
+
+
+# -- live answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "zone"),
+    [("begin_time", "UTC"), ("end_time", "UTC"), ("begin_time", "+14:00"), ("end_time", "-12:00")],
+)
+async def test_today_in_berlin_whatever_way_ges_reads_its_date_filter(tmp_path: Path, field: str, zone: str) -> None:
+    async with world(tmp_path, date_filter_field=field, date_filter_tz=zone) as w:
+        # Berlin's 2026-03-11 is [23:00 UTC on the 10th, 23:00 UTC on the 11th).
+        await w.job("in-1", "failed", NOW - timedelta(minutes=29), NOW - timedelta(minutes=50))  # 23:01
+        await w.job("in-2", "failed", NOW + timedelta(hours=20), NOW + timedelta(hours=19))  # tomorrow UTC
+        await w.job("out-1", "failed", NOW - timedelta(minutes=31), NOW - timedelta(minutes=50))  # 22:59
+        await w.job("out-2", "failed", NOW + timedelta(hours=24), NOW + timedelta(hours=23))  # after
+        await w.job("other-status", "success", NOW - timedelta(minutes=5), NOW - timedelta(minutes=6))
+        assert ids(await w.runner.jobs(FAILED_TODAY, now=NOW, zone=BERLIN)) == ["in-2", "in-1"]
+
+
+async def test_each_status_is_its_own_request_and_they_run_concurrently(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.job("f", "failed", NOW - timedelta(minutes=5), NOW - timedelta(minutes=9))
+        await w.job("p", "partiallyFailed", NOW - timedelta(minutes=4), NOW - timedelta(minutes=9))
+        await w.job("r", "running", None, NOW - timedelta(minutes=3))
+        await w.job("s", "success", NOW - timedelta(minutes=2), NOW - timedelta(minutes=9))
+        await w.emu.reset_stats()
+        await w.emu.fault(latency_ms=600, count=-1)
+        query = Query(statuses=frozenset({"failed", "partiallyFailed", "running"}), range=TimeRange.today())
+        started = time.perf_counter()
+        answer = await w.runner.jobs(query, now=NOW, zone=ZoneInfo("UTC"))
+        elapsed = time.perf_counter() - started
+        assert ids(answer) == ["r", "p", "f"]
+        assert elapsed < 1.5  # three 0.6 s requests, side by side
+        recent = [str(r) for r in (await w.emu.stats())["recent"]]
+        assert sum("status=failed" in r for r in recent) == 1
+        assert sum("status=partiallyFailed" in r for r in recent) == 1
+        assert sum("status=running" in r for r in recent) == 1
+        assert all("start_time=2026-03-09" in r and "end_time=2026-03-11" in r for r in recent), recent
+
+
+async def test_running_without_a_range_sends_no_dates(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.job("old-run", "running", None, NOW - timedelta(days=9))
+        await w.emu.reset_stats()
+        answer = await w.runner.jobs(Query(statuses=frozenset({"running"})), now=NOW, zone=BERLIN)
+        assert ids(answer) == ["old-run"]
+        recent = str((await w.emu.stats())["recent"])
+        assert "start_time" not in recent
+        assert "end_time" not in recent
+
+
+async def test_graph_glob_and_type_filter_locally(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        at = NOW - timedelta(minutes=10)
+        await w.job("a", "failed", at, at, related_graph="prod-a", job_name="ImportGraph")
+        await w.job("b", "failed", at, at, related_graph="prod-b", job_name="ExportGraph")
+        await w.job("c", "failed", at, at, related_graph="staging", job_name="ImportGraph")
+        query = Query(statuses=frozenset({"failed"}), range=TimeRange.today(), graph="prod-*", job_name="ImportGraph")
+        assert ids(await w.runner.jobs(query, now=NOW, zone=ZoneInfo("UTC"))) == ["a"]
+        exact = Query(statuses=frozenset({"failed"}), range=TimeRange.today(), graph="staging")
+        assert ids(await w.runner.jobs(exact, now=NOW, zone=ZoneInfo("UTC"))) == ["c"]
+
+
+async def test_unknown_project_lists_the_configured_ones(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        problem = await w.runner.jobs(
+            Query(statuses=frozenset({"failed"}), project="nope"), now=NOW, zone=ZoneInfo("UTC")
+        )
+        assert problem == QueryProblem("There is no GES project 'nope'; the bot watches: prod.", ("prod",))
+
+
+async def test_several_projects_are_asked_and_merged_newest_first(tmp_path: Path) -> None:
+    key = AkSk("EMULATORSECONDAK00002", "EmulatorSecondSecretKey0123456789abcdefg", ("*",))
+    async with world(tmp_path, extra_aksk=(key,)) as w:
+        staging = ProjectSettings(
+            alias="staging",
+            project_id=OTHER_PROJECT,
+            endpoint=w.emu.url,
+            region=None,
+            auth="aksk",
+            ak=SecretStr(key.ak),
+            sk=SecretStr(key.sk),
+        )
+        async with JobCenterClient(staging, max_retries=0) as second:
+            services = Services(
+                config=Config(
+                    settings=load_settings({}),
+                    projects=(w.emu.project_settings(alias=ALIAS), staging),
+                    subscriptions=(),
+                ),
+                store=w.store,
+                clients={ALIAS: w.client, "staging": second},
+                clock=lambda: NOW,
+            )
+            await w.job("p1", "failed", NOW - timedelta(minutes=9), NOW - timedelta(minutes=19))
+            await w.emu.add_job(
+                job_id="s1",
+                project_id=OTHER_PROJECT,
+                status="failed",
+                related_graph="movies",
+                begin_time=wire_time(NOW - timedelta(minutes=18)),
+                end_time=wire_time(NOW - timedelta(minutes=8)),
+            )
+            answer = await QueryRunner(services).jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+            assert isinstance(answer, JobsAnswer)
+            assert [(f.project, f.job.job_id) for f in answer.jobs] == [("staging", "s1"), ("prod", "p1")]
+            assert [s.kind for s in answer.sources] == [SourceKind.LIVE, SourceKind.LIVE]
+            only = Query(statuses=frozenset({"failed"}), range=TimeRange.today(), project="staging")
+            assert ids(await QueryRunner(services).jobs(only, now=NOW, zone=ZoneInfo("UTC"))) == ["s1"]
+
+
+# -- when GES is not there ---------------------------------------------------------------------
+
+
+async def test_unreachable_ges_is_answered_from_snapshots(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        polled = NOW - timedelta(minutes=7)
+        long_job = Job(
+            "long", "failed", graph="movies", begin_time=NOW - timedelta(days=2), end_time=NOW - timedelta(hours=1)
+        )
+        await w.remember(
+            long_job,
+            Job(
+                "yesterday",
+                "failed",
+                graph="movies",
+                begin_time=NOW - timedelta(days=1, hours=2),
+                end_time=NOW - timedelta(days=1),
+            ),
+            Job(
+                "ok", "success", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)
+            ),
+            at=polled,
+        )
+        await w.emu.fault(status=503, count=-1)
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert ids(answer) == ["long"]  # began two days ago, ended today: in range by its end
+        assert isinstance(answer, JobsAnswer)
+        (source,) = answer.sources
+        assert source.kind is SourceKind.SNAPSHOTS
+        assert source.as_of == polled
+        assert source.reason is not None
+        assert source.reason.startswith("GES (project prod) is unreachable: GES answered HTTP 503")
+
+
+async def test_ges_too_slow_is_unreachable(tmp_path: Path) -> None:
+    async with world(tmp_path, live_timeout_s=0.3) as w:
+        await w.emu.fault(latency_ms=1000, count=-1)
+        started = time.perf_counter()
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert time.perf_counter() - started < 1.5
+        assert isinstance(answer, JobsAnswer)
+        assert answer.sources[0].reason == "GES (project prod) did not answer within 0.3s"
+        assert answer.sources[0].as_of is None
+
+
+class BrokenStore:
+    """A store whose database is gone (our own interface, hand-written)."""
+
+    async def query_jobs(self, query: JobQuery) -> list[Snapshot]:
+        raise StoreError("database unavailable")
+
+    async def poll_state(self, project: str) -> PollState | None:
+        raise StoreError("database unavailable")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_ges_and_database_both_down_is_a_sentence(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.services.store = BrokenStore()  # type: ignore[assignment]
+        await w.emu.fault(status=503, count=-1)
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        (source,) = answer.sources
+        assert source.kind is SourceKind.ERROR
+        assert source.reason is not None
+        assert source.reason.endswith("and the bot's own records could not be read either")
+
+
+@pytest.mark.parametrize(
+    ("fault", "sentence"),
+    [
+        ({"status": 401}, "GES refused the bot's credentials for project prod"),
+        (
+            {"status": 400, "error_code": "GES.0001", "error_msg": "incorrect parameter"},
+            "GES (project prod) rejected the query: GES answered HTTP 400 GES.0001: incorrect parameter",
+        ),
+    ],
+)
+async def test_errors_that_are_not_about_reachability_are_sentences(
+    tmp_path: Path, fault: dict[str, Any], sentence: str
+) -> None:
+    async with world(tmp_path) as w:
+        await w.remember(Job("x", "failed", end_time=NOW - timedelta(minutes=1)), at=NOW)
+        await w.emu.fault(count=-1, **fault)
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        assert answer.jobs == ()  # not silently answered from snapshots
+        (source,) = answer.sources
+        assert source.kind is SourceKind.ERROR
+        assert source.reason is not None
+        assert source.reason.startswith(sentence)
+
+
+# -- one job ---------------------------------------------------------------------------------
+
+
+async def test_a_job_unknown_to_the_store_is_found_without_reading_every_page(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        jobs = [
+            {"job_id": f"j{i:04d}", "status": "success", "begin_time": wire_time(NOW - timedelta(hours=i))}
+            for i in range(1000)
+        ]
+        await w.emu.add_jobs(jobs)
+        before = w.client.requests_sent
+        # The emulator lists the oldest first: j0999 is on the first page.
+        found = await w.runner.job(JobDetail("j0999"))
+        assert isinstance(found, JobLookup)
+        assert found.job.job_id == "j0999"
+        assert found.source.kind is SourceKind.LIVE
+        assert w.client.requests_sent - before == 1  # the first page had it; nothing else was fetched
+        missing = await w.runner.job(JobDetail("nope"))
+        assert missing == QueryProblem(
+            "No job nope in GES project prod. Check the id (the job center keeps jobs for a limited time)."
+        )
+
+
+async def test_a_known_job_is_asked_by_graph_and_date(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        began = NOW - timedelta(hours=30)
+        await w.remember(Job("k1", "running", graph="movies", begin_time=began), at=NOW - timedelta(hours=1))
+        await w.job("k1", "failed", NOW - timedelta(hours=2), began, fail_reason="boom")
+        await w.emu.reset_stats()
+        found = await w.runner.job(JobDetail("k1"))
+        assert isinstance(found, JobLookup)
+        assert (found.job.status, found.job.fail_reason, found.source.kind) == ("failed", "boom", SourceKind.LIVE)
+        (request,) = [str(r) for r in (await w.emu.stats())["recent"]]
+        assert "graph_name=movies" in request
+        assert "start_time=2026-03-08" in request  # one day before it began (day granularity, unknown zone)
+
+
+async def test_a_known_job_gone_from_ges_shows_its_snapshot(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        seen_at = NOW - timedelta(hours=3)
+        await w.remember(Job("g1", "failed", graph="movies", begin_time=NOW - timedelta(hours=4)), at=seen_at)
+        found = await w.runner.job(JobDetail("g1"))
+        assert isinstance(found, JobLookup)
+        assert found.source.kind is SourceKind.SNAPSHOTS
+        assert found.source.reason == "GES no longer lists this job"
+        assert found.source.as_of == seen_at
+        await w.emu.fault(status=503, count=-1)
+        found = await w.runner.job(JobDetail("g1"))
+        assert isinstance(found, JobLookup)
+        assert found.source.reason is not None
+        assert "unreachable" in found.source.reason
+
+
+async def test_an_unknown_job_while_ges_is_down(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.emu.fault(status=503, count=-1)
+        problem = await w.runner.job(JobDetail("zzz"))
+        assert isinstance(problem, QueryProblem)
+        assert problem.message.startswith("The bot has no record of job zzz, and GES could not be searched:")
