@@ -38,7 +38,7 @@ from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services, utcnow
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
-from ges_bot.watch.poller import Poller
+from ges_bot.watch.poller import Poller, run_tick
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,9 @@ class Runtime:
         if current is not None:
             self._ticks_in_flight.add(current)
         try:
-            report = await poller.tick()
+            # run_tick logs a failed tick with the GES error and records it in the poll state
+            # (shown by /gesjobs status and /healthz); the next interval retries.
+            report = await run_tick(poller)
         except asyncio.CancelledError:
             log.info("poll tick for %s cancelled by shutdown", poller.project.alias)
             return
@@ -228,7 +230,7 @@ class Runtime:
         finally:
             if current is not None:
                 self._ticks_in_flight.discard(current)
-        if getattr(report, "outbox_ids", None) and self.worker is not None:
+        if report is not None and report.outbox_ids and self.worker is not None:
             self.worker.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:

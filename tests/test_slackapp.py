@@ -665,7 +665,8 @@ async def test_subscribe_list_unsubscribe(servers: Servers, tmp_path: Path) -> N
 
         await bot.store.mark_channel_broken("C0GENERAL", "not_in_channel")
         text = seen(await bot.ask("subscriptions"))
-        assert "⚠️ *broken*: Slack answered `not_in_channel` — invite the bot (`/invite @ges-bot`)" in text
+        assert text.count("⚠️ *broken*: Slack answered `not_in_channel` — invite the bot (`/invite @ges-bot`)") == 2
+        assert "alerts resume by themselves once Slack accepts them there" in text  # the config-file one
 
         text = seen(await bot.ask("unsubscribe nightly-*"))
         assert "comes from the bot's config file" in text
@@ -764,11 +765,22 @@ async def test_details_button_opens_the_modal_from_snapshots(bot: Bot) -> None:
     assert "obs://bucket/vertex/movie.csv" in text  # every file, not just the problems
 
 
-async def test_details_for_a_job_the_store_lost(bot: Bot) -> None:
-    payload = bot.slack.block_action_payload(render.ACTION_DETAILS, render.job_ref(ALIAS, "gone-1"))
-    await bot.click(payload)
-    (call,) = await bot.slack.wait_for(lambda: bot.slack.calls_to("views.open"))
-    assert "no record of job `gone-1`" in seen(call.params["view"])
+async def test_details_for_a_job_the_store_does_not_have_opens_at_once_then_asks_ges(bot: Bot) -> None:
+    await bot.emu.add_job(**failed_import("old-import"))
+    for job_id, expected in (
+        ("old-import", "line 7: label 'persn' is not in the schema"),
+        ("gone-1", "No job gone-1 in GES project prod"),
+    ):
+        bot.slack.reset()
+        payload = bot.slack.block_action_payload(render.ACTION_DETAILS, render.job_ref(ALIAS, job_id))
+        await bot.click(payload)
+        (opened,) = await bot.slack.wait_for(lambda: bot.slack.calls_to("views.open"))
+        assert f"⏳ Asking GES for job `{job_id}`…" in seen(opened.params["view"])
+        # The stand-in has no views.update; the call itself is what the user would see.
+        (update,) = await bot.slack.wait_for(lambda: bot.slack.calls_to("views.update"))
+        assert update.params["view_id"] == opened.answer["view"]["id"]
+        assert limits.check_view(update.params["view"]) == []
+        assert expected in seen(update.params["view"])
 
 
 async def test_modal_pages_are_read_from_snapshots(bot: Bot) -> None:

@@ -17,6 +17,7 @@ and no retry at all when Slack asks to wait longer than a user would.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ges_bot import metrics
-from ges_bot.domain import EventKind, Mute, ProjectInfo, Subscription
+from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
@@ -306,8 +307,13 @@ class GesSlackApp:
         now = self._now()
         stored = await self.services.store.subscriptions(asker.channel)
         mutes = await self.services.store.mutes(now, asker.channel)
-        subs = [*stored, *self._config_subscriptions(asker)]
-        return _Answer(views.subscriptions_message(asker.channel, subs, mutes, now))
+        # Config-file subscriptions are not stored; they share their channel's fate, which the
+        # stored ones record.
+        channel_error = next((sub.broken for sub in stored if sub.broken), None)
+        config = [
+            dataclasses.replace(sub, broken=sub.broken or channel_error) for sub in self._config_subscriptions(asker)
+        ]
+        return _Answer(views.subscriptions_message(asker.channel, [*stored, *config], mutes, now))
 
     async def _status(self) -> _Answer:
         now = self._now()
@@ -386,28 +392,39 @@ class GesSlackApp:
         container = body.get("container") or {}
         return str(container.get("channel_id") or "") if isinstance(container, Mapping) else ""
 
+    async def _snapshot_job(self, project: str, job_id: str) -> Job | None:
+        try:
+            rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=1))
+        except StoreError as exc:
+            log.error("slack: job %s: database unavailable: %s", job_id, exc)
+            return None
+        return rows[0].job if rows else None
+
+    async def _modal_from_ges(self, project: str, job_id: str, page: int = 0) -> dict[str, Any]:
+        """The detail modal of a job the store does not have, asked of GES (no trigger deadline here)."""
+        alias = project if project in self.services.clients else None
+        found = await self.runner.job(commands.JobDetail(job_id, alias))
+        if isinstance(found, QueryProblem):
+            return views.missing_job_modal(job_id, found.message)
+        return render.render_job_detail_modal(found.job, self._project_info(found.project), self._now(), page=page)
+
     async def on_details(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
         await ack()
         value = str(self._action(body).get("value") or "")
-        trigger_id = body.get("trigger_id")
         try:
             project, job_id = render.parse_job_ref(value)
         except ValueError:
             log.warning("slack: Details button with an unreadable value %r", value[:80])
             metrics.COMMANDS.labels("details_button", "error").inc()
             return
-        # The trigger expires in ~3 s: read the snapshot (fast), never GES.
-        try:
-            rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=1))
-        except StoreError as exc:
-            log.error("slack: Details for %s: database unavailable: %s", job_id, exc)
-            rows = []
-        if rows:
-            view = render.render_job_detail_modal(rows[0].job, self._project_info(project), self._now())
+        # The trigger expires in ~3 s: open from the snapshot (fast), never wait for GES first.
+        job = await self._snapshot_job(project, job_id)
+        if job is not None:
+            view = render.render_job_detail_modal(job, self._project_info(project), self._now())
         else:
-            view = views.missing_job_modal(job_id)
+            view = views.loading_job_modal(job_id)
         try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
+            opened = await self.client.views_open(trigger_id=body.get("trigger_id"), view=view)
         except Exception as exc:
             log.warning("slack: views.open for job %s failed: %s", job_id, _slack_error(exc))
             metrics.COMMANDS.labels("details_button", "error").inc()
@@ -417,6 +434,20 @@ class GesSlackApp:
             await self._respond(body.get("response_url"), notice)
             return
         metrics.COMMANDS.labels("details_button", "ok").inc()
+        if job is None:
+            # Not in the store (e.g. an old job found by `/gesjobs job`): fill the open modal from GES.
+            opened_view = opened.get("view") or {}
+            await self._update_view(
+                opened_view.get("id"), opened_view.get("hash"), await self._modal_from_ges(project, job_id)
+            )
+
+    async def _update_view(self, view_id: object, view_hash: object, view: dict[str, Any]) -> None:
+        if not view_id:
+            return
+        try:
+            await self.client.views_update(view_id=str(view_id), hash=str(view_hash) if view_hash else None, view=view)
+        except Exception as exc:
+            log.warning("slack: views.update failed: %s", _slack_error(exc))
 
     async def on_detail_page(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
         await ack()
@@ -427,15 +458,12 @@ class GesSlackApp:
         except ValueError:
             log.warning("slack: detail page button with an unreadable value %r", value[:80])
             return
-        rows = await self.services.store.query_jobs(JobQuery(project=project, job_id=job_id, limit=1))
-        if rows:
-            view = render.render_job_detail_modal(rows[0].job, self._project_info(project), self._now(), page=page)
+        job = await self._snapshot_job(project, job_id)
+        if job is not None:
+            view = render.render_job_detail_modal(job, self._project_info(project), self._now(), page=page)
         else:
-            view = views.missing_job_modal(job_id)
-        try:
-            await self.client.views_update(view_id=view_info.get("id"), hash=view_info.get("hash"), view=view)
-        except Exception as exc:
-            log.warning("slack: views.update for job %s failed: %s", job_id, _slack_error(exc))
+            view = await self._modal_from_ges(project, job_id, page)
+        await self._update_view(view_info.get("id"), view_info.get("hash"), view)
 
     async def on_mute_button(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
         await ack()

@@ -50,6 +50,7 @@ __all__ = [
     "home_view",
     "job_message",
     "jobs_message",
+    "loading_job_modal",
     "missing_job_modal",
     "mute_button_message",
     "muted_message",
@@ -399,20 +400,28 @@ def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> Slack
     return _guard(SlackMessage(text=rendered.text, blocks=blocks))
 
 
-def missing_job_modal(job_id: str) -> dict[str, Any]:
-    """The modal the Details button opens when the bot no longer has the job's snapshot."""
+def _job_modal(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     view = {
         "type": "modal",
+        "callback_id": render.DETAIL_MODAL_CALLBACK_ID,
         "title": plain_text("GES job details", limits.MAX_MODAL_TITLE),
         "close": plain_text("Close", limits.MAX_MODAL_TITLE),
-        "blocks": [
-            _section(
-                f"The bot has no record of job {code(job_id, 300)} any more. "
-                f"{_command('job ' + job_id)} asks GES for it."
-            )
-        ],
+        "blocks": blocks,
     }
     return _guard_view(view, "GES job details")
+
+
+def loading_job_modal(job_id: str) -> dict[str, Any]:
+    """What the Details button opens at once when the job must be fetched from GES first."""
+    return _job_modal([_section(f"⏳ Asking GES for job {code(job_id, 300)}…")])
+
+
+def missing_job_modal(job_id: str, reason: str | None = None) -> dict[str, Any]:
+    """The detail modal of a job nobody can show (``reason``: why, as a sentence)."""
+    text = f"The bot has no record of job {code(job_id, 300)} any more."
+    if reason:
+        text = f"⚠️ {fit(reason, 2500)}"
+    return _job_modal([_section(f"{text}\n{_command('job ' + job_id)} asks GES for it again.")])
 
 
 # -- subscriptions and mutes -----------------------------------------------------------------
@@ -469,7 +478,7 @@ def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
         again = (
             f", then {_command('subscribe ' + sub.graph_pattern)} here again to resume"
             if sub.source != "config"
-            else ", then restart the bot"
+            else "; alerts resume by themselves once Slack accepts them there"
         )
         text += f"\n   ⚠️ *broken*: Slack answered {code(sub.broken, 100)} — {escape(fix)}{again}."
     return text

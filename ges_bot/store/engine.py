@@ -10,6 +10,7 @@ runs no queries of its own beyond connection set-up.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from sqlalchemy import event
@@ -113,6 +114,7 @@ def create_engine(url: str, *, pooled: bool = True, command_timeout_s: float = P
     parsed = make_url(database_url(url))
     pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_directory(parsed)
         engine = create_async_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -134,6 +136,17 @@ def create_engine(url: str, *, pooled: bool = True, command_timeout_s: float = P
         },
         **pool,
     )
+
+
+def _check_sqlite_directory(parsed: URL) -> None:
+    # Said up front rather than left to the driver: it is the common mistake, and aiosqlite's
+    # failed-open path leaves a worker thread that can outlive the event loop (omnilib/aiosqlite#389).
+    directory = Path(parsed.database or "").parent
+    if not directory.is_dir():
+        raise StoreError(
+            f"cannot use the {_describe(parsed)}: directory {directory} does not exist; check that its "
+            "directory exists and is writable, or point GES_BOT_DATABASE_URL elsewhere"
+        )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:

@@ -19,7 +19,9 @@ import pytest
 from tests.reliability.conftest import Stack
 from tests.reliability.world import (
     Workload,
+    claimed_alerts,
     delivering_replicas,
+    dump_outbox,
     expected_alerts,
     poll_lease_holder,
     report,
@@ -122,6 +124,8 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
     await subscribe(stack.slack, live, plan)
 
     victims: list[tuple[str, str]] = []
+    in_window: set[tuple[str, str]] = set()
+    window_sizes: list[int] = []
 
     async def killer() -> None:
         for n in range(KILLS):
@@ -134,7 +138,10 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
             victim = next((by_id[w] for w in wanted if w in by_id), None) or rng.choice(list(by_id.values()))
             victim.kill()
             await victim.wait()
+            window = await claimed_alerts(stack.database_url, victim.env["GES_BOT_REPLICA_ID"])
+            in_window.update(window)
             victims.append((victim.name, moment))
+            window_sizes.append(len(window))
             live.remove(victim)
             live.append(await stack.start(f"k{3 + n}", poll_interval=POLL_INTERVAL))
 
@@ -144,6 +151,7 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
     expected = expected_alerts(workload.finished, plan)
     result = await settle(stack.slack, expected, timeout=90)
     elapsed = time.monotonic() - started
+    await dump_outbox(stack.database_url, stack.directory)
     report(
         "kill-9",
         {
@@ -151,6 +159,7 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
             "transitions": 300,
             "kills": len(victims),
             "kill_moments": [m for _, m in victims],
+            "alerts_in_crash_window": window_sizes,
             "expected": result.expected,
             "delivered": result.delivered,
             "duplicated": result.duplicate_count,
@@ -165,4 +174,7 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
     assert all(bot.alive for bot in live), stack.fleet.all_logs()[-5000:]
     assert not result.missing, f"{result.summary()}; first missing: {result.missing[:5]}"
     assert not result.unexpected, f"{result.summary()}; {result.unexpected[:5]}"
+    # Every duplicate is an alert a killed replica had claimed and not marked sent when it died.
+    outside = sorted(set(result.duplicates) - in_window)
+    assert not outside, f"{result.summary()}; duplicates outside the crash window: {outside[:5]}"
     assert result.duplicate_count <= len(victims), f"{result.summary()}; {result.duplicates}"

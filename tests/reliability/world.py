@@ -414,3 +414,32 @@ def dump_calls(slack: SlackStandIn, directory: Path) -> Path:
             }
             out.write(json.dumps(row) + "\n")
     return path
+
+
+def _job_ids(events: Any) -> tuple[str, ...]:
+    items = json.loads(events) if isinstance(events, str) else events
+    return tuple(str(e["job"]["job_id"]) for e in items or ())
+
+
+async def claimed_alerts(database_url: str, holder: str) -> set[tuple[str, str]]:
+    """(channel, job id) of the pending outbox rows ``holder`` has claimed: right after ``holder``
+    died, exactly the alerts inside the crash window (posted perhaps, certainly not marked sent)."""
+    rows = await db_rows(
+        database_url, "SELECT channel, events FROM outbox WHERE claimed_by = $1 AND state = 'pending'", holder
+    )
+    return {(str(r["channel"]), job_id) for r in rows for job_id in _job_ids(r["events"])}
+
+
+async def dump_outbox(database_url: str, directory: Path) -> Path:
+    """The outbox as JSON lines (state, attempts, claims, errors, job ids), for post-mortems."""
+    rows = await db_rows(
+        database_url,
+        "SELECT id, channel, graph, state, attempts, claimed_by, claimed_until, next_attempt_at, ts, last_error, "
+        "created_at, events FROM outbox ORDER BY id",
+    )
+    path = directory / "outbox.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            row["jobs"] = _job_ids(row.pop("events"))
+            out.write(json.dumps(row, default=str) + "\n")
+    return path
