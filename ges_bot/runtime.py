@@ -359,6 +359,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        for poller in self.pollers:
+            # Hand the project to another replica at once instead of after the lease expires.
+            with contextlib.suppress(Exception):
+                await poller.release()
         if self.store is not None and self._is_sqlite:
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)

@@ -932,3 +932,46 @@ async def test_acks_are_fast_even_when_ges_is_slow(servers: Servers, tmp_path: P
         assert bot.ack_times[-1] < 1.0
         answer = await bot.answer(rid)
         assert "No jobs match" in seen(answer)
+
+
+# ------------------------------------------------------------------------------------------------
+# Time zones
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_time_zones_are_cached_with_a_ttl_and_fall_back_to_the_default(servers: Servers) -> None:
+    stand_in = servers.slack
+    stand_in.reset()
+    stand_in.clear_faults()
+    ticks = [0.0]
+    cache = TimezoneCache(
+        AsyncWebClient(token=DEFAULT_BOT_TOKEN, base_url=stand_in.api_url, retry_handlers=[]),
+        ZoneInfo("Asia/Shanghai"),
+        ttl_s=60,
+        failure_ttl_s=5,
+        clock=lambda: ticks[0],
+    )
+    # Concurrent look-ups of one user share one users.info call.
+    zones = await asyncio.gather(*(cache.zone_for("U0ALICE") for _ in range(5)))
+    assert {z.key for z in zones} == {"Europe/Berlin"}
+    assert stand_in.count("users.info") == 1
+    ticks[0] = 59
+    assert (await cache.zone_for("U0ALICE")).key == "Europe/Berlin"
+    assert stand_in.count("users.info") == 1
+    ticks[0] = 61
+    assert (await cache.zone_for("U0ALICE")).key == "Europe/Berlin"
+    assert stand_in.count("users.info") == 2
+    # Slack failing: the default zone, remembered only briefly.
+    stand_in.fail("users.info", error="internal_error")
+    assert (await cache.zone_for("U0BOB")).key == "Asia/Shanghai"
+    assert (await cache.zone_for("U0BOB")).key == "Asia/Shanghai"
+    assert stand_in.count("users.info") == 3
+    stand_in.clear_faults()
+    ticks[0] += 6
+    assert (await cache.zone_for("U0BOB")).key == "America/New_York"
+    # Unknown users, unknown zones and no user at all: the default.
+    assert (await cache.zone_for("U0NOBODY")).key == "Asia/Shanghai"
+    assert (await cache.zone_for("U0NOTZ")).key == "Asia/Shanghai"
+    calls = stand_in.count("users.info")
+    assert (await cache.zone_for(None)).key == "Asia/Shanghai"
+    assert stand_in.count("users.info") == calls
