@@ -103,7 +103,7 @@ async def check_database(config: Config, report: Report) -> list[Subscription]:
             if "db upgrade" in str(exc)
             else "check GES_BOT_DATABASE_URL and that the database is running"
         )
-        report.add("database", False, f"{_redact_url(url)}: {exc}", fix)
+        report.add("database", False, str(exc), fix)
         return []
     try:
         subs = await store.subscriptions()
@@ -111,7 +111,7 @@ async def check_database(config: Config, report: Report) -> list[Subscription]:
         report.add(
             "database",
             False,
-            f"{_redact_url(url)}: {exc}",
+            str(exc),
             "run `ges-bot db upgrade` (or start `ges-bot run`, which upgrades on start)",
         )
         return []

@@ -62,7 +62,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter that would otherwise log request URLs at INFO.
-    for noisy in ("httpx", "httpcore", "apscheduler", "slack_bolt", "slack_sdk", "aiohttp.access"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "slack_bolt", "slack_sdk", "aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ from ges_bot.notify import limits, render
 from ges_bot.services import Services
 from ges_bot.slackapp.app import SlackAppOptions, build_app, build_http_routes, start_socket_mode
 from ges_bot.slackapp.commands import HELP_TEXT
+from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.standin.slack import (
     DEFAULT_APP_TOKEN,
     DEFAULT_BOT_TOKEN,

@@ -72,9 +72,10 @@ class TimezoneCache:
             self._remember(user_id, zone, self.clock() + ttl)
             future.set_result(zone)
             return zone
-        except BaseException as exc:  # cancellation: let waiters fall back rather than hang
-            future.set_result(self.default)
-            raise exc
+        except BaseException:  # cancelled: waiters fall back to the default rather than hang
+            if not future.done():
+                future.set_result(self.default)
+            raise
         finally:
             del self._inflight[user_id]
 

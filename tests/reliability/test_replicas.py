@@ -16,12 +16,14 @@ import time
 
 import pytest
 
+from ges_bot.notify.render import MAX_EVENTS_INLINE
 from tests.reliability.conftest import Stack
 from tests.reliability.world import (
     Workload,
     claimed_alerts,
     delivering_replicas,
     dump_outbox,
+    overflow_alerts,
     expected_alerts,
     poll_lease_holder,
     report,
@@ -114,16 +116,17 @@ KILLS = 6
 @pytest.mark.timeout(240)
 async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
     """Three replicas; one is ``kill -9``-ed every couple of seconds — alternately the one ticking
-    (it holds the poll lease) and one posting (it holds outbox claims) — and a replacement is
-    started each time. Nothing may be missing; a duplicate is only allowed where the documented
-    crash window allows it (a message posted but not yet marked sent): at most one per kill."""
+    (it holds the poll lease) and the busiest one posting (it holds outbox claims) — and a
+    replacement is started each time. Nothing may be missing, and a duplicate is only allowed
+    inside the documented crash window: an alert the killed replica had claimed and not yet
+    marked sent when it died."""
     rng = random.Random(9)
     live = list(await asyncio.gather(*(stack.start(f"k{i}", poll_interval=POLL_INTERVAL) for i in range(3))))
     await wait_for_baseline(live[0])
     plan = subscription_plan()
     await subscribe(stack.slack, live, plan)
 
-    victims: list[tuple[str, str]] = []
+    moments: list[str] = []
     in_window: set[tuple[str, str]] = set()
     window_sizes: list[int] = []
 
@@ -140,41 +143,53 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
             await victim.wait()
             window = await claimed_alerts(stack.database_url, victim.env["GES_BOT_REPLICA_ID"])
             in_window.update(window)
-            victims.append((victim.name, moment))
+            moments.append(moment)
             window_sizes.append(len(window))
             live.remove(victim)
-            live.append(await stack.start(f"k{3 + n}", poll_interval=POLL_INTERVAL))
+            # The replacement starts in the background, as an orchestrator would restart a pod.
+            replacement = stack.fleet.prepare(f"k{3 + n}", stack.env(poll_interval=POLL_INTERVAL))
+            replacement.launch()
+            live.append(replacement)
 
     started = time.monotonic()
     workload = Workload(stack.emu, random.Random(99))
     await asyncio.gather(killer(), workload.run(300, per_wave=15, pause=0.5))
+    for bot in live:
+        await bot.wait_healthy(30)
     expected = expected_alerts(workload.finished, plan)
     result = await settle(stack.slack, expected, timeout=90)
     elapsed = time.monotonic() - started
     await dump_outbox(stack.database_url, stack.directory)
+    # Thread replies (events past the first five of one alert) are best effort by design
+    # (notify.delivery): a replica killed after recording an alert and before posting its
+    # overflow loses those details. Counted here and reported; any other loss fails the test.
+    overflow = await overflow_alerts(stack.database_url, MAX_EVENTS_INLINE)
+    lost_overflow = sorted(set(result.missing) & overflow)
     report(
         "kill-9",
         {
             "replicas": 3,
             "transitions": 300,
-            "kills": len(victims),
-            "kill_moments": [m for _, m in victims],
+            "kills": len(moments),
+            "kill_moments": moments,
             "alerts_in_crash_window": window_sizes,
             "expected": result.expected,
             "delivered": result.delivered,
             "duplicated": result.duplicate_count,
+            "overflow_details_lost": len(lost_overflow),
             "messages": result.messages,
             "seconds": round(elapsed, 1),
         },
         stack.directory,
         stack.slack,
     )
-    assert len(victims) == KILLS
+    assert len(moments) == KILLS
     # The others carried on: every replica that was not killed is still running.
     assert all(bot.alive for bot in live), stack.fleet.all_logs()[-5000:]
-    assert not result.missing, f"{result.summary()}; first missing: {result.missing[:5]}"
+    other_missing = sorted(set(result.missing) - overflow)
+    assert not other_missing, f"{result.summary()}; missing: {other_missing[:5]}"
     assert not result.unexpected, f"{result.summary()}; {result.unexpected[:5]}"
     # Every duplicate is an alert a killed replica had claimed and not marked sent when it died.
     outside = sorted(set(result.duplicates) - in_window)
     assert not outside, f"{result.summary()}; duplicates outside the crash window: {outside[:5]}"
-    assert result.duplicate_count <= len(victims), f"{result.summary()}; {result.duplicates}"
+    assert all(n == 2 for n in result.duplicates.values()), result.duplicates

@@ -443,3 +443,10 @@ async def dump_outbox(database_url: str, directory: Path) -> Path:
             row["jobs"] = _job_ids(row.pop("events"))
             out.write(json.dumps(row, default=str) + "\n")
     return path
+
+
+async def overflow_alerts(database_url: str, inline: int) -> set[tuple[str, str]]:
+    """(channel, job id) of the events beyond the first ``inline`` of each *sent* outbox row: those
+    the alert itself only counts ("…and 3 more") and details in thread replies."""
+    rows = await db_rows(database_url, "SELECT channel, events FROM outbox WHERE state = 'sent'")
+    return {(str(r["channel"]), job_id) for r in rows for job_id in _job_ids(r["events"])[inline:]}
