@@ -296,7 +296,10 @@ async def test_closing_iter_pages_early_cancels_pages_in_flight(ges: tuple[FakeG
         await pages.aclose()
         sent = client.requests_sent
         await asyncio.sleep(0.3)  # long enough for several more pages, were any still running
-        assert client.requests_sent == sent <= 4
+        # Nothing more is sent once closed; before that, page 1 plus at most a couple of
+        # concurrency windows (how many depends on scheduling) — far from the 20 pages there are.
+        assert client.requests_sent == sent
+        assert sent <= 1 + 2 * 2
     assert (first.offset, second.offset % 100) == (0, 0)
 
 

@@ -410,3 +410,21 @@ async def test_an_unknown_job_while_ges_is_down(tmp_path: Path) -> None:
         problem = await w.runner.job(JobDetail("zzz"))
         assert isinstance(problem, QueryProblem)
         assert problem.message.startswith("The bot has no record of job zzz, and GES could not be searched:")
+
+
+async def test_a_three_day_import_that_failed_today_is_in_the_live_answer(tmp_path: Path) -> None:
+    """GES filters dates on begin time here, so its own answer lacks the long job; the poller followed
+    it to its end, and its snapshot completes the live answer."""
+    from ges_bot.jobcenter.wire import parse_job
+
+    ended = NOW - timedelta(hours=2)
+    began = NOW - timedelta(days=3)
+    async with world(tmp_path, date_filter_field="begin_time") as w:
+        await w.job("long-import", "failed", ended=ended, began=began, fail_reason="disk full")
+        await w.job("short-import", "failed", ended=NOW - timedelta(hours=1), began=NOW - timedelta(hours=1, minutes=5))
+        [wire] = [j for j in await w.emu.jobs() if j["job_id"] == "long-import"]
+        await w.remember(parse_job(wire), at=ended)
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+    assert ids(answer) == ["short-import", "long-import"]
+    assert isinstance(answer, JobsAnswer)
+    assert [s.kind for s in answer.sources] == [SourceKind.LIVE]

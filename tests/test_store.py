@@ -759,3 +759,12 @@ async def test_snapshots_of_many_ids_at_once(store: SqlStore) -> None:
         from ges_bot.store.tables import job_snapshots
 
         assert (await conn.execute(select(func.count()).select_from(job_snapshots))).scalar_one() == 1200
+
+
+async def test_unsubscribe_for_one_project_keeps_the_others(store: SqlStore) -> None:
+    for project in ("prod", "staging", None):
+        await store.add_subscription(Subscription(id=0, channel="C1", graph_pattern="movies", project=project))
+    assert await store.remove_subscription("C1", "movies", "staging") == 1
+    assert sorted(str(s.project) for s in await store.subscriptions("C1")) == ["None", "prod"]
+    assert await store.remove_subscription("C1", "movies") == 2
+    assert await store.subscriptions("C1") == []

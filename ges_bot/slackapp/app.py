@@ -347,7 +347,7 @@ class GesSlackApp:
         return _Answer(views.subscribed_message(sub, asker.channel))
 
     async def _unsubscribe(self, command: commands.Unsubscribe, asker: _Asker) -> _Answer:
-        removed = await self.services.store.remove_subscription(asker.channel, command.pattern)
+        removed = await self.services.store.remove_subscription(asker.channel, command.pattern, command.project)
         in_config = any(s.graph_pattern == command.pattern for s in self._config_subscriptions(asker))
         if removed:
             log.info("/gesjobs: %s unsubscribed %s from %r", asker.user, asker.channel, command.pattern)

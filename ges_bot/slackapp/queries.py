@@ -67,6 +67,8 @@ _T = TypeVar("_T")
 #: begin time, so the store is asked this much further back and the answer filtered exactly.
 SNAPSHOT_LOOKBACK = timedelta(days=3)
 #: At most this many snapshots per project answer one question (the answer says when it was cut).
+#: How far back a job may have begun and still be found by its end time in a live answer.
+LONG_RUN_LOOKBACK = timedelta(days=14)
 MAX_SNAPSHOT_ROWS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -267,7 +269,40 @@ class QueryRunner:
             reason = _describe_unreachable(alias, exc, self.live_timeout_s)
             log.warning("/gesjobs: %s; answering from snapshots", reason)
             return await self._snapshot_jobs(alias, query, start, end, reason)
-        return Source(alias, SourceKind.LIVE), [FoundJob(alias, job) for job in jobs]
+        found = [FoundJob(alias, job) for job in jobs]
+        if start is not None:
+            found.extend(await self._long_runners(alias, query, start, end, {j.job_id for j in jobs}))
+        return Source(alias, SourceKind.LIVE), found
+
+    async def _long_runners(
+        self, alias: str, query: Query, start: datetime, end: datetime | None, seen: set[str]
+    ) -> list[FoundJob]:
+        """Jobs that began before the GES date window but ended inside the range.
+
+        GES's day filter may apply to the begin time, so a three-day import that failed today is not
+        in the live answer for "failed today". The poller followed it to its end, so its snapshot
+        has the final state: add those the live answer lacks (GES's own answer wins for the rest).
+        """
+        try:
+            rows = await self.services.store.query_jobs(
+                JobQuery(
+                    project=alias,
+                    statuses=frozenset(query.statuses),
+                    graph_pattern=query.graph,
+                    job_name=query.job_name,
+                    since=start - LONG_RUN_LOOKBACK,
+                    until=end,
+                    limit=MAX_SNAPSHOT_ROWS,
+                )
+            )
+        except StoreError as exc:
+            log.warning("/gesjobs: could not add long-running jobs from snapshots: %s", exc)
+            return []
+        return [
+            FoundJob(alias, s.job)
+            for s in rows
+            if s.job.job_id not in seen and s.job.is_terminal and self._matches(s.job, query, start, end)
+        ]
 
     async def _live_jobs(
         self, client: JobCenterClient, query: Query, start: datetime | None, end: datetime | None

@@ -258,6 +258,8 @@ class SlackStandIn:
         self.faults: list[Fault] = []
         self._history: dict[str, list[JSONDict]] = {}
         self._home: dict[str, JSONDict] = {}
+        #: Modals opened with views.open (and replaced by views.update), by view id.
+        self.views: dict[str, JSONDict] = {}
         self._triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -849,7 +851,17 @@ class SlackStandIn:
             raise _Answer("expired_trigger_id")
         view = self._view(params)
         self._used_triggers.add(trigger)
+        self.views[view["id"]] = view
         return {"view": view}
+
+    def _views_update(self, params: JSONDict, request: Request) -> JSONDict:
+        view_id = params.get("view_id")
+        if not isinstance(view_id, str) or view_id not in self.views:
+            raise _Answer("not_found")
+        new = self._view(params)
+        new["id"] = view_id
+        self.views[view_id] = new
+        return {"view": new}
 
     def _views_publish(self, params: JSONDict, request: Request) -> JSONDict:
         user = self._user(params.get("user_id"))
@@ -1079,6 +1091,7 @@ _METHODS: dict[str, _Method] = {
     "chat.update": SlackStandIn._chat_update,
     "chat.postEphemeral": SlackStandIn._chat_post_ephemeral,
     "views.open": SlackStandIn._views_open,
+    "views.update": SlackStandIn._views_update,
     "views.publish": SlackStandIn._views_publish,
     "users.info": SlackStandIn._users_info,
     "conversations.info": SlackStandIn._conversations_info,

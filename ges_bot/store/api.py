@@ -179,7 +179,9 @@ class Store(Protocol):
         """Insert, or replace the same (channel, graph_pattern, project); returns it with its id."""
         ...
 
-    async def remove_subscription(self, channel: str, graph_pattern: str) -> int: ...
+    async def remove_subscription(self, channel: str, graph_pattern: str, project: str | None = None) -> int:
+        """Remove the channel's subscriptions to ``graph_pattern`` (only the one for ``project`` if given)."""
+        ...
 
     async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
         """Set (or clear with ``None``) ``broken`` on every subscription of the channel; returns them."""

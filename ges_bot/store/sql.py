@@ -314,10 +314,12 @@ class SqlStore:
             row = (await conn.execute(stmt)).one()
         return _subscription(row)
 
-    async def remove_subscription(self, channel: str, graph_pattern: str) -> int:
+    async def remove_subscription(self, channel: str, graph_pattern: str, project: str | None = None) -> int:
         stmt = delete(subscriptions).where(
             subscriptions.c.channel == channel, subscriptions.c.graph_pattern == graph_pattern
         )
+        if project is not None:
+            stmt = stmt.where(subscriptions.c.project == project)
         async with self.transaction(write=True) as conn:
             return (await conn.execute(stmt)).rowcount
 

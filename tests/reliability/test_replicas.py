@@ -70,7 +70,7 @@ async def test_every_alert_arrives_exactly_once(stack: Stack, replicas: int) -> 
     await workload.run(TRANSITIONS, per_wave=25, pause=0.4)
     t_workload = time.monotonic() - started
     expected = expected_alerts(workload.finished, plan)
-    result = await settle(stack.slack, expected, timeout=120)
+    result = await settle(stack.slack, expected, database_url=stack.database_url, timeout=120)
     elapsed = time.monotonic() - started
     for bot in bots:
         await wait_outbox_drained(bot, 10)
@@ -157,7 +157,7 @@ async def test_kill_9_at_random_moments_loses_nothing(stack: Stack) -> None:
     for bot in live:
         await bot.wait_healthy(30)
     expected = expected_alerts(workload.finished, plan)
-    result = await settle(stack.slack, expected, timeout=90)
+    result = await settle(stack.slack, expected, database_url=stack.database_url, timeout=90)
     elapsed = time.monotonic() - started
     await dump_outbox(stack.database_url, stack.directory)
     # Thread replies (events past the first five of one alert) are best effort by design

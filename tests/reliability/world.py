@@ -327,15 +327,25 @@ async def settle(
     slack: SlackStandIn,
     expected: set[tuple[str, str]],
     *,
+    database_url: str,
     timeout: float,  # noqa: ASYNC109
     quiet: float = 3.0,
 ) -> Tally:
-    """Wait until every expected alert has arrived (or ``timeout``), then ``quiet`` seconds more
-    so that a late duplicate would still be counted."""
+    """Wait until every expected alert has arrived — or until nothing is left to send (no pending
+    outbox row, no new message for ``quiet`` seconds), or ``timeout`` — then ``quiet`` seconds
+    more, so that a late duplicate would still be counted."""
     deadline = time.monotonic() + timeout
+    last_count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         if expected <= set(delivered_alerts(slack)):
             break
+        count = len(slack.calls)
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet:
+            pending = await db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'")
+            if pending[0]["n"] == 0:
+                break
         await asyncio.sleep(0.25)
     await asyncio.sleep(quiet)
     return tally(slack, expected)

@@ -1,0 +1,161 @@
+"""``ges-bot run`` as one real process: ``/healthz``, ``/metrics``, SIGTERM, and SQLite's single instance.
+
+The bot runs as ``python -m ges_bot run`` against the GES emulator and the Slack stand-in (both
+served in the test's loop), on a SQLite file, configured only through its environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
+from tests.support.asgi import serve
+from tests.support.emulator import EmulatorHandle, run_emulator
+from tests.support.processes import BotFleet, base_env, bot_fleet
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[EmulatorHandle]:
+    async with run_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    stand_in = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
+    async with serve(stand_in.app) as url:
+        stand_in.base_url = url
+        yield stand_in
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[BotFleet]:
+    async with bot_fleet(tmp_path) as bots:
+        yield bots
+
+
+def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
+    return base_env(
+        GES_ENDPOINT=emu.url,
+        GES_PROJECT_ID=emu.project_id,
+        HUAWEICLOUD_SDK_AK=emu.ak,
+        HUAWEICLOUD_SDK_SK=emu.sk,
+        GES_BOT_DATABASE_URL=f"sqlite:///{database}",
+        GES_BOT_POLL_INTERVAL="0.3",
+        GES_BOT_GES_TIMEOUT="2",
+        GES_BOT_GES_RETRIES="0",
+        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+        SLACK_SIGNING_SECRET="runtime-test-signing-secret",
+        SLACK_API_URL=slack.api_url,
+        **extra,
+    )
+
+
+async def _wait_for(predicate_url: str, check: object, timeout: float = 15.0) -> dict[str, object]:  # noqa: ASYNC109
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            body = (await client.get(predicate_url)).json()
+            if callable(check) and check(body):
+                return dict(body)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{predicate_url} never satisfied the check: {body}")
+            await asyncio.sleep(0.1)
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float | None:
+    for line in metrics.splitlines():
+        if not line.startswith((name + "{", name + " ")):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_healthz_reports_the_projects_and_metrics_count_ticks(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    config = tmp_path / "ges-bot.toml"
+    config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
+    env = env_for(emu, slack, tmp_path / "bot.db", GES_BOT_REPLICA_ID="solo-1", GES_BOT_CONFIG=str(config))
+    bot = await fleet.start("solo", env)
+    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    assert health["status"] == "ok"
+    assert health["replica"] == "solo-1"
+    assert health["outbox_pending"] == 0
+    assert health["outbox_dead"] == 0
+    assert [p["project"] for p in health["projects"]] == ["default"]  # type: ignore[union-attr]
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"{bot.url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    ticks = _sample(response.text, "ges_bot_poll_ticks_total", project="default", result="ok")
+    assert ticks is not None and ticks >= 1
+    assert _sample(response.text, "ges_bot_outbox_pending") == 0.0
+
+    # A failure after the first poll is alerted once, and counted.
+    job = await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies")
+    await slack.wait_for(lambda: slack.messages("C0ALERTS"), timeout=15)
+    async with httpx.AsyncClient(timeout=5) as client:
+        after = (await client.get(f"{bot.url}/metrics")).text
+    assert _sample(after, "ges_bot_events_total", kind="failed") == 1.0
+    assert _sample(after, "ges_bot_slack_messages_total", result="sent") == 1.0
+    [message] = slack.messages("C0ALERTS")
+    assert job["job_id"][:8] in message["text"]
+    assert (await bot.health())[1]["status"] == "ok"
+
+
+async def test_healthz_is_degraded_while_ges_fails_and_recovers_after(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    bot = await fleet.start("solo", env_for(emu, slack, tmp_path / "bot.db"))
+    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    await emu.fault(status=503, count=-1)
+    degraded = await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
+    project = degraded["projects"][0]  # type: ignore[index]
+    assert project["consecutive_failures"] >= 1 or project["lag_seconds"] > 1.5
+    await emu.clear_faults()
+    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok")
+    assert bot.alive
+
+
+async def test_sigterm_stops_cleanly_and_releases_the_sqlite_instance(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    database = tmp_path / "bot.db"
+    first = await fleet.start("first", env_for(emu, slack, database))
+    assert await first.stop(timeout=15) == 0
+    assert "stopped" in first.logs()
+    assert "Traceback" not in first.logs()
+    # The instance lease was released on the way out: a successor starts at once.
+    second = await fleet.start("second", env_for(emu, slack, database))
+    assert (await second.health())[0] == 200
+
+
+async def test_a_second_instance_on_the_same_sqlite_file_is_refused(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    database = tmp_path / "bot.db"
+    first = await fleet.start("first", env_for(emu, slack, database))
+    second = fleet.prepare("second", env_for(emu, slack, database))
+    second.launch()
+    assert await second.wait(timeout=30) == 2
+    message = second.logs()
+    assert "another ges-bot is already running" in message
+    assert "PostgreSQL" in message  # says how to run several replicas
+    assert "Traceback" not in message
+    # The first one is unaffected.
+    status, body = await first.health()
+    assert status == 200
+    assert first.alive
+    assert body["status"] in ("ok", "degraded")
