@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import pglock
+
 PG_ENV = "GES_BOT_TEST_POSTGRES_URL"
 
 
@@ -39,26 +41,29 @@ async def fresh_pg_database() -> AsyncIterator[str]:
         if required:
             pytest.fail(f"GES_BOT_REQUIRE_POSTGRES=1 but {PG_ENV} is not set")
         pytest.skip(f"PostgreSQL not configured (set {PG_ENV})")
-    try:
-        conn = await _pg_admin(admin)
-    except Exception as exc:
-        if required:
-            pytest.fail(f"PostgreSQL at {PG_ENV} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    name = f"gesbot_t_{uuid.uuid4().hex[:12]}"
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = admin.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        conn = await _pg_admin(admin)
+    # Held shared by every test database; the database-outage test holds it exclusively while
+    # it stops the server (tests.support.pglock).
+    with pglock.shared():
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn = await _pg_admin(admin)
+        except Exception as exc:
+            if required:
+                pytest.fail(f"PostgreSQL at {PG_ENV} is unreachable: {exc}")
+            pytest.skip(f"PostgreSQL unreachable: {exc}")
+        name = f"gesbot_t_{uuid.uuid4().hex[:12]}"
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
+        base = admin.rsplit("/", 1)[0]
+        try:
+            yield f"{base}/{name}"
+        finally:
+            conn = await _pg_admin(admin)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
 
 
 @pytest.fixture

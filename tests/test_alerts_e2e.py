@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ges_bot.notify import limits
+from ges_bot.slackapp import views
 from ges_bot.store.api import OutboxState
 from tests.support.world import FAST_POLICY, World, world
 
@@ -194,6 +195,11 @@ async def test_permanent_errors_reach_a_person(sqlite_url: str, caplog: pytest.L
             if r.levelno >= logging.ERROR
         )
         assert "channel_not_found" in w.notes["slack:C0SECRET"]
+        # /gesjobs status shows both to whoever asks.
+        status = views.status_message(await w.health(), ["prod"], w.now(), poll_interval_s=60, notes=w.notes)
+        shown = json.dumps(status.blocks)
+        assert "`movies` in <#C0OLD> is broken: Slack answered `is_archived`" in shown
+        assert "C0SECRET (a [[subscriptions]] entry of GES_BOT_CONFIG) cannot be posted" in shown
 
         # The broken subscription no longer routes: no more tries, no second DM.
         await w.advance(60)

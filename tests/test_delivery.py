@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo, Subscription
-from ges_bot.errors import RetryableSlackError
+from ges_bot.errors import RetryableSlackError, StoreError
 from ges_bot.notify import limits, render
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker, backoff_delay
 from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway, classify
@@ -177,14 +177,17 @@ def test_backoff_doubles_from_the_base_is_capped_and_jittered() -> None:
     assert backoff_delay(10_000, policy, None, rng) <= 60.0
 
 
-def test_backoff_never_retries_before_slack_says_so() -> None:
+def test_a_429_waits_as_long_as_slack_says_with_a_little_jitter() -> None:
     policy = DeliveryPolicy(backoff_base_s=2.0, backoff_cap_s=60.0)
     rng = random.Random(2)
-    assert backoff_delay(1, policy, 30.0, rng) == 30.0
-    # Slack's Retry-After wins over our cap.
-    assert backoff_delay(9, policy, 120.0, rng) == 120.0
-    # A short Retry-After does not shorten our own backoff.
-    assert backoff_delay(5, policy, 1.0, rng) >= 16.0
+    for attempt in (1, 5, 40):  # however often the row was claimed before
+        delays = [backoff_delay(attempt, policy, 30.0, rng) for _ in range(200)]
+        assert min(delays) >= 30.0 and max(delays) <= 31.0
+        assert max(delays) - min(delays) > 0.5
+    # Slack's Retry-After wins over our cap …
+    assert 120.0 <= backoff_delay(9, policy, 120.0, rng) <= 121.0
+    # … and a short one is not stretched by our own exponential backoff.
+    assert 1.0 <= backoff_delay(12, policy, 1.0, rng) <= 1.1
 
 
 def test_failures_are_classified_by_what_a_person_must_do() -> None:
@@ -547,7 +550,42 @@ async def test_a_recovery_row_failing_part_way_keeps_what_was_posted(sqlite_url:
         assert (await r.store.health(r.clock())).outbox_pending == 0
 
 
-# --- several workers, stopping ----------------------------------------------------------------
+# --- several workers, stopping, the database going away -------------------------------------
+
+
+class _FlakyStore:
+    """Our own ``Store`` around the real one: the first ``failures`` claims find no database."""
+
+    def __init__(self, inner: SqlStore, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Any]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
+        return await self.inner.claim_outbox(worker, now, limit, lease_seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_the_worker_outlives_a_database_outage(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with rig(sqlite_url) as r:
+        [row] = await r.enqueue(delivery("C0ALERTS", event("j-1")))
+        worker = r.worker()
+        worker.store = _FlakyStore(r.store, failures=3)  # type: ignore[assignment]
+        stop = asyncio.Event()
+        with caplog.at_level(logging.WARNING, logger="ges_bot.notify.delivery"):
+            task = asyncio.create_task(worker.run(stop))
+            try:
+                await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+        assert await r.state(row) == OutboxState.SENT
+        warnings = [rec.getMessage() for rec in caplog.records if "database unavailable" in rec.getMessage()]
+        assert len(warnings) == 3
 
 
 async def test_two_workers_share_the_outbox_without_posting_anything_twice(db_url: str) -> None:
@@ -577,6 +615,26 @@ async def test_stopping_hands_queued_rows_back_for_the_next_worker(sqlite_url: s
         successor = r.worker(worker_id="w2", clock=real_clock)
         await successor.deliver_due()
         assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 5
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_a_row_claimed_again_while_it_waits_in_its_lane_is_posted_once(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(3)))
+        worker = r.worker(replace(POLICY, channel_interval_s=0.4))
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
+            await asyncio.sleep(0.15)
+            # While j-1 waits for its turn (0.4 s), every claim expires; the worker claims j-1 and j-2 again.
+            r.clock.advance(POLICY.claim_lease_s + 1)
+            await r.slack.wait_for(lambda: len(r.slack.messages("C0ALERTS")) >= 3, timeout=5)
+            await asyncio.sleep(1.0)  # time enough for a duplicate to show
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
 
 

@@ -6,9 +6,12 @@ served in the test's loop), on a SQLite file, configured only through its enviro
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,15 +59,12 @@ def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: s
     )
 
 
-async def _wait_for(predicate_url: str, check: object, timeout: float = 15.0) -> dict[str, object]:  # noqa: ASYNC109
-    import asyncio
-    import time
-
+async def _wait_for(predicate_url: str, check: Callable[[Any], Any], timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=5) as client:
         while True:
             body = (await client.get(predicate_url)).json()
-            if callable(check) and check(body):
+            if check(body):
                 return dict(body)
             if time.monotonic() > deadline:
                 raise AssertionError(f"{predicate_url} never satisfied the check: {body}")
@@ -93,7 +93,7 @@ async def test_healthz_reports_the_projects_and_metrics_count_ticks(
     assert health["replica"] == "solo-1"
     assert health["outbox_pending"] == 0
     assert health["outbox_dead"] == 0
-    assert [p["project"] for p in health["projects"]] == ["default"]  # type: ignore[union-attr]
+    assert [p["project"] for p in health["projects"]] == ["default"]
 
     async with httpx.AsyncClient(timeout=5) as client:
         response = await client.get(f"{bot.url}/metrics")
@@ -122,7 +122,7 @@ async def test_healthz_is_degraded_while_ges_fails_and_recovers_after(
     await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
     await emu.fault(status=503, count=-1)
     degraded = await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
-    project = degraded["projects"][0]  # type: ignore[index]
+    project = degraded["projects"][0]
     assert project["consecutive_failures"] >= 1 or project["lag_seconds"] > 1.5
     await emu.clear_faults()
     await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok")

@@ -102,7 +102,9 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        # A NUL means nothing to anyone, and PostgreSQL text cannot hold one: a job named with
+        # one would fail every tick of its project for ever (and stop every other alert).
+        return value.replace("\x00", "\ufffd")
     if isinstance(value, int | float | bool):
         return str(value)
     raise TypeError(f"expected text, got {type(value).__name__}")
@@ -174,11 +176,12 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
         raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
-    job_id = str(raw_id)
+    job_id = str(raw_id).replace("\x00", "\ufffd")
     where = f"job {job_id}"
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
+    status = status.replace("\x00", "\ufffd")
     times: dict[str, datetime | None] = {}
     for name in ("begin_time", "end_time"):
         try:

@@ -19,12 +19,14 @@ before the failure it threads under).
 Failures
 --------
 - Retryable (429 with ``Retry-After``, 5xx, Slack's ``internal_error`` & co, timeouts,
-  connection errors): the row goes back with ``next_attempt_at`` = now + capped exponential
-  backoff with jitter (:func:`backoff_delay`), never sooner than ``Retry-After``; the rows queued
-  behind it in its lane go back to the same time, and the channel is paused for ``Retry-After``
-  in real time as well. A row that has failed ``max_attempts`` times goes ``dead``: logged at
-  ERROR, counted, shown by ``/gesjobs status`` and ``/healthz``. (``attempts`` counts claims, so a
-  row sent back for pacing counts one more.)
+  connection errors): the row goes back with ``next_attempt_at`` = now + a delay
+  (:func:`backoff_delay`): Slack's ``Retry-After`` with a little jitter for a 429, else capped
+  exponential backoff with jitter. The rows queued behind it in its lane go back to the same
+  time (so an outage costs one try per channel per backoff step, not one per row). A 429 also
+  pauses the channel for ``Retry-After`` in real time and doubles its pacing interval, which
+  then recovers by 10 % per accepted post. A row claimed ``max_attempts`` times that fails again
+  goes ``dead``: logged at ERROR, counted, shown by ``/gesjobs status`` and ``/healthz``.
+  (``attempts`` counts claims, so a row sent back for pacing or behind another counts one more.)
 - Permanent for a *channel* (``channel_not_found``, ``not_in_channel``, ``is_archived`` …): the
   row goes dead, and so do the rows queued behind it for that channel; the channel's database
   subscriptions are marked broken (routing skips them; ``/gesjobs status`` lists them) and each
@@ -100,8 +102,10 @@ class DeliveryPolicy:
     claim_lease_s: float = 120.0
     #: A row is handed back instead of posted when its claim has less than this left.
     lease_margin_s: float = 30.0
-    #: At most one chat.postMessage per channel per this many seconds.
+    #: At most one chat.postMessage per channel per this many seconds. A 429 doubles a channel's
+    #: interval (up to ``max_channel_interval_s``); each post Slack takes brings it back by 10 %.
     channel_interval_s: float = 1.0
+    max_channel_interval_s: float = 30.0
     #: Rows one channel's lane holds at once; the rest waits in the outbox for its turn.
     channel_queue: int = 5
     #: A lane waits this long at most for its channel's turn before handing the row back.
@@ -118,15 +122,18 @@ class DeliveryPolicy:
 
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: ``base × 2^(attempt−1)`` capped at
-    ``backoff_cap_s``, times a jitter factor in [0.5, 1.0], and never less than Slack's
-    ``Retry-After`` (which may exceed the cap: Slack's word wins)."""
+    """Seconds to wait before attempt ``attempt + 1``.
+
+    When Slack says when to come back (``Retry-After`` of a 429), that is the delay, plus up to
+    10 % (at most 1 s) so that workers do not all return at the same instant; ``attempt`` does not
+    matter then (it also counts rows sent back for pacing, and Slack's word is exact). Otherwise
+    ``base × 2^(attempt−1)`` capped at ``backoff_cap_s``, times a jitter factor in [0.5, 1.0].
+    """
+    if retry_after is not None:
+        return retry_after + rng.random() * min(1.0, retry_after * 0.1)
     exponent = min(max(0, attempt - 1), 62)
     raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2.0**exponent))
-    delay = raw * (0.5 + rng.random() / 2)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
+    return float(raw * (0.5 + rng.random() / 2))
 
 
 class _ChannelBusy(RetryableSlackError):
@@ -209,11 +216,13 @@ class DeliveryWorker:
         self.broken_config_channels: dict[str, str] = {}
         self._paused_until: datetime | None = None
         self._lanes: dict[str, _Lane] = {}
-        self._in_flight: set[int] = set()
+        # outbox id → the claim this worker holds on it (queued in a lane or being posted).
+        self._in_flight: dict[int, _Claimed] = {}
         # channel → {outbox id: next_attempt_at} of rows this worker sent back, to keep order.
         self._sent_back: dict[str, dict[int, datetime]] = {}
-        # channel → loop time before which no chat.postMessage may go to it.
+        # channel → loop time before which no chat.postMessage may go to it, and its interval.
         self._free_at: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
@@ -245,6 +254,7 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set, then hand back what is still queued. Store outages are
         logged and retried; nothing escapes."""
         self._stopping = False
+        failures = 0
         try:
             while not stop.is_set():
                 room = self.policy.batch_size - len(self._in_flight)
@@ -252,14 +262,18 @@ class DeliveryWorker:
                 try:
                     if room > 0 and self.paused_until is None:
                         claimed = await self._claim_and_dispatch(room)
-                except StoreError as exc:
-                    log.warning("delivery: database unavailable, retrying: %s", exc)
-                except Exception:
-                    log.exception("delivery: unexpected error; the worker carries on")
-                if 0 < claimed == room:
-                    # There may be more due right now, but wait for room first.
-                    await self._wait(stop, self._progress, self.policy.idle_poll_s)
-                elif room <= 0:
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    if isinstance(exc, StoreError):
+                        log.warning("delivery: database unavailable (try %d), retrying: %s", failures, exc)
+                    else:
+                        log.exception("delivery: unexpected error (try %d); the worker carries on", failures)
+                    # Back off (capped) so that a long database outage is not a busy loop of errors.
+                    await self._wait(stop, self._wake, min(30.0, self.policy.idle_poll_s * 2.0 ** min(failures, 10)))
+                    continue
+                if claimed >= room:
+                    # There may be more due right now, but there is no room for it: wait for a lane.
                     await self._wait(stop, self._progress, self.policy.idle_poll_s)
                 else:
                     await self._wait(stop, self._wake, self.policy.idle_poll_s)
@@ -327,6 +341,12 @@ class DeliveryWorker:
 
     async def _dispatch(self, claimed: _Claimed, now: datetime) -> None:
         item = claimed.item
+        held = self._in_flight.get(item.id)
+        if held is not None:
+            # Our own claim ran out while the row waited in its lane (a slow Slack, a clock that
+            # jumped) and we claimed it again: it is still queued once; the claim is just fresher.
+            held.claimed_at = now
+            return
         channel = item.delivery.channel
         lane = self._lanes.get(channel)
         if lane is None:
@@ -339,7 +359,7 @@ class DeliveryWorker:
             await self._send_back(item, self._next_slot(channel, lane, now), "waiting for this channel's turn")
             return
         lane.queue.append(claimed)
-        self._in_flight.add(item.id)
+        self._in_flight[item.id] = claimed
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._run_lane(lane), name=f"delivery:{channel}")
 
@@ -356,7 +376,7 @@ class DeliveryWorker:
         return max(older) if older else None
 
     def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
-        interval = timedelta(seconds=self.policy.channel_interval_s)
+        interval = timedelta(seconds=self.channel_interval(channel))
         slot = now + interval * (len(lane.queue) + 1)
         latest = max(self._sent_back.get(channel, {}).values(), default=None)
         if latest is not None and latest + interval > slot:
@@ -366,7 +386,7 @@ class DeliveryWorker:
     async def _send_back(self, item: OutboxItem, until: datetime, reason: str, *, keep_order: bool = True) -> None:
         """Return a claimed row to the outbox, due at ``until``; with ``keep_order``, newer rows of
         its channel claimed before then wait behind it."""
-        self._in_flight.discard(item.id)
+        self._in_flight.pop(item.id, None)
         if keep_order:
             self._sent_back.setdefault(item.delivery.channel, {})[item.id] = until
         await self.store.mark_retry(item.id, reason, until)
@@ -383,7 +403,7 @@ class DeliveryWorker:
                 claimed = lane.queue[0]
                 outcome = await self._next_in_lane(claimed)
                 lane.queue.popleft()
-                self._in_flight.discard(claimed.item.id)
+                self._in_flight.pop(claimed.item.id, None)
                 self._progress.set()
                 lane.replies.extend(outcome.replies)
                 await self._after(lane, outcome)
@@ -394,7 +414,7 @@ class DeliveryWorker:
             log.exception("delivery: unexpected error in the lane of %s", lane.channel)
         finally:
             for claimed in lane.queue:
-                self._in_flight.discard(claimed.item.id)
+                self._in_flight.pop(claimed.item.id, None)
             lane.queue.clear()
             if lane.replies:
                 log.warning("delivery: %d thread replies in %s were not posted", len(lane.replies), lane.channel)
@@ -432,7 +452,7 @@ class DeliveryWorker:
         elif outcome.result is _Result.BROKEN:
             while lane.queue:
                 claimed = lane.queue.popleft()
-                self._in_flight.discard(claimed.item.id)
+                self._in_flight.pop(claimed.item.id, None)
                 metrics.SLACK_SENDS.labels("dead").inc()
                 await self.store.mark_dead(claimed.item.id, outcome.error, self.clock())
 
@@ -453,11 +473,27 @@ class DeliveryWorker:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
             await asyncio.sleep(wait)
-        self._free_at[channel] = self._loop_time() + self.policy.channel_interval_s
+        self._free_at[channel] = self._loop_time() + self.channel_interval(channel)
 
-    def _pause_channel(self, channel: str, seconds: float) -> None:
-        until = self._loop_time() + seconds
+    def channel_interval(self, channel: str) -> float:
+        """Seconds between posts to ``channel`` now (the policy's, or more after 429s)."""
+        return self._interval.get(channel, self.policy.channel_interval_s)
+
+    def _rate_limited(self, channel: str, retry_after: float) -> None:
+        """Slack said 429: nothing to the channel for ``retry_after`` seconds, and slower after."""
+        until = self._loop_time() + retry_after
         self._free_at[channel] = max(self._free_at.get(channel, 0.0), until)
+        slower = min(self.policy.max_channel_interval_s, self.channel_interval(channel) * 2)
+        self._interval[channel] = max(slower, self.policy.channel_interval_s)
+
+    def _accepted(self, channel: str) -> None:
+        current = self._interval.get(channel)
+        if current is not None:
+            faster = current * 0.9
+            if faster <= self.policy.channel_interval_s:
+                del self._interval[channel]
+            else:
+                self._interval[channel] = faster
 
     # --- one row --------------------------------------------------------------------------------
 
@@ -517,14 +553,16 @@ class DeliveryWorker:
         """One paced ``chat.postMessage``; a payload Slack refuses is re-sent once as plain text."""
         await self._turn(channel)
         try:
-            return await self.gateway.post(channel, message.text, message.blocks, thread_ts=thread_ts)
+            posted = await self.gateway.post(channel, message.text, message.blocks, thread_ts=thread_ts)
         except SlackPermanentError as exc:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
             metrics.SLACK_FAILURES.labels("message").inc()
-        await self._turn(channel)
-        return await self.gateway.post(channel, message.text, [], thread_ts=thread_ts)
+            await self._turn(channel)
+            posted = await self.gateway.post(channel, message.text, [], thread_ts=thread_ts)
+        self._accepted(channel)
+        return posted
 
     async def _deliver_alert(
         self, item: OutboxItem, project: ProjectInfo, now: datetime
@@ -565,8 +603,8 @@ class DeliveryWorker:
                 delay = min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, self.policy.max_turn_wait_s))
-                    if not isinstance(exc, _ChannelBusy):
-                        self._pause_channel(channel, exc.retry_after)
+                if exc.error == "ratelimited":
+                    self._rate_limited(channel, exc.retry_after if exc.retry_after is not None else delay)
                 log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, exc.error, attempt)
                 await asyncio.sleep(delay)
         metrics.SLACK_FAILURES.labels("inline").inc()
@@ -669,7 +707,7 @@ class DeliveryWorker:
         now = self.clock()
         channel = item.delivery.channel
         if isinstance(exc, _ChannelBusy):
-            until = now + timedelta(seconds=exc.retry_after or self.policy.channel_interval_s)
+            until = now + timedelta(seconds=exc.retry_after or self.channel_interval(channel))
             await self._send_back(item, until, "waiting for this channel's rate limit")
             return _Outcome(_Result.RETRY, until=until)
         metrics.SLACK_FAILURES.labels(_category(exc)).inc()
@@ -686,8 +724,8 @@ class DeliveryWorker:
             await self.store.mark_dead(item.id, f"gave up after {item.attempts} attempts: {exc.error}", now)
             return _Outcome(_Result.DEAD)
         delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
-        if exc.retry_after is not None:
-            self._pause_channel(channel, exc.retry_after)
+        if exc.error == "ratelimited":
+            self._rate_limited(channel, delay)
         log.warning(
             "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
             item.id,

@@ -23,8 +23,8 @@ from tests.reliability.world import (
     claimed_alerts,
     delivering_replicas,
     dump_outbox,
-    overflow_alerts,
     expected_alerts,
+    overflow_alerts,
     poll_lease_holder,
     report,
     settle,
@@ -56,9 +56,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 @pytest.mark.parametrize("replicas", [2, 3])
 async def test_every_alert_arrives_exactly_once(stack: Stack, replicas: int) -> None:
     t0 = time.monotonic()
-    bots = await asyncio.gather(
-        *(stack.start(f"r{i}", poll_interval=POLL_INTERVAL) for i in range(replicas))
-    )
+    bots = await asyncio.gather(*(stack.start(f"r{i}", poll_interval=POLL_INTERVAL) for i in range(replicas)))
     t_started = time.monotonic() - t0
     await wait_for_baseline(bots[0])
     plan = subscription_plan()

@@ -121,7 +121,7 @@ async def slash_command(
     channel: str = "C0REL00",
     user: str = "U0ALICE",
     secret: str = SIGNING_SECRET,
-    timeout: float = 15.0,  # noqa: ASYNC109
+    timeout: float = 15.0,
 ) -> list[dict[str, Any]]:
     """POST a signed ``/gesjobs`` to one replica and return what it answered on the response URL."""
     rid = f"r{time.monotonic_ns()}"
@@ -151,7 +151,7 @@ async def subscribe(slack: SlackStandIn, bots: list[BotProcess], plan: list[Sub]
         await asyncio.gather(*(one(start + i, sub) for i, sub in enumerate(plan[start : start + 8])))
 
 
-async def wait_for_baseline(bot: BotProcess, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def wait_for_baseline(bot: BotProcess, timeout: float = 30.0) -> None:
     """Until some replica has finished the project's first (silent, baseline) tick."""
     deadline = time.monotonic() + timeout
     while True:
@@ -248,7 +248,7 @@ class Workload:
             start = max(0, min(per_wave, left - direct - finish - in_pipeline))
             made += self.wave(finish, start, direct)
             await asyncio.sleep(pause)
-        assert made == total == len(self.finished), (made, total, len(self.finished))
+        assert made == total, (made, total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ async def settle(
     expected: set[tuple[str, str]],
     *,
     database_url: str,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     quiet: float = 3.0,
 ) -> Tally:
     """Wait until every expected alert has arrived — or until nothing is left to send (no pending
@@ -363,7 +363,7 @@ def report(
             dump_calls(slack, directory)
 
 
-async def wait_outbox_drained(bot: BotProcess, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
+async def wait_outbox_drained(bot: BotProcess, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         _, health = await bot.health()

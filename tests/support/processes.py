@@ -83,7 +83,7 @@ class BotProcess:
     def launch(self) -> None:
         self._log = self.log_path.open("ab")
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "ges_bot", "run"],
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -92,7 +92,7 @@ class BotProcess:
             cwd=self.log_path.parent,
         )
 
-    async def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until ``/healthz`` answers (any status but a refused connection); return its body.
         Fails with the log's tail if the process exits or the time runs out."""
         deadline = time.monotonic() + timeout
@@ -128,7 +128,7 @@ class BotProcess:
             assert self.proc is not None
             self.proc.send_signal(signal.SIGKILL)
 
-    async def wait(self, timeout: float = 20.0) -> int:  # noqa: ASYNC109
+    async def wait(self, timeout: float = 20.0) -> int:
         """Wait for the process to exit; returns its status (SIGKILL after ``timeout``)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
@@ -141,7 +141,7 @@ class BotProcess:
         self._close_log()
         return int(self.proc.returncode)
 
-    async def stop(self, timeout: float = 20.0) -> int:  # noqa: ASYNC109
+    async def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait (the graceful path); SIGKILL if it does not exit within ``timeout``."""
         if self.alive:
             assert self.proc is not None

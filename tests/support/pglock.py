@@ -1,0 +1,65 @@
+"""A lock file that keeps tests using PostgreSQL apart from the one test that stops the server.
+
+Every fresh test database (``tests/conftest.py``) holds the lock *shared* while it exists; the
+database-outage test holds it *exclusively* while it stops and restarts PostgreSQL, so it never
+pulls the server from under another test — in this pytest session or in another one started in
+the same checkout. Within the exclusive holder's own process, fresh databases skip the lock (it
+is already held).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["LOCK_PATH", "exclusive", "shared"]
+
+LOCK_PATH = Path(tempfile.gettempdir()) / "ges-bot-tests-postgres.lock"
+
+
+class _State:
+    held_exclusively = False
+
+
+def _open() -> int:
+    return os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
+
+
+@contextlib.contextmanager
+def shared() -> Iterator[None]:
+    """Held while a test database exists (waits while the server is being stopped by another test)."""
+    if _State.held_exclusively:
+        yield
+        return
+    fd = _open()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(timeout: float = 300.0) -> Iterator[None]:
+    """Held while PostgreSQL is stopped on purpose; waits up to ``timeout`` for the others."""
+    fd = _open()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"other tests kept using PostgreSQL for {timeout:.0f}s ({LOCK_PATH})") from None
+                time.sleep(0.2)
+        _State.held_exclusively = True
+        yield
+    finally:
+        _State.held_exclusively = False
+        os.close(fd)
