@@ -12,9 +12,9 @@ per second per channel, ``--interval`` to change). Subscriptions:
 - ``#ops``    (C0OPS):    ``prod-*`` (glob);
 - ``#all``    (C0ALL):    every graph, from the config file.
 
-Prints, per number of ticks: messages per channel (alerts and thread replies), the time from the
-first poll's commit to the last message of each channel, and how many 429s the stand-in answered
-(pacing should keep that at 0). Then prints one failed-import alert as the stand-in received it.
+Prints, per number of ticks: messages per channel (alerts and thread replies), when the channel
+had every alert and when it had everything (seconds after the first post), and how many 429s the
+stand-in answered (pacing should keep that at 0). Then prints one failed-import alert as the stand-in received it.
 
     python bench/burst_quick.py [--failures 200] [--graphs 5] [--ticks 1,4] [--interval 1.0] [--db-url URL]
 """
@@ -90,16 +90,16 @@ async def burst(url: str, failures: int, graphs: int, ticks: int, policy: Delive
         print(
             f"\n{failures} failures over {graphs} graphs in {ticks} poll(s); pacing {policy.channel_interval_s}s/channel"
         )
-        print(f"{'channel':<18} {'alerts':>6} {'replies':>7} {'posts':>5} {'first s':>8} {'last s':>7}")
+        print(f"{'channel':<18} {'alerts':>6} {'replies':>7} {'posts':>5} {'alerts by s':>11} {'all by s':>8}")
         calls = w.slack.calls_to("chat.postMessage")
         t0 = min(c.at for c in calls)
         for cid, label in WATCHED.items():
             posts = [c for c in calls if c.ok and c.answer.get("channel") == cid]
             alerts = [c for c in posts if not c.params.get("thread_ts")]
             replies = len(posts) - len(alerts)
-            first = (min(c.at for c in posts) - t0).total_seconds() if posts else 0.0
+            alerts_by = (max(c.at for c in alerts) - t0).total_seconds() if alerts else 0.0
             last = (max(c.at for c in posts) - t0).total_seconds() if posts else 0.0
-            print(f"{label:<18} {len(alerts):>6} {replies:>7} {len(posts):>5} {first:>8.1f} {last:>7.1f}")
+            print(f"{label:<18} {len(alerts):>6} {replies:>7} {len(posts):>5} {alerts_by:>11.1f} {last:>8.1f}")
         limited = sum(1 for c in calls if c.http_status == 429)
         health = await w.health()
         bad = [v for c in calls if c.ok for v in limits.check_message(c.params)]

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo, Subscription
-from ges_bot.errors import RetryableSlackError, StoreError
+from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import limits, render
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker, backoff_delay
-from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway, classify
+from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn, User
 from ges_bot.store import SqlStore, open_store
 from ges_bot.store.api import OutboxState
@@ -190,12 +190,51 @@ def test_a_429_waits_as_long_as_slack_says_with_a_little_jitter() -> None:
     assert 1.0 <= backoff_delay(12, policy, 1.0, rng) <= 1.1
 
 
-def test_failures_are_classified_by_what_a_person_must_do() -> None:
-    assert classify(TimeoutError()).__class__ is RetryableSlackError
-    assert classify(ConnectionResetError()).error.startswith("connection_error")
-    error = classify(SlackPermanentError("is_archived", FailureScope.TARGET))
-    assert isinstance(error, SlackPermanentError)
-    assert error.scope is FailureScope.TARGET
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ({"status": 429, "retry_after": 7}, ("retry", "ratelimited", 7.0)),
+        ({"status": 503}, ("retry", "service_unavailable", None)),
+        ({"status": 500}, ("retry", "internal_error", None)),
+        ({"error": "fatal_error"}, ("retry", "fatal_error", None)),
+        ({"error": "channel_not_found"}, (FailureScope.TARGET, "channel_not_found", None)),
+        ({"error": "not_in_channel"}, (FailureScope.TARGET, "not_in_channel", None)),
+        ({"error": "is_archived"}, (FailureScope.TARGET, "is_archived", None)),
+        ({"error": "invalid_blocks"}, (FailureScope.MESSAGE, "invalid_blocks", None)),
+        ({"error": "invalid_auth"}, (FailureScope.INSTALLATION, "invalid_auth", None)),
+        ({"error": "token_revoked"}, (FailureScope.INSTALLATION, "token_revoked", None)),
+        ({"error": "missing_scope"}, (FailureScope.INSTALLATION, "missing_scope", None)),
+        # A Slack error we do not know must not break anybody's subscription: this message only.
+        (
+            {"error": "some_error_slack_invents_tomorrow"},
+            (FailureScope.MESSAGE, "some_error_slack_invents_tomorrow", None),
+        ),
+    ],
+)
+async def test_slack_answers_are_classified_by_what_must_happen_next(
+    sqlite_url: str, fault: dict[str, Any], expected: tuple[Any, str, float | None]
+) -> None:
+    async with rig(sqlite_url) as r:
+        r.slack.fail("chat.postMessage", count=1, **fault)
+        with pytest.raises(SlackDeliveryError) as caught:
+            await r.gateway.post("C0ALERTS", "hi", [])
+        error = caught.value
+        kind = "retry" if isinstance(error, RetryableSlackError) else getattr(error, "scope", None)
+        assert (kind, error.error, error.retry_after) == expected
+
+
+async def test_a_wrong_slack_api_url_is_an_installation_problem_and_timeouts_are_retryable(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        wrong = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=f"{r.slack.base_url}/not-the-api/", timeout=2)
+        slow = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=r.slack.api_url, timeout=0.2)
+        r.gateways += [wrong, slow]
+        with pytest.raises(SlackPermanentError) as caught:
+            await wrong.post("C0ALERTS", "hi", [])
+        assert (caught.value.scope, caught.value.error) == (FailureScope.INSTALLATION, "http_404")
+        r.slack.fail("chat.postMessage", delay=1.0, count=1)
+        with pytest.raises(RetryableSlackError) as late:
+            await slow.post("C0ALERTS", "hi", [])
+        assert late.value.error == "timeout"
 
 
 # --- pacing ---------------------------------------------------------------------------------
@@ -223,8 +262,8 @@ async def test_each_channel_gets_one_message_per_interval_while_channels_proceed
         # Side by side: #team's first message did not wait for #alerts to finish.
         alerts, team = r.posts_to("C0ALERTS"), r.posts_to("C0TEAM")
         assert team[0].at < alerts[1].at
-        # One channel after the other would take 7 intervals (1.75 s); side by side about 3.
-        assert elapsed < 6 * interval, elapsed
+        # One channel after the other would take at least 7 intervals; side by side about 3.
+        assert elapsed < 7 * interval, elapsed
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
 
 
@@ -328,6 +367,9 @@ async def test_a_429_storm_is_waited_out_as_slack_asks(sqlite_url: str) -> None:
                 assert (following.at - limited.at).total_seconds() >= 0.95
         assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+        # Two 429s doubled the channel's pacing twice; three accepted posts took 10 % off each.
+        assert worker.channel_interval("C0ALERTS") == pytest.approx(POLICY.channel_interval_s * 4 * 0.9**3)
+        assert worker.channel_interval("C0TEAM") == POLICY.channel_interval_s
 
 
 async def test_a_post_that_timed_out_but_landed_shows_twice_the_documented_window(sqlite_url: str) -> None:
@@ -554,17 +596,26 @@ async def test_a_recovery_row_failing_part_way_keeps_what_was_posted(sqlite_url:
 
 
 class _FlakyStore:
-    """Our own ``Store`` around the real one: the first ``failures`` claims find no database."""
+    """Our own ``Store`` around the real one: the first ``claims`` claims find no database, and
+    so do the first ``records`` calls of ``mark_sent`` (a crash right after posting, as the
+    database sees it)."""
 
-    def __init__(self, inner: SqlStore, failures: int) -> None:
+    def __init__(self, inner: SqlStore, *, claims: int = 0, records: int = 0) -> None:
         self.inner = inner
-        self.failures = failures
+        self.claims = claims
+        self.records = records
 
     async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Any]:
-        if self.failures > 0:
-            self.failures -= 1
+        if self.claims > 0:
+            self.claims -= 1
             raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
         return await self.inner.claim_outbox(worker, now, limit, lease_seconds)
+
+    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any) -> None:
+        if self.records > 0:
+            self.records -= 1
+            raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
+        await self.inner.mark_sent(outbox_id, ts, now, posted)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -574,7 +625,7 @@ async def test_the_worker_outlives_a_database_outage(sqlite_url: str, caplog: py
     async with rig(sqlite_url) as r:
         [row] = await r.enqueue(delivery("C0ALERTS", event("j-1")))
         worker = r.worker()
-        worker.store = _FlakyStore(r.store, failures=3)  # type: ignore[assignment]
+        worker.store = _FlakyStore(r.store, claims=3)  # type: ignore[assignment]
         stop = asyncio.Event()
         with caplog.at_level(logging.WARNING, logger="ges_bot.notify.delivery"):
             task = asyncio.create_task(worker.run(stop))
@@ -597,6 +648,27 @@ async def test_two_workers_share_the_outbox_without_posting_anything_twice(db_ur
         await asyncio.gather(first.deliver_due(), second.deliver_due())
         posted = [m for c in channels for m in r.slack.messages(c)]
         assert sorted(i for i in range(18) for m in posted if mentions(m, f"j-{i:02d}")) == list(range(18))
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+@pytest.mark.parametrize(("lost", "expected"), [(2, ["j-0", "j-1", "j-2"]), (100, ["j-0", "j-0", "j-1", "j-2"])])
+async def test_losing_the_record_of_a_post_duplicates_that_one_message_at_most(
+    sqlite_url: str, lost: int, expected: list[str]
+) -> None:
+    # The documented crash window: posted, then not recorded. A database blip is ridden out; a
+    # longer loss (or a crash) leaves the row claimed until its lease expires, then it is posted
+    # again. The rows queued behind it in its lane are neither lost nor doubled.
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(3)))
+        worker = r.worker()
+        flaky = _FlakyStore(r.store, records=lost)
+        worker.store = flaky  # type: ignore[assignment]
+        await worker.run_once()
+        flaky.records = 0  # the database is back
+        r.clock.advance(POLICY.claim_lease_s + 1)
+        await worker.deliver_due()
+        posted = [next(j for j in ("j-0", "j-1", "j-2") if mentions(m, j)) for m in r.slack.messages("C0ALERTS")]
+        assert posted == expected
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
 
 
@@ -630,7 +702,7 @@ async def test_a_row_claimed_again_while_it_waits_in_its_lane_is_posted_once(sql
             # While j-1 waits for its turn (0.4 s), every claim expires; the worker claims j-1 and j-2 again.
             r.clock.advance(POLICY.claim_lease_s + 1)
             await r.slack.wait_for(lambda: len(r.slack.messages("C0ALERTS")) >= 3, timeout=5)
-            await asyncio.sleep(1.0)  # time enough for a duplicate to show
+            await asyncio.sleep(0.6)  # time enough for a duplicate to show
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)

@@ -643,6 +643,45 @@ async def test_steady_state_cost_does_not_grow_with_history(sqlite_url: str) -> 
         assert max(costs) <= 7, costs
 
 
+async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str) -> None:
+    """A known terminal list is asked from the offset of its remembered count: unchanged, GES
+    sends no job at all; grown (ascending order), the one page holds exactly the newcomers."""
+    async with world(sqlite_url, page_size=100) as w:
+        await w.emu.add_jobs(
+            [
+                {
+                    "job_id": f"d{i:04d}",
+                    "status": "success" if i % 10 else "failed",
+                    "related_graph": "g1",
+                    "begin_time": wire(T0 - timedelta(seconds=20 * i + 60)),
+                    "end_time": wire(T0 - timedelta(seconds=20 * i + 30)),
+                }
+                for i in range(1000)
+            ]
+        )
+        await w.tick()  # baseline
+        await w.tick()  # first cheap tick: full window listings, once
+        await w.emu.advance(60)
+        await w.emu.reset_stats()
+        assert (await w.tick()).events == ()
+        recent = (await w.emu.stats())["recent"]
+        terminal = {r["query"] for r in recent if "start_time" in r["query"]}
+        assert len(recent) == 5
+        assert {q for q in terminal if "status=success" in q} == {
+            f"status=success&start_time={(T0 - timedelta(days=1)).date()}&offset=900&limit=100"
+        }
+        assert any("status=failed" in q and "offset=100&" in q for q in terminal)
+
+        await w.emu.advance(60)
+        for i in range(7):
+            await w.job(f"new{i}", "success", related_graph="g2")
+        await w.job("new-f", "failed", related_graph="g2")
+        await w.emu.reset_stats()
+        report = await w.tick()
+        assert sorted(e.job.job_id for e in report.events) == ["new-f", *(f"new{i}" for i in range(7))]
+        assert await w.emu.list_calls() == 5
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 

@@ -73,6 +73,12 @@ def parse_time(value: Any) -> datetime | None:
     text = value.strip()
     if not text:
         return None
+    if len(text) == 19 and text[10] in "Tt " and text[4] == text[7] == "-" and text[13] == text[16] == ":":
+        # The form GES uses, without zone or fraction: the fast path (every job has two times).
+        try:
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        except ValueError:
+            pass  # the general path below says what is wrong
     if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
         return _from_epoch_ms(int(text))
     match = _TIME_RE.fullmatch(text)
@@ -101,7 +107,8 @@ def _from_epoch_ms(value: float) -> datetime:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str):
+    # ``type() is`` before ``isinstance``: this runs for every field of every job of every page.
+    if type(value) is str or isinstance(value, str):
         # A NUL means nothing to anyone, and PostgreSQL text cannot hold one: a job named with
         # one would fail every tick of its project for ever (and stop every other alert).
         return value.replace("\x00", "\ufffd")
@@ -112,6 +119,8 @@ def _text(value: Any) -> str | None:
 
 def _count(value: Any) -> int | None:
     """A line count; ``-1`` (not returned by this version), other negatives, null and junk → None."""
+    if type(value) is int:  # the usual case, first (a bool's type is not ``int``)
+        return value if value >= 0 else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
@@ -137,7 +146,7 @@ def _progress(value: Any) -> float | None:
 def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
     if detail is None:
         return ()
-    if not isinstance(detail, Mapping):
+    if type(detail) is not dict and not isinstance(detail, Mapping):
         raise ResponseError(f"{where}: job_detail is a {type(detail).__name__}, not an object")
     files: list[FileImport] = []
     for key, kind in _DETAIL_KEYS:
@@ -149,19 +158,21 @@ def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
         for i, item in enumerate(items):
             if item is None:
                 continue
-            if not isinstance(item, Mapping):
+            # ``type() is dict`` first: JSON gives dicts, and the ABC check is slow (it runs per file).
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise ResponseError(f"{where}: job_detail.{key}[{i}] is a {type(item).__name__}, not an object")
+            get = item.get
             try:
                 files.append(
                     FileImport(
-                        kind=kind,
-                        path=_text(item.get("path")),
-                        status=_text(item.get("status")),
-                        cause=_text(item.get("cause")),
-                        log=_text(item.get("log")),
-                        total_lines=_count(item.get("total_lines")),
-                        failed_lines=_count(item.get("failed_lines")),
-                        successful_lines=_count(item.get("successful_lines")),
+                        kind,
+                        _text(get("path")),
+                        _text(get("status")),
+                        _text(get("cause")),
+                        _text(get("log")),
+                        _count(get("total_lines")),
+                        _count(get("failed_lines")),
+                        _count(get("successful_lines")),
                     )
                 )
             except TypeError as exc:
@@ -171,7 +182,7 @@ def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
 
 def parse_job(obj: Mapping[str, Any]) -> Job:
     """One ``job_list`` item (or a single-job status answer) as a :class:`Job`."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise ResponseError(f"a job is a {type(obj).__name__}, not an object")
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
@@ -182,12 +193,13 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
     status = status.replace("\x00", "\ufffd")
-    times: dict[str, datetime | None] = {}
-    for name in ("begin_time", "end_time"):
-        try:
-            times[name] = parse_time(obj.get(name))
-        except ValueError as exc:
-            raise ResponseError(f"{where}: {name}: {exc}") from None
+    name = "begin_time"
+    try:
+        begin_time = parse_time(obj.get(name))
+        name = "end_time"
+        end_time = parse_time(obj.get(name))
+    except ValueError as exc:
+        raise ResponseError(f"{where}: {name}: {exc}") from None
     try:
         job_type = _text(obj.get("job_type"))
         job_name = _text(obj.get("job_name"))
@@ -201,8 +213,8 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
         job_type=job_type,
         job_name=job_name,
         graph=graph,
-        begin_time=times["begin_time"],
-        end_time=times["end_time"],
+        begin_time=begin_time,
+        end_time=end_time,
         fail_reason=fail_reason,
         progress=_progress(obj.get("job_progress")),
         files=_files(obj.get("job_detail"), where),
@@ -241,7 +253,7 @@ def parse_job_list(body: Any) -> tuple[int | None, list[Job]]:
     for i, item in enumerate(items):
         if item is None:
             continue
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise ResponseError(f"job_list[{i}] is a {type(item).__name__}, not an object")
         jobs.append(parse_job(item))
     return count, jobs

@@ -57,9 +57,10 @@ Details button and ``/gesjobs`` show everything.
 
 Duplicates: the crash window
 ----------------------------
-A message is posted and *then* marked sent. A crash of the process (or a lost database) between
-the two leaves the row claimed; once its claim lease (``claim_lease_s``) expires it is due again
-and that one message is posted a second time. Likewise a post that timed out on our side but
+A message is posted and *then* marked sent. A crash of the process between the two, or a
+database that stays unreachable through ``record_attempts`` tries (about 6 s), leaves the row
+claimed; once its claim lease (``claim_lease_s``) expires it is due again and that one message is
+posted a second time (rows queued behind it in the lane are merely delayed, not doubled). Likewise a post that timed out on our side but
 reached Slack is retried and shows twice. No other path duplicates a message: a row is claimed by
 one worker at a time, rows are only re-sent after a failure Slack reported, and a row whose lease
 is about to run out is handed back before it is posted, not after.
@@ -119,6 +120,8 @@ class DeliveryPolicy:
     #: Thread replies, DMs and chat.update are tried this often, waiting at most ``inline_retry_cap_s``.
     inline_attempts: int = 3
     inline_retry_cap_s: float = 5.0
+    #: Tries to record a posted message (``mark_sent``) before leaving it to the claim's expiry.
+    record_attempts: int = 6
 
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
@@ -511,7 +514,7 @@ class DeliveryWorker:
                 return _Outcome(_Result.DEAD)
             if all(e.kind is EventKind.RECOVERED for e in delivery.events):
                 ts = await self._deliver_recovery(item, project, now)
-                await self.store.mark_sent(item.id, ts, self.clock(), None)
+                await self._record_sent(item, ts, None)
                 thread_replies: Sequence[render.SlackMessage] = ()
                 posted: Posted | None = None
             else:
@@ -583,8 +586,28 @@ class DeliveryWorker:
                 outbox_id=item.id,
                 posted_at=self.clock(),
             )
-        await self.store.mark_sent(item.id, posted.ts, self.clock(), record)
+        await self._record_sent(item, posted.ts, record)
         return posted, rendered.thread_replies
+
+    async def _record_sent(self, item: OutboxItem, ts: str, record: PostedMessage | None) -> None:
+        """``mark_sent``, tried again over a database blip: the message is out, and failing to say
+        so is the one way (besides a crash) it would be posted twice."""
+        for attempt in range(1, self.policy.record_attempts + 1):
+            try:
+                await self.store.mark_sent(item.id, ts, self.clock(), record)
+                return
+            except StoreError as exc:
+                if attempt == self.policy.record_attempts:
+                    log.error(
+                        "delivery: outbox row %s was posted to %s (ts %s) but could not be recorded: %s; "
+                        "it will be posted again once its claim expires",
+                        item.id,
+                        item.delivery.channel,
+                        ts,
+                        exc,
+                    )
+                    raise
+                await asyncio.sleep(min(self.policy.inline_retry_cap_s, 0.2 * 2.0 ** (attempt - 1)))
 
     async def _post_inline(
         self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None, what: str

@@ -21,14 +21,18 @@ with the size of the job center's history:
    the first tick after an outage of GES or of the bot reach back to where it stopped (catch-up).
    Jobs never leave a terminal status, so each listing only grows; the poll-state cursor keeps
    its ``job_count`` (key ``"<status>@<date>"``), as a lower bound of how many of its jobs the
-   store already knows in that status. Page 1 gives the count:
+   store already knows in that status. With a remembered count m, the first request is the page
+   at offset m — the *tail probe*: it gives the count, and in ascending order (the reference
+   page's) it holds exactly the jobs added since, while an unchanged count makes it empty (a
+   few hundred bytes instead of a page of jobs the store already knows):
 
-   - count unchanged → nothing new of that status (one request);
-   - count grew by k → page until k jobs not known in that status are found, trying pages from
-     both ends alternately (page 1, last, 2, second to last…): an ascending order puts new jobs
-     at the end, a descending one at the start. In a random order (or when a long job finished,
-     whose begin time sits mid-list) this degenerates to a full scan of the window, still bounded
-     by two days of jobs;
+   - count unchanged → nothing new of that status (one request, an empty page);
+   - count grew by k and the probe holds k jobs not known in that status → done (one request);
+   - otherwise page 1 is read and the search pages until k such jobs are found, trying pages
+     from both ends alternately (page 1, last, 2, second to last…): a descending order puts new
+     jobs at the start (one request more than the probe), an ascending one at the end. In a
+     random order (or when a long job finished, whose begin time sits mid-list) this
+     degenerates to a full scan of the window, still bounded by two days of jobs;
    - count shrank (jobs deleted), a new date (once a day), or no memory yet → one full listing.
 
    Only jobs not yet known in that status go to diff (a known one would be a write for nothing).
@@ -386,6 +390,8 @@ class _TickWork:
 
     async def _scan_terminal(self, scan: _Scan, start: date) -> None:
         query = ListQuery(status=scan.status, start_date=start)
+        if scan.remembered is not None and await self._probe_tail(scan, query):
+            return
         first = await self._page(query, 0)
         await self._note(scan, first.jobs)
         count = first.job_count
@@ -404,6 +410,20 @@ class _TickWork:
 
         if scan.full or len(scan.new_ids) < need:
             scan.exhausted = await self._search(query, first, on_page)
+
+    async def _probe_tail(self, scan: _Scan, query: ListQuery) -> bool:
+        """The page just past the jobs remembered; True when it settles the scan (count
+        unchanged, or grown by exactly the jobs it holds), False to go on from page 1."""
+        assert scan.remembered is not None
+        probe = await self.p.client.list_page(query, scan.remembered, self.p.page_size)
+        count = probe.job_count
+        if count is None or count < scan.remembered:
+            return False
+        if count == scan.remembered:
+            scan.unchanged = True
+            return True
+        await self._note(scan, probe.jobs)
+        return len(scan.new_ids) >= count - scan.remembered
 
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.

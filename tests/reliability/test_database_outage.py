@@ -106,7 +106,7 @@ async def test_thirty_seconds_without_the_database(outage_stack: Stack) -> None:
     workload = Workload(stack.emu, random.Random(30))
 
     # Before: alerts flow; the outbox is drained so that nothing is in flight when the server stops.
-    await workload.run(100, per_wave=20, pause=0.5)
+    await workload.run(60, per_wave=20, pause=0.5)
     before = await settle(
         stack.slack, expected_alerts(workload.finished, plan), database_url=stack.database_url, timeout=60
     )
@@ -117,7 +117,7 @@ async def test_thirty_seconds_without_the_database(outage_stack: Stack) -> None:
     try:
         await asyncio.to_thread(_pg_ctl, "stop")
         # During: jobs keep finishing in GES; the bots cannot record them yet.
-        await workload.run(100, per_wave=10, pause=1.0)
+        await workload.run(80, per_wave=10, pause=1.0)
         for bot in bots:
             down_health.append(await bot.health())
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
@@ -126,7 +126,7 @@ async def test_thirty_seconds_without_the_database(outage_stack: Stack) -> None:
     outage_s = time.monotonic() - started
 
     # After: more transitions, then everything must have arrived exactly once.
-    await workload.run(50, per_wave=10, pause=0.5)
+    await workload.run(40, per_wave=10, pause=0.5)
     expected = expected_alerts(workload.finished, plan)
     result = await settle(stack.slack, expected, database_url=stack.database_url, timeout=120)
     logs = stack.fleet.all_logs()

@@ -33,7 +33,7 @@ from tests.reliability.world import (
 
 pytestmark = pytest.mark.reliability
 
-TRANSITIONS = 250
+TRANSITIONS = 200
 
 
 @pytest.mark.timeout(240)

@@ -329,7 +329,7 @@ async def settle(
     *,
     database_url: str,
     timeout: float,
-    quiet: float = 3.0,
+    quiet: float = 2.0,
 ) -> Tally:
     """Wait until every expected alert has arrived — or until nothing is left to send (no pending
     outbox row, no new message for ``quiet`` seconds), or ``timeout`` — then ``quiet`` seconds
