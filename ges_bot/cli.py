@@ -94,6 +94,18 @@ def _load(name: str) -> _Subcommand:
     return module  # type: ignore[no-any-return]
 
 
+def _unavailable(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(
+            f"ges-bot: the {name!r} command cannot load ({exc}); reinstall ges-bot (pip install -e .) and check its "
+            "dependencies",
+            file=sys.stderr,
+        )
+        return 1
+
+    return run
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(
         prog="ges-bot",
@@ -105,8 +117,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     for name in SUBCOMMANDS:
         try:
             module = _load(name)
-        except ImportError as exc:  # a part not built yet must not break the others
-            logging.getLogger(__name__).debug("subcommand %s unavailable: %s", name, exc)
+        except ImportError as exc:
+            # One broken part must not take the other commands down, but choosing it must say why.
+            subparsers.add_parser(name, help=f"(unavailable: {exc})")
+            runners[name] = _unavailable(name, exc)
             continue
         module.add_parser(subparsers)
         runners[name] = module.run

@@ -131,6 +131,8 @@ class Runtime:
             worker_id=self.replica,
             clock=self.clock,
             policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s),
+            # Slack problems a person must see reach /gesjobs status and the Home tab through these.
+            notes=self.services.notes,
         )
         for project in self.config.projects:
             self.pollers.append(
@@ -149,13 +151,15 @@ class Runtime:
                     lease_ttl=s.poll_interval * 3,
                 )
             )
-        self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
-        self._start_scheduler()
+        # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
+        # failed start never leaves a tick or a delivery half-done.
         slack_app = self._build_slack_app(token, socket_mode)
         if self.options.serve_http:
             await self._start_http(slack_app if not socket_mode else None)
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
+        self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
             self.replica,
@@ -264,19 +268,20 @@ class Runtime:
             lifespan="off",
             access_log=False,
         )
+        # Bind the socket ourselves: uvicorn answers a busy port with sys.exit(), which would end
+        # the whole event loop with a traceback instead of a message saying what to change.
+        sock = _bind(self.settings.http_host, self.settings.http_port)
         server = EmbeddedServer(config)
         self._server = server
-        task = asyncio.create_task(server.serve(), name="http")
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         self._tasks.append(task)
         for _ in range(1000):
             if server.started or task.done():
                 break
             await asyncio.sleep(0.01)
         if task.done():
-            task.result()
             raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
-        sockets = [s for srv in server.servers for s in srv.sockets]
-        self.http_port = int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
+        self.http_port = int(sock.getsockname()[1])
         log.info(
             "serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port
         )
@@ -286,7 +291,29 @@ class Runtime:
 
         app_token = self.settings.slack_app_token
         assert app_token is not None
-        self._socket_handler = await start_socket_mode(slack_app, app_token.get_secret_value())
+        # A rejected app token fails start-up with a ConfigError; an unreachable Slack does not:
+        # the handler keeps reconnecting in the background and /healthz reports it meanwhile.
+        handler = await start_socket_mode(slack_app, app_token.get_secret_value())
+        self._socket_handler = handler
+        self._tasks.append(asyncio.create_task(self._connect_socket_mode(handler), name="socket-mode"))
+
+    async def _connect_socket_mode(self, handler: Any) -> None:
+        try:
+            await handler.connect_async()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("Socket Mode connection failed: %s; slash commands are unavailable until it connects", exc)
+
+    async def socket_mode_connected(self) -> bool | None:
+        """``None`` in HTTP mode; otherwise whether the Socket Mode WebSocket is up."""
+        if self._socket_handler is None:
+            return None
+        client = getattr(self._socket_handler, "client", None)
+        try:
+            return bool(await client.is_connected()) if client is not None else False
+        except Exception:
+            return False
 
     # --- HTTP endpoints ------------------------------------------------------------------------
 
@@ -328,7 +355,8 @@ class Runtime:
                 }
             )
         slack_error = self.worker.last_installation_error if self.worker else None
-        if slack_error or health.outbox_dead:
+        socket_connected = await self.socket_mode_connected()
+        if slack_error or health.outbox_dead or socket_connected is False:
             status = "degraded"
         return {
             "status": status,
@@ -339,6 +367,8 @@ class Runtime:
             "oldest_pending_at": _iso(health.oldest_pending_at),
             "broken_subscriptions": len(health.broken_subscriptions),
             "slack_error": slack_error,
+            "socket_mode_connected": socket_connected,
+            "notes": dict(self.services.notes) if self.services else {},
         }
 
     # --- stop ----------------------------------------------------------------------------------
@@ -347,12 +377,14 @@ class Runtime:
         self._stop.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+            # A tick the scheduler already handed to the loop sees the stop flag and returns.
+            await asyncio.sleep(0.05)
         if self._ticks_in_flight:
             # Let a tick that is mid-transaction finish rather than cancel it half-way.
             await asyncio.wait(set(self._ticks_in_flight), timeout=15)
         if self._socket_handler is not None:
             with contextlib.suppress(Exception):
-                await self._socket_handler.close_async()
+                await asyncio.wait_for(self._socket_handler.close_async(), 5)
         if self._server is not None:
             self._server.should_exit = True
         for task in self._tasks:
@@ -381,12 +413,13 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
-        await self.start()
         try:
+            await self.start()
             if ready is not None:
                 await ready(self)
             await self._stop.wait()
         finally:
+            # Also after a failed start: release the SQLite lease and close what was opened.
             await self.stop()
 
     def request_stop(self) -> None:
@@ -398,6 +431,23 @@ def _delivery_policy(lease_s: float) -> DeliveryPolicy:
     short lease so that rows are still posted (the default margin assumes the default lease)."""
     default = DeliveryPolicy()
     return replace(default, claim_lease_s=lease_s, lease_margin_s=min(default.lease_margin_s, lease_s / 2))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot serve HTTP on {host}:{port} ({exc.strerror or exc}); set GES_BOT_HTTP_PORT to a free port "
+            "(or GES_BOT_HTTP_HOST to an address of this machine)"
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -243,7 +243,7 @@ async def test_a_wrong_slack_api_url_is_an_installation_problem_and_timeouts_are
 async def test_each_channel_gets_one_message_per_interval_while_channels_proceed_side_by_side(
     sqlite_url: str,
 ) -> None:
-    interval = 0.25
+    interval = 0.3
     async with rig(sqlite_url) as r:
         rows = []
         for i in range(4):
@@ -258,7 +258,8 @@ async def test_each_channel_gets_one_message_per_interval_while_channels_proceed
             assert [mentions(m, f"{prefix}{i}") for i, m in enumerate(messages)] == [True] * 4
             times = [c.at for c in r.posts_to(channel)]
             gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-            assert min(gaps) >= interval - 0.05, gaps
+            # Measured where Slack receives them, so allow for some network jitter on loopback.
+            assert min(gaps) >= interval - 0.1, gaps
         # Side by side: #team's first message did not wait for #alerts to finish.
         alerts, team = r.posts_to("C0ALERTS"), r.posts_to("C0TEAM")
         assert team[0].at < alerts[1].at
@@ -708,6 +709,30 @@ async def test_a_row_claimed_again_while_it_waits_in_its_lane_is_posted_once(sql
             await asyncio.wait_for(task, 10)
         assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+async def test_a_row_does_not_wait_for_its_turn_beyond_its_claim(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        first, second = await r.enqueue(delivery("C0ALERTS", event("j-0")), delivery("C0ALERTS", event("j-1")))
+        policy = replace(POLICY, claim_lease_s=60.0, lease_margin_s=20.0, channel_interval_s=0.5)
+        worker = r.worker(policy)
+
+        # The first post takes 39.8 s of the claim's 40: j-1 would have to wait 0.5 s for its turn.
+        def slow(posts: int) -> None:
+            if posts == 1:
+                r.clock.advance(39.8)
+
+        worker.gateway = _AfterPost(r.gateway, slow)
+        await worker.run_once()
+        assert len(r.slack.messages("C0ALERTS")) == 1
+        row = await r.store.outbox_item(second)
+        assert row is not None
+        assert (row.state, row.last_error) == (OutboxState.PENDING, "waiting for this channel's rate limit")
+        await asyncio.sleep(0.5)
+        r.clock.advance(1)
+        await worker.deliver_due()
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True, True]
+        assert {await r.state(i) for i in (first, second)} == {OutboxState.SENT}
 
 
 async def test_a_row_whose_claim_is_running_out_is_handed_back_not_posted(sqlite_url: str) -> None:

@@ -159,3 +159,101 @@ async def test_a_second_instance_on_the_same_sqlite_file_is_refused(
     assert status == 200
     assert first.alive
     assert body["status"] in ("ok", "degraded")
+
+
+async def test_a_signed_slash_command_into_the_bots_own_server_is_answered(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    from ges_bot.standin.slack import signed_command_request
+
+    await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
+    bot = await fleet.start("http", env_for(emu, slack, tmp_path / "bot.db"))
+    body, headers = signed_command_request(
+        "runtime-test-signing-secret",
+        command="/gesjobs",
+        text="failed today",
+        user_id="U0ALICE",
+        channel_id="C0ALERTS",
+        response_url=slack.response_url("rt1"),
+        trigger_id=slack.issue_trigger_id(),
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        ack = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
+        forged = await client.post(
+            f"{bot.url}/slack/events", content=body, headers={**headers, "X-Slack-Signature": "v0=00"}
+        )
+    assert ack.status_code == 200
+    assert forged.status_code == 401
+    (answer,) = await slack.wait_for(lambda: slack.responses("rt1"), timeout=15)
+    assert "disk full" in str(answer)
+    assert answer.get("response_type", "ephemeral") == "ephemeral"
+
+
+async def test_socket_mode_runtime_answers_over_the_websocket_and_reports_the_connection(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    from ges_bot.standin.slack import DEFAULT_APP_TOKEN
+
+    env = env_for(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN=DEFAULT_APP_TOKEN)
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
+    bot = await fleet.start("socket", env)
+    await slack.wait_for(lambda: slack.socket_connections, timeout=15)
+    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["socket_mode_connected"] is True)
+    assert health["status"] in ("ok", "degraded")
+    payload = slack.command_payload("help", user_id="U0ALICE")
+    envelope = await slack.push_envelope("slash_commands", payload)
+    await slack.wait_for_ack(envelope)
+    rid = payload["response_url"].rsplit("/", 1)[1]
+    (answer,) = await slack.wait_for(lambda: slack.responses(rid), timeout=15)
+    assert "/gesjobs failed today" in str(answer)
+    assert await bot.stop(timeout=15) == 0
+
+
+async def test_a_rejected_app_token_stops_start_up_with_the_fix(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    env = env_for(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN="xapp-revoked-token")
+    bot = fleet.prepare("bad-app-token", env)
+    bot.launch()
+    assert await bot.wait(timeout=30) == 2
+    logs = bot.logs()
+    assert "Slack rejects SLACK_APP_TOKEN (invalid_auth)" in logs
+    assert "xapp-revoked-token" not in logs
+    assert "Traceback" not in logs
+
+
+async def test_a_busy_http_port_is_a_clear_message_and_leaves_no_stale_lease(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    import socket
+
+    database = tmp_path / "bot.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = fleet.prepare("busy", env_for(emu, slack, database), port=port)
+        bot.launch()
+        assert await bot.wait(timeout=30) == 2
+    logs = bot.logs()
+    assert f"cannot serve HTTP on 127.0.0.1:{port}" in logs
+    assert "GES_BOT_HTTP_PORT" in logs
+    assert "Traceback" not in logs
+    # The failed start released the SQLite instance lease: the next start on a free port works at once.
+    again = await fleet.start("again", env_for(emu, slack, database))
+    assert (await again.health())[0] == 200
+
+
+async def test_a_revoked_bot_token_reaches_healthz_and_keeps_the_alert(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    config = tmp_path / "ges-bot.toml"
+    config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
+    bot = await fleet.start("revoked", env_for(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    slack.fail("chat.postMessage", error="token_revoked", count=-1)
+    await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies")
+    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["slack_error"] == "token_revoked")
+    assert health["status"] == "degraded"
+    assert "token_revoked" in " ".join(health["notes"].values())
+    assert health["outbox_pending"] == 1  # kept, not dropped: delivery resumes once Slack accepts the token

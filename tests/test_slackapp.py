@@ -907,6 +907,7 @@ async def test_socket_mode_acks_and_answers(servers: Servers, tmp_path: Path) ->
             socket_mode=True,
         )
         handler = await start_socket_mode(app, DEFAULT_APP_TOKEN)
+        connecting = asyncio.create_task(handler.connect_async())
         try:
             await http_bot.slack.wait_for(lambda: http_bot.slack.socket_connections)
             payload = http_bot.slack.command_payload("failed today", user_id="U0ALICE")
@@ -920,6 +921,15 @@ async def test_socket_mode_acks_and_answers(servers: Servers, tmp_path: Path) ->
             assert "*1 job* match `failed today`" in seen(answer)
         finally:
             await handler.close_async()
+            await connecting
+
+
+async def test_socket_mode_with_a_rejected_app_token_says_how_to_fix_it(bot: Bot) -> None:
+    from ges_bot.errors import ConfigError
+
+    app = build_app(bot.services, bot_token=DEFAULT_BOT_TOKEN, signing_secret=None, api_url=bot.slack.api_url, socket_mode=True)
+    with pytest.raises(ConfigError, match=r"Slack rejects SLACK_APP_TOKEN \(invalid_auth\).*connections:write"):
+        await start_socket_mode(app, "xapp-revoked")
 
 
 async def test_http_mode_needs_a_signing_secret(bot: Bot) -> None:

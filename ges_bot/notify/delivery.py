@@ -14,7 +14,8 @@ second per channel); lanes of different channels run side by side. A lane holds 
 ``next_attempt_at`` at its expected turn, so one busy channel never fills the worker and delays
 the others. Rows of a channel never overtake each other in one worker: a row newer than a row of
 the same channel that went back to the outbox waits behind it (so a recovery is never posted
-before the failure it threads under).
+before the failure it threads under). The one exception is a row that hit a bug of ours (an
+unexpected exception): it is retried with backoff while the rows behind it go on.
 
 Failures
 --------
@@ -59,16 +60,19 @@ Duplicates: the crash window
 ----------------------------
 A message is posted and *then* marked sent. A crash of the process between the two, or a
 database that stays unreachable through ``record_attempts`` tries (about 6 s), leaves the row
-claimed; once its claim lease (``claim_lease_s``) expires it is due again and that one message is
-posted a second time (rows queued behind it in the lane are merely delayed, not doubled). Likewise a post that timed out on our side but
-reached Slack is retried and shows twice. No other path duplicates a message: a row is claimed by
-one worker at a time, rows are only re-sent after a failure Slack reported, and a row whose lease
-is about to run out is handed back before it is posted, not after.
+claimed; once its claim lease (``claim_lease_s``) expires it is due again and that one message
+(an alert, or a recovery reply) is posted a second time; rows queued behind it in the lane are
+delayed, not doubled. Likewise a post that reached Slack although we saw a timeout, a dropped
+connection or a 5xx is posted again on retry. No other path duplicates a message: a row is
+claimed by one worker at a time, a worker never queues a row it already holds, rows are re-sent
+only after a failure, and a row whose claim is about to run out is handed back before it is
+posted, not after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections import deque
@@ -84,11 +88,13 @@ from ges_bot.notify import render
 from ges_bot.notify.slack import FailureScope, Posted, SlackGateway, SlackPermanentError
 from ges_bot.store.api import OutboxItem, PostedMessage, Store
 
-__all__ = ["DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
+__all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
 
 _FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
+#: In a lane's task: the time by which the row in hand must be posted (its claim minus the margin).
+_POST_BY: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("post_by", default=None)
 #: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
 NOTE_INSTALLATION = "slack"
 
@@ -441,7 +447,11 @@ class DeliveryWorker:
             # Posting now could outlive the claim and let another worker post it too.
             await self._send_back(item, now, "claim about to expire")
             return _Outcome(_Result.RETRY, until=now)
-        return await self._deliver(item)
+        token = _POST_BY.set(deadline)
+        try:
+            return await self._deliver(item)
+        finally:
+            _POST_BY.reset(token)
 
     async def _after(self, lane: _Lane, outcome: _Outcome) -> None:
         """What a row's outcome means for the rows queued behind it in the lane."""
@@ -470,9 +480,14 @@ class DeliveryWorker:
 
     async def _turn(self, channel: str) -> None:
         """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
-        that is further away than ``max_turn_wait_s``."""
+        that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
         wait = self._free_at.get(channel, 0.0) - self._loop_time()
-        if wait > self.policy.max_turn_wait_s:
+        limit = self.policy.max_turn_wait_s
+        post_by = _POST_BY.get()
+        if post_by is not None:
+            # Never wait past the point where the claim could lapse before the post is made.
+            limit = min(limit, (post_by - self.clock()).total_seconds())
+        if wait > limit:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
             await asyncio.sleep(wait)

@@ -17,6 +17,7 @@ and no retry at all when Slack asks to wait longer than a user would.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,9 +26,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -585,7 +588,7 @@ def build_app(
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
         process_before_response=False,
-        logger=logging.getLogger("ges_bot.slackapp.bolt"),
+        logger=_bolt_logger(),
         name="ges-bot",
     )
     GesSlackApp(services, client, options).register(app)
@@ -602,9 +605,44 @@ def build_http_routes(app: AsyncApp) -> list[Route]:
     return [Route(EVENTS_PATH, events, methods=["POST"])]
 
 
-async def start_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
-    """Connect to Slack over Socket Mode (``apps.connections.open`` on the app's API URL) and
-    return the handler; the caller stops it with ``await handler.close_async()``."""
-    handler = AsyncSocketModeHandler(app, app_token)
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    return handler
+class _DropTokenSkippedWarning(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns on every
+    start that the token is unused. Operators read that as a misconfiguration; it is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("ges_bot.slackapp.bolt")
+    if not any(isinstance(f, _DropTokenSkippedWarning) for f in logger.filters):
+        logger.addFilter(_DropTokenSkippedWarning())
+    return logger
+
+
+#: Slack errors that mean the app-level token itself is wrong: no retry will help.
+_BAD_APP_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"}
+)
+
+
+async def start_socket_mode(app: AsyncApp, app_token: str, *, check_timeout_s: float = 10.0) -> AsyncSocketModeHandler:
+    """Check the app-level token once (``apps.connections.open``) and return a Socket Mode handler
+    that is not yet connected; the caller runs ``await handler.connect_async()`` (it reconnects by
+    itself) and stops it with ``await handler.close_async()``.
+
+    A token Slack rejects raises :class:`ConfigError`; an unreachable Slack is only logged, since
+    the handler keeps trying and health reports the missing connection meanwhile."""
+    try:
+        await asyncio.wait_for(app.client.apps_connections_open(app_token=app_token), check_timeout_s)
+    except SlackApiError as exc:
+        error = _slack_error(exc)
+        if error in _BAD_APP_TOKEN:
+            raise ConfigError(
+                f"Slack rejects SLACK_APP_TOKEN ({error}); generate an app-level token with the connections:write "
+                "scope under Basic Information → App-Level Tokens, and enable Socket Mode for the app"
+            ) from None
+        log.warning("slack: apps.connections.open failed (%s); Socket Mode will keep trying", error)
+    except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        log.warning("slack: cannot reach Slack for Socket Mode (%s); it will keep trying", type(exc).__name__)
+    return AsyncSocketModeHandler(app, app_token)
