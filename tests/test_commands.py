@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ges_bot.domain import kinds_from_words
-from ges_bot.domain import EventKind
+from ges_bot.domain import EventKind, kinds_from_words
 from ges_bot.slackapp.commands import (
     DEFAULT_LIMIT,
     HELP_TEXT,
