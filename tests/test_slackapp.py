@@ -927,7 +927,9 @@ async def test_socket_mode_acks_and_answers(servers: Servers, tmp_path: Path) ->
 async def test_socket_mode_with_a_rejected_app_token_says_how_to_fix_it(bot: Bot) -> None:
     from ges_bot.errors import ConfigError
 
-    app = build_app(bot.services, bot_token=DEFAULT_BOT_TOKEN, signing_secret=None, api_url=bot.slack.api_url, socket_mode=True)
+    app = build_app(
+        bot.services, bot_token=DEFAULT_BOT_TOKEN, signing_secret=None, api_url=bot.slack.api_url, socket_mode=True
+    )
     with pytest.raises(ConfigError, match=r"Slack rejects SLACK_APP_TOKEN \(invalid_auth\).*connections:write"):
         await start_socket_mode(app, "xapp-revoked")
 
