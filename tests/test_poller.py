@@ -791,3 +791,15 @@ def test_poll_without_ges_settings_exits_2_and_says_how_to_fix_it(
     assert main(["poll", "--once"]) == 2
     assert "configuration problem" in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()
+
+
+async def test_dry_run_before_any_database_exists_shows_a_first_start_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "never-created.db"
+    async with run_emulator() as emu:
+        await emu.add_job(job_id="j-old", status="failed", job_name="ImportGraph", related_graph="movies")
+        code, out, err = await _poll(_env(emu, f"sqlite:///{path}"), as_json=True, dry_run=True)
+    assert code == 0, err
+    assert out == ""  # a first start records history silently (no backfill configured)
+    assert "no database yet; dry run against an empty one" in err
+    assert "baseline" in err
+    assert not path.exists()

@@ -19,8 +19,10 @@ import json
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -148,6 +150,13 @@ def _replica() -> str:
     return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
+def _sqlite_missing(url: str) -> bool:
+    if not url.startswith("sqlite"):
+        return False
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return bool(path) and not Path(path).exists()
+
+
 async def poll_once(
     config: Config,
     *,
@@ -169,7 +178,22 @@ async def poll_once(
         raise ConfigError("no GES project is configured; set GES_ENDPOINT, GES_PROJECT_ID and credentials")
     console = Console(file=out, highlight=False, soft_wrap=True)
     notes = Console(file=err, highlight=False, soft_wrap=True)
-    store = await open_store(s.database_url, migrate=not dry_run)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    url = s.database_url
+    if dry_run and _sqlite_missing(url):
+        # Nothing recorded yet: dry-run against an empty scratch database (what a first start
+        # would record) rather than fail, and never create the real file.
+        scratch = tempfile.TemporaryDirectory(prefix="ges-bot-dry-run-")
+        url = f"sqlite:///{Path(scratch.name) / 'dry-run.db'}"
+        notes.print(
+            "ges-bot: no database yet; dry run against an empty one (as a first start would see it)", style="dim"
+        )
+    try:
+        store = await open_store(url, migrate=not dry_run or scratch is not None)
+    except BaseException:
+        if scratch is not None:
+            scratch.cleanup()
+        raise
     status = 0
     replica = s.replica_id or _replica()
     try:
@@ -212,6 +236,8 @@ async def poll_once(
             (notes if as_json else console).print(escape(_summary(report)), style="dim")
     finally:
         await store.close()
+        if scratch is not None:
+            scratch.cleanup()
     out.flush()
     return status
 
