@@ -329,7 +329,10 @@ class NightlyImports:
         detail_running = detail_done = None
         fail_reason: str | None = None
         if job_name == "ImportGraph":
-            detail_running, detail_done, fail_reason = import_detail(rng, profile, job_id, _ts(created), outcome)
+            # Log paths carry the wall time the job appears to begin at, like its begin_time.
+            detail_running, detail_done, fail_reason = import_detail(
+                rng, profile, job_id, _ts(self._wall(started)), outcome
+            )
         elif outcome == "failed":
             fail_reason = rng.choice(_OTHER_FAILURES[job_name])
         return _Plan(
