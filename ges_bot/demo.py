@@ -100,6 +100,7 @@ async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIter
         )
         signing_secret = secrets.token_hex(16)
         async with serve(create_app(emu_settings)) as emulator_url, serve(slack.app) as slack_url:
+            slack.base_url = slack_url  # response URLs are handed out before Slack's first request
             env = demo_env(workdir, emulator_url, slack_url, signing_secret, ak, sk)
             config: Config = load_config(env)
             runtime = Runtime(config, options=RuntimeOptions(poll_jitter_s=0))
@@ -170,7 +171,12 @@ async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
         line = line.strip().removeprefix("/gesjobs").strip()
         if line in ("quit", "exit", "q"):
             break
-        for answer in await send_command(world, line):
+        try:
+            answers = await send_command(world, line)
+        except Exception as exc:  # the prompt must outlive any one command
+            log.exception("demo: /gesjobs %s failed", line)
+            answers = [{"text": f"could not send the command: {type(exc).__name__}: {exc}"}]
+        for answer in answers:
             console.print(message_panel(answer, title=f"/gesjobs {line}", border_style="green"))
     stop.set()
 

@@ -34,3 +34,22 @@ def test_demo_without_input_shows_alerts_and_answers_and_exits_0() -> None:
     shown = re.search(r"demo finished: (\d+) message\(s\) posted", out)
     assert shown and int(shown.group(1)) >= 1
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_prompt_answers_a_typed_command_at_once() -> None:
+    """A command typed the moment the prompt appears is answered (and `quit` ends the demo)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))}
+    env["COLUMNS"] = "120"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ges_bot", "demo", "--duration", "60"],
+        env=env,
+        input="failed today\nhelp\nquit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"\d+ jobs? match(es)? failed today", proc.stdout), proc.stdout[-3000:]
+    assert "/gesjobs subscribe prod-*" in proc.stdout  # the help answer
+    assert "Traceback" not in proc.stderr
