@@ -23,8 +23,6 @@ _BARE_LINK = re.compile(r"<((?:https?|mailto):[^>]+)>")
 _MENTION = re.compile(r"<([@#!])([^|>]+)(?:\|([^>]+))?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
-_CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
-_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def _local_date(match: re.Match[str]) -> str:
@@ -42,11 +40,16 @@ def mrkdwn_to_markup(text: str) -> str:
     text = _BARE_LINK.sub(lambda m: m.group(1), text)
     text = _MENTION.sub(lambda m: m.group(3) or (m.group(1) + m.group(2)).replace("!", "@"), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    text = rich_escape(text)
-    text = _CODE_BLOCK.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
-    text = _CODE.sub(lambda m: f"[cyan]{m.group(1)}[/cyan]", text)
-    text = _BOLD.sub(lambda m: f"[bold]{m.group(1)}[/bold]", text)
-    return _ITALIC.sub(lambda m: f"[italic]{m.group(1)}[/italic]", text)
+    # Code spans are literal in Slack: emphasis is applied only outside them.
+    parts = re.split(r"(```.*?```|`[^`\n]+`)", text, flags=re.DOTALL)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"[cyan]{rich_escape(part.strip('`'))}[/cyan]")
+        else:
+            plain = _BOLD.sub(lambda m: f"[bold]{m.group(1)}[/bold]", rich_escape(part))
+            out.append(_ITALIC.sub(lambda m: f"[italic]{m.group(1)}[/italic]", plain))
+    return "".join(out)
 
 
 def _text_of(obj: Any) -> str:

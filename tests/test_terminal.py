@@ -12,6 +12,14 @@ def test_mrkdwn_becomes_readable_markup() -> None:
     )
 
 
+def test_emphasis_never_reaches_into_code_spans() -> None:
+    text = "• `/gesjobs subscribe prod-*` — when a graph matching `prod-*` fails, *bold* _it_"
+    assert mrkdwn_to_markup(text) == (
+        "• [cyan]/gesjobs subscribe prod-*[/cyan] — when a graph matching [cyan]prod-*[/cyan] fails, "
+        "[bold]bold[/bold] [italic]it[/italic]"
+    )
+
+
 def test_a_whole_message_renders_with_fields_and_buttons() -> None:
     payload = {
         "text": "fallback",
