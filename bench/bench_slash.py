@@ -26,6 +26,7 @@ import asyncio
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,8 @@ class Series:
     acks: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The start of each distinct answer (its plain-text fallback), with how often it came.
+    texts: Counter[str] = field(default_factory=Counter)
     results: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
     bot_cpu_s: float = 0.0
@@ -80,6 +83,7 @@ class Series:
             "answers_per_s": len(self.answers) / self.wall_s if self.wall_s else None,
             "results": self.results,
             "errors": self.errors,
+            "answer_texts": dict(self.texts.most_common(5)),
             "wall_s": self.wall_s,
             "bot_cpu_s": self.bot_cpu_s,
             "acks_s": self.acks,
@@ -113,6 +117,7 @@ async def ask(http: httpx.AsyncClient, bot: Bot, slack: SlackStandIn, text: str,
         await asyncio.sleep(0.01)
     call = next(c for c in reversed(slack.calls) if c.method == "response_url" and c.answer.get("response_url") == rid)
     series.answers.append(call.at.timestamp() - sent)
+    series.texts[str(slack.responses(rid)[0].get("text", ""))[:100]] += 1
 
 
 def command_results(metrics: dict[str, float], kind: str) -> dict[str, float]:

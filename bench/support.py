@@ -119,11 +119,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: The machine as the benchmark found it (load average before it added its own).
+AT_START = machine()
+
+
 def write_results(name: str, payload: Mapping[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     body = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]), **payload}
-    body["machine"] = machine()
+    body["machine"] = AT_START
     body["loadavg_at_end"] = os.getloadavg()
     path.write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nresults: {path.relative_to(ROOT)}  (load average now {', '.join(f'{x:.1f}' for x in os.getloadavg())})")

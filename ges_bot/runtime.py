@@ -130,7 +130,7 @@ class Runtime:
             self.services.projects,
             worker_id=self.replica,
             clock=self.clock,
-            policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s),
+            policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s, s.slack_timeout),
             # Slack problems a person must see reach /gesjobs status and the Home tab through these.
             notes=self.services.notes,
         )
@@ -426,11 +426,28 @@ class Runtime:
         self._stop.set()
 
 
-def _delivery_policy(lease_s: float) -> DeliveryPolicy:
-    """The production policy with the configured claim lease; the hand-back margin shrinks with a
-    short lease so that rows are still posted (the default margin assumes the default lease)."""
+def _delivery_policy(lease_s: float, slack_timeout_s: float) -> DeliveryPolicy:
+    """The production policy with the configured claim lease (``GES_BOT_DELIVERY_LEASE``).
+
+    A row is handed back instead of posted when its claim has less than ``lease_margin_s`` left,
+    so the margin must cover a whole Slack call and its recording — else a slow post outlives the
+    claim and another replica posts the row too: it is half the lease (30 s at most, as by
+    default) but never less than ``GES_BOT_SLACK_TIMEOUT`` + 3 s. A lease that leaves less than
+    3 s beyond that margin for starting posts is refused with a :class:`ConfigError`.
+    """
+    # Beyond the Slack call, a claim must cover recording the post and the event loop's own
+    # delays (record_s); and it must leave some time for starting posts at all (posting_s).
+    record_s, posting_s = 3.0, 3.0
     default = DeliveryPolicy()
-    return replace(default, claim_lease_s=lease_s, lease_margin_s=min(default.lease_margin_s, lease_s / 2))
+    floor = slack_timeout_s + record_s
+    if lease_s < floor + posting_s:
+        raise ConfigError(
+            f"GES_BOT_DELIVERY_LEASE={lease_s:g} is too short for GES_BOT_SLACK_TIMEOUT={slack_timeout_s:g}: a claim "
+            f"must outlast a Slack call and its recording with time to spare; set GES_BOT_DELIVERY_LEASE to at least "
+            f"{floor + posting_s:g} seconds (the default 120 is right for most), or lower GES_BOT_SLACK_TIMEOUT"
+        )
+    margin = max(floor, min(default.lease_margin_s, lease_s / 2))
+    return replace(default, claim_lease_s=lease_s, lease_margin_s=margin)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -12,14 +12,15 @@ import json
 import logging
 import re
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from ges_bot.notify import limits
+from ges_bot.notify import limits, render
 from ges_bot.slackapp import views
-from ges_bot.store.api import OutboxState
-from tests.support.world import FAST_POLICY, World, world
+from ges_bot.store.api import OutboxState, ThreadReply
+from tests.support.world import FAST_POLICY, World, wire, world
 
 HOSTILE = "<!channel> <@U123> <https://evil.example|click>"
 HOSTILE_ESCAPED = "&lt;!channel&gt; &lt;@U123&gt; &lt;https://evil.example|click&gt;"
@@ -253,6 +254,73 @@ async def test_a_recovery_is_threaded_under_the_failure_and_the_original_updated
         assert len(messages) == 4
         assert messages[3]["thread_ts"] == messages[2]["ts"]
         assert [u["ts"] for u in w.slack.updates("C0ALERTS")] == [alert["ts"], messages[2]["ts"]]
+
+
+async def test_a_recovery_never_threads_under_another_jobs_alert(db_url: str) -> None:
+    # Seen in the demo: j-a failed before the bot watched (recorded silently at the baseline);
+    # j-b of the same graph and job name failed later and was posted (GES reported it late: it
+    # ended before j-a, so j-a stays the graph's last outcome); then j-a's successor succeeded.
+    async with world(db_url, baseline=False) as w:
+        await w.job("j-a", "failed", fail_reason="OBS path not found")
+        await w.tick()  # the baseline: history, silently
+        await w.advance(60)
+        await w.subscribe("C0ALERTS", "movies", ["failed", "recovered"])
+        ended = w.now() - timedelta(minutes=10)
+        await w.job("j-b", "failed", begin_time=wire(ended - timedelta(minutes=20)), end_time=wire(ended))
+        await w.settle()
+        [alert_b] = w.messages("C0ALERTS")
+        assert job_ids(alert_b) == ["j-b"]
+
+        await w.advance(600)
+        await w.job("j-c", "success")
+        report = await w.settle()
+        assert [(e.kind.value, e.job.job_id, e.recovers_job_id) for e in report.events] == [("recovered", "j-c", "j-a")]
+        _, recovery = w.messages("C0ALERTS")
+        # Posted on its own: j-b's alert gets no reply, no update, no "✅ Recovered".
+        assert "thread_ts" not in recovery
+        assert recovery["text"].startswith("✅ ImportGraph recovered")
+        assert w.slack.updates() == []
+        [shown] = [m for m in w.slack.history("C0ALERTS") if m["ts"] == alert_b["ts"]]
+        assert (shown["text"], shown["blocks"]) == (alert_b["text"], alert_b["blocks"])
+        assert not shown["text"].startswith("✅")
+        assert_fits_and_never_pings(w)
+
+
+async def test_thread_replies_are_outbox_rows_that_survive_a_restart(sqlite_url: str) -> None:
+    # The alert goes out and is recorded; the process dies before its overflow is posted. The
+    # next worker (after the claim runs out) posts the overflow in the alert's thread, once.
+    async with world(sqlite_url) as w:
+        await w.subscribe("C0ALERTS", "movies")
+        await w.jobs([{"job_id": f"j-{i:02d}", "status": "failed"} for i in range(9)])
+        await w.tick()
+        [item] = await w.store.claim_outbox("crashed", w.now(), 10, FAST_POLICY.claim_lease_s)
+        # What the crashed worker did before dying: post the alert and record it (with its replies).
+        rendered = render.render_alert(item.delivery, w.project.info(), w.now())
+        posted = await w.gateway.post("C0ALERTS", rendered.message.text, rendered.message.blocks)
+        replies = [
+            ThreadReply(item.id, n, posted.ts, r.text, tuple(r.blocks))
+            for n, r in enumerate(rendered.thread_replies, start=1)
+        ]
+        marked = await w.store.mark_sent(
+            item.id,
+            posted.ts,
+            w.now(),
+            None,
+            worker="crashed",
+            replies=replies,
+            lease_seconds=FAST_POLICY.claim_lease_s,
+        )
+        assert marked.applied and len(marked.rows) == 1
+        assert await w.deliver() == 0  # still claimed by the dead worker
+
+        await w.advance(FAST_POLICY.claim_lease_s + 1)
+        assert await w.deliver() == 1
+        alert, reply = w.messages("C0ALERTS")
+        assert reply["thread_ts"] == alert["ts"]
+        assert sorted(job_ids(alert) + job_ids(reply)) == [f"j-{i:02d}" for i in range(9)]
+        await w.advance(FAST_POLICY.claim_lease_s + 1)
+        assert await w.deliver() == 0
+        assert len(w.messages("C0ALERTS")) == 2
 
 
 # --- what arrives is valid and inert ----------------------------------------------------------------

@@ -16,18 +16,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ges_bot import runtime
+from ges_bot.config import load_config
 from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo, Subscription
-from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
+from ges_bot.errors import ConfigError, RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import limits, render
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker, backoff_delay
 from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway
+from ges_bot.runtime import Runtime, RuntimeOptions
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn, User
 from ges_bot.store import SqlStore, open_store
-from ges_bot.store.api import OutboxState
+from ges_bot.store.api import MarkedSent, OutboxState
 from tests.support.asgi import serve
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -237,6 +241,46 @@ async def test_a_wrong_slack_api_url_is_an_installation_problem_and_timeouts_are
         assert late.value.error == "timeout"
 
 
+# --- the claim lease ------------------------------------------------------------------------
+
+
+async def test_a_delivery_lease_too_short_for_the_slack_timeout_is_refused_at_start_up(tmp_path: Path) -> None:
+    env = {
+        "GES_ENDPOINT": "http://127.0.0.1:9",
+        "GES_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+        "GES_TOKEN": "ges-token",
+        "GES_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'ges-bot.db'}",
+        "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": "signing-secret",
+        "GES_BOT_SLACK_TIMEOUT": "10",
+        "GES_BOT_DELIVERY_LEASE": "15",
+    }
+    bot = Runtime(load_config(env), options=RuntimeOptions(serve_http=False))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            await bot.start()
+    finally:
+        await bot.stop()
+    message = str(refused.value)
+    assert "GES_BOT_DELIVERY_LEASE=15 is too short for GES_BOT_SLACK_TIMEOUT=10" in message
+    assert "at least 16 seconds" in message
+    assert bot.worker is None  # refused before any delivery could start
+
+
+@pytest.mark.parametrize(
+    ("lease", "slack_timeout", "margin"),
+    [(120.0, 10.0, 30.0), (40.0, 10.0, 20.0), (16.0, 10.0, 13.0), (8.0, 2.0, 5.0), (600.0, 60.0, 63.0)],
+)
+def test_the_hand_back_margin_covers_a_whole_slack_call_and_its_record(
+    lease: float, slack_timeout: float, margin: float
+) -> None:
+    # Half the lease, at most the default 30 s, never less than the Slack timeout + 3 s: a post
+    # that starts inside the claim is recorded inside it, however slow Slack is.
+    policy = runtime._delivery_policy(lease, slack_timeout)
+    assert (policy.claim_lease_s, policy.lease_margin_s) == (lease, margin)
+    assert policy.lease_margin_s >= slack_timeout + 3
+
+
 # --- pacing ---------------------------------------------------------------------------------
 
 
@@ -437,8 +481,8 @@ async def test_a_payload_slack_refuses_is_sent_again_as_plain_text(sqlite_url: s
         assert "blocks" not in message
         assert message["text"] == expected
         assert await r.state(row) == OutboxState.SENT
-        # Still remembered as the graph's failure message, for a later recovery thread.
-        original = await r.store.last_failure_message("C0ALERTS", "prod", "movies", "ImportGraph")
+        # Still remembered as the message of j-1's failure, for a later recovery thread.
+        original = await r.store.message_for_failure("C0ALERTS", "prod", "j-1")
         assert original is not None
         assert original.ts == message["ts"]
 
@@ -525,6 +569,76 @@ async def test_an_alert_too_big_for_one_message_continues_in_its_thread(sqlite_u
         assert [limits.check_message(m) for m in (main, reply)] == [[], []]
 
 
+async def test_a_recovery_threads_under_the_message_of_the_job_it_recovers(sqlite_url: str) -> None:
+    # The demo's sequence: j-a failed before the bot watched (recorded silently, never posted);
+    # j-b of the same graph and job name failed and was posted; then j-a's successor succeeded.
+    async with rig(sqlite_url) as r:
+        worker = r.worker()
+        await r.enqueue(delivery("C0ALERTS", event("j-b")))
+        await worker.run_once()
+        [alert_b] = r.slack.messages("C0ALERTS")
+
+        [row] = await r.enqueue(delivery("C0ALERTS", event("j-a2", EventKind.RECOVERED, recovers="j-a")))
+        await worker.run_once()
+        _, standalone = r.slack.messages("C0ALERTS")
+        # On its own: nobody here saw j-a fail. j-b's alert is untouched: no reply, no update.
+        assert "thread_ts" not in standalone
+        assert standalone["text"].startswith("✅ ImportGraph recovered")
+        assert "*Recovers failed job*\\n`j-a`" in json.dumps(standalone["blocks"])
+        assert r.slack.updates() == []
+        assert [m for m in r.slack.messages() if m.get("thread_ts") == alert_b["ts"]] == []
+        b = await r.store.message_for_failure("C0ALERTS", "prod", "j-b")
+        assert b is not None
+        assert (b.ts, b.recovered) == (alert_b["ts"], False)
+        assert await r.state(row) == OutboxState.SENT
+
+        # j-b's own recovery: in j-b's thread, and j-b's alert is marked recovered.
+        await r.enqueue(delivery("C0ALERTS", event("j-b2", EventKind.RECOVERED, recovers="j-b")))
+        await worker.run_once()
+        reply = r.slack.messages("C0ALERTS")[2]
+        assert reply["thread_ts"] == alert_b["ts"]
+        assert mentions(reply, "j-b2")
+        [update] = r.slack.updates("C0ALERTS")
+        assert update["ts"] == alert_b["ts"]
+        [shown] = [m for m in r.slack.history("C0ALERTS") if m["ts"] == alert_b["ts"]]
+        assert shown["text"].startswith("✅ Recovered: ")
+        b = await r.store.message_for_failure("C0ALERTS", "prod", "j-b")
+        assert b is not None and b.recovered
+
+
+async def test_a_recovery_row_of_several_events_is_recorded_one_post_at_a_time(sqlite_url: str) -> None:
+    # Each recovery posted is recorded before the next one is posted: a crash after the first
+    # leaves only the others to post (no re-post of the first).
+    async with rig(sqlite_url) as r:
+        await r.enqueue(delivery("C0ALERTS", event("j-a"), event("j-b", job_name="BuildIndex")))
+        worker = r.worker()
+        await worker.run_once()
+        [original] = r.slack.messages("C0ALERTS")
+        recorded: list[int] = []
+        store = _RecordingStore(r.store, recorded)
+        worker.store = store  # type: ignore[assignment]
+        posts: list[int] = []
+        worker.gateway = _AfterPost(r.gateway, lambda n: posts.append(len(recorded)))
+        [row] = await r.enqueue(
+            delivery(
+                "C0ALERTS",
+                event("j-a2", EventKind.RECOVERED, recovers="j-a"),
+                event("j-b2", EventKind.RECOVERED, job_name="BuildIndex", recovers="j-b"),
+                event("j-c2", EventKind.RECOVERED, job_name="Export", recovers="j-c"),
+            )
+        )
+        await worker.run_once()
+        # Before the 2nd and 3rd post, the rows of the 1st and 2nd were already marked sent.
+        assert posts == [0, 1, 2]
+        assert recorded[0] == row
+        assert {await r.state(i) for i in recorded} == {OutboxState.SENT}
+        replies = [m for m in r.slack.messages("C0ALERTS") if m.get("thread_ts") == original["ts"]]
+        assert [[mentions(m, j) for j in ("j-a2", "j-b2")] for m in replies] == [[True, False], [False, True]]
+        [alone] = [m for m in r.slack.messages("C0ALERTS")[1:] if "thread_ts" not in m]
+        assert mentions(alone, "j-c2")
+        assert (await r.store.health(r.clock())).outbox_pending == 0
+
+
 async def test_a_recovery_with_no_failure_message_to_thread_under_is_posted_on_its_own(sqlite_url: str) -> None:
     async with rig(sqlite_url) as r:
         [row] = await r.enqueue(delivery("C0ALERTS", event("j-2", EventKind.RECOVERED, recovers="j-1")))
@@ -589,7 +703,8 @@ async def test_a_recovery_row_failing_part_way_keeps_what_was_posted(sqlite_url:
         assert mentions(replies[1], "j-b2")
         assert len(r.slack.messages("C0ALERTS")) == 3  # the original and two replies, nothing twice
         assert {u["ts"] for u in r.slack.updates()} == {original["ts"]}
-        assert await r.store.last_failure_message("C0ALERTS", "prod", "movies", "BuildIndex") is None
+        marked = await r.store.message_for_failure("C0ALERTS", "prod", "j-b")
+        assert marked is not None and marked.recovered
         assert (await r.store.health(r.clock())).outbox_pending == 0
 
 
@@ -612,11 +727,11 @@ class _FlakyStore:
             raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
         return await self.inner.claim_outbox(worker, now, limit, lease_seconds)
 
-    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any) -> None:
+    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any, **options: Any) -> MarkedSent:
         if self.records > 0:
             self.records -= 1
             raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
-        await self.inner.mark_sent(outbox_id, ts, now, posted)
+        return await self.inner.mark_sent(outbox_id, ts, now, posted, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -650,6 +765,179 @@ async def test_two_workers_share_the_outbox_without_posting_anything_twice(db_ur
         posted = [m for c in channels for m in r.slack.messages(c)]
         assert sorted(i for i in range(18) for m in posted if mentions(m, f"j-{i:02d}")) == list(range(18))
         assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+
+
+class _RecordingStore:
+    """Our own ``Store`` around the real one: notes the outbox id of every applied ``mark_sent``."""
+
+    def __init__(self, inner: SqlStore, recorded: list[int]) -> None:
+        self.inner = inner
+        self.recorded = recorded
+
+    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any, **options: Any) -> MarkedSent:
+        marked = await self.inner.mark_sent(outbox_id, ts, now, posted, **options)
+        if marked.applied:
+            self.recorded.append(outbox_id)
+        return marked
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _Sections:
+    """Counts post→mark-sent sections in flight: from the start of a ``chat.postMessage`` until
+    the row is recorded as sent (our own ``SlackGateway`` and ``Store`` around the real ones)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+
+    def gateway(self, inner: WebApiGateway) -> Any:
+        sections = self
+
+        class Gateway(_AfterPost):
+            async def post(
+                self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
+            ) -> Posted:
+                sections.open += 1
+                sections.most = max(sections.most, sections.open)
+                return await super().post(channel, text, blocks, thread_ts=thread_ts)
+
+        return Gateway(inner, lambda n: None)
+
+    def store(self, inner: SqlStore) -> Any:
+        sections = self
+
+        class Store(_RecordingStore):
+            async def mark_sent(
+                self, outbox_id: int, ts: str, now: datetime, posted: Any, **options: Any
+            ) -> MarkedSent:
+                marked = await super().mark_sent(outbox_id, ts, now, posted, **options)
+                sections.open -= 1
+                return marked
+
+        return Store(inner, [])
+
+
+async def test_at_most_max_concurrent_posts_messages_are_posted_and_not_yet_recorded(sqlite_url: str) -> None:
+    # What a crash can post twice is what is posted and not yet recorded: 8 channels post side
+    # by side, Slack takes 0.15 s per post, and still no more than 3 are ever in that state.
+    async with rig(sqlite_url) as r:
+        channels = [f"C0P{i}" for i in range(8)]
+        for c in channels:
+            r.slack.add_channel(Channel(c, c.lower()))
+        rows = await r.enqueue(*(delivery(c, event(f"{c}-{n}")) for n in range(2) for c in channels))
+        r.slack.fail("chat.postMessage", delay=0.15)
+        worker = r.worker(replace(POLICY, max_concurrent_posts=3))
+        sections = _Sections()
+        worker.gateway = sections.gateway(r.gateway)
+        worker.store = sections.store(r.store)
+        started = time.monotonic()
+        await worker.run_once()
+        elapsed = time.monotonic() - started
+        assert sections.most == 3  # the cap is reached (the lanes do run side by side) …
+        assert sections.open == 0
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+        assert [len(r.slack.messages(c)) for c in channels] == [2] * 8
+        # … and only the Slack calls wait for a slot: 16 posts, 3 at a time, ~0.15 s each.
+        assert 16 / 3 * 0.15 <= elapsed < 16 * 0.15, elapsed
+    assert DeliveryPolicy().max_concurrent_posts == 4
+
+
+class _Frozen(_AfterPost):
+    """Our own ``SlackGateway``: posts in a thread hang (the process froze or was killed there)
+    until ``thaw`` is set, then fail as a timeout; everything else goes through."""
+
+    def __init__(self, inner: WebApiGateway) -> None:
+        super().__init__(inner, lambda n: None)
+        self.frozen = asyncio.Event()
+        self.thaw = asyncio.Event()
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
+    ) -> Posted:
+        if thread_ts is not None:
+            self.frozen.set()
+            await self.thaw.wait()
+            raise RetryableSlackError("timeout")
+        return await super().post(channel, text, blocks, thread_ts=thread_ts)
+
+
+async def test_thread_replies_survive_a_worker_that_dies_after_posting_the_alert(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(sqlite_url) as r:
+        d = delivery("C0ALERTS", *(event(f"j-{i:02d}") for i in range(30)))
+        assert len(render.render_alert(d, PROJECT, r.clock()).thread_replies) == 2
+        [row] = await r.enqueue(d)
+        dying = r.worker()
+        frozen = _Frozen(r.gateway)
+        dying.gateway = frozen
+        task = asyncio.create_task(dying.run_once())
+        try:
+            await asyncio.wait_for(frozen.frozen.wait(), 10)
+            # The alert is out and recorded; the worker dies before its thread replies are posted.
+            [alert] = r.slack.messages("C0ALERTS")
+            assert await r.state(row) == OutboxState.SENT
+            assert (await r.store.health(r.clock())).outbox_pending == 2
+
+            # Another worker, once the dead one's claims have run out, posts them: in order, once.
+            r.clock.advance(POLICY.claim_lease_s + 1)
+            survivor = r.worker(worker_id="w2")
+            assert await survivor.deliver_due() == 2
+        finally:
+            # The frozen worker wakes up late (its post "timed out"): it must not hand back rows
+            # that the other worker has sent since.
+            with caplog.at_level(logging.WARNING, logger="ges_bot.notify.delivery"):
+                frozen.thaw.set()
+                await asyncio.wait_for(task, 10)
+        main, first, second = r.slack.messages("C0ALERTS")
+        assert main == alert
+        assert (first["thread_ts"], second["thread_ts"]) == (alert["ts"], alert["ts"])
+        assert first["text"].endswith("(1/2)") and second["text"].endswith("(2/2)")
+        shown = [j for m in (main, first, second) for j in (f"j-{i:02d}" for i in range(30)) if mentions(m, j)]
+        assert sorted(shown) == [f"j-{i:02d}" for i in range(30)]  # every job once
+        health = await r.store.health(r.clock())
+        assert (health.outbox_pending, health.outbox_dead) == (0, 0)
+        assert any("is no longer ours" in rec.getMessage() for rec in caplog.records)
+
+
+async def test_a_post_outliving_its_claim_is_not_recorded_over_the_new_holder(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Slack takes longer than the claim: meanwhile another worker claims the row and posts it.
+    # The late worker's record is refused (fenced): the row keeps the other worker's ts and its
+    # thread replies are written once.
+    async with rig(sqlite_url) as r:
+        d = delivery("C0ALERTS", *(event(f"j-{i}") for i in range(8)))
+        [row] = await r.enqueue(d)
+        late = r.worker()
+        other = r.worker(worker_id="w2")
+
+        class SlowFirst(_AfterPost):
+            async def post(
+                self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
+            ) -> Posted:
+                posted = await super().post(channel, text, blocks, thread_ts=thread_ts)
+                if self.posts == 1:
+                    r.clock.advance(POLICY.claim_lease_s + 1)
+                    await other.deliver_due()
+                return posted
+
+        late.gateway = SlowFirst(r.gateway, lambda n: None)
+        with caplog.at_level(logging.WARNING, logger="ges_bot.notify.delivery"):
+            await late.run_once()
+        first, second, reply = r.slack.messages("C0ALERTS")  # posted twice: the claim ran out mid-post
+        assert "thread_ts" not in first and "thread_ts" not in second
+        assert reply["thread_ts"] == second["ts"]
+        item = await r.store.outbox_item(row)
+        assert item is not None
+        assert (item.state, item.ts) == (OutboxState.SENT, second["ts"])
+        original = await r.store.message_for_failure("C0ALERTS", "prod", "j-0")
+        assert original is not None
+        assert original.ts == second["ts"]
+        assert (await r.store.health(r.clock())).outbox_pending == 0
+        assert any("is no longer ours" in rec.getMessage() for rec in caplog.records)
 
 
 @pytest.mark.parametrize(("lost", "expected"), [(2, ["j-0", "j-1", "j-2"]), (100, ["j-0", "j-0", "j-1", "j-2"])])

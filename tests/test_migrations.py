@@ -122,7 +122,10 @@ def test_migration_files_ship_with_the_package() -> None:
     versions = migrate.MIGRATIONS_DIR / "versions"
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert sorted(p.name for p in versions.glob("*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in versions.glob("*.py")) == [
+        "0001_initial.py",
+        "0002_failed_job_ids_and_durable_replies.py",
+    ]
 
 
 def _with_password(url: str) -> str:

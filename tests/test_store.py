@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 
 from ges_bot.domain import (
     Delivery,
@@ -29,16 +34,19 @@ from ges_bot.domain import (
     Subscription,
 )
 from ges_bot.errors import ConfigError, StoreError
-from ges_bot.store import SqlStore, codec, database_url, open_store
+from ges_bot.store import SqlStore, codec, database_url, migrate, open_store
 from ges_bot.store.api import (
     JobQuery,
+    MarkedSent,
     OutboxState,
     Outcome,
     PostedMessage,
     Snapshot,
+    ThreadReply,
     TickResult,
 )
-from ges_bot.store.tables import muted_deliveries
+from ges_bot.store.engine import create_engine
+from ges_bot.store.tables import muted_deliveries, outbox
 from tests.support.asgi import free_port
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -306,6 +314,30 @@ async def test_commit_tick_is_all_or_nothing(store: SqlStore) -> None:
     assert len(ok.outbox_ids) == 1
 
 
+async def test_a_large_tick_writes_its_snapshots_in_slices_all_or_nothing(store: SqlStore) -> None:
+    # A 100k-job baseline in one statement holds every row's parameters at once (hundreds of MB).
+    batches: list[int] = []
+
+    def count(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if getattr(getattr(clause, "table", None), "name", None) == "job_snapshots":
+            batches.append(len(multiparams))
+
+    sa_event.listen(store.engine.sync_engine, "before_execute", count)
+    try:
+        jobs = [job(f"j{i:04d}", "success") for i in range(2500)]
+        await store.commit_tick(tick(snapshots=[snap(j) for j in jobs], baseline=True))
+        assert batches == [1000, 1000, 500]
+        assert len(await store.snapshots("prod", [j.job_id for j in jobs])) == 2500
+        # A row the database refuses in the last slice undoes the slices before it.
+        fresh = [job(f"k{i:04d}", "success") for i in range(2100)]
+        fresh.append(job("k-bad", None))  # type: ignore[arg-type]
+        with pytest.raises(StoreError):
+            await store.commit_tick(tick(snapshots=[snap(j) for j in fresh]))
+        assert await store.snapshots("prod", ["k0000", "k1999", "k2099"]) == {}
+    finally:
+        sa_event.remove(store.engine.sync_engine, "before_execute", count)
+
+
 async def test_an_event_is_recorded_and_sent_once(store: SqlStore) -> None:
     e1 = event(job("j1"))
     first = await store.commit_tick(tick(events=[e1, e1], deliveries=[delivery(e1)]))
@@ -434,29 +466,183 @@ async def test_concurrent_claimers_never_share_a_row(store: SqlStore, db_url: st
     assert len({name for name, _ in seen}) > 1
 
 
-async def test_last_failure_message_threads_recoveries(store: SqlStore) -> None:
+async def test_message_for_failure_finds_the_message_that_reported_the_job(store: SqlStore) -> None:
     a, b, c = await _enqueue(store, 3)
+    first = PostedMessage("C1", "100.1", "prod", "movies", ("build", "load"), a, at(1), job_ids=("j-a", "j-b"))
+    await store.mark_sent(a, "100.1", at(1), first)
+    # A newer failure of the same graph and job name: it does not take over j-a's recovery.
     await store.mark_sent(
-        a, "100.1", at(1), PostedMessage("C1", "100.1", "prod", "movies", ("load", "build"), a, at(1))
+        b, "100.2", at(2), PostedMessage("C1", "100.2", "prod", "movies", ("load",), b, at(2), job_ids=("j-c",))
     )
-    await store.mark_sent(b, "100.2", at(2), PostedMessage("C1", "100.2", "prod", "movies", ("load",), b, at(2)))
-    await store.mark_sent(c, "100.3", at(3), PostedMessage("C1", "100.3", "prod", "other", ("load",), c, at(3)))
+    # The same failure reported in another channel is that channel's message.
+    await store.mark_sent(
+        c, "100.3", at(3), PostedMessage("C2", "100.3", "prod", "movies", ("load",), c, at(3), job_ids=("j-a",))
+    )
 
-    latest = await store.last_failure_message("C1", "prod", "movies", "load")
-    assert latest == PostedMessage("C1", "100.2", "prod", "movies", ("load",), b, at(2))
-    build = await store.last_failure_message("C1", "prod", "movies", "build")
-    assert build is not None
-    assert build.ts == "100.1"
-    assert build.job_names == ("load", "build")
-    assert await store.last_failure_message("C2", "prod", "movies", "load") is None
-    assert await store.last_failure_message("C1", "dev", "movies", "load") is None
+    assert await store.message_for_failure("C1", "prod", "j-a") == first
+    assert await store.message_for_failure("C1", "prod", "j-b") == first
+    newer = await store.message_for_failure("C1", "prod", "j-c")
+    assert newer is not None
+    assert (newer.ts, newer.job_ids) == ("100.2", ("j-c",))
+    other = await store.message_for_failure("C2", "prod", "j-a")
+    assert other is not None
+    assert other.ts == "100.3"
+    # Never a message about another job, project or channel.
+    assert await store.message_for_failure("C1", "prod", "j-unknown") is None
+    assert await store.message_for_failure("C1", "dev", "j-a") is None
+    assert await store.message_for_failure("C3", "prod", "j-a") is None
 
-    await store.mark_message_recovered("C1", "100.2")
-    older = await store.last_failure_message("C1", "prod", "movies", "load")
-    assert older is not None
-    assert older.ts == "100.1"
+    # Marked recovered, it is still the message of its jobs (a later recovery threads there too).
     await store.mark_message_recovered("C1", "100.1")
-    assert await store.last_failure_message("C1", "prod", "movies", "load") is None
+    recovered = await store.message_for_failure("C1", "prod", "j-b")
+    assert recovered is not None
+    assert (recovered.ts, recovered.recovered) == ("100.1", True)
+
+
+async def test_a_message_posted_twice_is_found_by_its_newest_copy(store: SqlStore) -> None:
+    # The crash window: the same row posted twice; the second copy is the one recorded last.
+    [row] = await _enqueue(store, 1)
+    for n, ts in enumerate(("100.1", "100.9"), start=1):
+        await store.mark_sent(
+            row, ts, at(n), PostedMessage("C1", ts, "prod", "movies", ("load",), row, at(n), job_ids=("j-a",))
+        )
+        async with store.transaction(write=True) as conn:  # pending again, as after a lost record
+            await conn.execute(outbox.update().where(outbox.c.id == row).values(state=OutboxState.PENDING))
+    found = await store.message_for_failure("C1", "prod", "j-a")
+    assert found is not None
+    assert found.ts == "100.9"
+
+
+async def test_a_worker_whose_claim_ran_out_cannot_settle_the_row(store: SqlStore) -> None:
+    [row] = await _enqueue(store, 1)
+    [mine] = await store.claim_outbox("w1", T0, limit=1, lease_seconds=30)
+    assert mine.id == row
+    # w1 stalls past its lease; w2 takes the row over.
+    [theirs] = await store.claim_outbox("w2", at(31), limit=1, lease_seconds=30)
+    assert theirs.id == row
+
+    posted = PostedMessage("C1", "100.1", "prod", "movies", ("load",), row, at(32), job_ids=("j0",))
+    reply = ThreadReply(parent_id=row, part=1, thread_ts="100.1", text="more", blocks=())
+    stale = await store.mark_sent(row, "100.1", at(32), posted, worker="w1", replies=[reply], lease_seconds=30)
+    assert stale == MarkedSent(applied=False)
+    assert not await store.mark_retry(row, "ratelimited", at(90), worker="w1")
+    assert not await store.mark_dead(row, "channel_not_found", at(32), worker="w1")
+    item = await store.outbox_item(row)
+    assert item is not None
+    assert (item.state, item.ts, item.last_error) == (OutboxState.PENDING, None, None)
+    # Nothing of what the stale worker wanted to record was written.
+    assert await store.message_for_failure("C1", "prod", "j0") is None
+    assert (await store.health(at(32))).outbox_pending == 1
+
+    assert (await store.mark_sent(row, "100.2", at(33), None, worker="w2")).applied
+    # Once sent, nobody sets it back to pending or dead — not even its last holder.
+    assert not await store.mark_retry(row, "timeout", at(90), worker="w1")
+    assert not await store.mark_retry(row, "timeout", at(90), worker="w2")
+    assert not await store.mark_dead(row, "is_archived", at(34), worker="w2")
+    assert not (await store.mark_sent(row, "100.3", at(34), None, worker="w2")).applied
+    item = await store.outbox_item(row)
+    assert item is not None
+    assert (item.state, item.ts) == (OutboxState.SENT, "100.2")
+    assert await store.claim_outbox("w1", at(5000), limit=10, lease_seconds=30) == []
+
+
+async def test_mark_sent_writes_the_rows_that_continue_it_in_the_same_transaction(store: SqlStore) -> None:
+    recoveries = delivery(
+        event(job("r1", "success"), EventKind.RECOVERED), event(job("r2", "success"), EventKind.RECOVERED)
+    )
+    alert_id, recovery_id = await store.enqueue([delivery(event(job("j0")), event(job("j1"))), recoveries], T0)
+    await store.claim_outbox("w1", T0, limit=10, lease_seconds=60)
+    blocks = ({"type": "section", "text": {"type": "mrkdwn", "text": "*Job id*\n`j1` <ok> & \u00e9 \U0001f534"}},)
+    replies = [
+        ThreadReply(parent_id=alert_id, part=2, thread_ts="100.1", text="more 2/2", blocks=()),
+        ThreadReply(parent_id=alert_id, part=1, thread_ts="100.1", text="more 1/2", blocks=blocks),
+    ]
+    marked = await store.mark_sent(alert_id, "100.1", at(1), None, worker="w1", replies=replies, lease_seconds=60)
+    assert marked.applied
+    first, second = marked.rows
+    assert first.id < second.id  # in part order: the order they go out in
+    assert first.reply == ThreadReply(parent_id=alert_id, part=1, thread_ts="100.1", text="more 1/2", blocks=blocks)
+    assert second.reply == ThreadReply(parent_id=alert_id, part=2, thread_ts="100.1", text="more 2/2", blocks=())
+    parent = await store.outbox_item(alert_id)
+    assert parent is not None
+    # A reply row carries its alert's delivery, is pending and already claimed by the worker.
+    assert {r.delivery for r in marked.rows} == {parent.delivery}
+    assert {(r.state, r.attempts) for r in marked.rows} == {(OutboxState.PENDING, 1)}
+    assert await store.outbox_item(first.id) == first
+    assert await store.claim_outbox("w2", at(30), limit=10, lease_seconds=60) == []
+    assert not await store.mark_retry(first.id, "timeout", at(40), worker="w2")
+
+    # The rest of a recovery row: what is left of its delivery, as a new row.
+    rest = delivery(recoveries.events[1])
+    moved = await store.mark_sent(recovery_id, "100.2", at(2), None, worker="w1", rest=rest, lease_seconds=60)
+    [rest_row] = moved.rows
+    assert (rest_row.delivery, rest_row.reply, rest_row.attempts) == (rest, None, 1)
+
+    # The worker dies: its claims expire and any worker delivers the rows.
+    again = await store.claim_outbox("w2", at(63), limit=10, lease_seconds=60)
+    assert [r.id for r in again] == [first.id, second.id, rest_row.id]
+    assert [r.attempts for r in again] == [2, 2, 2]
+    # Without a worker the rows are written due at once, unclaimed.
+    [third] = await _enqueue(store, 1)
+    unclaimed = await store.mark_sent(third, "100.3", at(3), None, replies=[replies[0]], lease_seconds=60)
+    assert [(r.attempts, r.reply is not None) for r in unclaimed.rows] == [(0, True)]
+    assert [r.id for r in await store.claim_outbox("w3", at(3), limit=10, lease_seconds=60)] == [unclaimed.rows[0].id]
+
+
+async def test_upgrading_an_0001_database_keeps_recoveries_threading(db_url: str) -> None:
+    # A database of the first release with one alert posted: after the upgrade its failed jobs
+    # are found by id; downgrading gives the job names back.
+    await migrate.upgrade(db_url, "0001")
+    failure = event(job("j-old", job_name="ImportGraph"))
+    success = event(job("j-fine", "success", job_name="BuildIndex"), EventKind.SUCCEEDED)
+    engine = create_engine(db_url, pooled=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (id, channel, project, graph, events, subscription_ids, state, attempts, "
+                    "created_at, next_attempt_at, ts) VALUES (1, 'C1', 'prod', 'movies', :events, '[]', 'sent', 1, "
+                    ":t, :t, '100.1')"
+                ),
+                {"events": json.dumps(codec.events_to_json([failure, success])), "t": T0},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO posted_messages (channel, ts, project, graph, job_names, outbox_id, posted_at, "
+                    "recovered) VALUES ('C1', '100.1', 'prod', 'movies', :names, 1, :t, false)"
+                ),
+                {"names": json.dumps(["ImportGraph"]), "t": T0},
+            )
+            await conn.execute(
+                text("INSERT INTO posted_message_jobs (channel, ts, job_name) VALUES ('C1', '100.1', 'ImportGraph')")
+            )
+    finally:
+        await engine.dispose()
+
+    await migrate.upgrade(db_url)
+    upgraded = SqlStore(db_url)
+    try:
+        found = await upgraded.message_for_failure("C1", "prod", "j-old")
+        assert found is not None
+        assert (found.ts, found.job_names, found.job_ids, found.outbox_id) == ("100.1", ("ImportGraph",), ("j-old",), 1)
+        assert await upgraded.message_for_failure("C1", "prod", "j-fine") is None
+    finally:
+        await upgraded.close()
+
+    engine = create_engine(db_url, pooled=False)
+    try:
+        async with engine.begin() as conn:
+
+            def down(sync: Connection) -> None:
+                cfg = migrate.alembic_config()
+                cfg.attributes["connection"] = sync
+                command.downgrade(cfg, "0001")
+
+            await conn.run_sync(down)
+            rows = (await conn.execute(text("SELECT channel, ts, job_name FROM posted_message_jobs"))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(r) for r in rows] == [("C1", "100.1", "ImportGraph")]
 
 
 # ---------------------------------------------------------------------- subscriptions and mutes

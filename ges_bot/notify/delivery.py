@@ -44,29 +44,47 @@ Failures
 
 Threading
 ---------
-An alert with failures is remembered (``PostedMessage``: channel, ts, graph, job names). A
-``recovered`` delivery is posted as a reply in the thread of that graph's last failure message of
-the same job name, and that original is updated (``chat.update``) with a "✅ Recovered" banner and
-no buttons; with no such message, the recovery is posted on its own. The update goes first, so a
-retry repeats only an idempotent update, never a reply. A recovery row with several events that
-fails part-way keeps what was posted and hands the remaining events to a new outbox row.
-An alert's overflow (``thread_replies``) is posted in its thread after the alert is recorded,
-once no other alert is waiting in the channel's lane (a channel sees every graph's alert before
-the overflow of any), best effort: ``inline_attempts`` tries each, and a worker that stops drops
-the replies it has not posted yet; the alert itself says how much more there is and its
-Details button and ``/gesjobs`` show everything.
+An alert with failures is remembered (``PostedMessage``: channel, ts, graph, job names and the
+ids of the failed jobs it reported). A ``recovered`` event is posted as a reply in the thread of
+the message that reported the very job it recovers (``JobEvent.recovers_job_id``, looked up with
+``Store.message_for_failure``), and that message is updated (``chat.update``) with a
+"✅ Recovered" banner and no buttons; when no message reported that job (it failed before the bot
+watched, was muted, or went to other channels), the recovery is posted on its own and no other
+message is touched. The update goes first, so a retry repeats only an idempotent update, never a
+reply (a message that reported several failures shows the banner of its latest recovery). A
+recovery row posts one recovery at a time: the row is marked sent with the first one Slack takes,
+and its later events move to a new row written in the same transaction (claimed by this worker
+and posted next), so a recovery that was recorded is never posted again.
+
+An alert's overflow (``thread_replies``) is durable: when the alert is marked sent, its replies
+are written in the same transaction as outbox rows of their own (``ThreadReply``: the alert's
+row, the reply's part number, the alert's ``ts``, the reply as rendered), claimed by this worker
+and queued at the end of the channel's lane, so they go out in order after the alerts already
+waiting there. They are retried like any row; a worker that dies leaves them claimed and another
+worker posts them once the claim expires.
 
 Duplicates: the crash window
 ----------------------------
-A message is posted and *then* marked sent. A crash of the process between the two, or a
-database that stays unreachable through ``record_attempts`` tries (about 6 s), leaves the row
-claimed; once its claim lease (``claim_lease_s``) expires it is due again and that one message
-(an alert, or a recovery reply) is posted a second time; rows queued behind it in the lane are
-delayed, not doubled. Likewise a post that reached Slack although we saw a timeout, a dropped
+A message is posted and *then* its row is marked sent. Each such post→mark-sent section holds one
+of the worker's ``max_concurrent_posts`` slots (taken after the wait for the channel's turn, just
+before the Slack call — never across a pacing wait — and released once the row is marked sent),
+and every outbox row is one message (an overflow reply or a further recovery is a row of its
+own). So **a crash of the worker (kill -9, power loss) can re-post at most
+``max_concurrent_posts`` messages, each at most once**: a row whose post Slack accepted and whose
+mark did not happen stays claimed, and once its claim lease (``claim_lease_s``) expires it is due
+again and posted a second time; rows queued behind it are delayed, not doubled. A database that
+stays unreachable through ``record_attempts`` tries (about 6 s) after a post has the same effect
+on that one message. Likewise a post that reached Slack although we saw a timeout, a dropped
 connection or a 5xx is posted again on retry. No other path duplicates a message: a row is
-claimed by one worker at a time, a worker never queues a row it already holds, rows are re-sent
-only after a failure, and a row whose claim is about to run out is handed back before it is
-posted, not after.
+claimed by one worker at a time; a worker never queues a row it already holds; rows are re-sent
+only after a failure; a row whose claim has less than ``lease_margin_s`` left (checked before its
+turn, and again once a posting slot is free) is handed back instead of posted — the runtime keeps
+that margin above the Slack timeout plus a few seconds, so a post that starts is recorded before
+the claim ends. Should a post outlive its claim all the same, the fencing catches it: every state
+change of a row (``mark_sent``, ``mark_retry``, ``mark_dead``) applies only while the row is
+pending and claimed by this worker, so a worker whose claim ran out never records over the row's
+new holder nor sets a row that was sent since back to pending — it logs the lost claim and
+leaves the row alone.
 """
 
 from __future__ import annotations
@@ -76,25 +94,24 @@ import contextvars
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from ges_bot import metrics
 from ges_bot.domain import Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.slack import FailureScope, Posted, SlackGateway, SlackPermanentError
-from ges_bot.store.api import OutboxItem, PostedMessage, Store
+from ges_bot.store.api import MarkedSent, OutboxItem, PostedMessage, Store, ThreadReply
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
 
 _FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
-#: In a lane's task: the time by which the row in hand must be posted (its claim minus the margin).
-_POST_BY: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("post_by", default=None)
 #: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
 NOTE_INSTALLATION = "slack"
 
@@ -123,11 +140,14 @@ class DeliveryPolicy:
     #: How often the worker looks for due rows when nothing woke it.
     idle_poll_s: float = 1.0
     installation_pause_s: float = 300.0
-    #: Thread replies, DMs and chat.update are tried this often, waiting at most ``inline_retry_cap_s``.
+    #: DMs (about a broken channel) are tried this often, waiting at most ``inline_retry_cap_s``.
     inline_attempts: int = 3
     inline_retry_cap_s: float = 5.0
     #: Tries to record a posted message (``mark_sent``) before leaving it to the claim's expiry.
     record_attempts: int = 6
+    #: Post→mark-sent sections in flight at once (all lanes together): the most messages a crash
+    #: of the worker can leave posted and not recorded, i.e. post twice.
+    max_concurrent_posts: int = 4
 
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
@@ -146,7 +166,13 @@ def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | Non
 
 
 class _ChannelBusy(RetryableSlackError):
-    """Internal: the channel's next turn is too far away to wait for while holding the claim."""
+    """Internal: the channel's next turn (or a free posting slot) is too far away to wait for
+    while holding the claim."""
+
+
+class _ClaimLost(Exception):
+    """Internal: the row was posted but is no longer this worker's (its claim ran out and another
+    worker took it, or it was settled meanwhile): the mark-sent did not apply."""
 
 
 class _Result(Enum):
@@ -156,23 +182,7 @@ class _Result(Enum):
     DEAD = "dead"
     BROKEN = "broken"  # the channel refuses us: rows behind it die too
     PAUSED = "paused"  # the installation is refused: everything pauses
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """An overflow message for the thread of an alert already posted and recorded."""
-
-    message: render.SlackMessage
-    thread_ts: str
-    what: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    result: _Result
-    until: datetime | None = None
-    error: str = ""
-    replies: tuple[_Reply, ...] = ()
+    LOST = "lost"  # the row is no longer ours (fenced out): leave it alone; rows behind it carry on
 
 
 @dataclass(slots=True)
@@ -181,13 +191,29 @@ class _Claimed:
     claimed_at: datetime
 
 
+#: In a lane's task: the claim of the row in hand (it must be posted before the claim's margin).
+_IN_HAND: contextvars.ContextVar[_Claimed | None] = contextvars.ContextVar("in_hand", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    result: _Result
+    until: datetime | None = None
+    error: str = ""
+    #: Rows written with the sent mark, claimed by this worker: the rest of a recovery row (posted
+    #: next) and an alert's thread replies (queued at the end of the lane).
+    follow: tuple[_Claimed, ...] = ()
+
+
 @dataclass(slots=True)
 class _Lane:
     channel: str
     queue: deque[_Claimed] = field(default_factory=deque)
-    #: Thread replies of alerts already posted: sent when no alert is waiting in the lane.
-    replies: deque[_Reply] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+
+
+#: Records a message Slack accepted; returns the rows written with the sent mark.
+_Recorder = Callable[[Posted], Awaitable[tuple[_Claimed, ...]]]
 
 
 class DeliveryWorker:
@@ -235,6 +261,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
+        # Post→mark-sent sections in flight: bounds what a crash can post twice (module docstring).
+        self._posting = asyncio.Semaphore(max(1, self.policy.max_concurrent_posts))
 
     # --- running -------------------------------------------------------------------------------
 
@@ -252,8 +280,8 @@ class DeliveryWorker:
 
     @property
     def idle(self) -> bool:
-        """Nothing claimed and no thread reply waiting."""
-        return not self._in_flight and not any(lane.queue or lane.replies for lane in self._lanes.values())
+        """Nothing claimed and nothing queued in a lane."""
+        return not self._in_flight and not any(lane.queue for lane in self._lanes.values())
 
     def wake(self) -> None:
         """New rows were written in this process: look now rather than at the next idle poll."""
@@ -396,25 +424,47 @@ class DeliveryWorker:
         """Return a claimed row to the outbox, due at ``until``; with ``keep_order``, newer rows of
         its channel claimed before then wait behind it."""
         self._in_flight.pop(item.id, None)
+        if not await self.store.mark_retry(item.id, reason, until, worker=self.worker_id):
+            self._claim_lost(item, "hand it back")
+            return
         if keep_order:
             self._sent_back.setdefault(item.delivery.channel, {})[item.id] = until
-        await self.store.mark_retry(item.id, reason, until)
+
+    async def _give_up(self, item: OutboxItem, error: str) -> None:
+        """``mark_dead``, fenced: a row another worker holds by now is left to it."""
+        self._in_flight.pop(item.id, None)
+        if await self.store.mark_dead(item.id, error, self.clock(), worker=self.worker_id):
+            metrics.SLACK_SENDS.labels("dead").inc()
+        else:
+            self._claim_lost(item, "give it up")
+
+    def _claim_lost(self, item: OutboxItem, action: str) -> None:
+        log.warning(
+            "delivery: outbox row %s to %s is no longer ours (our claim ran out and another worker took it, "
+            "or it was settled meanwhile); did not %s",
+            item.id,
+            item.delivery.channel,
+            action,
+        )
 
     # --- one channel ----------------------------------------------------------------------------
 
     async def _run_lane(self, lane: _Lane) -> None:
         try:
-            while lane.queue or lane.replies:
-                if not lane.queue:
-                    # Alerts first: a channel sees every graph's alert before the overflow of any.
-                    await self._reply(lane, lane.replies.popleft())
-                    continue
+            while lane.queue:
                 claimed = lane.queue[0]
                 outcome = await self._next_in_lane(claimed)
                 lane.queue.popleft()
                 self._in_flight.pop(claimed.item.id, None)
                 self._progress.set()
-                lane.replies.extend(outcome.replies)
+                for follow in outcome.follow:
+                    self._in_flight[follow.item.id] = follow
+                    if follow.item.reply is None:
+                        # The rest of a recovery row: its recoveries go out one after the other.
+                        lane.queue.appendleft(follow)
+                    else:
+                        # Thread replies: after the alerts already waiting in the lane.
+                        lane.queue.append(follow)
                 await self._after(lane, outcome)
         except StoreError as exc:
             # The rows still queued stay claimed; their leases expire and they are retried then.
@@ -425,9 +475,6 @@ class DeliveryWorker:
             for claimed in lane.queue:
                 self._in_flight.pop(claimed.item.id, None)
             lane.queue.clear()
-            if lane.replies:
-                log.warning("delivery: %d thread replies in %s were not posted", len(lane.replies), lane.channel)
-                lane.replies.clear()
             self._progress.set()
             if self._lanes.get(lane.channel) is lane:
                 del self._lanes[lane.channel]
@@ -442,16 +489,20 @@ class DeliveryWorker:
         if self._stopping:
             await self._send_back(item, now, "worker stopping")
             return _Outcome(_Result.SKIPPED)
-        deadline = claimed.claimed_at + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
-        if now >= deadline:
+        if now >= self._post_by(claimed):
             # Posting now could outlive the claim and let another worker post it too.
             await self._send_back(item, now, "claim about to expire")
             return _Outcome(_Result.RETRY, until=now)
-        token = _POST_BY.set(deadline)
+        token = _IN_HAND.set(claimed)
         try:
             return await self._deliver(item)
         finally:
-            _POST_BY.reset(token)
+            _IN_HAND.reset(token)
+
+    def _post_by(self, claimed: _Claimed) -> datetime:
+        """The time by which a row must be posted: its claim (renewed if we claimed it again while
+        it waited in its lane) minus the margin."""
+        return claimed.claimed_at + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
 
     async def _after(self, lane: _Lane, outcome: _Outcome) -> None:
         """What a row's outcome means for the rows queued behind it in the lane."""
@@ -465,15 +516,7 @@ class DeliveryWorker:
         elif outcome.result is _Result.BROKEN:
             while lane.queue:
                 claimed = lane.queue.popleft()
-                self._in_flight.pop(claimed.item.id, None)
-                metrics.SLACK_SENDS.labels("dead").inc()
-                await self.store.mark_dead(claimed.item.id, outcome.error, self.clock())
-
-    async def _reply(self, lane: _Lane, reply: _Reply) -> None:
-        if self._stopping:
-            log.warning("delivery: stopping; the %s in %s is not posted", reply.what, lane.channel)
-            return
-        await self._post_inline(lane.channel, reply.message, thread_ts=reply.thread_ts, what=reply.what)
+                await self._give_up(claimed.item, outcome.error)
 
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -483,10 +526,10 @@ class DeliveryWorker:
         that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
         wait = self._free_at.get(channel, 0.0) - self._loop_time()
         limit = self.policy.max_turn_wait_s
-        post_by = _POST_BY.get()
-        if post_by is not None:
+        in_hand = _IN_HAND.get()
+        if in_hand is not None:
             # Never wait past the point where the claim could lapse before the post is made.
-            limit = min(limit, (post_by - self.clock()).total_seconds())
+            limit = min(limit, (self._post_by(in_hand) - self.clock()).total_seconds())
         if wait > limit:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
@@ -523,17 +566,17 @@ class DeliveryWorker:
         project = self._project(delivery.project)
         now = self.clock()
         try:
-            if not delivery.events:
-                metrics.SLACK_SENDS.labels("dead").inc()
-                await self.store.mark_dead(item.id, "nothing to deliver", now)
+            if item.reply is not None:
+                follow = await self._deliver_reply(item, item.reply)
+            elif not delivery.events:
+                await self._give_up(item, "nothing to deliver")
                 return _Outcome(_Result.DEAD)
-            if all(e.kind is EventKind.RECOVERED for e in delivery.events):
-                ts = await self._deliver_recovery(item, project, now)
-                await self._record_sent(item, ts, None)
-                thread_replies: Sequence[render.SlackMessage] = ()
-                posted: Posted | None = None
+            elif all(e.kind is EventKind.RECOVERED for e in delivery.events):
+                follow = await self._deliver_recovery(item, project, now)
             else:
-                posted, thread_replies = await self._deliver_alert(item, project, now)
+                follow = await self._deliver_alert(item, project, now)
+        except _ClaimLost:
+            return _Outcome(_Result.LOST)
         except SlackPermanentError as exc:
             return await self._permanent(item, exc)
         except SlackDeliveryError as exc:
@@ -546,16 +589,11 @@ class DeliveryWorker:
             outcome = await self._retry(item, RetryableSlackError(f"internal: {type(exc).__name__}"), keep_order=False)
             return _Outcome(_Result.SKIPPED) if outcome.result is _Result.RETRY else outcome
         metrics.SLACK_SENDS.labels("sent").inc()
-        observed = min((e.at for e in delivery.events), default=item.created_at)
-        metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
+        if item.reply is None:
+            observed = min((e.at for e in delivery.events), default=item.created_at)
+            metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
         self._healthy(delivery.channel)
-        replies: tuple[_Reply, ...] = ()
-        if posted is not None:
-            replies = tuple(
-                _Reply(reply, posted.ts, f"thread reply {n} of outbox row {item.id}")
-                for n, reply in enumerate(thread_replies, start=1)
-            )
-        return _Outcome(_Result.SENT, replies=replies)
+        return _Outcome(_Result.SENT, follow=follow)
 
     def _healthy(self, channel: str) -> None:
         """Slack took a message: forget installation and channel problems it disproves."""
@@ -567,50 +605,112 @@ class DeliveryWorker:
             log.warning("delivery: channel %s accepts alerts again", channel)
             self.notes.pop(f"{NOTE_INSTALLATION}:{channel}", None)
 
-    async def _post(self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None) -> Posted:
-        """One paced ``chat.postMessage``; a payload Slack refuses is re-sent once as plain text."""
+    async def _post(
+        self,
+        channel: str,
+        message: render.SlackMessage,
+        *,
+        thread_ts: str | None = None,
+        record: _Recorder | None = None,
+    ) -> tuple[Posted, tuple[_Claimed, ...]]:
+        """One paced ``chat.postMessage``, recorded by ``record`` before its posting slot is given
+        up; a payload Slack refuses is re-sent once as plain text. Returns what Slack said and the
+        rows ``record`` wrote."""
         await self._turn(channel)
         try:
-            posted = await self.gateway.post(channel, message.text, message.blocks, thread_ts=thread_ts)
+            return await self._post_once(channel, message.text, message.blocks, thread_ts, record)
         except SlackPermanentError as exc:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
             metrics.SLACK_FAILURES.labels("message").inc()
-            await self._turn(channel)
-            posted = await self.gateway.post(channel, message.text, [], thread_ts=thread_ts)
-        self._accepted(channel)
-        return posted
+        await self._turn(channel)
+        return await self._post_once(channel, message.text, [], thread_ts, record)
 
-    async def _deliver_alert(
-        self, item: OutboxItem, project: ProjectInfo, now: datetime
-    ) -> tuple[Posted, Sequence[render.SlackMessage]]:
+    async def _post_once(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        thread_ts: str | None,
+        record: _Recorder | None,
+    ) -> tuple[Posted, tuple[_Claimed, ...]]:
+        # The slot is taken after the channel's turn (never held across pacing waits) and kept
+        # until the message is recorded: at most max_concurrent_posts messages are ever posted and
+        # not yet recorded, which is all a crash can post twice.
+        async with self._posting:
+            in_hand = _IN_HAND.get()
+            if in_hand is not None and self.clock() >= self._post_by(in_hand):
+                # The wait for a slot ate the claim's margin: posting now could outlive the claim.
+                raise _ChannelBusy("claim_running_out", retry_after=0.0)
+            posted = await self.gateway.post(channel, text, blocks, thread_ts=thread_ts)
+            self._accepted(channel)
+            follow = await record(posted) if record is not None else ()
+        return posted, follow
+
+    async def _deliver_alert(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
-        posted = await self._post(delivery.channel, rendered.message)
-        job_names = tuple(sorted({e.job.job_name or "" for e in delivery.events if e.kind in _FAILURE_KINDS}))
-        record = None
-        if job_names:
-            # Keyed by the channel as routed (what recoveries look it up by), with Slack's ts.
-            record = PostedMessage(
-                channel=delivery.channel,
-                ts=posted.ts,
-                project=delivery.project,
-                graph=delivery.graph,
-                job_names=job_names,
-                outbox_id=item.id,
-                posted_at=self.clock(),
-            )
-        await self._record_sent(item, posted.ts, record)
-        return posted, rendered.thread_replies
+        failures = [e for e in delivery.events if e.kind in _FAILURE_KINDS]
 
-    async def _record_sent(self, item: OutboxItem, ts: str, record: PostedMessage | None) -> None:
-        """``mark_sent``, tried again over a database blip: the message is out, and failing to say
-        so is the one way (besides a crash) it would be posted twice."""
+        async def record(posted: Posted) -> tuple[_Claimed, ...]:
+            remembered = None
+            if failures:
+                # Keyed by the channel as routed (what recoveries look it up by), with Slack's ts.
+                remembered = PostedMessage(
+                    channel=delivery.channel,
+                    ts=posted.ts,
+                    project=delivery.project,
+                    graph=delivery.graph,
+                    job_names=tuple(sorted({e.job.job_name or "" for e in failures})),
+                    outbox_id=item.id,
+                    posted_at=self.clock(),
+                    job_ids=tuple(dict.fromkeys(e.job.job_id for e in failures)),
+                )
+            replies = [
+                ThreadReply(parent_id=item.id, part=n, thread_ts=posted.ts, text=reply.text, blocks=tuple(reply.blocks))
+                for n, reply in enumerate(rendered.thread_replies, start=1)
+            ]
+            return await self._record_sent(item, posted.ts, remembered, replies=replies)
+
+        _, follow = await self._post(delivery.channel, rendered.message, record=record)
+        return follow
+
+    async def _deliver_reply(self, item: OutboxItem, reply: ThreadReply) -> tuple[_Claimed, ...]:
+        """A thread reply row: the message as rendered with its alert, in the alert's thread."""
+        message = render.SlackMessage(text=reply.text, blocks=list(reply.blocks))
+
+        async def record(posted: Posted) -> tuple[_Claimed, ...]:
+            return await self._record_sent(item, posted.ts, None)
+
+        _, follow = await self._post(item.delivery.channel, message, thread_ts=reply.thread_ts, record=record)
+        return follow
+
+    async def _record_sent(
+        self,
+        item: OutboxItem,
+        ts: str,
+        remembered: PostedMessage | None,
+        *,
+        replies: Sequence[ThreadReply] = (),
+        rest: Delivery | None = None,
+    ) -> tuple[_Claimed, ...]:
+        """``mark_sent`` (fenced, with the rows that continue this one), tried again over a database
+        blip: the message is out, and failing to say so is the one way (besides a crash) it would
+        be posted twice. Raises :class:`_ClaimLost` when the row is no longer ours."""
         for attempt in range(1, self.policy.record_attempts + 1):
+            now = self.clock()
             try:
-                await self.store.mark_sent(item.id, ts, self.clock(), record)
-                return
+                marked: MarkedSent = await self.store.mark_sent(
+                    item.id,
+                    ts,
+                    now,
+                    remembered,
+                    worker=self.worker_id,
+                    replies=replies,
+                    rest=rest,
+                    lease_seconds=self.policy.claim_lease_s,
+                )
             except StoreError as exc:
                 if attempt == self.policy.record_attempts:
                     log.error(
@@ -623,14 +723,27 @@ class DeliveryWorker:
                     )
                     raise
                 await asyncio.sleep(min(self.policy.inline_retry_cap_s, 0.2 * 2.0 ** (attempt - 1)))
+                continue
+            if not marked.applied:
+                log.warning(
+                    "delivery: outbox row %s was posted to %s (ts %s) but is no longer ours (our claim ran out "
+                    "and another worker took it, or it was settled meanwhile); it may show twice",
+                    item.id,
+                    item.delivery.channel,
+                    ts,
+                )
+                raise _ClaimLost(item.id)
+            return tuple(_Claimed(row, now) for row in marked.rows)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_inline(
         self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None, what: str
     ) -> Posted | None:
-        """A best-effort post (thread reply, DM): a few tries with short capped waits, then a log line."""
+        """A best-effort post (a DM): a few tries with short capped waits, then a log line."""
         for attempt in range(1, self.policy.inline_attempts + 1):
             try:
-                return await self._post(channel, message, thread_ts=thread_ts)
+                posted, _ = await self._post(channel, message, thread_ts=thread_ts)
+                return posted
             except SlackPermanentError as exc:
                 log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
                 break
@@ -650,77 +763,46 @@ class DeliveryWorker:
 
     # --- recoveries -----------------------------------------------------------------------------
 
-    async def _deliver_recovery(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> str:
-        """Each recovery as a reply in the thread of the graph's last failure message (updating
-        that message), or on its own when there is none. Returns the first ts posted."""
+    async def _deliver_recovery(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+        """The row's first recovery that Slack takes, as a reply under the message that reported the
+        job it recovers (updating that message), or on its own when there is none; the row is
+        marked sent with it and its later events move to a new row (posted next). A recovery that
+        Slack refuses even as plain text is logged and skipped."""
         delivery = item.delivery
-        originals: list[PostedMessage | None] = []
-        for event in delivery.events:
-            originals.append(
-                await self.store.last_failure_message(
-                    delivery.channel, delivery.project, delivery.graph, event.job.job_name or ""
-                )
-            )
-        # An original is marked recovered after its last recovery is posted, so a retry of the
-        # remaining events still finds it.
-        last_use = {original.ts: i for i, original in enumerate(originals) if original is not None}
-        updated: set[str] = set()
-        first_ts: str | None = None
         refused: SlackPermanentError | None = None
         for i, event in enumerate(delivery.events):
-            original = originals[i]
+            rest = replace(delivery, events=delivery.events[i + 1 :]) if i + 1 < len(delivery.events) else None
             try:
-                ts = await self._recover_one(delivery, event, original, updated, project, now)
+                return await self._recover_one(item, event, rest, project, now)
             except SlackPermanentError as exc:
-                if exc.scope is FailureScope.MESSAGE:
-                    # This one payload (even as plain text): skip it, post the others.
-                    log.error("delivery: recovery of job %s refused by Slack: %s", event.job.job_id, exc.error)
-                    refused = exc
-                    continue
-                if i == 0 or exc.scope is FailureScope.TARGET:
+                if exc.scope is not FailureScope.MESSAGE:
                     raise
-                await self._hand_on(item, delivery.events[i:], exc)
-                break
-            except SlackDeliveryError as exc:
-                if i == 0:
-                    raise
-                await self._hand_on(item, delivery.events[i:], exc)
-                break
-            first_ts = first_ts or ts
-            if original is not None and last_use[original.ts] == i:
-                await self.store.mark_message_recovered(original.channel, original.ts)
-        if first_ts is None:
-            raise refused or SlackPermanentError("no_recovery_posted", FailureScope.MESSAGE)
-        return first_ts
-
-    async def _hand_on(self, item: OutboxItem, rest: Sequence[JobEvent], exc: SlackDeliveryError) -> None:
-        """Part of a recovery row was posted: keep that, and queue the rest as a new row."""
-        ids = await self.store.enqueue([replace(item.delivery, events=tuple(rest))], self.clock())
-        log.warning(
-            "delivery: outbox row %s was posted in part (%s); %d recoveries moved to row %s",
-            item.id,
-            exc.error,
-            len(rest),
-            ", ".join(str(i) for i in ids),
-        )
+                log.error("delivery: recovery of job %s refused by Slack: %s", event.job.job_id, exc.error)
+                refused = exc
+        raise refused or SlackPermanentError("no_recovery_posted", FailureScope.MESSAGE)
 
     async def _recover_one(
-        self,
-        delivery: Delivery,
-        event: JobEvent,
-        original: PostedMessage | None,
-        updated: set[str],
-        project: ProjectInfo,
-        now: datetime,
-    ) -> str:
+        self, item: OutboxItem, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
+    ) -> tuple[_Claimed, ...]:
+        delivery = item.delivery
+        original = None
+        if event.recovers_job_id:
+            original = await self.store.message_for_failure(delivery.channel, delivery.project, event.recovers_job_id)
+
+        async def record(posted: Posted) -> tuple[_Claimed, ...]:
+            return await self._record_sent(item, posted.ts, None, rest=rest)
+
         if original is None:
+            # Nobody here saw that failure (or it went elsewhere): say it on its own, touch nothing.
             rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
-            return (await self._post(delivery.channel, rendered.message)).ts
-        if original.ts not in updated:
-            await self._update_original(original, event, project, now)
-            updated.add(original.ts)
+            _, follow = await self._post(delivery.channel, rendered.message, record=record)
+            return follow
+        await self._update_original(original, event, project, now)
         reply = render.render_recovery_reply(event, project, now)
-        return (await self._post(delivery.channel, reply, thread_ts=original.ts)).ts
+        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record)
+        if not original.recovered:
+            await self.store.mark_message_recovered(original.channel, original.ts)
+        return follow
 
     async def _update_original(
         self, original: PostedMessage, event: JobEvent, project: ProjectInfo, now: datetime
@@ -746,7 +828,10 @@ class DeliveryWorker:
         channel = item.delivery.channel
         if isinstance(exc, _ChannelBusy):
             until = now + timedelta(seconds=exc.retry_after or self.channel_interval(channel))
-            await self._send_back(item, until, "waiting for this channel's rate limit")
+            reason = "waiting for this channel's rate limit"
+            if exc.error == "claim_running_out":
+                reason = "claim about to expire"
+            await self._send_back(item, until, reason)
             return _Outcome(_Result.RETRY, until=until)
         metrics.SLACK_FAILURES.labels(_category(exc)).inc()
         if item.attempts >= self.policy.max_attempts:
@@ -758,8 +843,7 @@ class DeliveryWorker:
                 exc.error,
                 events_summary(item.delivery.events),
             )
-            metrics.SLACK_SENDS.labels("dead").inc()
-            await self.store.mark_dead(item.id, f"gave up after {item.attempts} attempts: {exc.error}", now)
+            await self._give_up(item, f"gave up after {item.attempts} attempts: {exc.error}")
             return _Outcome(_Result.DEAD)
         delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
         if exc.error == "ratelimited":
@@ -798,8 +882,7 @@ class DeliveryWorker:
             )
             await self._send_back(item, until, exc.error)
             return _Outcome(_Result.PAUSED, until=until)
-        metrics.SLACK_SENDS.labels("dead").inc()
-        await self.store.mark_dead(item.id, exc.error, now)
+        await self._give_up(item, exc.error)
         if exc.scope is FailureScope.MESSAGE:
             log.error(
                 "delivery: Slack refused outbox row %s to %s even as plain text (%s): %s",

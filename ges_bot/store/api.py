@@ -11,6 +11,11 @@ Guarantees every implementation gives:
   skipped, and so are the parts of deliveries that carry it (no outbox row for a known event).
 - ``claim_outbox`` never hands the same row to two workers while a claim lease is live
   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; a single writer on SQLite).
+- ``mark_sent``, ``mark_retry`` and ``mark_dead`` given a ``worker`` are *fenced*: they change
+  the row only while it is pending and claimed by that worker, and say whether they did, so a
+  worker whose claim ran out cannot undo what the row's new holder did.
+- ``mark_sent`` writes an alert's thread replies as outbox rows in the same transaction, so a
+  message marked sent never loses the replies that continue it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Mute, MutedDelivery, Subscription
 
@@ -91,6 +96,25 @@ class OutboxState:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadReply:
+    """A reply in the thread of a message already posted — an alert's overflow — as rendered.
+
+    ``mark_sent`` writes one outbox row per reply of the alert it records; such a row carries the
+    alert's :class:`Delivery` (for the channel, logs and bookkeeping) and this reply, which is
+    posted exactly as given, in ``part`` order.
+    """
+
+    #: The outbox row of the alert this reply continues.
+    parent_id: int
+    #: 1, 2 …: the order the replies of one alert go out in.
+    part: int
+    #: The alert's Slack ``ts``: the thread to reply in.
+    thread_ts: str
+    text: str
+    blocks: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One Slack message waiting to be (re)sent: a :class:`Delivery` plus delivery bookkeeping."""
 
@@ -102,6 +126,19 @@ class OutboxItem:
     next_attempt_at: datetime
     last_error: str | None = None
     ts: str | None = None
+    #: Set on a thread reply's row (an alert's overflow): post this, in that thread.
+    reply: ThreadReply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedSent:
+    """What ``mark_sent`` did: whether the row was recorded as sent (a fenced update that finds
+    the row no longer the worker's writes nothing), and the rows written with it."""
+
+    applied: bool
+    #: The rows written in the same transaction, oldest first: the ``rest`` row, then the thread
+    #: replies in part order (claimed by the worker, when one was given).
+    rows: tuple[OutboxItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +153,9 @@ class PostedMessage:
     outbox_id: int
     posted_at: datetime
     recovered: bool = False
+    #: The failed jobs the message reported: a recovery threads under the message holding the job
+    #: it recovers (``Store.message_for_failure``).
+    job_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +240,44 @@ class Store(Protocol):
         """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
         ...
 
-    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: PostedMessage | None) -> None: ...
+    async def mark_sent(
+        self,
+        outbox_id: int,
+        ts: str,
+        now: datetime,
+        posted: PostedMessage | None,
+        *,
+        worker: str | None = None,
+        replies: Sequence[ThreadReply] = (),
+        rest: Delivery | None = None,
+        lease_seconds: float = 0.0,
+    ) -> MarkedSent:
+        """In one transaction: record a pending row as sent with Slack's ``ts``, remember ``posted``,
+        and write the rows that continue it — ``rest`` (what is left of its delivery) and
+        ``replies`` (each a row carrying this row's delivery) — claimed by ``worker`` for
+        ``lease_seconds`` when both are given, else due at once. With ``worker`` this applies only
+        while the row is pending and claimed by that worker; otherwise nothing is written."""
+        ...
 
-    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None: ...
+    async def mark_retry(
+        self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
+    ) -> bool:
+        """Hand a pending row back, due at ``next_attempt_at``; fenced by ``worker`` as ``mark_sent``.
+        Returns whether the row was changed."""
+        ...
 
-    async def mark_dead(self, outbox_id: int, error: str, now: datetime) -> None: ...
+    async def mark_dead(self, outbox_id: int, error: str, now: datetime, *, worker: str | None = None) -> bool:
+        """Give a pending row up; fenced by ``worker`` as ``mark_sent``. Returns whether it was changed."""
+        ...
 
     async def enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> tuple[int, ...]:
         """Outbox rows outside a tick (e.g. a notice to a person about a broken channel)."""
         ...
 
-    async def last_failure_message(
-        self, channel: str, project: str, graph: str, job_name: str
-    ) -> PostedMessage | None: ...
+    async def message_for_failure(self, channel: str, project: str, job_id: str) -> PostedMessage | None:
+        """The message posted to ``channel`` that reported the failure of ``project``'s job ``job_id``
+        (the newest, should it have been posted twice), or ``None``."""
+        ...
 
     async def mark_message_recovered(self, channel: str, ts: str) -> None: ...
 

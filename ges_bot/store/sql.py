@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,12 +39,14 @@ from ges_bot.store import codec
 from ges_bot.store.api import (
     Health,
     JobQuery,
+    MarkedSent,
     OutboxItem,
     OutboxState,
     Outcome,
     PollState,
     PostedMessage,
     Snapshot,
+    ThreadReply,
     TickCommit,
     TickResult,
 )
@@ -65,6 +67,8 @@ from ges_bot.store.tables import (
 
 #: Most values bound in one ``IN (…)`` (SQLite allows 32766 parameters, PostgreSQL 32767).
 _IN_CHUNK: Final = 500
+#: Rows per INSERT of a large write (a 100k-job baseline), so its bound parameters stay small.
+_WRITE_SLICE: Final = 1000
 
 _T = TypeVar("_T")
 
@@ -180,9 +184,9 @@ class SqlStore:
         return found
 
     async def commit_tick(self, tick: TickResult) -> TickCommit:
-        # Encode everything before the transaction: a value that cannot be stored fails here,
-        # not halfway through the writes (which would roll back anyway).
-        snapshot_rows = [_snapshot_values(s) for s in tick.snapshots]
+        # Encode before the transaction (a value that cannot be stored fails here, not halfway
+        # through the writes), except snapshots: a baseline holds 100k of them, encoded a slice
+        # at a time (a failure there rolls the whole tick back all the same).
         unique_events: dict[str, JobEvent] = {}
         for event in tick.events:
             unique_events.setdefault(event.dedup_key, event)
@@ -190,15 +194,17 @@ class SqlStore:
         outcome_rows = [dataclasses.asdict(o) for o in tick.outcomes]
 
         async with self.transaction(write=True) as conn:
-            if snapshot_rows:
+            if tick.snapshots:
                 ins = self._insert(job_snapshots)
-                await conn.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=["project", "job_id"],
-                        set_={c.name: ins.excluded[c.name] for c in job_snapshots.c if not c.primary_key},
-                    ),
-                    snapshot_rows,
+                upsert = ins.on_conflict_do_update(
+                    index_elements=["project", "job_id"],
+                    set_={c.name: ins.excluded[c.name] for c in job_snapshots.c if not c.primary_key},
                 )
+                # In slices: one executemany of a 100k-job baseline would hold every row's bound
+                # parameters at once (hundreds of MB); slices keep that to a slice's worth.
+                for i in range(0, len(tick.snapshots), _WRITE_SLICE):
+                    rows = [_snapshot_values(s) for s in tick.snapshots[i : i + _WRITE_SLICE]]
+                    await conn.execute(upsert, rows)
 
             new_keys: set[str] = set()
             if event_rows:
@@ -368,12 +374,7 @@ class SqlStore:
         stmt = (
             outbox.insert()
             .values(
-                channel=delivery.channel,
-                team=delivery.team,
-                project=delivery.project,
-                graph=delivery.graph,
-                events=codec.events_to_json(delivery.events),
-                subscription_ids=list(delivery.subscription_ids),
+                **_delivery_values(delivery),
                 state=OutboxState.PENDING,
                 attempts=0,
                 created_at=now,
@@ -422,15 +423,83 @@ class SqlStore:
             rows = (await conn.execute(stmt)).all()
         return sorted((_outbox_item(row) for row in rows), key=lambda item: item.id)
 
-    async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: PostedMessage | None) -> None:
+    def _fence(self, outbox_id: int, worker: str | None) -> list[ColumnElement[bool]]:
+        """The row, if it is still pending (and, given ``worker``, still claimed by it): a worker
+        whose claim ran out must not undo what the row's new holder did."""
+        conditions = [outbox.c.id == outbox_id, outbox.c.state == OutboxState.PENDING]
+        if worker is not None:
+            conditions.append(outbox.c.claimed_by == worker)
+        return conditions
+
+    async def mark_sent(
+        self,
+        outbox_id: int,
+        ts: str,
+        now: datetime,
+        posted: PostedMessage | None,
+        *,
+        worker: str | None = None,
+        replies: Sequence[ThreadReply] = (),
+        rest: Delivery | None = None,
+        lease_seconds: float = 0.0,
+    ) -> MarkedSent:
         async with self.transaction(write=True) as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == outbox_id)
-                .values(state=OutboxState.SENT, ts=ts, sent_at=now, claimed_by=None, claimed_until=None)
-            )
+            row = (
+                await conn.execute(
+                    update(outbox)
+                    .where(*self._fence(outbox_id, worker))
+                    .values(state=OutboxState.SENT, ts=ts, sent_at=now, claimed_by=None, claimed_until=None)
+                    .returning(*outbox.c)
+                )
+            ).first()
+            if row is None:
+                return MarkedSent(applied=False)
             if posted is not None:
                 await self._record_posted(conn, posted)
+            claimed = worker is not None and lease_seconds > 0
+            claim = {
+                "state": OutboxState.PENDING,
+                # A row written claimed counts that claim, as ``claim_outbox`` would.
+                "attempts": 1 if claimed else 0,
+                "created_at": now,
+                "next_attempt_at": now,
+                "claimed_by": worker if claimed else None,
+                "claimed_until": now + timedelta(seconds=lease_seconds) if claimed else None,
+            }
+            values: list[dict[str, Any]] = []
+            if rest is not None:
+                values.append(
+                    {
+                        **_delivery_values(rest),
+                        **claim,
+                        "parent_id": None,
+                        "part": None,
+                        "thread_ts": None,
+                        "message": None,
+                    }
+                )
+            for reply in sorted(replies, key=lambda r: r.part):
+                values.append(
+                    {
+                        # The alert's own delivery, as stored: the reply is about the same events.
+                        "channel": row.channel,
+                        "team": row.team,
+                        "project": row.project,
+                        "graph": row.graph,
+                        "events": row.events,
+                        "subscription_ids": row.subscription_ids,
+                        **claim,
+                        "parent_id": outbox_id,
+                        "part": reply.part,
+                        "thread_ts": reply.thread_ts,
+                        "message": {"text": reply.text, "blocks": list(reply.blocks)},
+                    }
+                )
+            written: list[OutboxItem] = []
+            if values:
+                stmt = outbox.insert().returning(*outbox.c, sort_by_parameter_order=True)
+                written = [_outbox_item(r) for r in await conn.execute(stmt, values)]
+        return MarkedSent(applied=True, rows=tuple(written))
 
     async def _record_posted(self, conn: AsyncConnection, posted: PostedMessage) -> None:
         values = {
@@ -455,55 +524,57 @@ class SqlStore:
                 posted_message_jobs.c.channel == posted.channel, posted_message_jobs.c.ts == posted.ts
             )
         )
-        names = list(dict.fromkeys(posted.job_names))
-        if names:
+        job_ids = list(dict.fromkeys(posted.job_ids))
+        if job_ids:
             await conn.execute(
                 posted_message_jobs.insert(),
-                [{"channel": posted.channel, "ts": posted.ts, "job_name": name} for name in names],
+                [{"channel": posted.channel, "ts": posted.ts, "job_id": job_id} for job_id in job_ids],
             )
 
-    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+    async def mark_retry(
+        self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
+    ) -> bool:
         stmt = (
             update(outbox)
-            .where(outbox.c.id == outbox_id)
+            .where(*self._fence(outbox_id, worker))
             .values(
-                state=OutboxState.PENDING,
                 next_attempt_at=next_attempt_at,
                 last_error=_text(error),
                 claimed_by=None,
                 claimed_until=None,
             )
+            .returning(outbox.c.id)
         )
         async with self.transaction(write=True) as conn:
-            await conn.execute(stmt)
+            return (await conn.execute(stmt)).first() is not None
 
-    async def mark_dead(self, outbox_id: int, error: str, now: datetime) -> None:
+    async def mark_dead(self, outbox_id: int, error: str, now: datetime, *, worker: str | None = None) -> bool:
         stmt = (
             update(outbox)
-            .where(outbox.c.id == outbox_id)
+            .where(*self._fence(outbox_id, worker))
             .values(state=OutboxState.DEAD, last_error=_text(error), dead_at=now, claimed_by=None, claimed_until=None)
+            .returning(outbox.c.id)
         )
         async with self.transaction(write=True) as conn:
-            await conn.execute(stmt)
+            return (await conn.execute(stmt)).first() is not None
 
-    async def last_failure_message(self, channel: str, project: str, graph: str, job_name: str) -> PostedMessage | None:
+    async def message_for_failure(self, channel: str, project: str, job_id: str) -> PostedMessage | None:
         pm, pmj = posted_messages.c, posted_message_jobs.c
         stmt = (
             select(posted_messages)
             .join(posted_message_jobs, and_(pmj.channel == pm.channel, pmj.ts == pm.ts))
-            .where(
-                pm.channel == channel,
-                pm.project == project,
-                pm.graph == graph,
-                pmj.job_name == job_name,
-                pm.recovered == false(),
-            )
+            .where(pm.channel == channel, pm.project == project, pmj.job_id == job_id)
             .order_by(pm.posted_at.desc(), pm.ts.desc())
             .limit(1)
         )
         async with self.transaction() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else _posted(row)
+            if row is None:
+                return None
+            ids = await conn.execute(
+                select(pmj.job_id).where(pmj.channel == row.channel, pmj.ts == row.ts).order_by(pmj.job_id)
+            )
+            return dataclasses.replace(_posted(row), job_ids=tuple(ids.scalars().all()))
 
     async def mark_message_recovered(self, channel: str, ts: str) -> None:
         stmt = (
@@ -788,6 +859,18 @@ def _mute(row: Row[Any]) -> Mute:
     )
 
 
+def _delivery_values(delivery: Delivery) -> dict[str, Any]:
+    """An outbox row's columns for ``delivery`` (without the delivery bookkeeping)."""
+    return {
+        "channel": delivery.channel,
+        "team": delivery.team,
+        "project": delivery.project,
+        "graph": delivery.graph,
+        "events": codec.events_to_json(delivery.events),
+        "subscription_ids": list(delivery.subscription_ids),
+    }
+
+
 def _outbox_item(row: Row[Any]) -> OutboxItem:
     delivery = Delivery(
         channel=row.channel,
@@ -797,6 +880,16 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         team=row.team,
         subscription_ids=tuple(int(i) for i in row.subscription_ids or ()),
     )
+    reply = None
+    if row.parent_id is not None:
+        message = row.message or {}
+        reply = ThreadReply(
+            parent_id=int(row.parent_id),
+            part=int(row.part or 0),
+            thread_ts=str(row.thread_ts or ""),
+            text=str(message.get("text") or ""),
+            blocks=tuple(message.get("blocks") or ()),
+        )
     return OutboxItem(
         id=int(row.id),
         delivery=delivery,
@@ -806,6 +899,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         next_attempt_at=row.next_attempt_at,
         last_error=row.last_error,
         ts=row.ts,
+        reply=reply,
     )
 
 

@@ -207,6 +207,13 @@ outbox = Table(
     Column("ts", String(32)),
     _time("sent_at"),
     _time("dead_at"),
+    #: A thread reply (an alert's overflow, written when the alert was marked sent): the alert's
+    #: row, the reply's place among its replies (1, 2 …), the alert's Slack ``ts`` to reply under,
+    #: and the reply as rendered (``{"text": …, "blocks": […]}``), posted as it is. ``NULL`` on alerts.
+    Column("parent_id", BigId),
+    Column("part", Integer),
+    Column("thread_ts", String(32)),
+    Column("message", JSON(none_as_null=True)),
     Index(None, "state", "next_attempt_at"),
 )
 
@@ -218,7 +225,7 @@ posted_messages = Table(
     Column("ts", String(32), nullable=False),
     Column("project", Text, nullable=False),
     Column("graph", Text, nullable=False),
-    #: The message's job names in their order (``posted_message_jobs`` indexes them).
+    #: The job names of the message's failures, sorted (its failed job ids: ``posted_message_jobs``).
     Column("job_names", JSON, nullable=False),
     Column("outbox_id", BigId, nullable=False),
     _time("posted_at", nullable=False),
@@ -227,16 +234,17 @@ posted_messages = Table(
     Index(None, "channel", "project", "graph", "posted_at"),
 )
 
-#: One row per job name of a posted message: "the last failure message about job_name" is an
-#: indexed join instead of a scan of JSON lists.
+#: One row per failed job of a posted message: a recovery finds the message that reported the very
+#: job it recovers (``JobEvent.recovers_job_id``) with an indexed lookup.
 posted_message_jobs = Table(
     "posted_message_jobs",
     metadata,
     Column("channel", String(64), nullable=False),
     Column("ts", String(32), nullable=False),
-    Column("job_name", Text, nullable=False),
-    PrimaryKeyConstraint("channel", "ts", "job_name"),
+    Column("job_id", Text, nullable=False),
+    PrimaryKeyConstraint("channel", "ts", "job_id"),
     ForeignKeyConstraint(["channel", "ts"], ["posted_messages.channel", "posted_messages.ts"], ondelete="CASCADE"),
+    Index(None, "channel", "job_id"),
 )
 
 #: Deliveries a mute suppressed (history for ``status`` and the Home tab).
