@@ -682,6 +682,51 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         assert await w.emu.list_calls() == 5
 
 
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, order: str) -> None:
+    """Jobs that ran a while land a little before the end in ascending order (jobs begun after
+    them finished first): the last page finds them. In descending order new jobs are on page 1,
+    which the poller learns to read first."""
+    async with world(sqlite_url, page_size=100, order=order) as w:
+        await w.emu.add_jobs(
+            [
+                {
+                    "job_id": f"d{i:04d}",
+                    "status": "success",
+                    "related_graph": "g1",
+                    "begin_time": wire(T0 - timedelta(seconds=20 * i + 600)),
+                    "end_time": wire(T0 - timedelta(seconds=20 * i + 570)),
+                }
+                for i in range(1000)
+            ]
+        )
+        await w.tick()  # baseline
+        await w.tick()  # first cheap tick: full window listings, once
+        costs = []
+        for minute in range(4):
+            await w.emu.advance(60)
+            # One job that began 8 minutes ago, and three quick ones begun and finished since.
+            began = T0 + timedelta(minutes=minute - 8)
+            await w.job(
+                f"long{minute}", "success", begin_time=wire(began), end_time=wire(T0 + timedelta(minutes=minute))
+            )
+            for i in range(3):
+                quick = T0 + timedelta(minutes=minute - 5 + i)
+                await w.job(
+                    f"quick{minute}-{i}",
+                    "success",
+                    begin_time=wire(quick),
+                    end_time=wire(quick + timedelta(seconds=20)),
+                )
+            await w.emu.reset_stats()
+            report = await w.tick()
+            assert len(report.events) == 4
+            costs.append(await w.emu.list_calls())
+        # 2 active lists + 3 terminal lists; growth found where this order puts it. Descending
+        # order pays twice to learn where (tail probe, last page, then page 1), once.
+        assert costs[1:] == [5 if order == "desc" else 6] * 3, costs
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 

@@ -25,12 +25,12 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from ges_bot.domain import Job, graph_matches
+from ges_bot.domain import TERMINAL_STATUSES, Job, graph_matches
 from ges_bot.errors import (
     ApiError,
     AuthError,
@@ -283,15 +283,23 @@ class QueryRunner:
         in the live answer for "failed today". The poller followed it to its end, so its snapshot
         has the final state: add those the live answer lacks (GES's own answer wins for the rest).
         """
+        # Only jobs that began before GES's date window can be missing from its answer: read the
+        # snapshots of finished jobs that began before the window's first day (+1, whatever zone GES
+        # reads dates in), not the whole range.
+        window_start, _ = ges_date_window(start, end or start)
+        began_before = datetime.combine(window_start + timedelta(days=1), time.min, tzinfo=UTC)
+        statuses = frozenset(query.statuses) & TERMINAL_STATUSES if query.statuses else TERMINAL_STATUSES
+        if not statuses:
+            return []
         try:
             rows = await self.services.store.query_jobs(
                 JobQuery(
                     project=alias,
-                    statuses=frozenset(query.statuses),
+                    statuses=statuses,
                     graph_pattern=query.graph,
                     job_name=query.job_name,
                     since=start - LONG_RUN_LOOKBACK,
-                    until=end,
+                    until=began_before,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )

@@ -23,17 +23,23 @@ with the size of the job center's history:
    its ``job_count`` (key ``"<status>@<date>"``), as a lower bound of how many of its jobs the
    store already knows in that status. With a remembered count m, the first request is the page
    at offset m — the *tail probe*: it gives the count, and in ascending order (the reference
-   page's) it holds exactly the jobs added since, while an unchanged count makes it empty (a
-   few hundred bytes instead of a page of jobs the store already knows):
+   page's) it holds the jobs added since, while an unchanged count makes it empty (a few hundred
+   bytes instead of a page of jobs the store already knows):
 
    - count unchanged → nothing new of that status (one request, an empty page);
    - count grew by k and the probe holds k jobs not known in that status → done (one request);
-   - otherwise page 1 is read and the search pages until k such jobs are found, trying pages
-     from both ends alternately (page 1, last, 2, second to last…): a descending order puts new
-     jobs at the start (one request more than the probe), an ascending one at the end. In a
-     random order (or when a long job finished, whose begin time sits mid-list) this
-     degenerates to a full scan of the window, still bounded by two days of jobs;
+   - else up to two pages further back, just before the probe (a job that ran a while sits a
+     little before the end: jobs begun after it finished first) → done if the k are there;
+   - else page 1 and the search: pages until k such jobs are found, from both ends alternately
+     (page 1, last, 2, second to last…). In a random order (or when a long job finished, whose
+     begin time sits mid-list) this degenerates to a full scan of the window, still bounded by
+     two days of jobs;
    - count shrank (jobs deleted), a new date (once a day), or no memory yet → one full listing.
+
+   A descending order puts new jobs on page 1: when page 1 is where a listing's new jobs were
+   found, the cursor notes it (``head:<status>``) and the next ticks read page 1 first instead
+   of probing the tail (one request whether or not the count changed), until page 1 stops
+   holding them.
 
    Only jobs not yet known in that status go to diff (a known one would be a write for nothing).
    The remembered count never exceeds what the store knows (an over-count would hide new jobs):
@@ -53,9 +59,11 @@ with the size of the job center's history:
    to record history silently (``diff``'s baseline: only failures within the backfill window
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
-Measured with ``bench/poll_cost_quick.py`` (10 000 jobs a day, ~20 running, page size 100): a
-steady-state tick costs 5–11 requests in ascending or descending order (a naive poller listing
-today and yesterday: ~100); in a random order the terminal search degenerates to ~80–95.
+Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
+100): a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
+100 000 jobs a day in ascending order, 5 in descending order, whatever the history; a naive poller
+listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
+(~165 requests at 10 000 a day).
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
@@ -95,6 +103,10 @@ TERMINAL_QUERIES: tuple[QueryStatus, ...] = (
     QueryStatus.SUCCESS,
 )
 _VANISHED = "vanished:"
+#: Cursor key prefix: ``head:<status>`` = 1 while a terminal listing's new jobs turn up on page 1.
+_HEAD = "head:"
+#: Pages read back from the tail probe before page 1 and the search from both ends.
+_TAIL_PAGES = 2
 # Store calls with many ids are chunked: SQLite caps bound parameters per statement.
 _CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
@@ -146,8 +158,12 @@ class _Scan:
     exhausted: bool = False
     #: GES gave a job_count (without one there is nothing to remember).
     counted: bool = True
-    #: The count was the remembered one: page 1 only.
+    #: The count was the remembered one: one page only.
     unchanged: bool = False
+    #: Read page 1 first (new jobs turned up there last time: a descending order).
+    head_first: bool = False
+    #: Where this tick's new jobs were all found: "head" (page 1), "tail" (probe or last page).
+    found_at: str | None = None
 
 
 def utcnow() -> datetime:
@@ -384,13 +400,16 @@ class _TickWork:
         start = since.astimezone(UTC).date() - timedelta(days=1)
         for status in TERMINAL_QUERIES:
             key = f"{status.value}@{start.isoformat()}"
-            self.scans.append(_Scan(status=status.value, key=key, remembered=self.cursor_in.get(key)))
+            head_first = bool(self.cursor_in.get(f"{_HEAD}{status.value}"))
+            self.scans.append(
+                _Scan(status=status.value, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+            )
         await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
         await self._follow_vanished()
 
     async def _scan_terminal(self, scan: _Scan, start: date) -> None:
         query = ListQuery(status=scan.status, start_date=start)
-        if scan.remembered is not None and await self._probe_tail(scan, query):
+        if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
             return
         first = await self._page(query, 0)
         await self._note(scan, first.jobs)
@@ -403,6 +422,9 @@ class _TickWork:
             return
         scan.full = count is None or scan.remembered is None or count < scan.remembered
         need = 0 if count is None or scan.remembered is None else count - scan.remembered
+        if not scan.full and len(scan.new_ids) >= need:
+            scan.found_at = "head"
+            return
 
         async def on_page(jobs: Sequence[Job]) -> bool:
             await self._note(scan, jobs)
@@ -423,7 +445,19 @@ class _TickWork:
             scan.unchanged = True
             return True
         await self._note(scan, probe.jobs)
-        return len(scan.new_ids) >= count - scan.remembered
+        need = count - scan.remembered
+        offset = scan.remembered
+        for _ in range(_TAIL_PAGES):
+            # Walk back from the end; at the start of the list, page 1 and the search take over.
+            if len(scan.new_ids) >= need or offset <= self.p.page_size:
+                break
+            offset -= self.p.page_size
+            page = await self.p.client.list_page(query, offset, self.p.page_size)
+            await self._note(scan, page.jobs)
+        if len(scan.new_ids) >= need:
+            scan.found_at = "tail"
+            return True
+        return False
 
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
@@ -514,6 +548,8 @@ class _TickWork:
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
         for scan in self.scans:
+            if scan.found_at == "head" or (scan.head_first and scan.found_at is None and scan.unchanged):
+                cursor[f"{_HEAD}{scan.status}"] = 1
             if not scan.counted:
                 continue
             if scan.full:
