@@ -185,6 +185,34 @@ async def test_each_status_is_its_own_request_and_they_run_concurrently(tmp_path
         assert all("start_time=2026-03-09" in r and "end_time=2026-03-11" in r for r in recent), recent
 
 
+async def test_identical_questions_at_the_same_moment_share_one_listing(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.job("f", "failed", NOW - timedelta(minutes=5), NOW - timedelta(minutes=9))
+        await w.emu.reset_stats()
+        await w.emu.fault(latency_ms=300, count=-1)
+        answers = await asyncio.gather(*(w.runner.jobs(FAILED_TODAY, now=NOW, zone=BERLIN) for _ in range(20)))
+        assert [ids(a) for a in answers] == [["f"]] * 20
+        assert await w.emu.list_calls() == 1
+        # Nothing is kept once answered: the next question asks GES again.
+        assert ids(await w.runner.jobs(FAILED_TODAY, now=NOW, zone=BERLIN)) == ["f"]
+        assert await w.emu.list_calls() == 2
+
+
+async def test_a_shared_listing_outlives_an_asker_who_gives_up(tmp_path: Path) -> None:
+    async with world(tmp_path, live_timeout_s=0.3) as w:
+        patient = QueryRunner(w.services, live_timeout_s=5)
+        patient._shared = w.runner._shared  # one bot: the same in-flight listings
+        await w.job("f", "failed", NOW - timedelta(minutes=5), NOW - timedelta(minutes=9))
+        await w.emu.fault(latency_ms=800, count=-1)
+        hasty, calm = await asyncio.gather(
+            w.runner.jobs(FAILED_TODAY, now=NOW, zone=BERLIN), patient.jobs(FAILED_TODAY, now=NOW, zone=BERLIN)
+        )
+        assert isinstance(hasty, JobsAnswer)
+        assert [s.kind for s in hasty.sources] == [SourceKind.SNAPSHOTS]
+        assert ids(calm) == ["f"]
+        assert await w.emu.list_calls() == 1
+
+
 async def test_running_without_a_range_sends_no_dates(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         await w.job("old-run", "running", None, NOW - timedelta(days=9))

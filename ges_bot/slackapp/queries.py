@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -40,7 +40,7 @@ from ges_bot.errors import (
     StoreError,
     TransportError,
 )
-from ges_bot.jobcenter.client import JobCenterClient, ListQuery
+from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery
 from ges_bot.services import Services
 from ges_bot.slackapp.commands import JobDetail, Query, ges_date_window, resolve
 from ges_bot.store.api import JobQuery, Snapshot
@@ -211,6 +211,44 @@ async def _first_error_cancels(calls: Sequence[Callable[[], Awaitable[_T]]]) -> 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@dataclass(slots=True)
+class _Flight:
+    task: asyncio.Future[JobList]
+    waiters: int = 0
+
+
+class _Shared:
+    """Concurrent identical listings share one: twenty people asking "all last 7d" at the same
+    moment cost GES (and the bot's CPU) one listing, not twenty. Only listings *in flight* are
+    shared — nothing is cached — so an answer is never older than the asker's own wait. The
+    listing is cancelled when the last asker stops waiting (its own timeout)."""
+
+    def __init__(self) -> None:
+        self._flights: dict[Hashable, _Flight] = {}
+
+    async def run(self, key: Hashable, make: Callable[[], Awaitable[JobList]]) -> JobList:
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(make()))
+            self._flights[key] = flight
+            flight.task.add_done_callback(functools.partial(self._landed, key, flight))
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        finally:
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.task.done():
+                # Nobody waits any more: stop paging, and let the next asker start afresh.
+                self._flights.pop(key, None)
+                flight.task.cancel()
+
+    def _landed(self, key: Hashable, flight: _Flight, task: asyncio.Future[JobList]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every asker may have stopped waiting
+
+
 class QueryRunner:
     """Runs ``/gesjobs`` questions against the services' job-center clients and store.
 
@@ -223,6 +261,7 @@ class QueryRunner:
         self.services = services
         self.live_timeout_s = live_timeout_s
         self.search_timeout_s = search_timeout_s
+        self._shared = _Shared()
 
     # --- which projects --------------------------------------------------------------------
 
@@ -324,7 +363,12 @@ class QueryRunner:
             ListQuery(status=status, graph_name=graph_name, start_date=start_date, end_date=end_date)
             for status in statuses
         ]
-        lists = await _first_error_cancels([functools.partial(client.list_jobs, q) for q in requests])
+        lists = await _first_error_cancels(
+            [
+                functools.partial(self._shared.run, (id(client), q), functools.partial(client.list_jobs, q))
+                for q in requests
+            ]
+        )
         seen: dict[str, Job] = {}
         for job_list in lists:
             for job in job_list.jobs:
