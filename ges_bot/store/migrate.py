@@ -9,6 +9,7 @@ does not define the schema (``store.tables`` does) and never touches rows.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -20,7 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ges_bot.errors import StoreError
@@ -110,13 +111,27 @@ async def _locked_upgrade(conn: AsyncConnection, revision: str) -> Upgrade:
     return Upgrade(before=before, after=after)
 
 
+#: Tries of a SQLite migration that finds the file locked by another process's migration.
+SQLITE_LOCKED_ATTEMPTS = 5
+
+
 async def upgrade(url: str, revision: str = "head") -> Upgrade:
     """Migrate the database at ``url`` to ``revision`` (default: the newest), in one transaction."""
     engine = create_engine(url, pooled=False, command_timeout_s=MIGRATION_TIMEOUT_S)
     where = describe(url)
     try:
-        async with engine.connect() as conn:
-            return await _locked_upgrade(conn, revision)
+        for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
+            try:
+                async with engine.connect() as conn:
+                    return await _locked_upgrade(conn, revision)
+            except OperationalError as exc:
+                # Two processes migrating one SQLite file: the second can outwait the busy
+                # timeout on a loaded machine. Try again (capped, jittered); then it finds the
+                # schema current. PostgreSQL serialises on its advisory lock instead.
+                if "database is locked" not in str(exc) or attempt == SQLITE_LOCKED_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+        raise AssertionError("unreachable")
     except CommandError as exc:
         raise StoreError(
             f"cannot migrate the {where}: {exc}; if a newer ges-bot migrated it, run that version "
