@@ -91,8 +91,8 @@ async def check_ges(config: Config, report: Report) -> None:
 
 
 async def check_database(config: Config, report: Report) -> list[Subscription]:
-    from ges_bot.runtime import _redact_url
     from ges_bot.store import open_store
+    from ges_bot.store.engine import describe
 
     url = config.settings.database_url
     try:
@@ -117,7 +117,7 @@ async def check_database(config: Config, report: Report) -> list[Subscription]:
         return []
     finally:
         await store.close()
-    report.add("database", True, f"{_redact_url(url)}: reachable, {len(subs)} subscription(s) stored")
+    report.add("database", True, f"{describe(url)}: reachable, {len(subs)} subscription(s) stored")
     return subs
 
 

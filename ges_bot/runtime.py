@@ -38,6 +38,7 @@ from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services, utcnow
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
+from ges_bot.store.engine import describe
 from ges_bot.watch.poller import Poller, run_tick
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class Runtime:
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
             self.replica,
             len(self.config.projects),
-            _redact_url(s.database_url),
+            describe(s.database_url),
             "Socket" if socket_mode else "HTTP",
             s.poll_interval,
         )
@@ -174,7 +175,7 @@ class Runtime:
         ttl = self.options.instance_lease_renew_s * 3
         if not await self.store.try_lease(INSTANCE_LEASE, self.replica, self.clock(), ttl):
             raise ConfigError(
-                f"another ges-bot is already running on {_redact_url(self.settings.database_url)}; with SQLite only one "
+                f"another ges-bot is already running on {describe(self.settings.database_url)}; with SQLite only one "
                 "instance per database file is supported. Stop the other one, or use PostgreSQL "
                 "(GES_BOT_DATABASE_URL=postgresql://…) to run several replicas"
             )
@@ -469,13 +470,3 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
-
-
-def _redact_url(url: str) -> str:
-    """A database URL without its password, for logs and messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
