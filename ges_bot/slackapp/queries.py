@@ -63,12 +63,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: A job that ended inside the range may have begun before it; snapshots are selected by their
-#: begin time, so the store is asked this much further back and the answer filtered exactly.
-SNAPSHOT_LOOKBACK = timedelta(days=3)
 #: At most this many snapshots per project answer one question (the answer says when it was cut).
-#: How far back a job may have begun and still be found by its end time in a live answer.
-LONG_RUN_LOOKBACK = timedelta(days=14)
 MAX_SNAPSHOT_ROWS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -337,8 +332,9 @@ class QueryRunner:
                     statuses=statuses,
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - LONG_RUN_LOOKBACK,
                     until=began_before,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
@@ -397,8 +393,8 @@ class QueryRunner:
                     statuses=frozenset(query.statuses),
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - SNAPSHOT_LOOKBACK if start is not None else None,
-                    until=end,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
