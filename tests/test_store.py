@@ -812,7 +812,11 @@ async def test_query_jobs_by_placement_uses_end_time_then_begin_time(store: SqlS
         job("no-times", "failed"),
     ]
     await store.commit_tick(tick(snapshots=[snap(j) for j in jobs]))
-    assert await _ids(store, project="prod", placed_since=at(500), placed_until=at(1500)) == ["running", "inside", "long"]
+    assert await _ids(store, project="prod", placed_since=at(500), placed_until=at(1500)) == [
+        "running",
+        "inside",
+        "long",
+    ]
     assert await _ids(store, project="prod", placed_since=at(1000), placed_until=at(1000)) == []
     assert await _ids(store, project="prod", placed_since=at(1000)) == ["begun-after", "late", "long"]
     assert await _ids(store, project="prod", placed_until=at(151)) == ["early"]

@@ -93,7 +93,6 @@ def _like_pattern(glob: str) -> str:
     return "".join(out)
 
 
-
 def _placed_between(
     begin: ColumnElement[Any], end: ColumnElement[Any], since: datetime | None, until: datetime | None
 ) -> ColumnElement[bool]:
