@@ -223,8 +223,9 @@ class Store(Protocol):
         """Remove the channel's subscriptions to ``graph_pattern`` (only the one for ``project`` if given)."""
         ...
 
-    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
-        """Set (or clear with ``None``) ``broken`` on every subscription of the channel; returns them."""
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel, as of ``now``;
+        returns them."""
         ...
 
     async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:

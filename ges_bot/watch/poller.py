@@ -78,8 +78,9 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
 from ges_bot.errors import GesBotError
@@ -89,10 +90,7 @@ from ges_bot.notify.routing import route
 from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick", "schedule"]
+__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +164,6 @@ class _Scan:
     found_at: str | None = None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -206,7 +200,7 @@ class Poller:
         config_subscriptions: Sequence[Subscription] = (),
         stuck_after: timedelta = timedelta(hours=6),
         backfill: timedelta = timedelta(0),
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utc_now,
         replica: str = "ges-bot",
         lease_ttl: timedelta | float = timedelta(minutes=5),
         page_size: int | None = None,
@@ -586,36 +580,3 @@ async def run_tick(poller: Poller) -> TickReport | None:
         except Exception as store_exc:
             log.error("could not record the poll error of %s: %s", poller.alias, describe_error(store_exc))
         return None
-
-
-def schedule(
-    scheduler: AsyncIOScheduler,
-    pollers: Sequence[Poller],
-    interval: timedelta,
-    jitter: float = 0.0,
-) -> list[Any]:
-    """Add one APScheduler 3.x interval job per project (``AsyncIOScheduler``), first run at once.
-
-    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
-    missed runs collapse into one. ``jitter`` (seconds) spreads projects and replicas apart.
-    Returns the APScheduler jobs.
-    """
-    jobs = []
-    for poller in pollers:
-        jobs.append(
-            scheduler.add_job(
-                run_tick,
-                "interval",
-                args=[poller],
-                id=f"poll:{poller.alias}",
-                name=f"poll {poller.alias}",
-                seconds=interval.total_seconds(),
-                jitter=jitter or None,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval.total_seconds())),
-                next_run_time=datetime.now(UTC),
-                replace_existing=True,
-            )
-        )
-    return jobs
