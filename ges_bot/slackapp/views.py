@@ -36,8 +36,8 @@ from ges_bot.notify.mrkdwn import (
     truncate,
     trusted,
 )
+from ges_bot.slackapp.answers import JobLookup, JobsAnswer, QueryProblem, Source, SourceKind, job_time
 from ges_bot.slackapp.commands import UsageError, command_text, help_text
-from ges_bot.slackapp.queries import JobLookup, JobsAnswer, QueryProblem, Source, SourceKind, job_time
 from ges_bot.store.api import Health, PollState
 
 __all__ = [
