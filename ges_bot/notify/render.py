@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, EventKind, FileImport, FileStatus, Job, JobEvent, JobStatus, ProjectInfo
+from ges_bot.domain import Delivery, FileImport, FileStatus, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
 from ges_bot.notify.blockkit import (
     CHANNEL_FIXES,
@@ -46,6 +46,22 @@ from ges_bot.notify.blockkit import (
     pack,
     section,
 )
+from ges_bot.notify.document import (
+    MUTE_SPANS,
+    Action,
+    ActionKind,
+    AlertDocument,
+    AlertItem,
+    Field,
+    FieldKey,
+    FileTally,
+    Headline,
+    alert_document,
+    file_tally,
+    graph_name,
+    job_fields,
+    problems_first,
+)
 from ges_bot.notify.mrkdwn import (
     NOTHING,
     Mrkdwn,
@@ -61,7 +77,6 @@ from ges_bot.notify.mrkdwn import (
     truncate,
     trusted,
 )
-from ges_bot.notify.routing import KIND_SEVERITY
 
 __all__ = [
     "ACTION_ACK",
@@ -99,7 +114,7 @@ ACTION_ACK = "gesjobs_ack"
 #: Paging through the files of the job-detail modal. Value: :func:`page_ref` of the page to show.
 ACTION_DETAIL_PREV = "gesjobs_detail_prev"
 ACTION_DETAIL_NEXT = "gesjobs_detail_next"
-MUTE_ACTIONS: dict[str, timedelta] = {ACTION_MUTE_1H: timedelta(hours=1), ACTION_MUTE_24H: timedelta(hours=24)}
+MUTE_ACTIONS: dict[str, timedelta] = dict(zip((ACTION_MUTE_1H, ACTION_MUTE_24H), MUTE_SPANS, strict=True))
 ALERT_ACTIONS_BLOCK_ID = "gesjobs_alert_actions"
 DETAIL_MODAL_CALLBACK_ID = "gesjobs_job_detail"
 DETAIL_MODAL_TITLE = "GES job details"
@@ -176,44 +191,39 @@ def _details_button(project: ProjectInfo, job: Job) -> dict[str, Any] | None:
 # -- shared pieces of text -------------------------------------------------------------------
 
 
-def _project_text(project: ProjectInfo) -> str:
-    text: str = fit(project.alias, _NAME_BUDGET)
-    if project.region:
-        text += f" · {fit(project.region, 100)}"
-    return text
-
-
 def _when(dt: datetime | None) -> str:
     return date_token(dt) if dt is not None else NOTHING
 
 
-def _job_fields(job: Job, project: ProjectInfo, now: datetime, *, recovers: str | None = None) -> list[str]:
+def _field_value(f: Field) -> str:
+    """A field's value as mrkdwn: identifiers as inert code, words escaped, times as date tokens."""
+    key = f.key
+    if key is FieldKey.TYPE:
+        return fit(f.text, _FIELD_BUDGET) if f.text else NOTHING
+    if key is FieldKey.PROJECT:
+        text: str = fit(f.text or "", _NAME_BUDGET)
+        return text + f" · {fit(f.detail, 100)}" if f.detail else text
+    if key is FieldKey.STATUS:
+        return code(f.text or "", 100)
+    if key in (FieldKey.BEGAN, FieldKey.ENDED):
+        return _when(f.at)
+    if key in (FieldKey.RUNNING_FOR, FieldKey.WAITING_FOR):
+        running = duration(f.span) if f.span is not None else NOTHING
+        return f"{running} (at {_when(f.at)})"
+    if key is FieldKey.DURATION:
+        return duration(f.span) if f.span is not None else NOTHING
+    return code(f.text or "", _FIELD_BUDGET)  # graph, job id, the recovered job's id
+
+
+def _fields(fields: Sequence[Field]) -> list[str]:
     """The facts of a job as section fields (≤ 10, each well under 2000 units)."""
-    fields = [
-        f"*Graph*\n{code(job.graph, _FIELD_BUDGET)}",
-        f"*Job id*\n{code(job.job_id, _FIELD_BUDGET)}",
-        f"*Type*\n{fit(job.job_type, _FIELD_BUDGET) if job.job_type else NOTHING}",
-        f"*Project*\n{_project_text(project)}",
-        f"*Status*\n{code(job.status, 100)}",
-        f"*Began*\n{_when(job.begin_time)}",
-    ]
-    if job.is_active:
-        since = "Waiting for" if job.status == JobStatus.PENDING else "Running for"
-        running = duration(now - job.begin_time) if job.begin_time is not None else NOTHING
-        fields.append(f"*{since}*\n{running} (at {date_token(now)})")
-    else:
-        fields.append(f"*Ended*\n{_when(job.end_time)}")
-        if job.begin_time is not None and job.end_time is not None:
-            fields.append(f"*Duration*\n{duration(job.end_time - job.begin_time)}")
-    if recovers:
-        fields.append(f"*Recovers failed job*\n{code(recovers, _FIELD_BUDGET)}")
-    return fields
+    return [f"*{f.label}*\n{_field_value(f)}" for f in fields]
 
 
-def _reason_block(job: Job, budget: int) -> dict[str, Any] | None:
-    if not job.fail_reason or not job.fail_reason.strip():
+def _reason_block(reason: str | None, budget: int) -> dict[str, Any] | None:
+    if not reason or not reason.strip():
         return None
-    return section(f"*Reason*\n{code_block(job.fail_reason, budget)}")
+    return section(f"*Reason*\n{code_block(reason, budget)}")
 
 
 def _lines_text(f: FileImport) -> str:
@@ -249,26 +259,13 @@ def _file_entry(f: FileImport, cause_budget: int) -> str:
     return text
 
 
-def _problem_rank(f: FileImport) -> int:
-    if f.status == FileStatus.FAILED:
-        return 0
-    return 1 if f.is_problem else 2
-
-
-def _ordered_files(files: Sequence[FileImport]) -> list[FileImport]:
-    """Problem files first (failed, then partly failed), the rest after; otherwise as GES listed them."""
-    return sorted(files, key=_problem_rank)
-
-
-def _ok_summary(files: Sequence[FileImport]) -> str | None:
+def _ok_summary(tally: FileTally) -> str | None:
     """The "+ 12 files imported OK" note (and files of no known status), or ``None`` for no such files."""
-    ok = sum(1 for f in files if not f.is_problem and f.status == FileStatus.SUCCESS)
-    other = sum(1 for f in files if not f.is_problem and f.status != FileStatus.SUCCESS)
     parts = []
-    if ok:
-        parts.append(f"+ {count(ok, 'file')} imported OK")
-    if other:
-        parts.append(f"+ {count(other, 'other file')} (no failure reported)")
+    if tally.ok:
+        parts.append(f"+ {count(tally.ok, 'file')} imported OK")
+    if tally.other:
+        parts.append(f"+ {count(tally.other, 'other file')} (no failure reported)")
     return " · ".join(parts) or None
 
 
@@ -279,72 +276,57 @@ def _short_id(job_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------
 
 
-def _summary(events: Sequence[JobEvent]) -> str:
+def _summary(headline: Headline) -> str:
     """Counts by kind, most severe first: "2 failed, 1 stuck"."""
-    counts: dict[EventKind, int] = {}
-    for event in events:
-        counts[event.kind] = counts.get(event.kind, 0) + 1
-    kinds = sorted(counts, key=lambda k: KIND_SEVERITY.get(k, len(KIND_SEVERITY)))
-    return ", ".join(f"{counts[k]} {kind_look(k).verb}" for k in kinds)
+    return ", ".join(f"{n} {kind_look(k).verb}" for k, n in headline.counts)
 
 
-def _lead(events: Sequence[JobEvent]) -> EventKind:
-    return min((e.kind for e in events), key=lambda k: KIND_SEVERITY.get(k, len(KIND_SEVERITY)))
+def _graph(doc: AlertDocument) -> str:
+    return one_line(graph_name(doc.graph))
 
 
-def _graph_name(graph: str) -> str:
-    return graph if graph.strip() else "(no graph)"
-
-
-def _alert_header(delivery: Delivery) -> dict[str, Any]:
-    events = delivery.events
-    if not events:  # the store drops recorded events from deliveries; never crash on what is left
-        title = f"GES jobs · {one_line(_graph_name(delivery.graph))}"
-    elif len(events) == 1:
-        event = events[0]
-        look = kind_look(event.kind)
-        title = f"{look.emoji} {label(event.job)} {look.verb} · {one_line(_graph_name(delivery.graph))}"
+def _alert_header(doc: AlertDocument) -> dict[str, Any]:
+    items = doc.items
+    if not items or doc.headline.lead is None:  # the store drops recorded events from deliveries
+        title = f"GES jobs · {_graph(doc)}"
+    elif len(items) == 1:
+        look = kind_look(items[0].kind)
+        title = f"{look.emoji} {label(items[0].job)} {look.verb} · {_graph(doc)}"
     else:
-        title = f"{kind_look(_lead(events)).emoji} {_summary(events)} · {one_line(_graph_name(delivery.graph))}"
+        title = f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} · {_graph(doc)}"
     return header(title)
 
 
-def _alert_text(delivery: Delivery) -> str:
+def _alert_text(doc: AlertDocument) -> str:
     """The plain fallback: "🔴 ImportGraph failed on graph movies (job ff80808167b…): reason"."""
-    events = delivery.events
-    graph = fit(one_line(_graph_name(delivery.graph)), _NAME_BUDGET)
-    if not events:
+    items = doc.items
+    graph = fit(_graph(doc), _NAME_BUDGET)
+    if not items or doc.headline.lead is None:
         return f"ges-bot: nothing to report on graph {graph}"
-    if len(events) == 1:
-        event = events[0]
-        look = kind_look(event.kind)
-        job = event.job
+    if len(items) == 1:
+        item = items[0]
+        look = kind_look(item.kind)
+        job = item.job
         text = f"{look.emoji} {fit(label(job), 100)} {look.verb} on graph {graph} (job {escape(_short_id(job.job_id))})"
         if job.fail_reason and job.fail_reason.strip():
             text += f": {fit(one_line(job.fail_reason), 300)}"
         return text
     listed = "; ".join(
-        f"{fit(label(e.job), 60)} {kind_look(e.kind).verb} (job {escape(_short_id(e.job.job_id))})"
-        for e in events[:MAX_EVENTS_INLINE]
+        f"{fit(label(i.job), 60)} {kind_look(i.kind).verb} (job {escape(_short_id(i.job.job_id))})"
+        for i in items[:MAX_EVENTS_INLINE]
     )
-    more = f"; …and {len(events) - MAX_EVENTS_INLINE} more" if len(events) > MAX_EVENTS_INLINE else ""
-    return f"{kind_look(_lead(events)).emoji} {_summary(events)} on graph {graph}: {listed}{more}"
+    more = f"; …and {len(items) - MAX_EVENTS_INLINE} more" if len(items) > MAX_EVENTS_INLINE else ""
+    return f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} on graph {graph}: {listed}{more}"
 
 
-def _event_headline(event: JobEvent) -> str:
-    look = kind_look(event.kind)
-    return f"{look.emoji} *{fit(label(event.job), _NAME_BUDGET)}* {look.verb}"
+def _item_headline(item: AlertItem) -> str:
+    look = kind_look(item.kind)
+    return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {look.verb}"
 
 
-def _event_fields(event: JobEvent, project: ProjectInfo, now: datetime) -> list[str]:
-    recovers = event.recovers_job_id if event.kind is EventKind.RECOVERED else None
-    return _job_fields(event.job, project, now, recovers=recovers)
-
-
-def _event_blocks(
-    event: JobEvent,
+def _item_blocks(
+    item: AlertItem,
     project: ProjectInfo,
-    now: datetime,
     *,
     headline: bool,
     accessory: bool,
@@ -352,19 +334,18 @@ def _event_blocks(
     max_files: int | None,
     cause_budget: int,
     pack_files: bool,
-) -> tuple[list[dict[str, Any]], list[FileImport]]:
-    """An event's blocks, and the problem files that did not fit (``max_files``).
+) -> tuple[list[dict[str, Any]], tuple[FileImport, ...]]:
+    """An item's blocks, and the problem files that did not fit (``max_files``).
 
     Without ``headline`` the facts stand alone (a one-event alert: its header already says it).
     """
-    job = event.job
-    details = _details_button(project, job) if accessory else None
-    text = _event_headline(event) if headline else None
-    blocks = [section(text, fields=_event_fields(event, project, now), accessory=details)]
-    reason = _reason_block(job, reason_budget)
+    details = _details_button(project, item.job) if accessory else None
+    text = _item_headline(item) if headline else None
+    blocks = [section(text, fields=_fields(item.fields), accessory=details)]
+    reason = _reason_block(item.reason, reason_budget)
     if reason is not None:
         blocks.append(reason)
-    problems = [f for f in _ordered_files(job.files) if f.is_problem]
+    problems = item.problem_files
     shown = problems if max_files is None else problems[:max_files]
     rest = problems[len(shown) :]
     entries = [_file_entry(f, cause_budget) for f in shown]
@@ -373,7 +354,7 @@ def _event_blocks(
     else:
         blocks.extend(section(entry) for entry in entries)
     notes = []
-    ok = _ok_summary(job.files)
+    ok = _ok_summary(item.tally)
     if ok:
         notes.append(ok)
     if rest:
@@ -383,21 +364,39 @@ def _event_blocks(
     return blocks, rest
 
 
-def _alert_actions(delivery: Delivery, project: ProjectInfo, *, with_ack: bool) -> dict[str, Any] | None:
-    buttons: list[dict[str, Any]] = []
-    primary = delivery.events[0].job if delivery.events else None
-    if primary is not None:
-        details = _details_button(project, primary)
-        if details is not None:
-            buttons.append(details)
-    if delivery.graph and slack_len(delivery.graph) <= limits.MAX_BUTTON_VALUE:
-        buttons.append(button("Mute 1h", ACTION_MUTE_1H, delivery.graph))
-        buttons.append(button("Mute 24h", ACTION_MUTE_24H, delivery.graph))
-    if with_ack:
-        value = job_ref(project.alias, primary.job_id) if primary is not None else None
-        if value is not None and slack_len(value) > limits.MAX_BUTTON_VALUE:
-            value = None
-        buttons.append(button("Acknowledge", ACTION_ACK, value))
+#: Mute span → (action id, button text).
+_MUTE_BUTTONS: dict[timedelta, tuple[str, str]] = {
+    MUTE_ACTIONS[ACTION_MUTE_1H]: (ACTION_MUTE_1H, "Mute 1h"),
+    MUTE_ACTIONS[ACTION_MUTE_24H]: (ACTION_MUTE_24H, "Mute 24h"),
+}
+
+
+def _action_button(action: Action, doc: AlertDocument) -> dict[str, Any] | None:
+    """The Slack button for an action, or ``None`` when its value cannot fit a button."""
+    alias = doc.project.alias
+    if action.kind is ActionKind.DETAILS and action.job_id is not None:
+        value = job_ref(alias, action.job_id)
+        return button("Details", ACTION_DETAILS, value) if slack_len(value) <= limits.MAX_BUTTON_VALUE else None
+    if action.kind is ActionKind.MUTE and action.graph and action.span in _MUTE_BUTTONS:
+        if slack_len(action.graph) > limits.MAX_BUTTON_VALUE:
+            return None
+        action_id, text = _MUTE_BUTTONS[action.span]
+        return button(text, action_id, action.graph)
+    if action.kind is ActionKind.ACKNOWLEDGE:
+        ref = job_ref(alias, action.job_id) if action.job_id is not None else None
+        return button(
+            "Acknowledge", ACTION_ACK, ref if ref is None or slack_len(ref) <= limits.MAX_BUTTON_VALUE else None
+        )
+    return None
+
+
+def _alert_actions(doc: AlertDocument, *, with_ack: bool) -> dict[str, Any] | None:
+    buttons = [
+        b
+        for a in doc.actions
+        if with_ack or a.kind is not ActionKind.ACKNOWLEDGE
+        if (b := _action_button(a, doc)) is not None
+    ]
     if not buttons:
         return None
     return {"type": "actions", "block_id": ALERT_ACTIONS_BLOCK_ID, "elements": buttons}
@@ -410,28 +409,25 @@ class _AlertParts:
 
 
 def _alert_parts(
-    delivery: Delivery,
-    project: ProjectInfo,
-    now: datetime,
+    doc: AlertDocument,
     *,
     banners: Sequence[dict[str, Any]] = (),
     buttons: bool = True,
     with_ack: bool = True,
 ) -> _AlertParts:
-    """The alert's blocks (header, banners, up to :data:`MAX_EVENTS_INLINE` events, actions) and
-    the blocks that go to the thread instead (further events, further problem files)."""
-    blocks: list[dict[str, Any]] = [_alert_header(delivery), *banners]
+    """The alert's blocks (header, banners, up to :data:`MAX_EVENTS_INLINE` items, actions) and
+    the blocks that go to the thread instead (further items, further problem files)."""
+    blocks: list[dict[str, Any]] = [_alert_header(doc), *banners]
     overflow: list[dict[str, Any]] = []
-    inline = delivery.events[:MAX_EVENTS_INLINE]
-    many = len(delivery.events) > 1
-    for index, event in enumerate(inline):
+    inline = doc.items[:MAX_EVENTS_INLINE]
+    many = len(doc.items) > 1
+    for index, item in enumerate(inline):
         if many:
             blocks.append(divider())
-        # The first event's Details button sits in the actions block; later ones get their own.
-        event_blocks, rest = _event_blocks(
-            event,
-            project,
-            now,
+        # The first item's Details button sits in the actions block; later ones get their own.
+        item_blocks, rest = _item_blocks(
+            item,
+            doc.project,
             headline=many,
             accessory=buttons and index > 0,
             reason_budget=_REASON_INLINE,
@@ -439,20 +435,19 @@ def _alert_parts(
             cause_budget=_CAUSE_INLINE,
             pack_files=False,
         )
-        blocks.extend(event_blocks)
+        blocks.extend(item_blocks)
         if rest:
-            name = fit(label(event.job), _NAME_BUDGET)
+            name = fit(label(item.job), _NAME_BUDGET)
             overflow.append(
-                section(f"More files of *{name}* job {code(event.job.job_id, _FIELD_BUDGET)} with problems:")
+                section(f"More files of *{name}* job {code(item.job.job_id, _FIELD_BUDGET)} with problems:")
             )
             entries = [_file_entry(f, _CAUSE_THREAD) for f in rest]
             overflow.extend(section(text) for text, _ in pack(entries, sep="\n\n"))
-    for event in delivery.events[MAX_EVENTS_INLINE:]:
+    for item in doc.items[MAX_EVENTS_INLINE:]:
         overflow.append(divider())
-        event_blocks, _ = _event_blocks(
-            event,
-            project,
-            now,
+        item_blocks, _ = _item_blocks(
+            item,
+            doc.project,
             headline=True,
             accessory=buttons,
             reason_budget=_REASON_INLINE,
@@ -460,18 +455,18 @@ def _alert_parts(
             cause_budget=_CAUSE_THREAD,
             pack_files=True,
         )
-        overflow.extend(event_blocks)
-    hidden = len(delivery.events) - len(inline)
+        overflow.extend(item_blocks)
+    hidden = len(doc.items) - len(inline)
     if hidden > 0:
         blocks.append(context(f"…and {count(hidden, 'more job')} on this graph, listed in the thread"))
     if buttons:
-        actions = _alert_actions(delivery, project, with_ack=with_ack)
+        actions = _alert_actions(doc, with_ack=with_ack)
         if actions is not None:
             blocks.append(actions)
     return _AlertParts(blocks=blocks, overflow=overflow)
 
 
-def _thread_replies(delivery: Delivery, overflow: list[dict[str, Any]]) -> tuple[SlackMessage, ...]:
+def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]]) -> tuple[SlackMessage, ...]:
     if not overflow:
         return ()
     chunks = [overflow[i : i + REPLY_BLOCKS] for i in range(0, len(overflow), REPLY_BLOCKS)]
@@ -482,8 +477,8 @@ def _thread_replies(delivery: Delivery, overflow: list[dict[str, Any]]) -> tuple
             *chunks[-1][: REPLY_BLOCKS - 1],
             context("…and more, too long for this thread: *Details* or `/gesjobs job ID` shows every job and file"),
         ]
-    graph = fit(one_line(_graph_name(delivery.graph)), _NAME_BUDGET)
-    emoji = kind_look(_lead(delivery.events)).emoji if delivery.events else ""
+    graph = fit(_graph(doc), _NAME_BUDGET)
+    emoji = kind_look(doc.headline.lead).emoji if doc.headline.lead is not None else ""
     replies = []
     for number, chunk in enumerate(chunks, start=1):
         # A reply never starts with a divider: it would draw a line under nothing.
@@ -501,11 +496,16 @@ def _guard(message: SlackMessage) -> SlackMessage:
     )
 
 
+def render_document(doc: AlertDocument) -> RenderedAlert:
+    """The Slack message for an alert document, plus the replies to post in its thread."""
+    parts = _alert_parts(doc)
+    message = _guard(SlackMessage(text=truncate(_alert_text(doc), TEXT_LIMIT), blocks=parts.blocks))
+    return RenderedAlert(message=message, thread_replies=_thread_replies(doc, parts.overflow))
+
+
 def render_alert(delivery: Delivery, project: ProjectInfo, now: datetime) -> RenderedAlert:
     """The message for a delivery (all events of one graph from one tick), plus thread replies."""
-    parts = _alert_parts(delivery, project, now)
-    message = _guard(SlackMessage(text=truncate(_alert_text(delivery), TEXT_LIMIT), blocks=parts.blocks))
-    return RenderedAlert(message=message, thread_replies=_thread_replies(delivery, parts.overflow))
+    return render_document(alert_document(delivery, project, now))
 
 
 def render_recovery_reply(event: JobEvent, project: ProjectInfo, now: datetime) -> SlackMessage:
@@ -515,10 +515,11 @@ def render_recovery_reply(event: JobEvent, project: ProjectInfo, now: datetime) 
     text = f"✅ *{name}* recovered on graph {code(event.graph, _FIELD_BUDGET)}: job {code(job.job_id, _FIELD_BUDGET)} succeeded"
     if event.recovers_job_id:
         text += f" after the failure of job {code(event.recovers_job_id, _FIELD_BUDGET)}"
-    blocks = [section(text, fields=_job_fields(job, project, now), accessory=_details_button(project, job))]
+    fields = _fields(job_fields(job, project, now))
+    blocks = [section(text, fields=fields, accessory=_details_button(project, job))]
     fallback = (
         f"✅ {fit(label(job), 100)} recovered on graph "
-        f"{fit(one_line(_graph_name(event.graph)), _NAME_BUDGET)} (job {escape(_short_id(job.job_id))})"
+        f"{fit(one_line(graph_name(event.graph)), _NAME_BUDGET)} (job {escape(_short_id(job.job_id))})"
     )
     return _guard(SlackMessage(text=fallback, blocks=blocks))
 
@@ -541,8 +542,9 @@ def render_recovered_original(
 ) -> SlackMessage:
     """``chat.update`` of the original failure message: same content under a "✅ Recovered" banner,
     buttons removed (there is nothing left to mute or acknowledge)."""
-    parts = _alert_parts(original, project, now, banners=[_recovered_banner(recovery)], buttons=False)
-    text = truncate(f"✅ Recovered: {_alert_text(original)}", TEXT_LIMIT)
+    doc = alert_document(original, project, now)
+    parts = _alert_parts(doc, banners=[_recovered_banner(recovery)], buttons=False)
+    text = truncate(f"✅ Recovered: {_alert_text(doc)}", TEXT_LIMIT)
     return _guard(SlackMessage(text=text, blocks=parts.blocks))
 
 
@@ -562,8 +564,9 @@ def render_acknowledged(
     banners = [_ack_banner(by_user, now)]
     if recovery is not None:
         banners.insert(0, _recovered_banner(recovery))
-    parts = _alert_parts(original, project, now, banners=banners, buttons=recovery is None, with_ack=False)
-    text = truncate(f"👀 Acknowledged: {_alert_text(original)}", TEXT_LIMIT)
+    doc = alert_document(original, project, now)
+    parts = _alert_parts(doc, banners=banners, buttons=recovery is None, with_ack=False)
+    text = truncate(f"👀 Acknowledged: {_alert_text(doc)}", TEXT_LIMIT)
     return _guard(SlackMessage(text=text, blocks=parts.blocks))
 
 
@@ -574,31 +577,28 @@ def _detail_head(job: Job, project: ProjectInfo, now: datetime) -> list[dict[str
     emoji = STATUS_EMOJI.get(job.status, UNKNOWN_STATUS_EMOJI)
     blocks = [
         header(f"{emoji} {label(job)} · {one_line(job.status) or 'unknown'}"),
-        section(None, fields=_job_fields(job, project, now)),
+        section(None, fields=_fields(job_fields(job, project, now))),
     ]
-    reason = _reason_block(job, _REASON_FULL)
+    reason = _reason_block(job.fail_reason, _REASON_FULL)
     if reason is not None:
         blocks.append(reason)
     return blocks
 
 
 def _file_counts(files: Sequence[FileImport]) -> str:
-    failed = sum(1 for f in files if f.status == FileStatus.FAILED)
-    problems = sum(1 for f in files if f.is_problem) - failed
-    ok = sum(1 for f in files if not f.is_problem and f.status == FileStatus.SUCCESS)
-    other = len(files) - failed - problems - ok
-    parts = [f"{failed:,} failed"] if failed else []
-    if problems:
-        parts.append(f"{problems:,} partly failed")
-    if ok:
-        parts.append(f"{ok:,} imported OK")
-    if other:
-        parts.append(f"{other:,} with no failure reported")
+    tally = file_tally(files)
+    parts = [f"{tally.failed:,} failed"] if tally.failed else []
+    if tally.partly:
+        parts.append(f"{tally.partly:,} partly failed")
+    if tally.ok:
+        parts.append(f"{tally.ok:,} imported OK")
+    if tally.other:
+        parts.append(f"{tally.other:,} with no failure reported")
     return f"*{count(len(files), 'file')}*: " + ", ".join(parts)
 
 
 def _file_sections(job: Job, cause_budget: int) -> list[tuple[str, int]]:
-    return pack([_file_entry(f, cause_budget) for f in _ordered_files(job.files)], sep="\n\n")
+    return pack([_file_entry(f, cause_budget) for f in problems_first(job.files)], sep="\n\n")
 
 
 def render_job_detail_modal(job: Job, project: ProjectInfo, now: datetime, *, page: int = 0) -> dict[str, Any]:
@@ -658,7 +658,7 @@ def render_job_detail_blocks(job: Job, project: ProjectInfo, now: datetime) -> S
     emoji = STATUS_EMOJI.get(job.status, UNKNOWN_STATUS_EMOJI)
     text = (
         f"{emoji} {fit(label(job), 100)} ({escape(_short_id(job.job_id))}) "
-        f"on graph {fit(one_line(_graph_name(job.graph or '')), _NAME_BUDGET)}: {fit(one_line(job.status), 60)}"
+        f"on graph {fit(one_line(graph_name(job.graph or '')), _NAME_BUDGET)}: {fit(one_line(job.status), 60)}"
     )
     return _guard(SlackMessage(text=text, blocks=blocks))
 
