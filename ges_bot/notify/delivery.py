@@ -105,7 +105,7 @@ from ges_bot.domain import Delivery, EventKind, JobEvent, ProjectInfo, Subscript
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.slack import FailureScope, PermanentSlackError, Posted, SlackGateway
-from ges_bot.store.api import MarkedSent, OutboxItem, PostedMessage, Store, ThreadReply
+from ges_bot.store.api import MarkedSent, OutboxItem, OutboxStore, PostedMessage, ThreadReply
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
@@ -227,7 +227,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         gateway: SlackGateway,
         projects: Mapping[str, ProjectInfo],
         *,

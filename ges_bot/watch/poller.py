@@ -78,7 +78,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
@@ -87,7 +87,7 @@ from ges_bot.errors import GesBotError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
-from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
+from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
 __all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick"]
@@ -105,8 +105,6 @@ _VANISHED = "vanished:"
 _HEAD = "head:"
 #: Pages read back from the tail probe before page 1 and the search from both ends.
 _TAIL_PAGES = 2
-# Store calls with many ids are chunked: SQLite caps bound parameters per statement.
-_CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
 
@@ -164,11 +162,6 @@ class _Scan:
     found_at: str | None = None
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _page_offsets(count: int, limit: int) -> list[int]:
     """Offsets of every page but the first, alternating from both ends: last, second, second to last…"""
     last = (count - 1) // limit if count > 0 else 0
@@ -195,7 +188,7 @@ class Poller:
         self,
         project: ProjectSettings,
         client: JobSource,
-        store: Store,
+        store: WatchStore,
         *,
         config_subscriptions: Sequence[Subscription] = (),
         stuck_after: timedelta = timedelta(hours=6),
@@ -374,8 +367,8 @@ class _TickWork:
         # Scans run concurrently: one must not read ``known`` while another is filling it.
         async with self._lookup:
             wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
-            for chunk in _chunks(wanted):
-                self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
+            # However many ids: the store splits them to stay under the database's parameter cap.
+            self.known.update(await self.p.store.snapshots(self.p.alias, wanted))
             self.looked_up.update(wanted)
 
     # --- strategies ---
@@ -517,9 +510,7 @@ class _TickWork:
         await self._snapshots(j.job_id for j in self.jobs)
         previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        for chunk in _chunks(keys):
-            outcomes.update(await self.p.store.outcomes(self.p.alias, chunk))
+        outcomes = await self.p.store.outcomes(self.p.alias, keys)
         backfill_since = self.now - self.p.backfill if self.p.backfill > timedelta(0) else None
         return diff(
             self.p.alias,
