@@ -89,7 +89,7 @@ def schedule_polls(
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
-            next_run_time=datetime.now(UTC) + timedelta(milliseconds=50),
+            next_run_time=utc_now() + timedelta(milliseconds=50),
         )
 
 

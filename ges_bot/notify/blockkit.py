@@ -13,7 +13,7 @@ the fix for a broken channel is written once. It owns:
 - the guards that swap in a minimal payload when a budget was wrong (:func:`guard`,
   :func:`guard_view`): a mistake costs detail, never the message;
 - the look tables: event kinds (:data:`KIND_LOOKS`), job statuses (:data:`STATUS_EMOJI`,
-  :data:`STATUS_WORDS`), import files (:data:`FILE_STATUS_WORDS`) and what a person can do about
+  :data:`STATUS_WORDS`), import files (:func:`file_emoji`, :data:`FILE_STATUS_WORDS`) and what a person can do about
   a channel Slack refuses (:data:`CHANNEL_FIXES`).
 
 It is pure (text in, dicts out) and knows nothing of alerts or commands.
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ges_bot.domain import EventKind, FileStatus, Job, JobStatus
+from ges_bot.domain import EventKind, FileImport, FileStatus, Job, JobStatus
 from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import NOTHING, escape, mrkdwn_text, plain_text, slack_len, truncate
 
@@ -46,6 +46,7 @@ __all__ = [
     "context",
     "count",
     "divider",
+    "file_emoji",
     "fit_mrkdwn",
     "guard",
     "guard_view",
@@ -133,6 +134,17 @@ FILE_STATUS_WORDS: dict[str, str] = {
     FileStatus.PART_FAILED: "partly failed",
     FileStatus.SUCCESS: "imported",
 }
+
+
+def file_emoji(f: FileImport) -> str:
+    """The look of one import file: failed, partly failed, imported, or unknown (a problem or not)."""
+    if f.status == FileStatus.FAILED:
+        return "🔴"
+    if f.status == FileStatus.PART_FAILED or (f.status == FileStatus.SUCCESS and f.is_problem):
+        return "🟠"  # "success" with failed lines is a partial failure in all but name
+    if f.status == FileStatus.SUCCESS:
+        return "🟢"
+    return "⚠️" if f.is_problem else "⚪"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Block Kit for alerts: deliveries, recovery replies, acknowledgements and the job-detail modal.
 
-This module owns how an alert looks in Slack. It is pure: domain objects and ``now`` in, Slack
-payloads out; it must not read the database, the clock or the network. Untrusted text (fail
+This module owns how an alert looks in Slack: the Slack renderer of
+:class:`~ges_bot.notify.document.AlertDocument` (what the alert says is decided there; how Slack
+shows it, here). It is pure: domain objects and ``now`` in, Slack payloads out; it must not read
+the database, the clock or the network. Blocks, looks and guards come from
+:mod:`ges_bot.notify.blockkit`, shared with the Slack app's answers. Untrusted text (fail
 reasons, causes, graph names, paths, job names, types and ids) reaches Slack only through
 :mod:`ges_bot.notify.mrkdwn`; no payload sets ``link_names`` or ``parse``.
 
@@ -9,8 +12,7 @@ Every payload it returns passes :mod:`ges_bot.notify.limits` whatever the input:
 300 files, a 20 kB cause or a 40-failure tick is summarised ("…and 37 more files", causes cut
 with "…"), and what does not fit the alert goes into ``thread_replies``, each valid on its own.
 
-Each event kind has its own look: failed 🔴, partially failed 🟠, stuck ⏳, recovered ✅,
-succeeded 🟢. An alert carries an actions block (:data:`ACTION_DETAILS`, :data:`ACTION_MUTE_1H`,
+Each event kind has its own look (:data:`~ges_bot.notify.blockkit.KIND_LOOKS`). An alert carries an actions block (:data:`ACTION_DETAILS`, :data:`ACTION_MUTE_1H`,
 :data:`ACTION_MUTE_24H`, :data:`ACTION_ACK`) that ``slackapp`` wires up; button values are
 built and parsed by :func:`job_ref` / :func:`parse_job_ref` (``project|job_id``) and, for mutes,
 are the graph name.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, FileImport, FileStatus, Job, JobEvent, ProjectInfo
+from ges_bot.domain import Delivery, FileImport, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
 from ges_bot.notify.blockkit import (
     CHANNEL_FIXES,
@@ -37,6 +39,7 @@ from ges_bot.notify.blockkit import (
     context,
     count,
     divider,
+    file_emoji,
     guard,
     header,
     kind_look,
@@ -238,20 +241,10 @@ def _lines_text(f: FileImport) -> str:
     return ""
 
 
-def _file_emoji(f: FileImport) -> str:
-    if f.status == FileStatus.FAILED:
-        return "🔴"
-    if f.status == FileStatus.PART_FAILED or (f.status == FileStatus.SUCCESS and f.is_problem):
-        return "🟠"  # "success" with failed lines is a partial failure in all but name
-    if f.status == FileStatus.SUCCESS:
-        return "🟢"
-    return "⚠️" if f.is_problem else "⚪"
-
-
 def _file_entry(f: FileImport, cause_budget: int) -> str:
     """One import file: kind, path, status, lines, cause and log (≤ ~2200 units by construction)."""
     status = FILE_STATUS_WORDS.get(f.status or "") or (fit(f.status, 60) if f.status else "status unknown")
-    text = f"{_file_emoji(f)} *{f.kind.value}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f)}"
+    text = f"{file_emoji(f)} *{f.kind.value}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f)}"
     if f.cause and f.cause.strip():
         text += f"\n{code_block(f.cause, cause_budget)}"
     if f.log and f.log.strip():
