@@ -59,13 +59,6 @@ class QueryStatus(StrEnum):
     PARTIALLY_FAILED = "partiallyFailed"
     FAILED = "failed"
 
-    @classmethod
-    def for_job_status(cls, status: str) -> QueryStatus:
-        """The request-vocabulary value that selects jobs answered with ``status``."""
-        if status == JobStatus.PENDING:
-            return cls.WAITING
-        return cls(status)
-
 
 class FileKind(StrEnum):
     """Which part of an import a file belongs to (``job_detail`` key)."""

@@ -20,6 +20,8 @@ Errors never carry secrets: tokens, passwords and signatures stay out of message
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class GesBotError(Exception):
     """Base of every error ges-bot raises on purpose."""
@@ -109,5 +111,18 @@ class RetryableSlackError(SlackDeliveryError):
     """Rate limited, a server error, or no answer: the same message may be tried again later."""
 
 
+class FailureScope(StrEnum):
+    """Whom a permanent Slack failure concerns: used to decide who must be told."""
+
+    TARGET = "target"  # this channel: the subscription is broken
+    MESSAGE = "message"  # this payload: Slack will never take it as it is
+    INSTALLATION = "installation"  # the token or app: nothing can be posted anywhere
+
+
 class PermanentSlackError(SlackDeliveryError):
-    """Slack will not accept this message for this target until a person acts."""
+    """Slack will not accept this message for this target until a person acts; ``scope`` says
+    whom the refusal concerns (:class:`FailureScope`)."""
+
+    def __init__(self, error: str, scope: FailureScope = FailureScope.MESSAGE) -> None:
+        super().__init__(error)
+        self.scope = scope

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,13 +29,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ges_bot import metrics
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
-from ges_bot.services import Services, utcnow
+from ges_bot.services import Services
+from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
@@ -63,6 +65,34 @@ class RuntimeOptions:
     gateway_factory: Callable[[Config], SlackGateway] | None = None
 
 
+def schedule_polls(
+    scheduler: AsyncIOScheduler,
+    pollers: Sequence[Poller],
+    tick: Callable[[Poller], Awaitable[object]],
+    *,
+    interval_s: float,
+    jitter_s: float = 0.0,
+) -> None:
+    """Add one APScheduler interval job per project, calling ``tick(poller)``, the first at once.
+
+    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
+    missed runs collapse into one. ``jitter_s`` spreads projects and replicas apart.
+    """
+    for poller in pollers:
+        scheduler.add_job(
+            tick,
+            "interval",
+            seconds=interval_s,
+            jitter=jitter_s or None,
+            args=[poller],
+            id=f"poll:{poller.project.alias}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utc_now() + timedelta(milliseconds=50),
+        )
+
+
 class Runtime:
     """The whole bot. ``await start()``, then ``await stop()`` (or ``serve_forever()``)."""
 
@@ -70,7 +100,7 @@ class Runtime:
         self,
         config: Config,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utc_now,
         options: RuntimeOptions | None = None,
     ) -> None:
         self.config = config
@@ -199,19 +229,7 @@ class Runtime:
         interval = self.settings.poll_interval
         jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        for poller in self.pollers:
-            scheduler.add_job(
-                self._tick,
-                "interval",
-                seconds=interval,
-                jitter=jitter or None,
-                args=[poller],
-                id=f"poll:{poller.project.alias}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=datetime.now(UTC) + timedelta(milliseconds=50),
-            )
+        schedule_polls(scheduler, self.pollers, self._tick, interval_s=interval, jitter_s=jitter)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -239,11 +257,6 @@ class Runtime:
             self.worker.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
-        try:
-            from ges_bot.slackapp.app import build_app
-        except ImportError:  # pragma: no cover - during development only
-            log.warning("Slack app module unavailable; slash commands disabled")
-            return None
         assert self.services is not None
         secret = self.settings.slack_signing_secret
         return build_app(
@@ -257,8 +270,6 @@ class Runtime:
     async def _start_http(self, slack_app: Any) -> None:
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/metrics", self._metrics)]
         if slack_app is not None:
-            from ges_bot.slackapp.app import build_http_routes
-
             routes.extend(build_http_routes(slack_app))
         app = Starlette(routes=routes)
         config = uvicorn.Config(
@@ -288,8 +299,6 @@ class Runtime:
         )
 
     async def _start_socket_mode(self, slack_app: Any) -> None:
-        from ges_bot.slackapp.app import start_socket_mode
-
         app_token = self.settings.slack_app_token
         assert app_token is not None
         # A rejected app token fails start-up with a ConfigError; an unreachable Slack does not:

@@ -22,9 +22,10 @@ from ges_bot.cli import main
 from ges_bot.config import load_config
 from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
+from ges_bot.runtime import schedule_polls
 from ges_bot.store import SqlStore, open_store
 from ges_bot.watch.cli import poll_once
-from ges_bot.watch.poller import Poller, TickReport, run_tick, schedule
+from ges_bot.watch.poller import Poller, TickReport, run_tick
 from tests.support.emulator import EmulatorHandle, run_emulator
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -596,7 +597,7 @@ async def test_scheduled_ticks_survive_errors_and_record_them(
         await w.job("j-1")
         await w.emu.fault(status=503, count=1, error_msg="service unavailable")
         scheduler = AsyncIOScheduler(timezone=UTC)
-        schedule(scheduler, [w.poller()], timedelta(seconds=0.2), jitter=0)
+        schedule_polls(scheduler, [w.poller()], run_tick, interval_s=0.2)
         scheduler.start()
         try:
             for _ in range(100):

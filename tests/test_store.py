@@ -683,11 +683,11 @@ async def test_subscriptions_add_replace_remove_and_break(store: SqlStore) -> No
     assert [s.id for s in await store.subscriptions("C1")] == sorted([any_project.id, one_project.id])
     assert len(await store.subscriptions()) == 3
 
-    broken = await store.mark_channel_broken("C1", "channel_not_found")
+    broken = await store.mark_channel_broken("C1", "channel_not_found", T0)
     assert {s.broken for s in broken} == {"channel_not_found"}
     assert len(broken) == 2
     assert {s.id for s in (await store.health(T0)).broken_subscriptions} == {any_project.id, one_project.id}
-    await store.mark_channel_broken("C1", None)
+    await store.mark_channel_broken("C1", None, T0)
     assert (await store.health(T0)).broken_subscriptions == ()
 
     assert await store.remove_subscription("C1", "prod-*") == 2

@@ -29,10 +29,11 @@ from urllib.parse import quote, urlencode
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobStatus, QueryStatus
 from ges_bot.errors import ApiError, AuthError, JobCenterError, QueryError, ResponseError, TransportError
-from ges_bot.jobcenter.auth import Clock, auth_for, utc_now
+from ges_bot.jobcenter.auth import auth_for
 from ges_bot.jobcenter.wire import parse_error_body, parse_job, parse_job_list
 
 __all__ = ["JobCenterClient", "JobList", "ListQuery", "Page"]

@@ -13,8 +13,8 @@ This module owns how a parsed :class:`~ges_bot.slackapp.commands.Query` or
   they are; any other GES error (credentials, a rejected query) becomes a sentence a person can
   act on, never a traceback.
 
-It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`QueryProblem`);
-``slackapp.views`` turns them into Block Kit. It must not render, ack, or talk to Slack.
+It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`QueryProblem`, defined
+in the pure :mod:`ges_bot.slackapp.answers`); ``slackapp.views`` turns them into Block Kit. It must not render, ack, or talk to Slack.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -42,6 +40,16 @@ from ges_bot.errors import (
 )
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery
 from ges_bot.services import Services
+from ges_bot.slackapp.answers import (
+    FoundJob,
+    JobLookup,
+    JobsAnswer,
+    QueryProblem,
+    Source,
+    SourceKind,
+    in_range,
+    job_time,
+)
 from ges_bot.slackapp.commands import JobDetail, Query, ges_date_window, resolve
 from ges_bot.store.api import JobQuery, Snapshot
 
@@ -68,78 +76,6 @@ MAX_SNAPSHOT_ROWS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class SourceKind(StrEnum):
-    LIVE = "live"
-    #: GES was not asked because the last successful poll is recent enough (``fresh_within``).
-    RECENT = "recent"
-    SNAPSHOTS = "snapshots"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where one project's part of an answer came from.
-
-    ``reason`` says why GES was not used (for ``snapshots``) or what went wrong (for ``error``);
-    ``as_of`` is the last successful poll behind the snapshots. Both are sentences for people
-    and may quote GES (untrusted: views escape them).
-    """
-
-    project: str
-    kind: SourceKind
-    reason: str | None = None
-    as_of: datetime | None = None
-    truncated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FoundJob:
-    project: str
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class JobsAnswer:
-    """Every job matching a query, newest first, and where each project's part came from."""
-
-    query: Query
-    zone: str
-    start: datetime | None
-    end: datetime | None
-    jobs: tuple[FoundJob, ...]
-    sources: tuple[Source, ...]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Jobs per status (statuses as GES answered them)."""
-        return dict(Counter(found.job.status for found in self.jobs))
-
-    @property
-    def failed_sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in self.sources if s.kind is SourceKind.ERROR)
-
-    @property
-    def snapshot_sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in self.sources if s.kind is SourceKind.SNAPSHOTS)
-
-
-@dataclass(frozen=True, slots=True)
-class JobLookup:
-    """One job for ``/gesjobs job <id>`` and where its state came from."""
-
-    project: str
-    job: Job
-    source: Source
-
-
-@dataclass(frozen=True, slots=True)
-class QueryProblem:
-    """The question could not be answered; ``message`` says why and what to do (plain text)."""
-
-    message: str
-    choices: tuple[str, ...] = field(default_factory=tuple)
-
-
 def is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
@@ -149,21 +85,6 @@ def is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | TransportError | ResponseError):
         return True
     return isinstance(exc, ApiError) and not isinstance(exc, AuthError) and exc.retryable
-
-
-def job_time(job: Job) -> datetime | None:
-    """The instant a job is placed at: when it ended, or when it began while it has no end."""
-    return job.end_time if job.end_time is not None else job.begin_time
-
-
-def in_range(job: Job, start: datetime | None, end: datetime | None) -> bool:
-    """Whether the job falls in ``[start, end)`` (no bounds: always)."""
-    if start is None and end is None:
-        return True
-    when = job_time(job)
-    if when is None:
-        return False
-    return (start is None or when >= start) and (end is None or when < end)
 
 
 def _newest_first(found: Iterable[FoundJob]) -> list[FoundJob]:

@@ -539,12 +539,6 @@ class SlackStandIn:
             with contextlib.suppress(Exception):
                 await socket.send_text(frame)
 
-    async def drop_sockets(self) -> None:
-        """Close every Socket Mode connection from the server side (a network blip)."""
-        for socket in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await socket.close(code=1011)
-
     async def _socket(self, websocket: WebSocket) -> None:
         ticket = websocket.query_params.get("ticket", "")
         if ticket not in self._tickets:

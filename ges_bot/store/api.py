@@ -1,8 +1,13 @@
 """The store's interface: what the shell (poller, delivery, Slack app) may ask of the database.
 
-This module owns the *shape* of persistence — the records exchanged with the store and the
-``Store`` protocol — not its implementation (``ges_bot.store.sql`` implements it on SQLAlchemy,
-for SQLite and PostgreSQL). Tests may hand-write fakes of this protocol.
+This module owns the *shape* of persistence — the records exchanged with the store and one
+protocol per caller: :class:`WatchStore` (the poller), :class:`OutboxStore` (delivery),
+:class:`SubscriptionStore` (subscribe and mute), :class:`QueryStore` (answers, Home, health) and
+:class:`Leases`; :class:`Store` is their union, as the runtime holds it. Not its implementation
+(``ges_bot.store.sql`` implements it on SQLAlchemy, for SQLite and PostgreSQL). Each caller is
+typed with the narrowest protocol, so a test fakes only what its caller uses. The store never
+reads the clock: callers pass ``now``. It splits long id lists under the database's parameter
+caps itself; callers pass any number.
 
 Guarantees every implementation gives:
 - ``commit_tick`` is one transaction: snapshots, events, outcomes, outbox rows and the poll state
@@ -190,36 +195,54 @@ class Health:
     broken_subscriptions: tuple[Subscription, ...]
 
 
-class Store(Protocol):
-    """Persistence for ges-bot. All methods are coroutines; all datetimes are aware UTC."""
+class Leases(Protocol):
+    """Coordination between replicas: named leases with a time to live."""
 
-    async def close(self) -> None: ...
+    async def try_lease(self, name: str, holder: str, now: datetime, ttl_seconds: float) -> bool:
+        """Take or renew the named lease if free, expired, or already ours."""
+        ...
 
-    # --- watcher ---
+    async def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class SubscriptionReader(Protocol):
+    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Database subscriptions (config-file ones are not stored; callers merge them)."""
+        ...
+
+
+class WatchStore(SubscriptionReader, Leases, Protocol):
+    """What a poll tick (``watch.poller``) reads and writes."""
+
     async def poll_state(self, project: str) -> PollState | None: ...
 
     async def active_snapshots(self, project: str) -> dict[str, Snapshot]:
         """Snapshots whose status is pending or running."""
         ...
 
-    async def snapshots(self, project: str, job_ids: Collection[str]) -> dict[str, Snapshot]: ...
+    async def snapshots(self, project: str, job_ids: Collection[str]) -> dict[str, Snapshot]:
+        """Snapshots of ``job_ids`` (any number: the store splits them under the database's caps)."""
+        ...
 
     async def job_ids_with_status(self, project: str, status: str) -> set[str]:
         """Ids of the project's snapshots currently in ``status``."""
         ...
 
     async def outcomes(self, project: str, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Outcome]:
-        """Last terminal outcome per (graph, job_name)."""
+        """Last terminal outcome per (graph, job_name) (any number of keys)."""
         ...
 
     async def commit_tick(self, tick: TickResult) -> TickCommit: ...
 
     async def record_poll_error(self, project: str, at: datetime, error: str) -> None: ...
 
-    # --- subscriptions and mutes ---
-    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
-        """Database subscriptions (config-file ones are not stored; callers merge them)."""
+    async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
+        """Mutes still in force at ``now``."""
         ...
+
+
+class SubscriptionStore(SubscriptionReader, Protocol):
+    """What ``/gesjobs subscribe``, ``mute`` and their buttons change."""
 
     async def add_subscription(self, sub: Subscription) -> Subscription:
         """Insert, or replace the same (channel, graph_pattern, project); returns it with its id."""
@@ -229,8 +252,9 @@ class Store(Protocol):
         """Remove the channel's subscriptions to ``graph_pattern`` (only the one for ``project`` if given)."""
         ...
 
-    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
-        """Set (or clear with ``None``) ``broken`` on every subscription of the channel; returns them."""
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel, as of ``now``;
+        returns them."""
         ...
 
     async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
@@ -241,7 +265,10 @@ class Store(Protocol):
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 
-    # --- outbox ---
+
+class OutboxStore(SubscriptionReader, Protocol):
+    """What the delivery worker (``notify.delivery``) claims, records and follows up."""
+
     async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
         """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
         ...
@@ -289,16 +316,26 @@ class Store(Protocol):
 
     async def outbox_item(self, outbox_id: int) -> OutboxItem | None: ...
 
-    # --- queries ---
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel, as of ``now``;
+        returns them."""
+        ...
+
+
+class QueryStore(Protocol):
+    """What ``/gesjobs`` answers, the Home tab and ``/healthz`` read."""
+
+    async def poll_state(self, project: str) -> PollState | None: ...
+
     async def query_jobs(self, query: JobQuery) -> list[Snapshot]: ...
 
     async def recent_events(self, since: datetime, kinds: Collection[EventKind], limit: int) -> list[JobEvent]: ...
 
     async def health(self, now: datetime) -> Health: ...
 
-    # --- coordination between replicas ---
-    async def try_lease(self, name: str, holder: str, now: datetime, ttl_seconds: float) -> bool:
-        """Take or renew the named lease if free, expired, or already ours."""
-        ...
 
-    async def release_lease(self, name: str, holder: str) -> None: ...
+class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, Protocol):
+    """Persistence for ges-bot: every caller's protocol at once, as the runtime holds it. All
+    methods are coroutines; all datetimes are aware UTC; callers pass ``now``."""
+
+    async def close(self) -> None: ...

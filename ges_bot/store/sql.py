@@ -325,7 +325,7 @@ class SqlStore:
             "created_by": sub.created_by,
             "created_at": sub.created_at,
             "broken": sub.broken,
-            "broken_at": _utcnow() if sub.broken else None,
+            "broken_at": sub.created_at if sub.broken else None,
         }
         ins = self._insert(subscriptions).values(**values)
         keys = ("channel", "graph_pattern", "project")
@@ -346,11 +346,11 @@ class SqlStore:
         async with self.transaction(write=True) as conn:
             return (await conn.execute(stmt)).rowcount
 
-    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
         stmt = (
             update(subscriptions)
             .where(subscriptions.c.channel == channel)
-            .values(broken=_text(error), broken_at=_utcnow() if error is not None else None)
+            .values(broken=_text(error), broken_at=now if error is not None else None)
             .returning(*subscriptions.c)
         )
         async with self.transaction(write=True) as conn:
@@ -724,11 +724,6 @@ class SqlStore:
 
 
 # ---------------------------------------------------------------------- rows ↔ records
-
-
-def _utcnow() -> datetime:
-    # Only for bookkeeping columns the protocol gives no time for (``broken_at``).
-    return datetime.now(UTC)
 
 
 def _as_utc(value: object) -> datetime | None:

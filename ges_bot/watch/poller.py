@@ -78,21 +78,19 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
 from ges_bot.errors import GesBotError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
-from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
+from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick", "schedule"]
+__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +105,6 @@ _VANISHED = "vanished:"
 _HEAD = "head:"
 #: Pages read back from the tail probe before page 1 and the search from both ends.
 _TAIL_PAGES = 2
-# Store calls with many ids are chunked: SQLite caps bound parameters per statement.
-_CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
 
@@ -166,15 +162,6 @@ class _Scan:
     found_at: str | None = None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _page_offsets(count: int, limit: int) -> list[int]:
     """Offsets of every page but the first, alternating from both ends: last, second, second to last…"""
     last = (count - 1) // limit if count > 0 else 0
@@ -201,12 +188,12 @@ class Poller:
         self,
         project: ProjectSettings,
         client: JobSource,
-        store: Store,
+        store: WatchStore,
         *,
         config_subscriptions: Sequence[Subscription] = (),
         stuck_after: timedelta = timedelta(hours=6),
         backfill: timedelta = timedelta(0),
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utc_now,
         replica: str = "ges-bot",
         lease_ttl: timedelta | float = timedelta(minutes=5),
         page_size: int | None = None,
@@ -380,8 +367,8 @@ class _TickWork:
         # Scans run concurrently: one must not read ``known`` while another is filling it.
         async with self._lookup:
             wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
-            for chunk in _chunks(wanted):
-                self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
+            # However many ids: the store splits them to stay under the database's parameter cap.
+            self.known.update(await self.p.store.snapshots(self.p.alias, wanted))
             self.looked_up.update(wanted)
 
     # --- strategies ---
@@ -523,9 +510,7 @@ class _TickWork:
         await self._snapshots(j.job_id for j in self.jobs)
         previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        for chunk in _chunks(keys):
-            outcomes.update(await self.p.store.outcomes(self.p.alias, chunk))
+        outcomes = await self.p.store.outcomes(self.p.alias, keys)
         backfill_since = self.now - self.p.backfill if self.p.backfill > timedelta(0) else None
         return diff(
             self.p.alias,
@@ -586,36 +571,3 @@ async def run_tick(poller: Poller) -> TickReport | None:
         except Exception as store_exc:
             log.error("could not record the poll error of %s: %s", poller.alias, describe_error(store_exc))
         return None
-
-
-def schedule(
-    scheduler: AsyncIOScheduler,
-    pollers: Sequence[Poller],
-    interval: timedelta,
-    jitter: float = 0.0,
-) -> list[Any]:
-    """Add one APScheduler 3.x interval job per project (``AsyncIOScheduler``), first run at once.
-
-    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
-    missed runs collapse into one. ``jitter`` (seconds) spreads projects and replicas apart.
-    Returns the APScheduler jobs.
-    """
-    jobs = []
-    for poller in pollers:
-        jobs.append(
-            scheduler.add_job(
-                run_tick,
-                "interval",
-                args=[poller],
-                id=f"poll:{poller.alias}",
-                name=f"poll {poller.alias}",
-                seconds=interval.total_seconds(),
-                jitter=jitter or None,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval.total_seconds())),
-                next_run_time=datetime.now(UTC),
-                replace_existing=True,
-            )
-        )
-    return jobs
