@@ -21,6 +21,7 @@ from ges_bot.config import Config, ProjectSettings, load_config
 from ges_bot.domain import Subscription
 from ges_bot.errors import ApiError, AuthError, ConfigError, JobCenterError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
+from ges_bot.sinks.targets import is_sink_target
 
 
 @dataclass
@@ -176,7 +177,10 @@ async def check_slack(config: Config, report: Report, subscriptions: list[Subscr
             True,
             f"authenticated as {auth.get('user', '?')} in team {auth.get('team', auth.get('team_id', '?'))}",
         )
-        channels = sorted({sub.channel for sub in [*config.subscriptions, *subscriptions]})
+        # Group-bot sinks ("sink:<name>") are checked by check_sinks, not as Slack channels.
+        channels = sorted(
+            {sub.channel for sub in [*config.subscriptions, *subscriptions] if not is_sink_target(sub.channel)}
+        )
         for channel in channels:
             await _check_channel(client, channel, report)
     finally:

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
+from ges_bot.sinks.targets import SINK_NAME, Locale, SinkType, secret_problem, sink_target, url_problem
 
 #: Regions the official SDK knows, and their management-plane endpoints.
 GES_REGIONS: dict[str, str] = {
@@ -90,27 +91,63 @@ class _ProjectTable(BaseModel):
 
 
 class _SubscriptionTable(BaseModel):
+    """A ``[[subscriptions]]`` table: a Slack ``channel`` or a ``sink`` (one of them) hears about
+    the graphs matching ``graph``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    channel: str
+    channel: str | None = None
+    sink: str | None = None
     graph: str
     statuses: list[str] = Field(default_factory=list)
     project: str | None = None
     job_names: list[str] = Field(default_factory=list)
 
-    @field_validator("channel", "graph")
+    @field_validator("channel", "sink", "graph")
     @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
             raise ValueError("must not be empty")
-        return v.strip()
+        return v.strip() if v is not None else None
+
+
+class _SinkTable(BaseModel):
+    """A ``[[sinks]]`` table: a group-bot webhook alerts may be routed to. ``url`` and ``secret``
+    may be given as ``url_env`` / ``secret_env`` naming an environment variable instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: SinkType
+    url: SecretStr | None = None
+    url_env: str | None = None
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    locale: Locale = "en"
 
 
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     projects: list[_ProjectTable] = Field(default_factory=list)
+    sinks: list[_SinkTable] = Field(default_factory=list)
     subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSettings:
+    """One group-bot webhook (``[[sinks]]``). ``url`` and ``secret`` are secrets: show ``name``."""
+
+    name: str
+    type: SinkType
+    url: SecretStr
+    secret: SecretStr | None = None
+    locale: Locale = "en"
+
+    @property
+    def target(self) -> str:
+        """The outbox target (``Delivery.channel``) of alerts routed to this sink."""
+        return sink_target(self.name)
 
 
 def _duration_seconds(value: object) -> float:
@@ -321,6 +358,13 @@ class Config:
     settings: Settings
     projects: tuple[ProjectSettings, ...]
     subscriptions: tuple[Subscription, ...]
+    sinks: tuple[SinkSettings, ...] = ()
+
+    def sink(self, name: str) -> SinkSettings:
+        for s in self.sinks:
+            if s.name == name:
+                return s
+        raise KeyError(name)
 
     def project(self, alias: str) -> ProjectSettings:
         for p in self.projects:
@@ -444,9 +488,20 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
             )
         )
     aliases = {p.alias for p in projects}
+    sinks = _build_sinks(settings.config_file, file.sinks, source)
+    sink_names = {s.name for s in sinks}
     subs: list[Subscription] = []
     for i, st in enumerate(file.subscriptions):
         where = f"{settings.config_file} [[subscriptions]] #{i + 1}"
+        if (st.channel is None) == (st.sink is None):
+            raise ConfigError(
+                f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "…"), one of them'
+            )
+        if st.sink is not None and st.sink not in sink_names:
+            raise ConfigError(
+                f"{where}: sink {st.sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'})"
+            )
+        channel = st.channel if st.channel is not None else sink_target(st.sink or "")
         try:
             kinds = kinds_from_words(st.statuses)
         except ValueError as exc:
@@ -458,7 +513,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
         subs.append(
             Subscription(
                 id=-(i + 1),
-                channel=st.channel,
+                channel=channel,
                 graph_pattern=st.graph,
                 kinds=kinds,
                 project=st.project,
@@ -467,4 +522,45 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 created_by="config",
             )
         )
-    return Config(settings=settings, projects=tuple(projects), subscriptions=tuple(subs))
+    return Config(settings=settings, projects=tuple(projects), subscriptions=tuple(subs), sinks=sinks)
+
+
+def _sink_value(
+    where: str, direct: SecretStr | None, ref: str | None, name: str, env: Mapping[str, str]
+) -> SecretStr | None:
+    if direct is not None and ref is not None:
+        raise ConfigError(f"{where}: give either {name} or {name}_env, not both")
+    if ref is not None:
+        value = env.get(ref)
+        if not value:
+            raise ConfigError(f"{where}: {name}_env names ${ref}, which is not set; export it or fix the name")
+        return SecretStr(value)
+    return direct
+
+
+def _build_sinks(path: Path | None, tables: list[_SinkTable], env: Mapping[str, str]) -> tuple[SinkSettings, ...]:
+    """Validate ``[[sinks]]``: unique names, a URL of the platform's shape, a secret only where
+    the platform signs. Messages name the sink, never its URL or secret."""
+    sinks: list[SinkSettings] = []
+    for i, t in enumerate(tables):
+        where = f"{path} [[sinks]] #{i + 1} ({t.name!r})"
+        if not SINK_NAME.match(t.name):
+            raise ConfigError(
+                f"{where}: name must be lower-case letters, digits, '-', '_' or '.', at most 58 characters"
+            )
+        if any(s.name == t.name for s in sinks):
+            raise ConfigError(f"{where}: name {t.name!r} is used twice; sink names must be unique")
+        url = _sink_value(where, t.url, t.url_env, "url", env)
+        if url is None:
+            raise ConfigError(
+                f"{where}: no webhook URL; set url_env (recommended: the URL holds the bot's token) or url"
+            )
+        problem = url_problem(t.type, url.get_secret_value())
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        secret = _sink_value(where, t.secret, t.secret_env, "secret", env)
+        problem = secret_problem(t.type, secret.get_secret_value() if secret is not None else None)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        sinks.append(SinkSettings(name=t.name, type=t.type, url=url, secret=secret, locale=t.locale))
+    return tuple(sinks)

@@ -270,7 +270,8 @@ class OutboxStore(SubscriptionReader, Protocol):
     """What the delivery worker (``notify.delivery``) claims, records and follows up."""
 
     async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
+        """Due pending rows (``next_attempt_at <= now``) for Slack, oldest first, leased to ``worker``
+        (rows for group-bot sinks are left to :meth:`SinkOutboxStore.claim_sink_outbox`)."""
         ...
 
     async def mark_sent(
@@ -322,6 +323,34 @@ class OutboxStore(SubscriptionReader, Protocol):
         ...
 
 
+class SinkOutboxStore(Protocol):
+    """What the group-bot sink worker (``sinks.worker``) claims and records: only rows whose target
+    is a sink (``Delivery.channel`` = ``"sink:<name>"``)."""
+
+    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Due pending sink rows, oldest first, leased to ``worker`` (as ``claim_outbox``)."""
+        ...
+
+    async def mark_sent(
+        self,
+        outbox_id: int,
+        ts: str,
+        now: datetime,
+        posted: PostedMessage | None,
+        *,
+        worker: str | None = None,
+        replies: Sequence[ThreadReply] = (),
+        rest: Delivery | None = None,
+        lease_seconds: float = 0.0,
+    ) -> MarkedSent: ...
+
+    async def mark_retry(
+        self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
+    ) -> bool: ...
+
+    async def mark_dead(self, outbox_id: int, error: str, now: datetime, *, worker: str | None = None) -> bool: ...
+
+
 class QueryStore(Protocol):
     """What ``/gesjobs`` answers, the Home tab and ``/healthz`` read."""
 
@@ -334,7 +363,7 @@ class QueryStore(Protocol):
     async def health(self, now: datetime) -> Health: ...
 
 
-class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, Protocol):
+class Store(WatchStore, SubscriptionStore, OutboxStore, SinkOutboxStore, QueryStore, Protocol):
     """Persistence for ges-bot: every caller's protocol at once, as the runtime holds it. All
     methods are coroutines; all datetimes are aware UTC; callers pass ``now``."""
 

@@ -35,6 +35,7 @@ from ges_bot.domain import (
 )
 from ges_bot.domain import Job as DomainJob
 from ges_bot.errors import StoreError
+from ges_bot.sinks.targets import SINK_PREFIX
 from ges_bot.store import codec
 from ges_bot.store.api import (
     Health,
@@ -408,6 +409,15 @@ class SqlStore:
             return tuple([await self._insert_outbox(conn, d, now) for d in deliveries])
 
     async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        # Rows for group-bot sinks ("sink:<name>") belong to the sink worker (claim_sink_outbox).
+        return await self._claim(worker, now, limit, lease_seconds, ~outbox.c.channel.startswith(SINK_PREFIX))
+
+    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        return await self._claim(worker, now, limit, lease_seconds, outbox.c.channel.startswith(SINK_PREFIX))
+
+    async def _claim(
+        self, worker: str, now: datetime, limit: int, lease_seconds: float, which: ColumnElement[bool]
+    ) -> list[OutboxItem]:
         if limit <= 0:
             return []
         due = (
@@ -416,6 +426,7 @@ class SqlStore:
                 outbox.c.state == OutboxState.PENDING,
                 outbox.c.next_attempt_at <= now,
                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+                which,
             )
             .order_by(outbox.c.id)
             .limit(limit)
