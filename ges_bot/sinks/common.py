@@ -1,0 +1,65 @@
+"""Primitives the per-platform escapers are built from, and the bytes a webhook body is sent as (pure).
+
+Each platform module composes these into its own :class:`~ges_bot.sinks.compose.Markup` — the one
+place that platform's untrusted text is escaped. The primitives:
+
+- :func:`defuse_mentions` puts a word joiner (U+2060, invisible) after every ``@``, so no
+  ``@all`` / ``@everyone`` / ``@13800000000`` in a fail reason can ever be read as a mention;
+- :func:`defuse_links` does the same inside ``://`` and ``www.``, so no client auto-links a URL
+  from GES text (a link in an alert is one we chose to put there);
+- :func:`entities` and :func:`backslashes` neutralise markup characters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["WJ", "backslashes", "body_bytes", "defuse", "defuse_links", "defuse_mentions", "entities", "joiners"]
+
+#: WORD JOINER: invisible, not a space, breaks the tokens clients look for.
+WJ = "\u2060"
+
+
+def defuse_mentions(text: str) -> str:
+    # Also the full-width at sign, which some clients fold to '@'.
+    return text.replace("@", "@" + WJ).replace("＠", "＠" + WJ)
+
+
+def defuse_links(text: str) -> str:
+    out = text.replace("://", ":" + WJ + "//")
+    return out.replace("www.", "www" + WJ + ".").replace("WWW.", "WWW" + WJ + ".")
+
+
+def defuse(text: str) -> str:
+    return defuse_links(defuse_mentions(text))
+
+
+def entities(text: str, extra: str = "") -> str:
+    """``&``, ``<``, ``>`` (and each character of ``extra``) as HTML entities."""
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in extra:
+        out = out.replace(ch, f"&#{ord(ch)};")
+    return out
+
+
+def backslashes(text: str, chars: str) -> str:
+    """Each of ``chars`` (and the backslash itself) preceded by a backslash."""
+    out = text.replace("\\", "\\\\")
+    for ch in chars:
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def body_bytes(body: dict[str, Any]) -> bytes:
+    """The body as sent (UTF-8 JSON, no ASCII escapes): what the platforms' size limits count."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def joiners(text: str, chars: str) -> str:
+    """A word joiner after each of ``chars``: ``**`` is no longer emphasis, ``](`` no longer a link,
+    and nothing visible changes."""
+    out = text
+    for ch in chars:
+        out = out.replace(ch, ch + WJ)
+    return out
