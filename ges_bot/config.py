@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     #: Seconds a replica's claim on outbox rows lasts: how long alerts a crashed replica was
     #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
     delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
+    #: Seconds one post to a group-bot webhook (``[[sinks]]``) may take.
+    sink_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SINK_TIMEOUT")
 
     @field_validator("stuck_after_s", "backfill_s", "poll_interval", "answer_max_age_s", mode="before")
     @classmethod

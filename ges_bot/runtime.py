@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,6 +38,8 @@ from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services
+from ges_bot.sinks.sender import SinkSender
+from ges_bot.sinks.worker import SinkPolicy, SinkWorker
 from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
@@ -113,6 +116,9 @@ class Runtime:
         self.pollers: list[Poller] = []
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
+        #: Delivers outbox rows routed to group-bot sinks (``[[sinks]]``); ``None`` without sinks.
+        self.sink_worker: SinkWorker | None = None
+        self._sink_client: httpx.AsyncClient | None = None
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -165,6 +171,17 @@ class Runtime:
             # Slack problems a person must see reach /gesjobs status and the Home tab through these.
             notes=self.services.notes,
         )
+        if self.config.sinks:
+            self._sink_client = httpx.AsyncClient(timeout=s.sink_timeout)
+            self.sink_worker = SinkWorker(
+                self.store,
+                self.config.sinks,
+                self.services.projects,
+                SinkSender(self._sink_client),
+                worker_id=self.replica,
+                clock=self.clock,
+                policy=SinkPolicy(claim_lease_s=s.delivery_lease_s),
+            )
         for project in self.config.projects:
             self.pollers.append(
                 Poller(
@@ -190,6 +207,8 @@ class Runtime:
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        if self.sink_worker is not None:
+            self._tasks.append(asyncio.create_task(self.sink_worker.run(self._stop), name="sink-delivery"))
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -255,6 +274,8 @@ class Runtime:
                 self._ticks_in_flight.discard(current)
         if report is not None and report.outbox_ids and self.worker is not None:
             self.worker.wake()
+        if report is not None and report.outbox_ids and self.sink_worker is not None:
+            self.sink_worker.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
         assert self.services is not None
@@ -368,6 +389,13 @@ class Runtime:
         socket_connected = await self.socket_mode_connected()
         if slack_error or health.outbox_dead or socket_connected is False:
             status = "degraded"
+        # Sinks by name only: their URL and secret are secrets.
+        broken_sinks = self.sink_worker.broken() if self.sink_worker is not None else {}
+        if broken_sinks:
+            status = "degraded"
+        sinks = [
+            {"name": sink.name, "type": sink.type, "broken": broken_sinks.get(sink.name)} for sink in self.config.sinks
+        ]
         return {
             "status": status,
             "replica": self.replica,
@@ -378,6 +406,7 @@ class Runtime:
             "broken_subscriptions": len(health.broken_subscriptions),
             "slack_error": slack_error,
             "socket_mode_connected": socket_connected,
+            "sinks": sinks,
             "notes": dict(self.services.notes) if self.services else {},
         }
 
@@ -410,6 +439,8 @@ class Runtime:
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)
         for client in self.clients.values():
             await client.aclose()
+        if self._sink_client is not None:
+            await self._sink_client.aclose()
         close = getattr(self._gateway, "aclose", None)
         if close is not None:
             await close()

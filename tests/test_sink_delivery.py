@@ -317,3 +317,50 @@ async def test_a_timeout_is_retried_and_names_no_url(db_url: str) -> None:
         assert item is not None and item.state == OutboxState.PENDING
         assert item.last_error is not None and "SECRETKEY" not in item.last_error
         assert d.channel == "sink:down"
+
+
+async def test_a_failure_routed_to_slack_and_dingtalk_is_delivered_exactly_once_across_a_replica_kill(
+    db_url: str,
+) -> None:
+    from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
+    from ges_bot.notify.slack import WebApiGateway
+    from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
+
+    slack = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
+    async with rig(db_url) as r, serve(slack.app) as slack_url:
+        slack.base_url = slack_url
+        gateway = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=slack.api_url, timeout=5.0)
+        try:
+            sink = r.sink("dba", "dingtalk", secret="SECdba", keywords=("GES",))
+            subs = [subscription("C0ALERTS", -1), subscription(sink.target, -2)]
+            deliveries = await enqueue_routed(r, [failure()], subs)
+            assert sorted(d.channel for d in deliveries) == ["C0ALERTS", "sink:dba"]
+
+            # Replica A claims both rows and is killed before it posts anything.
+            lease = 120.0
+            assert len(await r.store.claim_outbox("replica-a", r.clock(), 10, lease)) == 1
+            assert len(await r.store.claim_sink_outbox("replica-a", r.clock(), 10, lease)) == 1
+
+            # Replica B: nothing is due while A's claims last; everything after.
+            policy = DeliveryPolicy(channel_interval_s=0.01, idle_poll_s=0.02, claim_lease_s=lease)
+            slack_worker = DeliveryWorker(
+                r.store, gateway, {"prod": PROJECT}, worker_id="replica-b", clock=r.clock, policy=policy
+            )
+            sink_worker = r.worker("replica-b")
+            assert await slack_worker.deliver_due() == 0
+            assert await sink_worker.deliver_due() == 0
+            r.clock.advance(lease + 1)
+            await slack_worker.deliver_due()
+            assert await sink_worker.deliver_due() == 1
+            # And later rounds find nothing left: each was delivered once.
+            r.clock.advance(3600)
+            await slack_worker.deliver_due()
+            assert await sink_worker.deliver_due() == 0
+
+            posts = [c for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == "C0ALERTS"]
+            assert len(posts) == 1
+            [ding] = r.hooks.messages(r.bots["dba"])
+            assert "ImportGraph failed" in json.dumps(ding, ensure_ascii=False)
+            assert await r.pending() == 0
+        finally:
+            await gateway.aclose()
