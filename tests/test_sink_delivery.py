@@ -364,3 +364,17 @@ async def test_a_failure_routed_to_slack_and_dingtalk_is_delivered_exactly_once_
             assert await r.pending() == 0
         finally:
             await gateway.aclose()
+
+
+async def test_a_zh_cn_sink_receives_the_alert_in_chinese(db_url: str) -> None:
+    async with rig(db_url) as r:
+        made = r.hooks.add(WebhookBot("lark", token="tok-zh", secret="lark-zh"))
+        sink = SinkSettings(
+            name="zh", type="lark", url=SecretStr(r.hooks.url_for(made)), secret=SecretStr("lark-zh"), locale="zh-CN"
+        )
+        r.sinks.append(sink)
+        await enqueue_routed(r, [failure()], [subscription(sink.target)])
+        await r.worker().deliver_due()
+        [body] = r.hooks.messages(made)
+        assert body["card"]["header"]["title"]["content"] == "🔴 导入图失败 · prod-movies"
+        assert "失败原因" in json.dumps(body, ensure_ascii=False)

@@ -243,3 +243,59 @@ def test_lark_entities_and_dingtalk_never_at_all() -> None:
     assert "&lt;at user_id=&quot;" not in visible(lark.render(doc, words("en")).body)  # quotes stay, < does not
     assert "&lt;at user_id=" in visible(lark.render(doc, words("en")).body)
     assert dingtalk.render(doc, words("en")).body["at"] == {"isAtAll": False}
+
+
+# -- Chinese --------------------------------------------------------------------------------------
+
+
+def used_msgids() -> set[str]:
+    """Every message id the sink modules pass to their ``Words`` (literal first arguments), and
+    the words of the look-up tables."""
+    from ges_bot.notify.document import FieldKey
+    from ges_bot.sinks import words as words_module
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(words_module.__file__).parent.glob("*.py"))
+    ids = set(re.findall(r'\bw\(\s*"((?:[^"\\]|\\.)*)"', source))
+    ids |= set(words_module.KIND_WORDS.values()) | set(words_module.FILE_STATUS_WORDS.values())
+    ids |= set(words_module.JOB_STATUS_WORDS.values()) | set(words_module.JOB_WORDS)
+    ids |= {key.label for key in FieldKey} | {"schema", "vertices", "edges", "(no graph)", "Job"}
+    return ids
+
+
+def test_every_message_has_a_chinese_translation_with_the_same_values() -> None:
+    from ges_bot.sinks.words import _catalog
+
+    catalog = _catalog("zh-CN")
+    assert catalog is not None
+    ids = used_msgids()
+    assert len(ids) > 40
+    for msgid in sorted(ids):
+        message = catalog.get(msgid)
+        assert message is not None and message.string, f"no zh-CN translation for {msgid!r}"
+        assert set(re.findall(r"\{\w+\}", msgid)) == set(re.findall(r"\{\w+\}", str(message.string))), msgid
+
+
+def test_numbers_instants_and_durations_are_written_the_locales_way() -> None:
+    en, zh = words("en"), words("zh-CN")
+    at = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
+    assert (en.number(12345), zh.number(12345)) == ("12,345", "12,345")
+    assert en.when(at) == "Mar 1, 2026, 2:05:00\u202fPM UTC"  # CLDR: a narrow no-break space before PM
+    assert zh.when(at) == "2026年3月1日 14:05:00 UTC"
+    assert (en.span(timedelta(minutes=75)), zh.span(timedelta(minutes=75))) == ("75 minutes", "75分钟")
+    assert zh.span(timedelta(hours=30)) == "30小时"
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_chinese_alert_uses_the_consoles_words(platform: Platform) -> None:
+    text = visible(render_alert(platform, doc_of(import_job()), "zh-CN").body)
+    for shown in (
+        "导入图部分失败 · movies",
+        "图名称",
+        "失败原因",
+        "5,000 行中 120 行失败",
+        "点数据",
+        "2 个文件导入成功",
+        "64分钟",
+    ):
+        assert shown in text.replace("\\", ""), (platform, shown)
+    assert "partially failed" not in text and "Reason" not in text and "lines failed" not in text

@@ -125,7 +125,7 @@ def severity(doc: AlertDocument) -> Severity:
 
 
 def _job_label(item: AlertItem, w: Words) -> str:
-    return w.job(one_line(item.job.job_name) or one_line(item.job.job_type) or "Job")
+    return w.job(one_line(item.job.job_name) or one_line(item.job.job_type)) or w("Job")
 
 
 def _verb(item: AlertItem, w: Words, m: Markup) -> str:
@@ -136,7 +136,7 @@ def _verb(item: AlertItem, w: Words, m: Markup) -> str:
 
 def title(doc: AlertDocument, w: Words, m: Markup) -> str:
     """ "🔴 ImportGraph failed · movies" / "🔴 2 failed, 1 stuck · movies" (escaped by ``m``)."""
-    graph = m.text(one_line(graph_name(doc.graph)), 80)
+    graph = m.text(one_line(doc.graph), 80) if doc.graph.strip() else w(graph_name(doc.graph))
     if not doc.items or doc.headline.lead is None:
         return w("GES jobs · {graph}", graph=graph)
     emoji = EMOJI.get(doc.headline.lead, "🔵")
