@@ -2,9 +2,10 @@
 
 This module owns the pre-flight checks a person runs after installing: settings, GES (auth and one
 list call per project), the database, Slack (``auth.test``) and every subscribed channel
-(``conversations.info``: exists, not archived, and the bot may post there). For each problem it
-prints what is wrong and how to fix it; it exits non-zero when anything failed. It never posts a
-message and never prints a secret.
+(``conversations.info``: exists, not archived, and the bot may post there), and each group-bot
+sink (``sinks.preflight``). For each problem it prints what is wrong and how to fix it; it exits
+non-zero when anything failed. It never posts a message (but a sink's test message with
+``--send-test``) and never prints a secret.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ges_bot.config import Config, ProjectSettings, load_config
 from ges_bot.domain import Subscription
 from ges_bot.errors import ApiError, AuthError, ConfigError, JobCenterError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
+from ges_bot.sinks.preflight import check_sinks
 from ges_bot.sinks.targets import is_sink_target
 
 
@@ -203,7 +205,7 @@ async def _check_channel(client: AsyncWebClient, channel: str, report: Report) -
         report.add("Slack", True, f"channel {channel}: the bot can post here")
 
 
-async def run_checks(config: Config) -> Report:
+async def run_checks(config: Config, *, send_test: bool = False) -> Report:
     report = Report()
     report.add(
         "config",
@@ -213,6 +215,7 @@ async def run_checks(config: Config) -> Report:
     await check_ges(config, report)
     subs = await check_database(config, report)
     await check_slack(config, report, subs)
+    await check_sinks(config, report, send_test=send_test)
     return report
 
 
@@ -234,8 +237,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "check",
         help="validate the configuration and test GES, the database and Slack",
         description="Validate the configuration, then reach GES (auth and one list call per project), the database and "
-        "Slack (auth.test and every subscribed channel). Prints how to fix each problem; exits 1 if any check fails.",
+        "Slack (auth.test and every subscribed channel), and each group-bot sink (URL shape, secret). Prints how to fix "
+        "each problem; exits 1 if any check fails.",
     )
+    p.add_argument("--send-test", action="store_true", help="also send one test message to each [[sinks]] group bot")
     return p
 
 
@@ -245,6 +250,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"✗ config: {exc}")
         return 2
-    report = asyncio.run(run_checks(config))
+    report = asyncio.run(run_checks(config, send_test=getattr(args, "send_test", False)))
     print_report(report)
     return 0 if report.ok else 1

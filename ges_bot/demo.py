@@ -4,7 +4,10 @@ This module owns the demo's wiring: the GES emulator running the ``nightly-impor
 an accelerated clock, the Slack stand-in, the real bot runtime (SQLite in a temporary folder, HTTP
 mode with a demo signing secret) and a demo subscription; it shows each alert in the terminal as
 the channel would see it and offers a ``/gesjobs`` prompt whose commands travel as signed HTTP
-requests into the bot, exactly as Slack would send them. Nothing leaves loopback.
+requests into the bot, exactly as Slack would send them. With ``--sink lark`` (or ``dingtalk``,
+``wecom``, ``teams``) the same alerts also go to that platform's webhook stand-in — signed, paced,
+through the outbox — and are shown as that chat would show them (``--locale zh-CN`` in Chinese).
+Nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from ges_bot.config import Config, load_config
 from ges_bot.emulator import EmulatorSettings, create_app
 from ges_bot.loopback import serve
 from ges_bot.runtime import Runtime, RuntimeOptions
+from ges_bot.sinks.terminal import sink_panel
 from ges_bot.standin.slack import SlackStandIn, signed_command_request
+from ges_bot.standin.webhooks import Platform, WebhookBot, WebhookStandIn
 from ges_bot.terminal import message_panel
 
 log = logging.getLogger(__name__)
@@ -53,18 +58,48 @@ class DemoWorld:
     runtime: Runtime
     signing_secret: str
     console: Console
+    #: The group-bot stand-in and its bot, with ``--sink``.
+    hooks: WebhookStandIn | None = None
+    bot: WebhookBot | None = None
 
 
-def demo_env(workdir: Path, emulator_url: str, slack_url: str, signing_secret: str, ak: str, sk: str) -> dict[str, str]:
+#: The demo sink's name, as the config file and /healthz show it.
+DEMO_SINK = "demo-group"
+
+
+def demo_env(
+    workdir: Path,
+    emulator_url: str,
+    slack_url: str,
+    signing_secret: str,
+    ak: str,
+    sk: str,
+    *,
+    sink: tuple[str, str, str | None, str] | None = None,
+) -> dict[str, str]:
+    """The demo's environment and config file; ``sink`` = (type, webhook URL, secret, locale)."""
     config_file = workdir / "ges-bot.toml"
-    config_file.write_text(
+    text = (
         "# The demo's subscription: every graph's failures, partial failures, recoveries and stuck jobs.\n"
         "[[subscriptions]]\n"
         f'channel = "{DEMO_CHANNEL}"\n'
         'graph = "*"\n'
-        'statuses = ["failed", "partial", "recovered", "stuck"]\n',
-        encoding="utf-8",
+        'statuses = ["failed", "partial", "recovered", "stuck"]\n'
     )
+    env_secrets: dict[str, str] = {}
+    if sink is not None:
+        kind, url, secret, locale = sink
+        # The URL and secret come from the environment, as the README recommends.
+        env_secrets["DEMO_SINK_URL"] = url
+        text += f'\n[[sinks]]\nname = "{DEMO_SINK}"\ntype = "{kind}"\nurl_env = "DEMO_SINK_URL"\nlocale = "{locale}"\n'
+        if secret is not None:
+            env_secrets["DEMO_SINK_SECRET"] = secret
+            text += 'secret_env = "DEMO_SINK_SECRET"\n'
+        text += (
+            f'\n[[subscriptions]]\nsink = "{DEMO_SINK}"\ngraph = "*"\n'
+            'statuses = ["failed", "partial", "recovered", "stuck"]\n'
+        )
+    config_file.write_text(text, encoding="utf-8")
     return {
         "GES_ENDPOINT": emulator_url,
         "GES_PROJECT_ID": DEMO_PROJECT_ID,
@@ -81,11 +116,14 @@ def demo_env(workdir: Path, emulator_url: str, slack_url: str, signing_secret: s
         "SLACK_SIGNING_SECRET": signing_secret,
         "SLACK_API_URL": f"{slack_url}/api/",
         "GES_BOT_TIMEZONE": "UTC",
+        **env_secrets,
     }
 
 
 @contextlib.asynccontextmanager
-async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIterator[DemoWorld]:
+async def start_world(
+    *, speed: float, seed: int, console: Console, sink: Platform | None = None, locale: str = "en"
+) -> AsyncIterator[DemoWorld]:
     with tempfile.TemporaryDirectory(prefix="ges-bot-demo-") as tmp:
         workdir = Path(tmp)
         ak, sk = "DEMOAKEXAMPLE0000000", secrets.token_hex(20)
@@ -99,14 +137,32 @@ async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIter
             team_id=DEMO_TEAM,
         )
         signing_secret = secrets.token_hex(16)
-        async with serve(create_app(emu_settings)) as emulator_url, serve(slack.app) as slack_url:
+        hooks = WebhookStandIn()
+        secret = ("SEC" + secrets.token_hex(16)) if sink in ("lark", "dingtalk") else None
+        bot = hooks.add(WebhookBot(sink, token=secrets.token_hex(8), secret=secret)) if sink is not None else None
+        async with (
+            serve(create_app(emu_settings)) as emulator_url,
+            serve(slack.app) as slack_url,
+            serve(hooks.app) as hooks_url,
+        ):
             slack.base_url = slack_url  # response URLs are handed out before Slack's first request
-            env = demo_env(workdir, emulator_url, slack_url, signing_secret, ak, sk)
+            hooks.base_url = hooks_url
+            sink_env = (sink, hooks.url_for(bot), secret, locale) if sink is not None and bot is not None else None
+            env = demo_env(workdir, emulator_url, slack_url, signing_secret, ak, sk, sink=sink_env)
             config: Config = load_config(env)
             runtime = Runtime(config, options=RuntimeOptions(poll_jitter_s=0))
             await runtime.start()
             try:
-                yield DemoWorld(emulator_url, slack, slack_url, runtime, signing_secret, console)
+                yield DemoWorld(
+                    emulator_url,
+                    slack,
+                    slack_url,
+                    runtime,
+                    signing_secret,
+                    console,
+                    hooks if sink is not None else None,
+                    bot,
+                )
             finally:
                 await runtime.stop()
 
@@ -142,9 +198,16 @@ async def send_command(world: DemoWorld, text: str) -> list[dict[str, Any]]:
 
 
 async def show_alerts(world: DemoWorld, stop: asyncio.Event) -> int:
-    """Print every message the bot posts to Slack as it arrives; returns how many were shown."""
+    """Print every message the bot posts to Slack (and to the demo sink) as it arrives; returns
+    how many were shown."""
     shown = 0
+    shown_sink = 0
     while not stop.is_set():
+        if world.hooks is not None and world.bot is not None:
+            received = world.hooks.messages(world.bot)
+            for body in received[shown_sink:]:
+                world.console.print(sink_panel(world.bot.platform, body, title=f"{world.bot.platform}: {DEMO_SINK}"))
+            shown_sink = len(received)
         messages = world.slack.messages()
         for message in messages[shown:]:
             channel = message.get("channel", "?")
@@ -181,12 +244,22 @@ async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed: int, console: Console) -> int:
+async def run_demo(
+    *,
+    no_input: bool,
+    duration: float | None,
+    speed: float,
+    seed: int,
+    console: Console,
+    sink: Platform | None = None,
+    locale: str = "en",
+) -> int:
+    also = f" and a {sink} group-bot stand-in ({locale})" if sink else ""
     console.print(
         "[bold]ges-bot demo[/bold]: GES emulator (nightly-imports scenario, "
-        f"{speed:g}× time) → ges-bot → Slack stand-in. Nothing leaves this machine."
+        f"{speed:g}× time) → ges-bot → Slack stand-in{also}. Nothing leaves this machine."
     )
-    async with start_world(speed=speed, seed=seed, console=console) as world:
+    async with start_world(speed=speed, seed=seed, console=console, sink=sink, locale=locale) as world:
         stop = asyncio.Event()
         watcher = asyncio.create_task(show_alerts(world, stop))
         started = time.monotonic()
@@ -211,6 +284,8 @@ async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed
             prompt.cancel()
         shown = await watcher
     console.print(f"[bold]demo finished[/bold]: {shown} message(s) posted to the Slack stand-in.")
+    if world.hooks is not None and world.bot is not None:
+        console.print(f"[bold]{len(world.hooks.messages(world.bot))} message(s) posted to the {sink} stand-in.[/bold]")
     return 0
 
 
@@ -227,6 +302,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--speed", type=float, default=600.0, help="emulated seconds per real second (default 600)")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    p.add_argument(
+        "--sink",
+        choices=["lark", "dingtalk", "wecom", "teams"],
+        default=None,
+        help="also send alerts to this group-bot platform's stand-in and show them as that chat would",
+    )
+    p.add_argument("--locale", choices=["en", "zh-CN"], default="en", help="the sink's language (default en)")
     return p
 
 
@@ -236,5 +318,13 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     console = Console(highlight=False, force_terminal=None if sys.stdout.isatty() else False, width=110)
     return asyncio.run(
-        run_demo(no_input=args.no_input, duration=args.duration, speed=args.speed, seed=args.seed, console=console)
+        run_demo(
+            no_input=args.no_input,
+            duration=args.duration,
+            speed=args.speed,
+            seed=args.seed,
+            console=console,
+            sink=args.sink,
+            locale=args.locale,
+        )
     )

@@ -1,0 +1,95 @@
+"""``ges-bot check`` for sinks (shape and secret; one test message each with ``--send-test``, never
+echoing a URL or secret) and ``ges-bot demo --sink`` showing a group bot's card in the terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ges_bot.check import Report
+from ges_bot.config import load_config
+from ges_bot.sinks.preflight import check_sinks
+from ges_bot.standin.webhooks import WebhookBot, WebhookStandIn
+from tests.support.asgi import serve
+
+PROJECT = '[[projects]]\nalias = "prod"\nproject_id = "p1"\nendpoint = "https://ges.test"\ntoken = "t"\n'
+
+
+async def test_check_verifies_each_sink_and_sends_a_test_only_when_asked(tmp_path: Path) -> None:
+    now = time.time()
+    hooks = WebhookStandIn(clock=lambda: now)
+    lark = hooks.add(WebhookBot("lark", token="lark-TOKEN", secret="lark-SECRET"))
+    ding = hooks.add(WebhookBot("dingtalk", token="ding-TOKEN", secret="SECright"))
+    wecom = hooks.add(WebhookBot("wecom", token="wecom-TOKEN"))
+    async with serve(hooks.app) as url, httpx.AsyncClient(timeout=5) as client:
+        hooks.base_url = url
+        file = tmp_path / "bot.toml"
+        file.write_text(
+            PROJECT
+            + f'[[sinks]]\nname = "dba"\ntype = "lark"\nurl = "{hooks.url_for(lark)}"\nsecret = "lark-SECRET"\nlocale = "zh-CN"\n'
+            + f'[[sinks]]\nname = "ops"\ntype = "dingtalk"\nurl = "{hooks.url_for(ding)}"\nsecret = "SECwrong"\n'
+            + f'[[sinks]]\nname = "wc"\ntype = "wecom"\nurl = "{hooks.url_for(wecom)}"\n'
+            + '[[subscriptions]]\nsink = "dba"\ngraph = "*"\n',
+            encoding="utf-8",
+        )
+        config = load_config({"GES_BOT_CONFIG": str(file)})
+
+        report = Report()
+        await check_sinks(config, report, client=client, clock=lambda: now)
+        assert hooks.attempts == []  # posts nothing
+        summaries = {f.summary.split(":")[0]: f for f in report.findings}
+        assert summaries["sink 'dba' (lark, zh-CN)"].ok
+        assert "signed, 1 subscription(s)" in summaries["sink 'dba' (lark, zh-CN)"].summary
+        assert "no [[subscriptions]] names this sink" in (summaries["sink 'wc' (wecom, en)"].fix or "")
+
+        report = Report()
+        await check_sinks(config, report, send_test=True, client=client, clock=lambda: now)
+        tests = [f for f in report.findings if "test message" in f.summary]
+        assert [(f.summary.split(":")[0], f.ok) for f in tests] == [
+            ("sink 'dba'", True),
+            ("sink 'ops'", False),
+            ("sink 'wc'", True),
+        ]
+        assert "signature refused" in tests[1].summary
+        [test_card] = hooks.messages(lark)
+        assert "测试消息" in test_card["card"]["header"]["title"]["content"]
+        shown = " ".join(f"{f.summary} {f.fix}" for f in report.findings)
+        for secret in ("TOKEN", "SECRET", "SECwrong", url):
+            assert secret not in shown
+
+
+def test_demo_with_a_sink_shows_the_card_as_the_chat_would() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))}
+    env["COLUMNS"] = "120"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ges_bot",
+            "demo",
+            "--no-input",
+            "--duration",
+            "12",
+            "--sink",
+            "lark",
+            "--locale",
+            "zh-CN",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "lark: demo-group" in out
+    assert "导入图失败" in out or "导入图部分失败" in out
+    assert "图名称" in out
+    assert "message(s) posted to the lark stand-in" in out
+    assert "Traceback" not in proc.stderr
