@@ -93,3 +93,63 @@ def test_demo_with_a_sink_shows_the_card_as_the_chat_would() -> None:
     assert "图名称" in out
     assert "message(s) posted to the lark stand-in" in out
     assert "Traceback" not in proc.stderr
+
+
+async def test_healthz_names_a_broken_sink_by_name_and_never_its_url_or_secret(tmp_path: Path) -> None:
+    import asyncio
+
+    from ges_bot.domain import Delivery, EventKind, Job, JobEvent
+    from ges_bot.runtime import Runtime, RuntimeOptions
+    from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, SlackStandIn
+
+    hooks = WebhookStandIn()
+    ding = hooks.add(WebhookBot("dingtalk", token="ding-TOKEN", secret="SECright"))
+    slack = SlackStandIn()
+    async with serve(hooks.app) as hooks_url, serve(slack.app) as slack_url:
+        hooks.base_url = hooks_url
+        slack.base_url = slack_url
+        file = tmp_path / "bot.toml"
+        file.write_text(
+            # GES is never reached in this test (the first poll is an hour away).
+            '[[projects]]\nalias = "prod"\nproject_id = "p1"\nendpoint = "http://127.0.0.1:9"\ntoken = "t"\n'
+            '[[sinks]]\nname = "ops"\ntype = "dingtalk"\nurl_env = "OPS_URL"\nsecret_env = "OPS_SECRET"\n'
+            '[[subscriptions]]\nsink = "ops"\ngraph = "*"\n',
+            encoding="utf-8",
+        )
+        env = {
+            "GES_BOT_CONFIG": str(file),
+            "OPS_URL": hooks.url_for(ding),
+            "OPS_SECRET": "SECwrong-SECRET",
+            "GES_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "GES_BOT_POLL_INTERVAL": "3600",
+            "GES_BOT_HTTP_HOST": "127.0.0.1",
+            "GES_BOT_HTTP_PORT": "0",
+            "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": "s" * 32,
+            "SLACK_API_URL": f"{slack_url}/api/",
+        }
+        runtime = Runtime(load_config(env), options=RuntimeOptions(poll_jitter_s=0))
+        await runtime.start()
+        try:
+            assert runtime.store is not None and runtime.sink_worker is not None
+            job = Job(job_id="j-1", status="failed", job_name="ImportGraph", graph="g")
+            event = JobEvent(project="prod", kind=EventKind.FAILED, job=job, at=runtime.clock())
+            await runtime.store.enqueue(
+                [Delivery(channel="sink:ops", project="prod", graph="g", events=(event,))], runtime.clock()
+            )
+            runtime.sink_worker.wake()
+            async with httpx.AsyncClient(timeout=5) as http:
+                deadline = time.monotonic() + 15
+                while True:
+                    answer = await http.get(f"http://127.0.0.1:{runtime.http_port}/healthz")
+                    sinks = answer.json()["sinks"]
+                    if sinks[0]["broken"] or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.05)
+            assert answer.json()["status"] == "degraded"
+            assert sinks == [{"name": "ops", "type": "dingtalk", "broken": sinks[0]["broken"]}]
+            assert "signature refused" in sinks[0]["broken"]
+            for secret in ("ding-TOKEN", "SECwrong", hooks_url):
+                assert secret not in answer.text
+        finally:
+            await runtime.stop()
