@@ -34,6 +34,17 @@ def _md(text: str) -> RenderableType:
     return Markdown(_clean(text))
 
 
+def _lark_md(content: str) -> RenderableType:
+    """``lark_md``: fenced causes as indented monospace, the rest as markdown."""
+    parts: list[RenderableType] = []
+    for i, piece in enumerate(re.split(r"```\n?(.*?)\n?```", content, flags=re.DOTALL)):
+        if i % 2:
+            parts.append(Text("  " + _clean(piece).replace("\n", "\n  "), style="cyan"))
+        elif piece.strip():
+            parts.append(_md(piece.strip()))
+    return Group(*parts)
+
+
 def _lark(body: dict[str, Any]) -> tuple[str, str, list[RenderableType]]:
     card = body.get("card") or {}
     header = card.get("header") or {}
@@ -57,7 +68,7 @@ def _lark(body: dict[str, Any]) -> tuple[str, str, list[RenderableType]]:
         elif tag == "div":
             text = element.get("text") or {}
             content = str(text.get("content", ""))
-            parts.append(_md(content) if text.get("tag") == "lark_md" else Text(content))
+            parts.append(_lark_md(content) if text.get("tag") == "lark_md" else Text(content))
     return title, _LARK_COLOURS.get(str(header.get("template")), "blue"), parts
 
 
