@@ -165,6 +165,35 @@ async def test_a_30_alert_burst_to_dingtalk_is_paced_and_nothing_is_lost(db_url:
         assert stamps[-1] - stamps[0] >= 60  # the last ten waited for the window
 
 
+@pytest.mark.parametrize(("platform", "count", "per_s", "window_s"), [("lark", 12, 5, 1.0), ("wecom", 25, 20, 60.0)])
+async def test_bursts_to_lark_and_wecom_stay_within_their_limits(
+    db_url: str, platform: Platform, count: int, per_s: int, window_s: float
+) -> None:
+    async with rig(db_url) as r:
+        sink = r.sink("b", platform, secret=SECRETS[platform])
+        events = [failure(f"j-{i:02d}", graph=f"prod-g{i:02d}") for i in range(count)]
+        await enqueue_routed(r, events, [subscription(sink.target)])
+        await r.drain(r.worker(), step_s=0.5)
+        assert len(r.hooks.messages(r.bots["b"])) == count
+        assert len(r.hooks.attempts) == count  # nothing refused, nothing sent twice
+        stamps = [m.at for m in r.hooks.received]
+        assert all(sum(1 for s in stamps if t - window_s < s <= t) <= per_s for t in stamps)
+
+
+HOSTILE = '@all <at user_id="all"></at> <@all> @everyone [click](https://evil.example) **b** <font color=red>x</font>'
+
+
+@pytest.mark.parametrize("platform", ["lark", "dingtalk", "wecom", "teams"])
+async def test_hostile_text_through_the_stand_in_pings_nobody(db_url: str, platform: Platform) -> None:
+    async with rig(db_url) as r:
+        sink = r.sink("h", platform, secret=SECRETS[platform])
+        await enqueue_routed(r, [failure(reason=HOSTILE, graph=f"prod-{HOSTILE}")], [subscription(sink.target)])
+        await r.worker().deliver_due()
+        [body] = r.hooks.messages(r.bots["h"])
+        assert not pings_everyone(platform, body)
+        assert "evil.example" in json.dumps(body, ensure_ascii=False)  # shown, inert
+
+
 async def test_a_rate_limited_answer_waits_out_the_window_and_then_delivers(db_url: str) -> None:
     async with rig(db_url) as r:
         sink = r.sink("ding", "dingtalk")
