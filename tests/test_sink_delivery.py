@@ -407,3 +407,28 @@ async def test_a_zh_cn_sink_receives_the_alert_in_chinese(db_url: str) -> None:
         [body] = r.hooks.messages(made)
         assert body["card"]["header"]["title"]["content"] == "🔴 导入图失败 · prod-movies"
         assert "失败原因" in json.dumps(body, ensure_ascii=False)
+
+
+async def test_the_slack_worker_and_the_sink_worker_claim_only_their_own_rows(db_url: str) -> None:
+    async with rig(db_url) as r:
+        await enqueue_routed(r, [failure()], [subscription("C0ALERTS", -1), subscription("sink:x", -2)])
+        slack_rows = await r.store.claim_outbox("w", r.clock(), 10, 60)
+        sink_rows = await r.store.claim_sink_outbox("w", r.clock(), 10, 60)
+        assert [i.delivery.channel for i in slack_rows] == ["C0ALERTS"]
+        assert [i.delivery.channel for i in sink_rows] == ["sink:x"]
+
+
+async def test_a_broken_sink_is_probed_by_one_row_while_the_rest_wait_unsent(db_url: str) -> None:
+    async with rig(db_url) as r:
+        sink = r.sink("ops", "dingtalk", keywords=("DEPLOY",))
+        events = [failure(f"j-{i}", graph=f"prod-g{i}") for i in range(5)]
+        await enqueue_routed(r, events, [subscription(sink.target)])
+        worker = r.worker()
+        await worker.deliver_due()
+        assert len(r.hooks.attempts) == 1  # one refusal told us; the other four were not posted
+        assert await r.pending() == 5
+        # The group fixes its keyword; the next probe succeeds and the rest follow.
+        r.bots["ops"].keywords = ("GES",)
+        await r.drain(worker, step_s=60, limit_s=3600)
+        assert len(r.hooks.messages(r.bots["ops"])) == 5
+        assert worker.broken() == {}

@@ -61,6 +61,9 @@ LIMITS: dict[str, tuple[tuple[int, float], ...]] = {
 class SinkPolicy:
     batch_size: int = 50
     claim_lease_s: float = 120.0
+    #: A row is handed back instead of posted when its claim has less than this left (it must
+    #: cover one post's timeout and the recording), so no other replica posts it meanwhile.
+    lease_margin_s: float = 30.0
     #: Added to each minute-long window: our clock and the platform's never agree exactly.
     window_margin_s: float = 1.0
     backoff_base_s: float = 2.0
@@ -141,7 +144,10 @@ class SinkWorker:
         self.rng = rng or random.Random()
         self.pacer = Pacer(self.policy.window_margin_s)
         self._broken: dict[str, str] = {}
+        #: When a broken sink is next tried (by one row; the others wait without posting).
+        self._next_probe: dict[str, datetime] = {}
         self._wake = asyncio.Event()
+        self._post_by = self.clock()
 
     # -- what /healthz and `ges-bot check` show ---------------------------------------------------
 
@@ -172,6 +178,7 @@ class SinkWorker:
         items = await self.store.claim_sink_outbox(
             self.worker_id, now, self.policy.batch_size, self.policy.claim_lease_s
         )
+        self._post_by = now + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
         by_sink: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_sink[sink_name_of(item.delivery.channel)].append(item)
@@ -194,6 +201,16 @@ class SinkWorker:
         if sink is None:
             await self.store.mark_dead(item.id, f"sink {name!r} is not configured", now, worker=self.worker_id)
             log.warning("outbox row %d: sink %r is not configured; given up", item.id, name)
+            return
+        if now > self._post_by:
+            # The claim is running out (a slow webhook ahead of this row): hand it back rather
+            # than post it while another replica may claim it.
+            await self.store.mark_retry(item.id, "claim running out", now, worker=self.worker_id)
+            return
+        probe = self._next_probe.get(name)
+        if name in self._broken and probe is not None and now < probe:
+            # One row at a time finds out whether a broken sink was fixed; the rest wait, unsent.
+            await self.store.mark_retry(item.id, f"{sink.type}: {self._broken[name]}", probe, worker=self.worker_id)
             return
         at = self.pacer.slot(name, sink.type, item.id, now.timestamp())
         if at > now.timestamp():
@@ -245,6 +262,7 @@ class SinkWorker:
                     log.error("sink %s is broken: %s", name, answer.detail)
                 self._broken[name] = answer.detail
                 delay = self.policy.broken_recheck_s * (0.9 + self.rng.random() * 0.2)
+                self._next_probe[name] = now + timedelta(seconds=delay)
             case _:
                 exponent = min(max(0, item.attempts - 1), 30)
                 raw = min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2.0**exponent)
