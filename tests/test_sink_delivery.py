@@ -432,3 +432,26 @@ async def test_a_broken_sink_is_probed_by_one_row_while_the_rest_wait_unsent(db_
         await r.drain(worker, step_s=60, limit_s=3600)
         assert len(r.hooks.messages(r.bots["ops"])) == 5
         assert worker.broken() == {}
+
+
+async def test_a_slack_incoming_webhook_sink_gets_the_house_alert_without_buttons(db_url: str) -> None:
+    async with rig(db_url) as r:
+        sink = r.sink("other-ws", "slack")
+        await enqueue_routed(r, [failure(reason="<!channel> @here broke")], [subscription(sink.target)])
+        await r.worker().deliver_due()
+        [body] = r.hooks.messages(r.bots["other-ws"])
+        assert "ImportGraph" in body["text"]
+        assert all(block["type"] != "actions" for block in body["blocks"])
+        assert not pings_everyone("slack", body)
+        assert await r.pending() == 0
+
+
+async def test_a_revoked_slack_incoming_webhook_is_a_broken_sink(db_url: str) -> None:
+    async with rig(db_url) as r:
+        gone = WebhookBot("slack", token="revoked")  # never added: Slack answers 404 no_service
+        r.sinks.append(SinkSettings(name="gone", type="slack", url=SecretStr(r.hooks.url_for(gone))))
+        await enqueue_routed(r, [failure()], [subscription("sink:gone")])
+        worker = r.worker()
+        await worker.deliver_due()
+        assert "no_service" in worker.broken()["gone"]
+        assert await r.pending() == 1

@@ -202,6 +202,9 @@ class SinkWorker:
             await self.store.mark_dead(item.id, f"sink {name!r} is not configured", now, worker=self.worker_id)
             log.warning("outbox row %d: sink %r is not configured; given up", item.id, name)
             return
+        if not item.delivery.events:
+            await self.store.mark_dead(item.id, "nothing to deliver", now, worker=self.worker_id)
+            return
         if now > self._post_by:
             # The claim is running out (a slow webhook ahead of this row): hand it back rather
             # than post it while another replica may claim it.

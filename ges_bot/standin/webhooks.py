@@ -1,4 +1,5 @@
-"""Stand-ins for four group-bot webhook APIs (Lark/Feishu, DingTalk, WeCom, Teams Workflows).
+"""Stand-ins for the group-bot webhook APIs (Lark/Feishu, DingTalk, WeCom, Teams Workflows) and
+Slack incoming webhooks.
 
 Owns: one loopback ASGI app that answers each platform's custom-bot webhook the way the platform
 does (``shared/chats/NOTES.md``): signature and timestamp checks (Lark in the body, DingTalk in the
@@ -41,7 +42,7 @@ from ges_bot.sinks.signing import dingtalk_sign, lark_sign
 
 __all__ = ["Platform", "Received", "WebhookBot", "WebhookStandIn", "pings_everyone"]
 
-Platform = Literal["lark", "dingtalk", "wecom", "teams"]
+Platform = Literal["lark", "dingtalk", "wecom", "teams", "slack"]
 JSONDict = dict[str, Any]
 
 _HOUR = 3600.0
@@ -108,6 +109,7 @@ class WebhookStandIn:
                 Route("/robot/send", self._dingtalk, methods=["POST"]),
                 Route("/cgi-bin/webhook/send", self._wecom, methods=["POST"]),
                 Route("/workflows/{token}/triggers/manual/paths/invoke", self._teams, methods=["POST"]),
+                Route("/services/{team}/{hook}/{token}", self._slack, methods=["POST"]),
                 Route("/_standin/messages", self._ctl_messages, methods=["GET"]),
             ]
         )
@@ -130,6 +132,8 @@ class WebhookStandIn:
                 return f"{self.base_url}/cgi-bin/webhook/send?key={token}"
             case "teams":
                 return f"{self.base_url}/workflows/{token}/triggers/manual/paths/invoke?api-version=1&sig=standin-sig"
+            case "slack":
+                return f"{self.base_url}/services/T0STANDIN/B0STANDIN/{token}"
 
     def messages(self, bot: WebhookBot) -> list[JSONDict]:
         return [r.body for r in self.received if r.platform == bot.platform and r.token == bot.token]
@@ -343,6 +347,26 @@ class WebhookStandIn:
         self._accept(bot, body)
         return self._answer("teams", token, None, 202)
 
+    # -- Slack incoming webhooks -------------------------------------------------------------
+
+    async def _slack(self, request: Request) -> Response:
+        """Slack answers incoming webhooks in plain text: ``ok``, or an error word with a status."""
+        token = request.path_params["token"]
+        bot = self.bots.get(("slack", token))
+        if bot is None:
+            self.attempts.append(("slack", token, 404, None))
+            return Response("no_service", status_code=404, media_type="text/plain")
+        body, _ = await self._body(request, _HARD_MAX_BODY)
+        if body is None or not (body.get("text") or body.get("blocks")):
+            self.attempts.append(("slack", token, 400, None))
+            return Response("invalid_payload", status_code=400, media_type="text/plain")
+        if not self._rate(bot, per_minute=60, per_second=1):
+            self.attempts.append(("slack", token, 429, None))
+            return Response("rate_limited", status_code=429, headers={"Retry-After": "1"}, media_type="text/plain")
+        self._accept(bot, body)
+        self.attempts.append(("slack", token, 200, None))
+        return Response("ok", media_type="text/plain")
+
     # -- control API -----------------------------------------------------------------------
 
     async def _ctl_messages(self, request: Request) -> Response:
@@ -371,3 +395,6 @@ def pings_everyone(platform: Platform, body: JSONDict) -> bool:
             return "@all" in listed or "<@all>" in text
         case "teams":
             return '"mentioned"' in text and "everyone" in text.lower()
+        case "slack":
+            # Slack pings only through special tokens; a bare "@here" is text (render sends verbatim).
+            return any(token in text for token in ("<!channel", "<!here", "<!everyone", "<!subteam"))
