@@ -39,6 +39,7 @@ from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services
 from ges_bot.sinks.sender import SinkSender
+from ges_bot.sinks.targets import is_sink_target
 from ges_bot.sinks.worker import SinkPolicy, SinkWorker
 from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
 from ges_bot.store import open_store
@@ -134,12 +135,14 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         token = s.slack_bot_token.get_secret_value() if s.slack_bot_token else None
-        if not token:
+        if not token and not self.config.sinks:
             raise ConfigError(
-                "SLACK_BOT_TOKEN is not set; create the app from manifest.yml and copy its Bot User OAuth Token (xoxb-…)"
+                "SLACK_BOT_TOKEN is not set; create the app from manifest.yml and copy its Bot User OAuth Token (xoxb-…) "
+                "(or declare [[sinks]] in GES_BOT_CONFIG to alert only group bots: Lark, DingTalk, WeCom, Teams)"
             )
-        socket_mode = s.slack_app_token is not None
-        if not socket_mode and not s.slack_signing_secret:
+        # Without a Slack token but with [[sinks]], ges-bot alerts only the group bots (no /gesjobs).
+        socket_mode = bool(token) and s.slack_app_token is not None
+        if token and not socket_mode and not s.slack_signing_secret:
             raise ConfigError(
                 "set SLACK_APP_TOKEN (xapp-…, Socket Mode, recommended) or SLACK_SIGNING_SECRET (HTTP mode); see the README"
             )
@@ -157,20 +160,28 @@ class Runtime:
         self.services = Services(
             config=self.config, store=self.store, clients=self.clients, clock=self.clock, replica=self.replica
         )
-        if self.options.gateway_factory is not None:
-            self._gateway = self.options.gateway_factory(self.config)
+        if token:
+            if self.options.gateway_factory is not None:
+                self._gateway = self.options.gateway_factory(self.config)
+            else:
+                self._gateway = WebApiGateway(token, base_url=s.slack_api_url, timeout=s.slack_timeout)
+            self.worker = DeliveryWorker(
+                self.store,
+                self._gateway,
+                self.services.projects,
+                worker_id=self.replica,
+                clock=self.clock,
+                policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s, s.slack_timeout),
+                # Slack problems a person must see reach /gesjobs status and the Home tab through these.
+                notes=self.services.notes,
+            )
         else:
-            self._gateway = WebApiGateway(token, base_url=s.slack_api_url, timeout=s.slack_timeout)
-        self.worker = DeliveryWorker(
-            self.store,
-            self._gateway,
-            self.services.projects,
-            worker_id=self.replica,
-            clock=self.clock,
-            policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s, s.slack_timeout),
-            # Slack problems a person must see reach /gesjobs status and the Home tab through these.
-            notes=self.services.notes,
-        )
+            waiting = [sub.channel for sub in self.config.subscriptions if not is_sink_target(sub.channel)]
+            if waiting:
+                log.warning(
+                    "SLACK_BOT_TOKEN is not set: alerts for %d Slack channel subscription(s) wait in the outbox",
+                    len(waiting),
+                )
         if self.config.sinks:
             self._sink_client = httpx.AsyncClient(timeout=s.sink_timeout)
             self.sink_worker = SinkWorker(
@@ -201,21 +212,23 @@ class Runtime:
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
         # failed start never leaves a tick or a delivery half-done.
-        slack_app = self._build_slack_app(token, socket_mode)
+        slack_app = self._build_slack_app(token, socket_mode) if token else None
         if self.options.serve_http:
             await self._start_http(slack_app if not socket_mode else None)
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
-        self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        if self.worker is not None:
+            self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
         if self.sink_worker is not None:
             self._tasks.append(asyncio.create_task(self.sink_worker.run(self._stop), name="sink-delivery"))
         self._start_scheduler()
         log.info(
-            "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
+            "ges-bot %s started: %d project(s), database %s, %s, %d sink(s), poll every %.0fs",
             self.replica,
             len(self.config.projects),
             describe(s.database_url),
-            "Socket" if socket_mode else "HTTP",
+            ("Slack Socket mode" if socket_mode else "Slack HTTP mode") if token else "no Slack",
+            len(self.config.sinks),
             s.poll_interval,
         )
 

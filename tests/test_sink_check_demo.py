@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ges_bot.check import Report
 from ges_bot.config import load_config
@@ -151,5 +152,57 @@ async def test_healthz_names_a_broken_sink_by_name_and_never_its_url_or_secret(t
             assert "signature refused" in sinks[0]["broken"]
             for secret in ("ding-TOKEN", "SECwrong", hooks_url):
                 assert secret not in answer.text
+        finally:
+            await runtime.stop()
+
+
+async def test_without_slack_a_bot_with_sinks_starts_and_delivers_to_them(tmp_path: Path) -> None:
+    import asyncio
+
+    from ges_bot.domain import Delivery, EventKind, Job, JobEvent
+    from ges_bot.errors import ConfigError
+    from ges_bot.runtime import Runtime, RuntimeOptions
+
+    hooks = WebhookStandIn()
+    wecom = hooks.add(WebhookBot("wecom", token="wc-TOKEN"))
+    async with serve(hooks.app) as hooks_url:
+        hooks.base_url = hooks_url
+        project = '[[projects]]\nalias = "prod"\nproject_id = "p1"\nendpoint = "http://127.0.0.1:9"\ntoken = "t"\n'
+        base = {
+            "GES_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "GES_BOT_POLL_INTERVAL": "3600",
+            "GES_BOT_HTTP_HOST": "127.0.0.1",
+            "GES_BOT_HTTP_PORT": "0",
+            "WC_URL": hooks.url_for(wecom),
+        }
+        bare = tmp_path / "bare.toml"
+        bare.write_text(project, encoding="utf-8")
+        refused = Runtime(load_config({**base, "GES_BOT_CONFIG": str(bare)}))
+        with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN is not set.*\[\[sinks\]\]"):
+            await refused.start()
+
+        file = tmp_path / "bot.toml"
+        file.write_text(
+            project
+            + '[[sinks]]\nname = "wc"\ntype = "wecom"\nurl_env = "WC_URL"\n[[subscriptions]]\nsink = "wc"\ngraph = "*"\n',
+            encoding="utf-8",
+        )
+        runtime = Runtime(load_config({**base, "GES_BOT_CONFIG": str(file)}), options=RuntimeOptions(poll_jitter_s=0))
+        await runtime.start()
+        try:
+            assert runtime.worker is None and runtime.store is not None and runtime.sink_worker is not None
+            job = Job(job_id="j-1", status="failed", job_name="ImportGraph", graph="g")
+            event = JobEvent(project="prod", kind=EventKind.FAILED, job=job, at=runtime.clock())
+            await runtime.store.enqueue(
+                [Delivery(channel="sink:wc", project="prod", graph="g", events=(event,))], runtime.clock()
+            )
+            runtime.sink_worker.wake()
+            deadline = time.monotonic() + 15
+            while not hooks.messages(wecom) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            [body] = hooks.messages(wecom)
+            assert "ImportGraph failed" in body["markdown"]["content"]
+            health = await runtime.health()
+            assert health["sinks"] == [{"name": "wc", "type": "wecom", "broken": None}]
         finally:
             await runtime.stop()
