@@ -135,6 +135,9 @@ _CHANNEL_FIXES: dict[str, str] = {
 
 async def check_slack(config: Config, report: Report, subscriptions: list[Subscription]) -> None:
     s = config.settings
+    if s.slack_bot_token is None and config.sinks:
+        report.add("Slack", True, "SLACK_BOT_TOKEN is not set: alerts go to the [[sinks]] only, and /gesjobs is off")
+        return
     if s.slack_bot_token is None:
         report.add(
             "Slack",
