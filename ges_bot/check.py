@@ -22,7 +22,7 @@ from ges_bot.config import Config, ProjectSettings, load_config
 from ges_bot.domain import Subscription
 from ges_bot.errors import ApiError, AuthError, ConfigError, JobCenterError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
-from ges_bot.sinks.preflight import check_sinks
+from ges_bot.sinks.preflight import check_sinks, read_backlog
 from ges_bot.sinks.targets import is_sink_target
 
 
@@ -218,7 +218,7 @@ async def run_checks(config: Config, *, send_test: bool = False) -> Report:
     await check_ges(config, report)
     subs = await check_database(config, report)
     await check_slack(config, report, subs)
-    await check_sinks(config, report, send_test=send_test)
+    await check_sinks(config, report, send_test=send_test, backlog=await read_backlog(config))
     return report
 
 

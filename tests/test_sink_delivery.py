@@ -16,9 +16,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from ges_bot.config import SinkSettings
+from ges_bot.check import Report
+from ges_bot.config import Config, Settings, SinkSettings
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, ProjectInfo, Subscription
 from ges_bot.notify.routing import route
+from ges_bot.sinks.preflight import check_sinks
 from ges_bot.sinks.sender import Outcome, SinkSender, classify
 from ges_bot.sinks.worker import SinkPolicy, SinkWorker
 from ges_bot.standin.webhooks import Platform, WebhookBot, WebhookStandIn, pings_everyone
@@ -245,6 +247,15 @@ async def test_a_misconfigured_sink_is_broken_by_name_and_its_alerts_wait(
         assert list(broken) == ["ops"] and why in broken["ops"]
         assert "tok-x" not in broken["ops"] and (secret or "§") not in broken["ops"]
         assert await r.pending() == 1  # kept, not dropped: it goes out once the sink is fixed
+        # `ges-bot check` (another process) sees it in the outbox, by the sink's name only.
+        backlog = await r.store.sink_backlog()
+        assert list(backlog) == ["sink:ops"] and backlog["sink:ops"][0] == 1
+        report = Report()
+        await check_sinks(
+            Config(settings=Settings(), projects=(), subscriptions=(), sinks=(sink,)), report, backlog=backlog
+        )
+        [waiting] = [f for f in report.findings if "waiting" in f.summary]
+        assert not waiting.ok and why in waiting.summary and "tok-x" not in waiting.summary
 
 
 async def test_an_invalid_webhook_is_broken_for_each_platform(db_url: str) -> None:

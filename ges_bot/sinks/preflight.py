@@ -6,18 +6,21 @@ Names every sink by its name only: its URL and secret are never printed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import httpx
 
 from ges_bot.config import Config, SinkSettings
+from ges_bot.errors import ConfigError, StoreError
 from ges_bot.sinks.render import render_notice
 from ges_bot.sinks.sender import Answer, Outcome, SinkSender
 from ges_bot.sinks.targets import SIGNING_PLATFORMS, secret_problem, url_problem
 from ges_bot.sinks.words import words_for
 
-__all__ = ["check_sinks"]
+__all__ = ["check_sinks", "read_backlog"]
+
+Backlog = Mapping[str, tuple[int, str | None]]
 
 
 class _Report(Protocol):
@@ -31,6 +34,40 @@ _FIXES: dict[Outcome, str] = {
     Outcome.OVERSIZED: "unexpected for a test message; report it",
     Outcome.REFUSED: "the platform refused the message; check the sink's type matches its URL",
 }
+
+
+async def read_backlog(config: Config) -> Backlog:
+    """The outbox's pending rows per sink, as the workers left them (empty when unreadable:
+    the database check reports why)."""
+    if not config.sinks:
+        return {}
+    from ges_bot.store import open_store
+
+    try:
+        store = await open_store(config.settings.database_url, migrate=False)
+    except (StoreError, ConfigError):
+        return {}
+    try:
+        return await store.sink_backlog()
+    except StoreError:
+        return {}
+    finally:
+        await store.close()
+
+
+def _backlog(sink: SinkSettings, backlog: Backlog, report: _Report) -> None:
+    waiting, error = backlog.get(sink.target, (0, None))
+    if not waiting:
+        return
+    if error is not None and error.startswith(Outcome.BROKEN):
+        report.add(
+            "sinks",
+            False,
+            f"sink {sink.name!r}: {waiting} alert(s) waiting; last answer: {error}",
+            _FIXES[Outcome.BROKEN],
+        )
+    else:
+        report.add("sinks", True, f"sink {sink.name!r}: {waiting} alert(s) waiting ({error or 'not tried yet'})")
 
 
 def _static(sink: SinkSettings, config: Config, report: _Report) -> None:
@@ -62,11 +99,13 @@ async def check_sinks(
     report: _Report,
     *,
     send_test: bool = False,
+    backlog: Backlog | None = None,
     client: httpx.AsyncClient | None = None,
     clock: Callable[[], float] | None = None,
 ) -> None:
     for sink in config.sinks:
         _static(sink, config, report)
+        _backlog(sink, backlog or {}, report)
     if not send_test or not config.sinks:
         return
     own = client is None

@@ -213,7 +213,9 @@ class SinkWorker:
         probe = self._next_probe.get(name)
         if name in self._broken and probe is not None and now < probe:
             # One row at a time finds out whether a broken sink was fixed; the rest wait, unsent.
-            await self.store.mark_retry(item.id, f"{sink.type}: {self._broken[name]}", probe, worker=self.worker_id)
+            await self.store.mark_retry(
+                item.id, f"{Outcome.BROKEN}: {self._broken[name]}", probe, worker=self.worker_id
+            )
             return
         at = self.pacer.slot(name, sink.type, item.id, now.timestamp())
         if at > now.timestamp():
@@ -252,7 +254,7 @@ class SinkWorker:
                     log.info("sink %s works again", name)
                 return
             case Outcome.OVERSIZED | Outcome.REFUSED:
-                await self.store.mark_dead(item.id, f"{sink.type}: {answer.detail}", now, worker=w)
+                await self.store.mark_dead(item.id, f"{answer.outcome}: {answer.detail}", now, worker=w)
                 log.error("sink %s refused outbox row %d even at its shortest: %s", name, item.id, answer.detail)
                 return
             case Outcome.RATE:
@@ -272,7 +274,7 @@ class SinkWorker:
                 delay = raw * (0.5 + self.rng.random() / 2)
                 log.warning("sink %s: %s; retrying in %.0fs", name, answer.detail, delay)
         if self._old(item, now):
-            await self.store.mark_dead(item.id, f"{sink.type}: {answer.detail}", now, worker=w)
+            await self.store.mark_dead(item.id, f"{answer.outcome}: {answer.detail}", now, worker=w)
             log.error(
                 "sink %s: outbox row %d given up after %.0fh: %s",
                 name,
@@ -281,4 +283,4 @@ class SinkWorker:
                 answer.detail,
             )
             return
-        await self.store.mark_retry(item.id, f"{sink.type}: {answer.detail}", self._later(delay), worker=w)
+        await self.store.mark_retry(item.id, f"{answer.outcome}: {answer.detail}", self._later(delay), worker=w)

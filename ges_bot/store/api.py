@@ -331,6 +331,11 @@ class SinkOutboxStore(Protocol):
         """Due pending sink rows, oldest first, leased to ``worker`` (as ``claim_outbox``)."""
         ...
 
+    async def sink_backlog(self) -> dict[str, tuple[int, str | None]]:
+        """Per sink target (``sink:<name>``) with pending rows: how many, and the newest row's last
+        error (``None`` when it was never tried)."""
+        ...
+
     async def mark_sent(
         self,
         outbox_id: int,

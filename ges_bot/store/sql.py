@@ -415,6 +415,26 @@ class SqlStore:
     async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
         return await self._claim(worker, now, limit, lease_seconds, outbox.c.channel.startswith(SINK_PREFIX))
 
+    async def sink_backlog(self) -> dict[str, tuple[int, str | None]]:
+        pending = (outbox.c.state == OutboxState.PENDING, outbox.c.channel.startswith(SINK_PREFIX))
+        async with self.transaction() as conn:
+            counts = (
+                await conn.execute(
+                    select(outbox.c.channel, func.count(), func.max(outbox.c.id))
+                    .where(*pending)
+                    .group_by(outbox.c.channel)
+                )
+            ).all()
+            newest = [int(row[2]) for row in counts]
+            errors = (
+                dict(
+                    (await conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.id.in_(newest)))).all()
+                )
+                if newest
+                else {}
+            )
+        return {str(channel): (int(n), errors.get(last)) for channel, n, last in counts}
+
     async def _claim(
         self, worker: str, now: datetime, limit: int, lease_seconds: float, which: ColumnElement[bool]
     ) -> list[OutboxItem]:
