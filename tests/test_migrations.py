@@ -31,6 +31,7 @@ TABLES = {
     "mutes",
     "outbox",
     "posted_messages",
+    "ops_incidents",
     "posted_message_jobs",
     "muted_deliveries",
     "leases",
@@ -125,6 +126,7 @@ def test_migration_files_ship_with_the_package() -> None:
     assert sorted(p.name for p in versions.glob("*.py")) == [
         "0001_initial.py",
         "0002_failed_job_ids_and_durable_replies.py",
+        "0003c_ops_incidents.py",
     ]
 
 
