@@ -275,3 +275,72 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
         await b.ops.wait_rounds(5)
         assert len(top_level(slack, OPS)) == 1
         assert len(replies(slack, OPS, posted["ts"])) == 1
+
+
+# --- Prometheus rules for the bot itself -------------------------------------------------------
+
+RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus-rules.yml"
+#: Series Prometheus makes itself (scrape health), not served by the bot.
+PROMETHEUS_OWN = {"up"}
+
+
+def served_names(exposition: str) -> dict[str, list[Any]]:
+    """Series names an exposition declares (by TYPE) or carries, with their samples."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(exposition):
+        declared = {
+            "counter": [f"{family.name}_total"],
+            "histogram": [f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"],
+        }.get(family.type, [family.name])
+        for name in declared:
+            names.setdefault(name, [])
+        for sample in family.samples:
+            names.setdefault(sample.name, []).append(sample)
+    return names
+
+
+async def test_the_alert_rules_use_only_metrics_that_metrics_serves(
+    emu: EmulatorHandle, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    import re
+
+    import httpx
+    import yaml
+
+    env = env_for(emu, slack, f"sqlite:///{tmp_path / 'bot.db'}", GES_BOT_HTTP_HOST="127.0.0.1", GES_BOT_HTTP_PORT="0")
+    bot = Runtime(load_config(env), options=RuntimeOptions(poll_jitter_s=0))
+    try:
+        await bot.start()
+        await polled_ok(bot)
+        assert bot.ops is not None
+        await bot.ops.wait_rounds(1)
+        async with httpx.AsyncClient(timeout=5) as http:
+            exposition = (await http.get(f"http://127.0.0.1:{bot.http_port}/metrics")).text
+    finally:
+        await bot.stop()
+    served = served_names(exposition)
+    # The health gauges carry the project, and say it is fine.
+    [blind] = [s for s in served["ges_bot_project_blind"] if s.labels == {"project": "prod"}]
+    assert blind.value == 0
+    [lag] = [s for s in served["ges_bot_poll_seconds_since_success"] if s.labels == {"project": "prod"}]
+    assert 0 <= lag.value < 60
+
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    alerts = {rule["alert"] for rule in rules}
+    assert {
+        "GesBotDown",
+        "GesBotProjectBlind",
+        "GesBotPollsStale",
+        "GesBotOutboxBacklogGrowing",
+        "GesBotDeadRows",
+    } <= alerts
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        used = set(re.findall(r"\b(ges_bot_[a-z0-9_]+|up)\b(?=\s*[\[{)\s]|$)", rule["expr"]))
+        assert used, rule["alert"]
+        unknown = used - set(served) - PROMETHEUS_OWN
+        assert not unknown, f"{rule['alert']} uses {sorted(unknown)}, which /metrics does not serve"
