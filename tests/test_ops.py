@@ -250,6 +250,29 @@ async def test_a_restart_updates_the_open_incident_instead_of_posting_it_again(
     assert len(top_level(slack, OPS)) == 1
 
 
+async def test_an_ops_channel_slack_refuses_is_said_once_in_the_log_and_in_status(
+    emu: EmulatorHandle, slack: SlackStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = env_for(
+        emu, slack, f"sqlite:///{tmp_path / 'bot.db'}", GES_BOT_OPS_CHANNEL="C0NOSUCH", HUAWEICLOUD_SDK_SK="wrong"
+    )
+    caplog.set_level(logging.WARNING, logger="ges_bot.notify.ops")
+    async with running(env) as bot:
+        assert bot.ops is not None and bot.services is not None
+        for _ in range(200):
+            await bot.ops.wait_rounds(1)
+            if "ops-channel" in bot.services.notes:
+                break
+        note = bot.services.notes["ops-channel"]
+        assert "cannot post to its ops channel C0NOSUCH (Slack answered channel_not_found)" in note
+        assert "GES_BOT_OPS_CHANNEL" in note
+        await bot.ops.wait_rounds(3)
+        said = [r for r in caplog.records if "cannot post to its ops channel" in r.getMessage()]
+        assert len(said) == 1
+        # The problem it wanted to post is still said everywhere else.
+        assert (await bot.health())["incidents"][0]["subject"] == "prod"
+
+
 @pytest.mark.postgres
 async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     emu: EmulatorHandle, slack: SlackStandIn, pg_url: str

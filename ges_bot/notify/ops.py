@@ -54,6 +54,8 @@ NOTE_PREFIX = "ops:"
 #: refused token and broken config-file channels; the store's broken subscriptions are listed).
 _NOTED_KINDS = frozenset({IncidentKind.BLIND, IncidentKind.BACKLOG, IncidentKind.DEAD})
 _CAUSE_LIMIT = 1500
+#: ``notes`` key of a problem with the ops channel itself (kept outside ``NOTE_PREFIX`` upkeep).
+_NOTE_CHANNEL = "ops-channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,7 @@ class OpsWatch:
         #: The problems open at the last round (``/healthz`` shows them).
         self.findings: list[Finding] = []
         self._memory: dict[tuple[str, str], PriorIncident] = {}
+        self._post_error: str | None = None
         self._wake = asyncio.Event()
         #: Set after each round; tests wait on it rather than on time.
         self.rounds = 0
@@ -228,10 +231,16 @@ class OpsWatch:
         findings = assess(self._observe(now, health), prior)
         self._tell(findings, now, health)
         if self.channel is not None and records is not None:
+            self._post_error = None
             try:
                 await self._sync(findings, records, now)
             except StoreError as exc:
                 log.warning("ops: could not record the ops channel's messages: %s", exc)
+            else:
+                if self._post_error is not None:
+                    self.notes[_NOTE_CHANNEL] = self._post_error
+                else:
+                    self.notes.pop(_NOTE_CHANNEL, None)
         await self._done()
         return findings
 
@@ -411,12 +420,14 @@ class OpsWatch:
         return True
 
     def _cannot_post(self, exc: SlackDeliveryError) -> None:
-        log.warning(
-            "ops: cannot post to the ops channel %s (Slack answered %s); check GES_BOT_OPS_CHANNEL and invite the "
-            "bot there (private channels); retrying at the next check",
-            self.channel,
-            exc.error,
+        sentence = (
+            f"ges-bot cannot post to its ops channel {self.channel} (Slack answered {exc.error}). Fix: check "
+            "GES_BOT_OPS_CHANNEL and invite the bot there if it is private; it retries at every check."
         )
+        # Once per distinct answer: a wrong channel must not fill the log at every check.
+        if self.notes.get(_NOTE_CHANNEL) != sentence:
+            log.warning("ops: %s", sentence)
+        self._post_error = sentence
 
     async def _resolution(self, record: IncidentRecord, now: datetime) -> str:
         """A sentence on how it ended, and for a blind project what the catch-up found."""
