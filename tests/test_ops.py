@@ -37,7 +37,9 @@ async def emu() -> AsyncIterator[EmulatorHandle]:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[SlackStandIn]:
-    stand_in = SlackStandIn(channels=[Channel(ALERTS, "alerts"), Channel(OPS, "ges-bot-ops")])
+    stand_in = SlackStandIn(
+        channels=[Channel(ALERTS, "alerts"), Channel(OPS, "ges-bot-ops"), Channel("C0OLD", "old", is_archived=True)]
+    )
     async with serve(stand_in.app) as url:
         stand_in.base_url = url
         yield stand_in
@@ -248,6 +250,32 @@ async def test_a_restart_updates_the_open_incident_instead_of_posting_it_again(
         assert bot.ops is not None
         await bot.ops.wait_rounds(2)
     assert len(top_level(slack, OPS)) == 1
+
+
+async def test_a_channel_slack_refuses_is_an_incident_until_it_is_fixed(
+    emu: EmulatorHandle, slack: SlackStandIn, tmp_path: Path
+) -> None:
+    async with running(env_for(emu, slack, f"sqlite:///{tmp_path / 'bot.db'}")) as bot:
+        assert bot.store is not None
+        await bot.store.add_subscription(
+            Subscription(
+                id=0, channel="C0OLD", graph_pattern="*", kinds=frozenset({EventKind.FAILED}), created_by="U0ALICE"
+            )
+        )
+        await polled_ok(bot)
+        now = emu.state.now()
+        await emu.add_job(
+            job_id="j-1", status="failed", job_name="ImportGraph", related_graph="movies", begin_time=wire(now)
+        )
+        [posted] = await slack.wait_for(
+            lambda: [m for m in top_level(slack, OPS) if "alerts cannot reach" in shown(m)], timeout=20
+        )
+        text = shown(posted)
+        assert "alerts cannot reach <#C0OLD>" in text
+        assert "is_archived" in text and "/invite @ges-bot" in text
+        await bot.store.remove_subscription("C0OLD", "*")
+        [reply] = await slack.wait_for(lambda: replies(slack, OPS, posted["ts"]), timeout=20)
+        assert "Slack accepts alerts for that channel again (or its subscriptions were removed)" in shown(reply)
 
 
 async def test_an_ops_channel_slack_refuses_is_said_once_in_the_log_and_in_status(
