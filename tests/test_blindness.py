@@ -159,3 +159,29 @@ def test_dead_rows_open_a_problem_that_ends_when_none_are_added_for_the_threshol
 )
 def test_error_kinds(exc: BaseException, kind: ErrorKind) -> None:
     assert error_kind(exc) is kind
+
+
+def test_ops_messages_keep_hostile_error_text_inert_and_within_slack_limits() -> None:
+    from ges_bot.notify import limits
+    from ges_bot.notify.ops import render_open, render_reply, render_resolved
+    from ges_bot.store.incidents import IncidentRecord
+
+    evil = "<!channel> <@U0BOSS> <https://evil.example|click> & `x`" * 200
+    record = IncidentRecord(
+        kind="blind",
+        subject="prod<!here>",
+        state="open",
+        since=T0,
+        cause=f"its polls of GES keep failing (last: {evil})",
+        fix=evil,
+        detail={"error_kind": "server"},
+        resolved_at=T0 + timedelta(minutes=12),
+        resolution=f"GES answers again; {evil}",
+    )
+    for render in (render_open, render_resolved, render_reply):
+        message = render(record)
+        payload = {"text": message.text, "blocks": message.blocks}
+        assert limits.check_message(payload) == [], render.__name__
+        for text in (message.text, str(message.blocks)):
+            assert "<!channel>" not in text and "<@U0BOSS>" not in text and "<https://" not in text
+            assert "<!here>" not in text

@@ -53,7 +53,9 @@ NOTE_PREFIX = "ops:"
 #: Kinds whose problem ``Services.notes`` does not show already (the delivery worker notes a
 #: refused token and broken config-file channels; the store's broken subscriptions are listed).
 _NOTED_KINDS = frozenset({IncidentKind.BLIND, IncidentKind.BACKLOG, IncidentKind.DEAD})
-_CAUSE_LIMIT = 1500
+#: Each section's untrusted part (a section holds 3000); each part of the fallback text (≤ 3000 in all).
+_CAUSE_LIMIT = 2800
+_TEXT_PART = 1300
 #: ``notes`` key of a problem with the ops channel itself (kept outside ``NOTE_PREFIX`` upkeep).
 _NOTE_CHANNEL = "ops-channel"
 
@@ -84,43 +86,46 @@ def _title(kind: str, subject: str) -> Mrkdwn:
     return Mrkdwn(f"{escape(head)}{_subject(kind, subject)}{escape(tail)}")
 
 
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn_text(text)}
+
+
 def render_open(record: IncidentRecord) -> _Message:
     """The ops message of an open incident (pure)."""
-    title = _title(record.kind, record.subject)
-    body = (
-        f"🚨 *ges-bot: {title}*\n"
-        f"*What:* {fit(record.cause, _CAUSE_LIMIT)}\n"
-        f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}\n"
-        f"*Since:* {date_token(record.since)}"
-    )
-    text = f"{_headline(record)} {record.cause} Fix: {record.fix}"
-    return _Message(text[:3000], [{"type": "section", "text": mrkdwn_text(body)}])
+    blocks = [
+        _section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
+        _section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
+        _section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
+        _section(f"*Since:* {date_token(record.since)}"),
+    ]
+    text = f"{_headline(record)} {fit(record.cause, _TEXT_PART)} Fix: {fit(record.fix, _TEXT_PART)}"
+    return _Message(text, blocks)
 
 
 def _headline(record: IncidentRecord) -> str:
     """The start of an open incident's fallback text: it changes only when the kind of trouble does."""
     trouble = record.detail.get("error_kind") or record.kind
-    return f"ges-bot: {record.kind} {record.subject} [{trouble}]:"
+    return f"ges-bot: {escape(record.kind)} {fit(record.subject, 100)} [{escape(str(trouble))}]:"
 
 
 def render_resolved(record: IncidentRecord) -> _Message:
     """The ops message of an incident that ended (its first message, updated) (pure)."""
-    title = _title(record.kind, record.subject)
     end = record.resolved_at or record.since
-    body = (
-        f"✅ *Resolved — ges-bot: {title}*\n"
-        f"~{fit(record.cause, _CAUSE_LIMIT)}~\n"
-        f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."
-    )
-    text = f"Resolved: ges-bot {record.kind} {record.subject} ({record.resolution or 'recovered'})"
-    return _Message(text[:3000], [{"type": "section", "text": mrkdwn_text(body)}])
+    blocks = [
+        _section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
+        _section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
+        _section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
+    ]
+    resolution = fit(record.resolution or "recovered", _TEXT_PART)
+    return _Message(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
 
 
 def render_reply(record: IncidentRecord) -> _Message:
     """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
     end = record.resolved_at or record.since
-    body = f"✅ Recovered after {duration(end - record.since)}: {fit(record.resolution or 'recovered.', 2500)}"
-    return _Message(f"Recovered: {record.resolution or ''}"[:3000], [{"type": "section", "text": mrkdwn_text(body)}])
+    resolution = record.resolution or "recovered."
+    body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
+    return _Message(f"Recovered: {fit(resolution, _TEXT_PART)}", [_section(body)])
 
 
 def _plural(n: int, one: str, many: str) -> str:
