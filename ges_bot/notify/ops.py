@@ -170,6 +170,7 @@ class OpsWatch:
         self.findings: list[Finding] = []
         self._memory: dict[tuple[str, str], PriorIncident] = {}
         self._post_error: str | None = None
+        self._store_down = False
         self._wake = asyncio.Event()
         #: Set after each round; tests wait on it rather than on time.
         self.rounds = 0
@@ -228,10 +229,16 @@ class OpsWatch:
             health = await self.store.health(now)
             records = await self.incidents.all() if self.channel is not None and self.incidents else None
         except StoreError as exc:
-            # The database is down: /healthz says so itself; nothing here can be decided.
-            log.warning("ops: cannot read the bot's health from the database: %s", exc)
+            # The database is down: /healthz says so itself; nothing here can be decided. Said
+            # once per outage, not at every check.
+            if not self._store_down:
+                log.warning("ops: cannot read the bot's health from the database: %s", exc)
+            self._store_down = True
             await self._done()
             return self.findings
+        if self._store_down:
+            log.info("ops: the database answers again")
+            self._store_down = False
         prior = self._prior(records)
         findings = assess(self._observe(now, health), prior)
         self._tell(findings, now, health)
