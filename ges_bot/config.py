@@ -177,6 +177,22 @@ class Settings(BaseSettings):
     ges_page_concurrency: int = Field(default=4, ge=1, le=32, validation_alias="GES_BOT_PAGE_CONCURRENCY")
     ges_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_GES_TIMEOUT")
     ges_max_retries: int = Field(default=4, ge=0, le=10, validation_alias="GES_BOT_GES_RETRIES")
+    #: Bytes of one GES answer past which it is abandoned (a page of 1000 imports is a few MB).
+    ges_max_answer_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=64 * 1024, validation_alias="GES_BOT_GES_MAX_ANSWER_BYTES"
+    )
+    #: Pages one poll tick may ask GES for; the rest continues next tick (a tick needs ~5).
+    tick_max_pages: int = Field(default=200, ge=5, validation_alias="GES_BOT_TICK_MAX_PAGES")
+    #: Seconds after which a poll tick asks GES for nothing more and commits what it read.
+    tick_deadline_s: float = Field(default=30.0, gt=0, validation_alias="GES_BOT_TICK_DEADLINE")
+    #: Live /gesjobs questions per person per minute (0: no limit); past it, snapshots answer.
+    live_queries_per_user: int = Field(default=6, ge=0, validation_alias="GES_BOT_LIVE_QUERIES_PER_USER")
+    #: Live /gesjobs questions of everyone together per minute (0: no limit).
+    live_queries_per_minute: int = Field(default=30, ge=0, validation_alias="GES_BOT_LIVE_QUERIES_PER_MINUTE")
+    #: How far back `/gesjobs job <id>` looks in GES for a job the bot has never seen.
+    lookup_window_s: float = Field(default=3 * 86400, gt=0, validation_alias="GES_BOT_LOOKUP_WINDOW")
+    #: Pages of GES's list one such lookup may read.
+    lookup_max_pages: int = Field(default=10, ge=1, le=1000, validation_alias="GES_BOT_LOOKUP_PAGES")
 
     # --- the bot ---
     config_file: Path | None = Field(default=None, validation_alias="GES_BOT_CONFIG")
@@ -211,7 +227,16 @@ class Settings(BaseSettings):
     #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
     delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
-    @field_validator("stuck_after_s", "backfill_s", "poll_interval", "answer_max_age_s", "blind_after_s", mode="before")
+    @field_validator(
+        "stuck_after_s",
+        "backfill_s",
+        "poll_interval",
+        "answer_max_age_s",
+        "blind_after_s",
+        "tick_deadline_s",
+        "lookup_window_s",
+        mode="before",
+    )
     @classmethod
     def _durations(cls, v: object) -> float | None:
         return None if v is None else _duration_seconds(v)

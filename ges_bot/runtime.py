@@ -151,6 +151,7 @@ class Runtime:
                 concurrency=s.ges_page_concurrency,
                 timeout=s.ges_timeout,
                 max_retries=s.ges_max_retries,
+                max_answer_bytes=s.ges_max_answer_bytes,
             )
         self.services = Services(
             config=self.config, store=self.store, clients=self.clients, clock=self.clock, replica=self.replica
@@ -184,6 +185,8 @@ class Runtime:
                     # replica retries each interval). A tick outliving it is harmless: events are
                     # unique by dedup key, so an overlapping tick records and routes nothing twice.
                     lease_ttl=s.poll_interval * 3,
+                    max_pages=s.tick_max_pages,
+                    tick_deadline=s.tick_deadline_s,
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a

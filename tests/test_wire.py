@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ges_bot.domain import FileImport, FileKind, Job
 from ges_bot.errors import ResponseError
-from ges_bot.jobcenter.wire import job_to_wire, parse_error_body, parse_job, parse_job_list, parse_time
+from ges_bot.jobcenter.wire import TEXT_LIMITS, job_to_wire, parse_error_body, parse_job, parse_job_list, parse_time
 
 # Verbatim from job-center-api.txt ("Example Response", status code 200).
 API_PAGE_EXAMPLE = """
@@ -388,3 +388,42 @@ def test_epoch_and_text_agree() -> None:
     moment = datetime(2026, 11, 3, 4, 5, 6, tzinfo=UTC)
     job = Job(job_id="j", status="running", begin_time=moment, end_time=moment + timedelta(minutes=1))
     assert {parse_job(job_to_wire(job, f)).begin_time for f in ("T", " ", "ms")} == {moment}
+
+
+# --- bounded text ------------------------------------------------------------------------------
+
+
+def test_a_10_mb_fail_reason_and_huge_causes_are_cut_once_with_a_marker() -> None:
+    reason = "Import failed: " + "x" * (10 << 20)
+    cause = "é" * 50_000
+    job = parse_job(
+        {
+            "job_id": "j1",
+            "status": "failed",
+            "fail_reason": reason,
+            "related_graph": "g" * 5000,
+            "job_detail": {"edgeset_path": [{"path": "p" * 9000, "cause": cause, "log": "l" * 9000}]},
+        }
+    )
+    assert job.fail_reason is not None
+    assert job.fail_reason.startswith("Import failed: xxx")
+    assert job.fail_reason.endswith(f" … [truncated, {len(reason):,} bytes]")
+    assert len(job.fail_reason) < TEXT_LIMITS["fail_reason"] + 40
+    [file] = job.files
+    # Bytes, not characters: 'é' is two bytes in UTF-8.
+    assert file.cause is not None and file.cause.endswith(" … [truncated, 100,000 bytes]")
+    assert file.path is not None and len(file.path) < TEXT_LIMITS["path"] + 40
+    assert file.log is not None and file.log.endswith("[truncated, 9,000 bytes]")
+    assert job.graph is not None and job.graph.startswith("g" * 100) and "truncated" in job.graph
+
+
+def test_text_within_its_limit_is_untouched() -> None:
+    reason = "r" * TEXT_LIMITS["fail_reason"]
+    job = parse_job({"job_id": "j1", "status": "failed", "fail_reason": reason})
+    assert job.fail_reason == reason
+
+
+def test_a_huge_error_message_is_cut_too() -> None:
+    code, msg = parse_error_body({"error_code": "GES.9999", "error_msg": "m" * (1 << 20)})
+    assert code == "GES.9999"
+    assert msg is not None and msg.endswith(f"[truncated, {1 << 20:,} bytes]") and len(msg) < 5000

@@ -15,7 +15,10 @@ Tolerance, as the job center's documentation and the official SDK require:
 - line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;
 - statuses are kept exactly as sent — a status GES adds tomorrow, or a synonym (``Failed``,
   ``partFailed``, ``complete``) that :func:`ges_bot.domain.outcome_of` reads as an outcome, is never
-  rewritten, so alerts show what GES said; unknown extra fields are ignored.
+  rewritten, so alerts show what GES said; unknown extra fields are ignored;
+- text is bounded here, once (:data:`TEXT_LIMITS`): a longer ``fail_reason``, cause, path or name
+  keeps its head and ends with ``… [truncated, N bytes]``, so a 10 MB reason is never stored,
+  copied into events and outbox rows, or rendered whole.
 
 What is *not* tolerated, because no reading of it is safe, raises
 :class:`~ges_bot.errors.ResponseError` naming the problem: a body that is not an object, a
@@ -33,6 +36,7 @@ from ges_bot.domain import FileImport, FileKind, Job
 from ges_bot.errors import ResponseError
 
 __all__ = [
+    "TEXT_LIMITS",
     "TimeFormat",
     "job_to_wire",
     "parse_error_body",
@@ -53,6 +57,28 @@ _TIME_RE = re.compile(
     r"(?:\.(?P<frac>\d{1,9}))?\s*(?P<zone>Z|[+-]\d{2}:?\d{2})?",
     re.IGNORECASE,
 )
+
+#: Characters kept of each text field (Slack shows at most 3000 per block; the job-detail modal
+#: pages files, not text). Past its limit a value keeps its head and a marker with the full size.
+TEXT_LIMITS: dict[str, int] = {
+    "job_id": 200,
+    "status": 100,
+    "job_type": 200,
+    "job_name": 500,
+    "related_graph": 500,
+    "fail_reason": 4000,
+    "path": 1000,
+    "cause": 2000,
+    "log": 1000,
+}
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    """``value`` cut to ``limit`` characters and marked, or ``value`` itself when it fits."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]} … [truncated, {len(value.encode('utf-8', 'surrogatepass')):,} bytes]"
+
 
 #: ``"T"`` → ``2018-12-17T12:55:40`` (the SDK's form), ``" "`` → ``2018-12-17 12:55:40`` (the
 #: reference table's form), ``"ms"`` → epoch milliseconds (other GES APIs' form).
@@ -168,10 +194,10 @@ def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
                 files.append(
                     FileImport(
                         kind,
-                        _text(get("path")),
-                        _text(get("status")),
-                        _text(get("cause")),
-                        _text(get("log")),
+                        clip(_text(get("path")), TEXT_LIMITS["path"]),
+                        clip(_text(get("status")), TEXT_LIMITS["status"]),
+                        clip(_text(get("cause")), TEXT_LIMITS["cause"]),
+                        clip(_text(get("log")), TEXT_LIMITS["log"]),
                         _count(get("total_lines")),
                         _count(get("failed_lines")),
                         _count(get("successful_lines")),
@@ -189,12 +215,12 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
         raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
-    job_id = str(raw_id).replace("\x00", "\ufffd")
+    job_id = clip(str(raw_id).replace("\x00", "\ufffd"), TEXT_LIMITS["job_id"]) or ""
     where = f"job {job_id}"
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
-    status = status.replace("\x00", "\ufffd")
+    status = clip(status.replace("\x00", "\ufffd"), TEXT_LIMITS["status"]) or status
     name = "begin_time"
     try:
         begin_time = parse_time(obj.get(name))
@@ -203,10 +229,10 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     except ValueError as exc:
         raise ResponseError(f"{where}: {name}: {exc}") from None
     try:
-        job_type = _text(obj.get("job_type"))
-        job_name = _text(obj.get("job_name"))
-        graph = _text(obj.get("related_graph"))
-        fail_reason = _text(obj.get("fail_reason"))
+        job_type = clip(_text(obj.get("job_type")), TEXT_LIMITS["job_type"])
+        job_name = clip(_text(obj.get("job_name")), TEXT_LIMITS["job_name"])
+        graph = clip(_text(obj.get("related_graph")), TEXT_LIMITS["related_graph"])
+        fail_reason = clip(_text(obj.get("fail_reason")), TEXT_LIMITS["fail_reason"])
     except TypeError as exc:
         raise ResponseError(f"{where}: {exc}") from None
     return Job(
@@ -281,8 +307,9 @@ def parse_error_body(body: Any) -> tuple[str | None, str | None]:
 def _plain(value: Any) -> str | None:
     if value is None:
         return None
+    # Error texts end up in logs, the poll state and /gesjobs answers: bounded like job text.
     text = str(value).strip()
-    return text or None
+    return clip(text, TEXT_LIMITS["fail_reason"]) or None
 
 
 def _format_time(value: datetime | None, time_format: TimeFormat) -> str | int | None:

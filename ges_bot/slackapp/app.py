@@ -53,6 +53,7 @@ from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
 from ges_bot.services import Services
 from ges_bot.slackapp import commands, views
+from ges_bot.slackapp.fairuse import LiveQueryLimiter
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
 from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.store.api import JobQuery
@@ -183,6 +184,9 @@ class GesSlackApp:
             search_timeout_s=options.search_timeout_s,
             fresh_within=timedelta(seconds=settings.answer_max_age_s),
             clock=self._now,
+            limiter=LiveQueryLimiter(settings.live_queries_per_user, settings.live_queries_per_minute),
+            lookup_max_pages=settings.lookup_max_pages,
+            lookup_window=timedelta(seconds=settings.lookup_window_s),
         )
         self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
 
@@ -267,7 +271,7 @@ class GesSlackApp:
         if isinstance(command, commands.Query):
             return await self._query(command, asker)
         if isinstance(command, commands.JobDetail):
-            return await self._job(command)
+            return await self._job(command, asker.user)
         if isinstance(command, commands.ListSubscriptions):
             return await self._list_subscriptions(asker)
         if isinstance(command, commands.Status):
@@ -284,7 +288,7 @@ class GesSlackApp:
 
     async def _query(self, command: commands.Query, asker: _Asker) -> _Answer:
         zone: ZoneInfo = await self.timezones.zone_for(asker.user)
-        result = await self.runner.jobs(command, now=self._now(), zone=zone)
+        result = await self.runner.jobs(command, now=self._now(), zone=zone, user=asker.user)
         if isinstance(result, QueryProblem):
             return _Answer(views.problem_message(result), result="refused")
         outcome = "ok"
@@ -296,8 +300,8 @@ class GesSlackApp:
             outcome = "snapshots"
         return _Answer(views.jobs_message(result, self._now()), result=outcome, public=command.public)
 
-    async def _job(self, command: commands.JobDetail) -> _Answer:
-        found = await self.runner.job(command)
+    async def _job(self, command: commands.JobDetail, user: str) -> _Answer:
+        found = await self.runner.job(command, user=user)
         if isinstance(found, QueryProblem):
             return _Answer(views.problem_message(found), result="not_found")
         return _Answer(self._job_view(found), result=self._job_result(found), public=command.public)
@@ -411,10 +415,10 @@ class GesSlackApp:
             return None
         return rows[0].job if rows else None
 
-    async def _modal_from_ges(self, project: str, job_id: str, page: int = 0) -> dict[str, Any]:
+    async def _modal_from_ges(self, project: str, job_id: str, user: str, page: int = 0) -> dict[str, Any]:
         """The detail modal of a job the store does not have, asked of GES (no trigger deadline here)."""
         alias = project if project in self.services.clients else None
-        found = await self.runner.job(commands.JobDetail(job_id, alias))
+        found = await self.runner.job(commands.JobDetail(job_id, alias), user=user)
         if isinstance(found, QueryProblem):
             return views.missing_job_modal(job_id, found.message)
         return render.render_job_detail_modal(found.job, self._project_info(found.project), self._now(), page=page)
@@ -449,7 +453,9 @@ class GesSlackApp:
             # Not in the store (e.g. an old job found by `/gesjobs job`): fill the open modal from GES.
             opened_view = opened.get("view") or {}
             await self._update_view(
-                opened_view.get("id"), opened_view.get("hash"), await self._modal_from_ges(project, job_id)
+                opened_view.get("id"),
+                opened_view.get("hash"),
+                await self._modal_from_ges(project, job_id, self._user(body)),
             )
 
     async def _update_view(self, view_id: object, view_hash: object, view: dict[str, Any]) -> None:
@@ -473,7 +479,7 @@ class GesSlackApp:
         if job is not None:
             view = render.render_job_detail_modal(job, self._project_info(project), self._now(), page=page)
         else:
-            view = await self._modal_from_ges(project, job_id, page)
+            view = await self._modal_from_ges(project, job_id, self._user(body), page)
         await self._update_view(view_info.get("id"), view_info.get("hash"), view)
 
     async def on_mute_button(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:

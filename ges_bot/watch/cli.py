@@ -208,6 +208,7 @@ async def poll_once(
                 concurrency=s.ges_page_concurrency,
                 timeout=s.ges_timeout,
                 max_retries=s.ges_max_retries,
+                max_answer_bytes=s.ges_max_answer_bytes,
             )
             poller = Poller(
                 project,
@@ -218,6 +219,8 @@ async def poll_once(
                 backfill=s.backfill,
                 replica=replica,
                 page_size=s.ges_page_size,
+                max_pages=s.tick_max_pages,
+                tick_deadline=s.tick_deadline_s,
             )
             try:
                 report = await poller.tick(dry_run=dry_run)
