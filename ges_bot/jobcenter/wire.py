@@ -13,7 +13,9 @@ Tolerance, as the job center's documentation and the official SDK require:
   → ``None``;
 - ``job_detail`` only on imports, and any part of it may be null, empty or contain nulls;
 - line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;
-- statuses GES may add tomorrow are kept as sent; unknown extra fields are ignored.
+- statuses GES may add tomorrow are kept as sent; unknown extra fields are ignored;
+- control characters in any text are replaced with U+FFFD (tab and newline survive only in
+  free text such as ``fail_reason``), so GES text cannot drive a terminal or forge a log line.
 
 What is *not* tolerated, because no reading of it is safe, raises
 :class:`~ges_bot.errors.ResponseError` naming the problem: a body that is not an object, a
@@ -32,6 +34,8 @@ from ges_bot.errors import ResponseError
 
 __all__ = [
     "TimeFormat",
+    "clean_line",
+    "clean_text",
     "job_to_wire",
     "parse_error_body",
     "parse_job",
@@ -104,14 +108,33 @@ def _from_epoch_ms(value: float) -> datetime:
         raise ValueError(f"time {value!r} is out of range for epoch milliseconds") from None
 
 
+#: Control characters GES text must not carry further: C0 (but tab and newline, which multi-line
+#: failure reasons use), DEL and C1. An escape sequence in a job's text would restyle or rewrite
+#: an operator's terminal; a carriage return forge a log line. A NUL also cannot be stored in
+#: PostgreSQL text: a job named with one would fail every tick of its project for ever.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: The same plus tab and newline, for one-line texts (error messages, ids, statuses).
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_text(value: str) -> str:
+    """GES text with control characters replaced (tab and newline kept)."""
+    # isprintable() is C-fast and true for almost every field; only the rest pay for the regex.
+    return value if value.isprintable() else _CONTROL.sub("\ufffd", value)
+
+
+def clean_line(value: str) -> str:
+    """GES text that goes into one line (a log line, an error message): every control character
+    and line break replaced, so it can neither forge a second line nor drive a terminal."""
+    return value if value.isprintable() else _CONTROL_OR_BREAK.sub("\ufffd", value)
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     # ``type() is`` before ``isinstance``: this runs for every field of every job of every page.
     if type(value) is str or isinstance(value, str):
-        # A NUL means nothing to anyone, and PostgreSQL text cannot hold one: a job named with
-        # one would fail every tick of its project for ever (and stop every other alert).
-        return value.replace("\x00", "\ufffd")
+        return clean_text(value)
     if isinstance(value, int | float | bool):
         return str(value)
     raise TypeError(f"expected text, got {type(value).__name__}")
@@ -187,12 +210,12 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
         raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
-    job_id = str(raw_id).replace("\x00", "\ufffd")
+    job_id = clean_line(str(raw_id))
     where = f"job {job_id}"
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
-    status = status.replace("\x00", "\ufffd")
+    status = clean_line(status)
     name = "begin_time"
     try:
         begin_time = parse_time(obj.get(name))
@@ -230,7 +253,7 @@ def parse_job_list(body: Any) -> tuple[int | None, list[Job]]:
     if not isinstance(body, Mapping):
         raise ResponseError(f"the job list answer is a {type(body).__name__}, not a JSON object")
     if "job_list" not in body and "job_count" not in body:
-        keys = ", ".join(sorted(str(k) for k in body)[:8]) or "none"
+        keys = ", ".join(sorted(clean_line(str(k)) for k in body)[:8]) or "none"
         raise ResponseError(f"the job list answer has neither job_list nor job_count (keys: {keys})")
     raw_count = body.get("job_count")
     count: int | None
@@ -279,7 +302,8 @@ def parse_error_body(body: Any) -> tuple[str | None, str | None]:
 def _plain(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    # Error messages are logged and shown in /healthz and status: one clean line each.
+    text = clean_line(str(value)).strip()
     return text or None
 
 
