@@ -572,6 +572,31 @@ class GesSlackApp:
 
     # --- Home tab ------------------------------------------------------------------------------
 
+    async def _channels_of(self, user: str) -> set[str]:
+        """Ids and names of the channels ``user`` is in (as far as the bot can see them:
+        ``users.conversations``); empty when Slack does not say, so nothing is shown by mistake."""
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(_HOME_CHANNEL_PAGES):
+            try:
+                page = await self.client.users_conversations(
+                    user=user,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+            except Exception as exc:
+                log.warning("slack: users.conversations for the Home tab failed: %s", _slack_error(exc))
+                return set()
+            for channel in page.get("channels") or ():
+                if isinstance(channel, Mapping):
+                    found |= _names(channel)
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
+
     async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -589,7 +614,14 @@ class GesSlackApp:
         except StoreError as exc:
             log.error("slack: Home tab: database unavailable: %s", exc)
             return
-        subs = [s for s in stored if s.team in (None, team)] + list(self.services.config_subscriptions)
+        # Only the channels the viewer is in: another channel's subscriptions (a private
+        # channel's id and graphs above all) are not theirs to read.
+        theirs = await self._channels_of(user)
+        subs = [
+            s
+            for s in [*(s for s in stored if s.team in (None, team)), *self.services.config_subscriptions]
+            if s.channel in theirs
+        ]
         data = views.HomeData(
             subscriptions=subs,
             events=events,
@@ -603,6 +635,15 @@ class GesSlackApp:
             await self.client.views_publish(user_id=user, view=views.home_view(data, now))
         except Exception as exc:
             log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
+
+
+_HOME_CHANNEL_PAGES = 10
+
+
+def _names(channel: Mapping[str, Any]) -> set[str]:
+    # Config files may name a channel by id, by name or by #name.
+    name = str(channel.get("name") or "")
+    return {str(channel.get("id") or ""), name, f"#{name}"} - {"", "#"}
 
 
 def _slack_error(exc: BaseException) -> str:
