@@ -240,3 +240,21 @@ async def test_uvicorn_lines_are_json_with_the_bots_format(
     lines = [line for line in bot.logs().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is JSON, uvicorn's included
     assert any(r["logger"].startswith("uvicorn") and "Invalid HTTP request" in r["msg"] for r in records), lines
+
+
+async def test_connections_beyond_the_concurrency_limit_get_503(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    # uvicorn counts the connection asking too: with a limit of 2, one other open connection is enough.
+    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db", GES_BOT_HTTP_CONCURRENCY="2"))
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        assert (await client.get(f"{bot.url}/healthz")).status_code == 200
+        _, idle = await asyncio.open_connection("127.0.0.1", bot.port)
+        try:
+            refused = await client.get(f"{bot.url}/healthz")
+        finally:
+            idle.close()
+            with contextlib.suppress(ConnectionError):
+                await idle.wait_closed()
+    assert refused.status_code == 503
+    assert "Exceeded concurrency limit" in bot.logs()
