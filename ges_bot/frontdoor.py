@@ -80,13 +80,15 @@ class SlackFrontDoor:
                 await _answer(send, 400, "Content-Length must be a number of bytes.")
                 return
             if int(length) > self.max_body:
-                # Refused unread: the connection is closed so the rest is never taken in.
-                await _answer(send, 413, f"Request bodies are limited to {self.max_body} bytes.", close=True)
+                # Refused unread. The connection stays open: uvicorn discards whatever body still
+                # arrives (never buffering it) until its keep-alive timeout, so the client reads
+                # this answer instead of a reset that would swallow it.
+                await _answer(send, 413, f"Request bodies are limited to {self.max_body} bytes.")
                 return
         try:
             body = await self._read(receive)
         except _TooLarge:
-            await _answer(send, 413, f"Request bodies are limited to {self.max_body} bytes.", close=True)
+            await _answer(send, 413, f"Request bodies are limited to {self.max_body} bytes.")
             return
         except _Disconnected:
             return
@@ -196,11 +198,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _answer(send: Send, status: int, text: str, *, close: bool = False) -> None:
+async def _answer(send: Send, status: int, text: str) -> None:
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

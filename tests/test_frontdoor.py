@@ -93,7 +93,7 @@ async def _flood(port: int, head: bytes, total: int, chunked: bool) -> bytes:
             writer.write(b"0\r\n\r\n")
             await writer.drain()
     except ConnectionError:
-        pass  # the server closed the connection after answering; the answer is already read
+        pass  # the server gave up on the connection; whatever it answered is read below
     finally:
         data = await asyncio.wait_for(answer, 30)
         writer.close()
