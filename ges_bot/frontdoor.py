@@ -236,9 +236,12 @@ def trusted(request: Request, token: SecretStr | None) -> bool:
             return True
     host = request.client.host if request.client else ""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # On a dual-stack socket, a loopback IPv4 caller shows as ::ffff:127.0.0.1.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def public_health(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,8 @@ def test_trust_is_loopback_or_the_bearer_token() -> None:
     token = SecretStr("s3cret")
     assert trusted(_request("127.0.0.1"), None)
     assert trusted(_request("::1"), None)
+    assert trusted(_request("::ffff:127.0.0.1"), None)
+    assert not trusted(_request("::ffff:192.0.2.7"), None)
     assert not trusted(_request("192.0.2.7"), None)
     assert not trusted(_request("192.0.2.7", "Bearer s3cret"), None)
     assert not trusted(_request("192.0.2.7", "Bearer wrong"), token)
