@@ -376,20 +376,47 @@ class SqlStore:
             return [_mute(row) for row in await conn.execute(stmt)]
 
     async def add_mute(self, mute: Mute) -> Mute:
-        stmt = (
-            mutes.insert()
-            .values(
-                channel=mute.channel,
-                graph_pattern=mute.graph_pattern,
-                until=mute.until,
-                created_by=mute.created_by,
-                created_at=mute.created_at,
-            )
-            .returning(*mutes.c)
+        """Mute, or extend the channel's mute of the same graph or pattern (one row, never one per
+        press): it then lasts until the later of both ends, credited to the latest asker. Mutes
+        that ended before ``mute.created_at`` are deleted on the way."""
+        now = mute.created_at
+        key = (
+            mutes.c.channel == mute.channel,
+            mutes.c.graph_pattern == mute.graph_pattern,
+            mutes.c.exact == mute.exact,
         )
         async with self.transaction(write=True) as conn:
-            row = (await conn.execute(stmt)).one()
+            if now is not None:
+                await conn.execute(delete(mutes).where(mutes.c.until <= now))
+            existing = (await conn.execute(select(mutes).where(*key).order_by(mutes.c.id).limit(1))).first()
+            if existing is None:
+                stmt: Any = mutes.insert().values(
+                    channel=mute.channel,
+                    graph_pattern=mute.graph_pattern,
+                    until=mute.until,
+                    created_by=mute.created_by,
+                    created_at=mute.created_at,
+                    exact=mute.exact,
+                )
+            else:
+                stmt = (
+                    mutes.update()
+                    .where(mutes.c.id == existing.id)
+                    .values(
+                        until=max(existing.until, mute.until),
+                        created_by=mute.created_by,
+                        created_at=mute.created_at or existing.created_at,
+                    )
+                )
+                # Rows from before the extension rule (several per key) fold into this one.
+                await conn.execute(delete(mutes).where(*key, mutes.c.id != existing.id))
+            row = (await conn.execute(stmt.returning(*mutes.c))).one()
         return _mute(row)
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        async with self.transaction(write=True) as conn:
+            return (await conn.execute(delete(mutes).where(mutes.c.until <= before))).rowcount
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int:
         stmt = delete(mutes).where(mutes.c.channel == channel, mutes.c.graph_pattern == graph_pattern)
@@ -883,6 +910,7 @@ def _mute(row: Row[Any]) -> Mute:
         until=row.until,
         created_by=row.created_by,
         created_at=row.created_at,
+        exact=bool(row.exact),
     )
 
 
