@@ -76,9 +76,12 @@ cursor stays a lower bound of what was read:
 
 - the baseline remembers how far it read (``baseline:offset``) and continues there; the project
   counts as baselined only once the whole list was read;
-- a terminal listing cut short keeps ``memory + found`` (or, listed whole, what was seen), so the
-  unread rest still makes the count exceed the memory and is searched for next tick; a listing
-  not reached keeps its memory;
+- a terminal search cut short keeps ``memory + found``, so the unread rest still makes the count
+  exceed the memory and is searched for next tick; a listing not reached keeps its memory;
+- a listing read whole (no memory yet, a new date, a shrunk count) is a *pass* in offset order
+  that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
+  last job read as an anchor, so jobs inserted ahead of it are not counted twice), so a window
+  larger than one tick's budget is still read whole once and then remembered;
 - vanished jobs are not followed in a cut tick (an active list read in part would make every
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
@@ -535,9 +538,11 @@ class _TickWork:
         query = ListQuery()
         offset = self.cursor_in.get(_BASELINE, 0)
         step = self.p.page_size
+        step_known = False
         seen: set[str] = set()
         while True:
-            granted = self.budget.reserve(self.p.concurrency if offset else 1)
+            # One page first (here or where an earlier tick stopped): it tells the page GES gives.
+            granted = self.budget.reserve(self.p.concurrency if step_known else 1)
             if not granted:
                 self.baseline_next = offset
                 return
@@ -549,9 +554,10 @@ class _TickWork:
                 fresh = fresh or any(j.job_id not in seen for j in page.jobs)
                 seen.update(j.job_id for j in page.jobs)
             first = pages[0]
-            if offset == 0 and 0 < len(first.jobs) < step and (first.job_count or 0) > len(first.jobs):
+            if not step_known and 0 < len(first.jobs) < step and (first.job_count or 0) > offset + len(first.jobs):
                 # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
                 step = len(first.jobs)
+            step_known = True
             if any(len(page.jobs) < step for page in pages) or not fresh:
                 # The end of the list (or a GES ignoring offset: nothing new).
                 return
