@@ -252,8 +252,11 @@ class _Scan:
     pass_anchor: int | None = None
     pass_ids: set[str] = field(default_factory=set)
     pass_done: bool = False
+    pass_head: int | None = None
     #: The last job_count GES gave for this listing this tick.
     latest_count: int | None = None
+    #: How many jobs unknown in the status the count says there are (a scan with a memory).
+    need: int = 0
 
 
 def utcnow() -> datetime:
@@ -615,6 +618,7 @@ class _TickWork:
             await self._full_pass(scan, query, first)
             return
         need = 0 if count is None or scan.remembered is None else count - scan.remembered
+        scan.need = need
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -645,10 +649,12 @@ class _TickWork:
         scan.pass_known = self.cursor_in.get(prefix + "known", 0) if resume else 0
         scan.pass_offset = offset if resume else 0
         scan.pass_anchor = anchor if resume else None
+        scan.pass_head = self.cursor_in.get(prefix + "head") if resume else None
         while True:
             at = scan.pass_offset or 0
             if not resume:
                 page_jobs, fresh = list(first.jobs), list(first.jobs)
+                scan.pass_head = _anchor(first.jobs[0].job_id) if first.jobs else None
             else:
                 assert scan.pass_anchor is not None
                 at = (scan.pass_offset or 0) - 1
@@ -671,6 +677,12 @@ class _TickWork:
                 scan.pass_anchor = _anchor(fresh[-1].job_id)
             if len(page_jobs) < step or not fresh:
                 scan.pass_done = True
+                # Jobs inserted ahead of the pass's first job while it ran (a descending order
+                # puts every new job there) are on this tick's page 1, before that job: read this
+                # tick, so known after it, and not counted by the pass.
+                heads = [_anchor(j.job_id) for j in first.jobs]
+                if scan.pass_head in heads:
+                    scan.pass_ids.update(j.job_id for j in first.jobs[: heads.index(scan.pass_head)])
                 return
             resume = True
 
@@ -687,7 +699,7 @@ class _TickWork:
             scan.unchanged = True
             return True
         await self._note(scan, probe.jobs)
-        need = count - scan.remembered
+        need = scan.need = count - scan.remembered
         offset = scan.remembered
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
@@ -825,6 +837,8 @@ class _TickWork:
                     cursor[prefix + "offset"] = scan.pass_offset
                     cursor[prefix + "known"] = known
                     cursor[prefix + "anchor"] = scan.pass_anchor
+                    if scan.pass_head is not None:
+                        cursor[prefix + "head"] = scan.pass_head
                 continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
@@ -837,6 +851,12 @@ class _TickWork:
                 # Same count; a job on page 1 that is new anyway means one was deleted: keep the
                 # memory rather than count the newcomer twice.
                 cursor[scan.key] = scan.remembered
+            elif self.budget.spent and scan.found_at is None and len(scan.new_ids) < scan.need:
+                # A search cut short of what the count says is new: the memory may be too low (a
+                # job deleted, a pass that ended while jobs moved), and then no search finds
+                # enough and each tick would read the same pages again. Forget it: the next
+                # ticks read the listing whole, as a pass, and remember exactly.
+                continue
             else:
                 cursor[scan.key] = scan.remembered + known_as(scan.new_ids, scan.status)
         return cursor
