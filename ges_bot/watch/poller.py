@@ -76,12 +76,15 @@ cursor stays a lower bound of what was read:
 
 - the baseline remembers how far it read (``baseline:offset``) and continues there; the project
   counts as baselined only once the whole list was read;
-- a terminal search cut short keeps ``memory + found``, so the unread rest still makes the count
-  exceed the memory and is searched for next tick; a listing not reached keeps its memory;
+- a terminal search cut short that found what the count says is new keeps ``memory + found``;
+  one cut short of it forgets the memory (which may be too low — a deletion, jobs that moved
+  under a pass — and then no search finds enough), so the listing is read whole next, as a pass;
+  a listing not reached keeps its memory;
 - a listing read whole (no memory yet, a new date, a shrunk count) is a *pass* in offset order
   that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
-  last job read as an anchor, so jobs inserted ahead of it are not counted twice), so a window
-  larger than one tick's budget is still read whole once and then remembered;
+  last job read as an anchor, so jobs inserted ahead of it are not counted twice; jobs inserted
+  ahead of the pass's first job are counted from page 1 when it ends), so a window larger than
+  one tick's budget is still read whole once and then remembered;
 - vanished jobs are not followed in a cut tick (an active list read in part would make every
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
