@@ -1055,3 +1055,36 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
         assert await settle(w, poller) == []
         await w.job("j-new", "failed", related_graph="g3")
         assert await settle(w, poller) == [("j-new", "failed", None)]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+async def test_a_window_larger_than_the_budget_loses_and_repeats_nothing_while_jobs_keep_coming(
+    sqlite_url: str, order: str
+) -> None:
+    async with world(sqlite_url, page_size=10, order=order) as w:
+        await w.emu.add_jobs(_history(200))
+        poller = w.poller(max_pages=9)
+        await settle(w, poller)  # the baseline, over several ticks
+        expected: list[str] = []
+        reported: list[str] = []
+        # The terminal windows (200 jobs) are read whole over several ticks; meanwhile failures
+        # keep landing (at the head in a descending order, shifting every page under the pass).
+        for wave in range(12):
+            for i in range(3):
+                job_id = f"w{wave:02d}-{i}"
+                await w.job(job_id, "failed", related_graph=f"n{wave}")
+                expected.append(job_id)
+            report = await poller.tick()
+            reported += [e.job.job_id for e in report.events]
+            await w.emu.advance(60)
+        # A tick that read within its budget is not yet one that knows everything (a pass may just
+        # have ended short of jobs that moved under it): give the passes a few ticks to finish.
+        for _ in range(12):
+            reported += [e.job.job_id for e in (await poller.tick()).events]
+            await w.emu.advance(60)
+        assert sorted(reported) == sorted(expected)
+        # And then the memory is whole: a quiet tick costs the five requests of the cheap path.
+        await w.emu.reset_stats()
+        quiet = await poller.tick()
+        assert quiet.events == () and not quiet.partial
+        assert await w.emu.list_calls() <= 6

@@ -320,6 +320,29 @@ async def test_unreachable_ges_is_answered_from_snapshots(tmp_path: Path) -> Non
         assert source.reason.startswith("GES (project prod) is unreachable: GES answered HTTP 503")
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [({"huge_bytes": 100 << 20}, "is too large"), ({"nested": 200_000}, "nested too deep")],
+    ids=["100-MB-answer", "deeply-nested-JSON"],
+)
+async def test_an_unusable_answer_is_answered_from_snapshots(tmp_path: Path, fault: dict[str, int], said: str) -> None:
+    async with world(tmp_path) as w:
+        ended = Job(
+            "f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)
+        )
+        await w.remember(ended, at=NOW - timedelta(minutes=3))
+        await w.emu.fault(**fault, count=-1)
+        await w.emu.reset_stats()
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert ids(answer) == ["f1"]
+        assert isinstance(answer, JobsAnswer)
+        (source,) = answer.sources
+        assert source.kind is SourceKind.SNAPSHOTS
+        assert source.reason is not None and said in source.reason
+        # Not retried: the same answer would come again.
+        assert await w.emu.list_calls() == 1
+
+
 async def test_ges_too_slow_is_unreachable(tmp_path: Path) -> None:
     async with world(tmp_path, live_timeout_s=0.3) as w:
         await w.emu.fault(latency_ms=1000, count=-1)

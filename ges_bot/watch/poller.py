@@ -76,9 +76,15 @@ cursor stays a lower bound of what was read:
 
 - the baseline remembers how far it read (``baseline:offset``) and continues there; the project
   counts as baselined only once the whole list was read;
-- a terminal listing cut short keeps ``memory + found`` (or, listed whole, what was seen), so the
-  unread rest still makes the count exceed the memory and is searched for next tick; a listing
-  not reached keeps its memory;
+- a terminal search cut short that found what the count says is new keeps ``memory + found``;
+  one cut short of it forgets the memory (which may be too low — a deletion, jobs that moved
+  under a pass — and then no search finds enough), so the listing is read whole next, as a pass;
+  a listing not reached keeps its memory;
+- a listing read whole (no memory yet, a new date, a shrunk count) is a *pass* in offset order
+  that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
+  last job read as an anchor, so jobs inserted ahead of it are not counted twice; jobs inserted
+  ahead of the pass's first job are counted from page 1 when it ends), so a window larger than
+  one tick's budget is still read whole once and then remembered;
 - vanished jobs are not followed in a cut tick (an active list read in part would make every
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
@@ -246,8 +252,11 @@ class _Scan:
     pass_anchor: int | None = None
     pass_ids: set[str] = field(default_factory=set)
     pass_done: bool = False
+    pass_head: int | None = None
     #: The last job_count GES gave for this listing this tick.
     latest_count: int | None = None
+    #: How many jobs unknown in the status the count says there are (a scan with a memory).
+    need: int = 0
 
 
 def _page_offsets(count: int, limit: int) -> list[int]:
@@ -523,9 +532,11 @@ class _TickWork:
         query = ListQuery()
         offset = self.cursor_in.get(_BASELINE, 0)
         step = self.p.page_size
+        step_known = False
         seen: set[str] = set()
         while True:
-            granted = self.budget.reserve(self.p.concurrency if offset else 1)
+            # One page first (here or where an earlier tick stopped): it tells the page GES gives.
+            granted = self.budget.reserve(self.p.concurrency if step_known else 1)
             if not granted:
                 self.baseline_next = offset
                 return
@@ -537,9 +548,10 @@ class _TickWork:
                 fresh = fresh or any(j.job_id not in seen for j in page.jobs)
                 seen.update(j.job_id for j in page.jobs)
             first = pages[0]
-            if offset == 0 and 0 < len(first.jobs) < step and (first.job_count or 0) > len(first.jobs):
+            if not step_known and 0 < len(first.jobs) < step and (first.job_count or 0) > offset + len(first.jobs):
                 # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
                 step = len(first.jobs)
+            step_known = True
             if any(len(page.jobs) < step for page in pages) or not fresh:
                 # The end of the list (or a GES ignoring offset: nothing new).
                 return
@@ -597,6 +609,7 @@ class _TickWork:
             await self._full_pass(scan, query, first)
             return
         need = 0 if count is None or scan.remembered is None else count - scan.remembered
+        scan.need = need
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -627,10 +640,12 @@ class _TickWork:
         scan.pass_known = self.cursor_in.get(prefix + "known", 0) if resume else 0
         scan.pass_offset = offset if resume else 0
         scan.pass_anchor = anchor if resume else None
+        scan.pass_head = self.cursor_in.get(prefix + "head") if resume else None
         while True:
             at = scan.pass_offset or 0
             if not resume:
                 page_jobs, fresh = list(first.jobs), list(first.jobs)
+                scan.pass_head = _anchor(first.jobs[0].job_id) if first.jobs else None
             else:
                 assert scan.pass_anchor is not None
                 at = (scan.pass_offset or 0) - 1
@@ -653,6 +668,12 @@ class _TickWork:
                 scan.pass_anchor = _anchor(fresh[-1].job_id)
             if len(page_jobs) < step or not fresh:
                 scan.pass_done = True
+                # Jobs inserted ahead of the pass's first job while it ran (a descending order
+                # puts every new job there) are on this tick's page 1, before that job: read this
+                # tick, so known after it, and not counted by the pass.
+                heads = [_anchor(j.job_id) for j in first.jobs]
+                if scan.pass_head in heads:
+                    scan.pass_ids.update(j.job_id for j in first.jobs[: heads.index(scan.pass_head)])
                 return
             resume = True
 
@@ -669,7 +690,7 @@ class _TickWork:
             scan.unchanged = True
             return True
         await self._note(scan, probe.jobs)
-        need = count - scan.remembered
+        need = scan.need = count - scan.remembered
         offset = scan.remembered
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
@@ -805,6 +826,8 @@ class _TickWork:
                     cursor[prefix + "offset"] = scan.pass_offset
                     cursor[prefix + "known"] = known
                     cursor[prefix + "anchor"] = scan.pass_anchor
+                    if scan.pass_head is not None:
+                        cursor[prefix + "head"] = scan.pass_head
                 continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
@@ -817,6 +840,12 @@ class _TickWork:
                 # Same count; a job on page 1 that is new anyway means one was deleted: keep the
                 # memory rather than count the newcomer twice.
                 cursor[scan.key] = scan.remembered
+            elif self.budget.spent and scan.found_at is None and len(scan.new_ids) < scan.need:
+                # A search cut short of what the count says is new: the memory may be too low (a
+                # job deleted, a pass that ended while jobs moved), and then no search finds
+                # enough and each tick would read the same pages again. Forget it: the next
+                # ticks read the listing whole, as a pass, and remember exactly.
+                continue
             else:
                 cursor[scan.key] = scan.remembered + known_as(scan.new_ids, scan.status)
         return cursor
