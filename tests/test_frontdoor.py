@@ -78,11 +78,21 @@ def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP answer: its head, then as many body bytes as its Content-Length says."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    return head + await reader.readexactly(length)
+
+
 async def _flood(port: int, head: bytes, total: int, chunked: bool) -> bytes:
     """Send ``head`` then ``total`` bytes of body (1 MiB at a time, the same buffer: the client
     never holds the body either) while reading; returns whatever the server answered."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    answer = asyncio.create_task(reader.read(4096))
+    answer = asyncio.create_task(_read_answer(reader))
     chunk = b"x" * MB
     try:
         writer.write(head)
@@ -219,7 +229,7 @@ async def test_malformed_bodies_get_400_or_401_never_500_and_no_traceback(
     reader, writer = await asyncio.open_connection("127.0.0.1", bot.port)
     writer.write(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 12abc\r\n\r\n")
     await writer.drain()
-    answer = await asyncio.wait_for(reader.read(4096), 10)
+    answer = await asyncio.wait_for(_read_answer(reader), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert 500 not in seen
