@@ -168,11 +168,43 @@ def _shaped_like_slack(payload: Mapping[str, Any]) -> bool:
     for key in ("actions", "authorizations"):
         if key in payload and not _objects(payload[key]):
             return False
+    # Matching a button reads the first action's action_id (block_actions) or the payload's
+    # callback_id (legacy attachments, dialogs) by key.
+    if payload.get("type") == "block_actions" and not all(
+        isinstance(action.get("action_id"), str) for action in payload.get("actions") or ()
+    ):
+        return False
+    if not all(_scalar(payload.get(key)) for key in _SCALARS):
+        return False
     if "event" in payload:
         event = payload["event"]
         if not isinstance(event, dict) or not all(_object_or_id(event.get(k)) for k in ("user", "channel")):
             return False
     return True
+
+
+#: Fields that are plain values in every Slack payload and that bolt compares or hashes.
+_SCALARS = (
+    "type",
+    "token",
+    "team_id",
+    "api_app_id",
+    "enterprise_id",
+    "user_id",
+    "channel_id",
+    "command",
+    "text",
+    "callback_id",
+    "trigger_id",
+    "response_url",
+    "event_id",
+    "event_time",
+    "is_enterprise_install",
+)
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _object_or_id(value: object) -> bool:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from ges_bot.notify import render
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
 from tests.support.asgi import serve
 from tests.support.emulator import EmulatorHandle, run_emulator
@@ -76,15 +79,13 @@ def _reset_peak(pid: int) -> None:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> bytes:
-    """One whole HTTP answer: its head, then as many body bytes as its Content-Length says (the two
-    may arrive in separate reads)."""
+    """One HTTP answer: its head, then as many body bytes as its Content-Length says."""
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return head + (await reader.readexactly(length) if length else b"")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    return head + await reader.readexactly(length)
 
 
 async def _flood(port: int, head: bytes, total: int, chunked: bool) -> bytes:
@@ -228,7 +229,7 @@ async def test_malformed_bodies_get_400_or_401_never_500_and_no_traceback(
     reader, writer = await asyncio.open_connection("127.0.0.1", bot.port)
     writer.write(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 12abc\r\n\r\n")
     await writer.drain()
-    answer = await asyncio.wait_for(reader.read(4096), 10)
+    answer = await asyncio.wait_for(_read_answer(reader), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert 500 not in seen
@@ -270,3 +271,90 @@ async def test_connections_beyond_the_concurrency_limit_get_503(
                 await idle.wait_closed()
     assert refused.status_code == 503
     assert "Exceeded concurrency limit" in bot.logs()
+
+
+_ODD_VALUES: list[object] = [5, -1, 1.5, [], [1], [{}], {}, {"id": []}, None, "", "x", True, "<!channel>", "a" * 3000]
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.append((*prefix, key))
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.append((*prefix, i))
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+def _mutated(template: dict[str, object], rng: random.Random) -> dict[str, object]:
+    payload: Any = json.loads(json.dumps(template))
+    for _ in range(rng.randint(1, 3)):
+        paths = _paths(payload)
+        if not paths:
+            break
+        *parents, last = rng.choice(paths)
+        node = payload
+        for key in parents:
+            node = node[key]
+        node[last] = json.loads(json.dumps(rng.choice(_ODD_VALUES)))
+    return dict(payload)
+
+
+async def test_signed_payloads_with_odd_shapes_never_get_a_500_or_a_traceback(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    """Slack's own payloads (buttons, Home tab, slash command) with random fields replaced by values
+    of the wrong kind, properly signed: bolt and the handlers must take them in their stride."""
+    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db"))
+    rng = random.Random(1717)
+    templates: list[dict[str, object]] = [
+        slack.block_action_payload(action, render.job_ref("default", "job-1"), channel_id="C0ALERTS")
+        for action in (render.ACTION_DETAILS, render.ACTION_MUTE_1H, render.ACTION_ACK, render.ACTION_DETAIL_NEXT)
+    ]
+    templates.append(
+        {
+            "type": "event_callback",
+            "team_id": "T0STANDIN",
+            "api_app_id": "A0GESBOT",
+            "event_id": "Ev1",
+            "event_time": 1,
+            "event": {"type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "home"},
+        }
+    )
+    command = {
+        "command": "/gesjobs",
+        "text": "failed today",
+        "user_id": "U0ALICE",
+        "channel_id": "C0ALERTS",
+        "team_id": "T0STANDIN",
+        "response_url": slack.response_url("fuzz"),
+        "trigger_id": "1.2.3",
+    }
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i in range(240):
+            template = templates[i % len(templates)]
+            payload = _mutated(template, rng)
+            if payload.get("type") == "event_callback":
+                body = json.dumps(payload).encode()
+                headers = _signed(body, "application/json")
+            else:
+                body = urlencode({"payload": json.dumps(payload)}).encode()
+                headers = _signed(body)
+            response = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            assert response.status_code in (200, 400, 404), (json.dumps(payload)[:2000], response.status_code)
+        for _ in range(20):
+            form = {k: (v if rng.random() < 0.7 else str(rng.choice(_ODD_VALUES))) for k, v in command.items()}
+            body = urlencode(form).encode()
+            response = await client.post(f"{bot.url}/slack/events", content=body, headers=_signed(body))
+            assert response.status_code in (200, 400, 404), (form, response.status_code)
+    assert statuses.get(200, 0) > 0
+    # Handlers run after the ack: stop the bot so that everything they log is in the log.
+    assert await bot.stop() == 0
+    logs = bot.logs()
+    assert "Traceback" not in logs, logs[-3000:]
+    assert "Exception in ASGI application" not in logs

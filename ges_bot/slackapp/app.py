@@ -3,7 +3,9 @@
 This module owns the conversation with people in Slack: every request is acknowledged first
 (Slack gives 3 seconds), and the work — parsing, asking GES or the store, rendering — happens after
 the ack, the answer going to the request's ``response_url``. It decides who may change
-subscriptions and mutes (``GES_BOT_ADMINS``), and counts commands in ``metrics.COMMANDS``.
+subscriptions and mutes (``GES_BOT_ADMINS``; a long mute of every graph is an admin's), logs and
+announces every mute and unmute in its channel, shows each person the Home tab of their own
+channels, and counts commands in ``metrics.COMMANDS``.
 
 It must not render alerts (``notify.render`` does, including the job-detail modal), parse command
 text itself (``slackapp.commands``), decide how to query GES (``slackapp.queries``) or draw answers
