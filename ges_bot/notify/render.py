@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, FileImport, Job, JobEvent, ProjectInfo
+from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
 from ges_bot.notify.blockkit import (
     CHANNEL_FIXES,
@@ -269,6 +269,14 @@ def _short_id(job_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------
 
 
+def _verb(item: AlertItem, *, mrkdwn: bool) -> str:
+    """What happened to the job, said once: an unknown outcome names the status GES sent."""
+    if item.kind is not EventKind.UNKNOWN_OUTCOME:
+        return kind_look(item.kind).verb
+    status = one_line(item.job.status)
+    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
+
+
 def _summary(headline: Headline) -> str:
     """Counts by kind, most severe first: "2 failed, 1 stuck"."""
     return ", ".join(f"{n} {kind_look(k).verb}" for k, n in headline.counts)
@@ -284,7 +292,7 @@ def _alert_header(doc: AlertDocument) -> dict[str, Any]:
         title = f"GES jobs · {_graph(doc)}"
     elif len(items) == 1:
         look = kind_look(items[0].kind)
-        title = f"{look.emoji} {label(items[0].job)} {look.verb} · {_graph(doc)}"
+        title = f"{look.emoji} {label(items[0].job)} {_verb(items[0], mrkdwn=False)} · {_graph(doc)}"
     else:
         title = f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} · {_graph(doc)}"
     return header(title)
@@ -300,12 +308,12 @@ def _alert_text(doc: AlertDocument) -> str:
         item = items[0]
         look = kind_look(item.kind)
         job = item.job
-        text = f"{look.emoji} {fit(label(job), 100)} {look.verb} on graph {graph} (job {escape(_short_id(job.job_id))})"
+        text = f"{look.emoji} {fit(label(job), 100)} {_verb(item, mrkdwn=True)} on graph {graph} (job {escape(_short_id(job.job_id))})"
         if job.fail_reason and job.fail_reason.strip():
             text += f": {fit(one_line(job.fail_reason), 300)}"
         return text
     listed = "; ".join(
-        f"{fit(label(i.job), 60)} {kind_look(i.kind).verb} (job {escape(_short_id(i.job.job_id))})"
+        f"{fit(label(i.job), 60)} {_verb(i, mrkdwn=True)} (job {escape(_short_id(i.job.job_id))})"
         for i in items[:MAX_EVENTS_INLINE]
     )
     more = f"; …and {len(items) - MAX_EVENTS_INLINE} more" if len(items) > MAX_EVENTS_INLINE else ""
@@ -314,7 +322,7 @@ def _alert_text(doc: AlertDocument) -> str:
 
 def _item_headline(item: AlertItem) -> str:
     look = kind_look(item.kind)
-    return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {look.verb}"
+    return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {_verb(item, mrkdwn=True)}"
 
 
 def _item_blocks(

@@ -102,6 +102,7 @@ def _who(user: str | None) -> str:
 _SUBSCRIBABLE: tuple[EventKind, ...] = (
     EventKind.FAILED,
     EventKind.PARTIALLY_FAILED,
+    EventKind.UNKNOWN_OUTCOME,
     EventKind.STUCK,
     EventKind.SUCCEEDED,
     EventKind.RECOVERED,
@@ -119,7 +120,7 @@ def _kinds_phrase(kinds: Iterable[EventKind]) -> str:
 
 def _kinds_text(kinds: Iterable[EventKind]) -> str:
     chosen = set(kinds)
-    return ", ".join(kit.KIND_LOOKS[k].verb for k in _SUBSCRIBABLE if k in chosen) or "nothing"
+    return ", ".join(kit.KIND_LOOKS[k].word for k in _SUBSCRIBABLE if k in chosen) or "nothing"
 
 
 # -- help and usage --------------------------------------------------------------------------
@@ -531,7 +532,7 @@ _HOME_EVENTS = 20
 def _event_entry(event: JobEvent, now: datetime) -> str:
     job = event.job
     look = kit.KIND_LOOKS.get(event.kind)
-    emoji, verb = (look.emoji, look.verb) if look is not None else ("🔵", event.kind.value)
+    emoji, verb = (look.emoji, look.word) if look is not None else ("🔵", event.kind.value)
     when = job_time(job) or event.at
     return (
         f"{emoji} *{fit(kit.label(job), _NAME)}* {verb} on graph "
