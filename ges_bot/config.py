@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=60.0, gt=0, validation_alias="GES_BOT_POLL_INTERVAL")
     stuck_after_s: float = Field(default=6 * 3600, gt=0, validation_alias="GES_BOT_STUCK_AFTER")
     backfill_s: float = Field(default=0, ge=0, validation_alias="GES_BOT_BACKFILL")
+    #: /gesjobs answers come from the store when the project's last successful poll is at most
+    #: this old (0: always ask GES live).
+    answer_max_age_s: float = Field(default=90.0, ge=0, validation_alias="GES_BOT_ANSWER_MAX_AGE")
     timezone: str = Field(default="UTC", validation_alias="GES_BOT_TIMEZONE")
     admins: str = Field(default="", validation_alias="GES_BOT_ADMINS")
     http_host: str = Field(default="0.0.0.0", validation_alias="GES_BOT_HTTP_HOST")
@@ -177,7 +180,7 @@ class Settings(BaseSettings):
     #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
     delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
-    @field_validator("stuck_after_s", "backfill_s", "poll_interval", mode="before")
+    @field_validator("stuck_after_s", "backfill_s", "poll_interval", "answer_max_age_s", mode="before")
     @classmethod
     def _durations(cls, v: object) -> float:
         return _duration_seconds(v)

@@ -800,6 +800,31 @@ async def test_query_jobs_filters(store: SqlStore) -> None:
     assert await _ids(store, limit=0) == []
 
 
+async def test_query_jobs_by_placement_uses_end_time_then_begin_time(store: SqlStore) -> None:
+    # A job is placed at its end time, or its begin time while it has none (as /gesjobs answers do).
+    jobs = [
+        job("long", "failed", begin=at(0), end=at(1000)),  # began long before, ended inside
+        job("early", "failed", begin=at(100), end=at(150)),  # ended before the range
+        job("inside", "success", begin=at(600), end=at(700)),
+        job("late", "failed", begin=at(900), end=at(2000)),  # began inside, ends after it
+        job("running", "running", begin=at(800)),
+        job("begun-after", "running", begin=at(1500)),
+        job("no-times", "failed"),
+    ]
+    await store.commit_tick(tick(snapshots=[snap(j) for j in jobs]))
+    assert await _ids(store, project="prod", placed_since=at(500), placed_until=at(1500)) == [
+        "running",
+        "inside",
+        "long",
+    ]
+    assert await _ids(store, project="prod", placed_since=at(1000), placed_until=at(1000)) == []
+    assert await _ids(store, project="prod", placed_since=at(1000)) == ["begun-after", "late", "long"]
+    assert await _ids(store, project="prod", placed_until=at(151)) == ["early"]
+    assert await _ids(store, project="prod", placed_until=at(150)) == []  # exclusive
+    failed = frozenset({"failed"})
+    assert await _ids(store, project="prod", statuses=failed, placed_since=at(500), placed_until=at(1500)) == ["long"]
+
+
 async def test_recent_events_newest_first_by_kind(store: SqlStore) -> None:
     e1 = event(job("1"), EventKind.FAILED, at(0))
     e2 = event(job("2", "success"), EventKind.SUCCEEDED, at(10))

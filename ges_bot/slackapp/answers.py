@@ -20,6 +20,8 @@ __all__ = ["FoundJob", "JobLookup", "JobsAnswer", "QueryProblem", "Source", "Sou
 
 class SourceKind(StrEnum):
     LIVE = "live"
+    #: GES was not asked because the last successful poll is recent enough (``fresh_within``).
+    RECENT = "recent"
     SNAPSHOTS = "snapshots"
     ERROR = "error"
 

@@ -178,7 +178,11 @@ class GesSlackApp:
         settings = services.config.settings
         self.admins = settings.admin_ids
         self.runner = QueryRunner(
-            services, live_timeout_s=options.live_timeout_s, search_timeout_s=options.search_timeout_s
+            services,
+            live_timeout_s=options.live_timeout_s,
+            search_timeout_s=options.search_timeout_s,
+            fresh_within=timedelta(seconds=settings.answer_max_age_s),
+            clock=self._now,
         )
         self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
 
@@ -284,6 +288,8 @@ class GesSlackApp:
         if isinstance(result, QueryProblem):
             return _Answer(views.problem_message(result), result="refused")
         outcome = "ok"
+        if any(s.kind is SourceKind.RECENT for s in result.sources):
+            outcome = "recent"
         if result.failed_sources:
             outcome = "ges_error"
         elif result.snapshot_sources:

@@ -71,12 +71,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: A job that ended inside the range may have begun before it; snapshots are selected by their
-#: begin time, so the store is asked this much further back and the answer filtered exactly.
-SNAPSHOT_LOOKBACK = timedelta(days=3)
 #: At most this many snapshots per project answer one question (the answer says when it was cut).
-#: How far back a job may have begun and still be found by its end time in a live answer.
-LONG_RUN_LOOKBACK = timedelta(days=14)
 MAX_SNAPSHOT_ROWS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -180,10 +175,23 @@ class QueryRunner:
     paging through a whole job list to find a job the bot has never seen.
     """
 
-    def __init__(self, services: Services, *, live_timeout_s: float = 8.0, search_timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        live_timeout_s: float = 8.0,
+        search_timeout_s: float = 20.0,
+        fresh_within: timedelta = timedelta(0),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.services = services
         self.live_timeout_s = live_timeout_s
         self.search_timeout_s = search_timeout_s
+        #: A project whose last successful poll is at most this old is answered from the store
+        #: (one indexed read) instead of GES (pages to fetch and parse): the snapshots *are* the job
+        #: center as of that poll, and the answer says how recent it is. Zero: always ask GES.
+        self.fresh_within = fresh_within
+        self._clock = clock
         self._shared = _Shared()
 
     # --- which projects --------------------------------------------------------------------
@@ -219,6 +227,11 @@ class QueryRunner:
     async def _project_jobs(
         self, alias: str, client: JobCenterClient, query: Query, start: datetime | None, end: datetime | None
     ) -> tuple[Source, list[FoundJob]]:
+        recent = await self._recent_poll(alias)
+        if recent is not None:
+            source, found = await self._snapshot_jobs(alias, query, start, end, reason=None)
+            if source.kind is SourceKind.SNAPSHOTS:
+                return Source(alias, SourceKind.RECENT, as_of=recent, truncated=source.truncated), found
         try:
             async with asyncio.timeout(self.live_timeout_s):
                 jobs = await self._live_jobs(client, query, start, end)
@@ -235,6 +248,20 @@ class QueryRunner:
         if start is not None:
             found.extend(await self._long_runners(alias, query, start, end, {j.job_id for j in jobs}))
         return Source(alias, SourceKind.LIVE), found
+
+    async def _recent_poll(self, alias: str) -> datetime | None:
+        """When the project was last polled successfully, if that is recent enough to answer from."""
+        if self.fresh_within <= timedelta(0):
+            return None
+        try:
+            state = await self.services.store.poll_state(alias)
+        except StoreError:
+            return None
+        last = state.last_success_at if state is not None else None
+        now = self._clock() if self._clock is not None else datetime.now(UTC)
+        if last is None or now - last > self.fresh_within:
+            return None
+        return last
 
     async def _long_runners(
         self, alias: str, query: Query, start: datetime, end: datetime | None, seen: set[str]
@@ -260,8 +287,9 @@ class QueryRunner:
                     statuses=statuses,
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - LONG_RUN_LOOKBACK,
                     until=began_before,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
@@ -310,7 +338,7 @@ class QueryRunner:
         return in_range(job, start, end)
 
     async def _snapshot_jobs(
-        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str
+        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str | None
     ) -> tuple[Source, list[FoundJob]]:
         store = self.services.store
         try:
@@ -320,13 +348,16 @@ class QueryRunner:
                     statuses=frozenset(query.statuses),
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - SNAPSHOT_LOOKBACK if start is not None else None,
-                    until=end,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
             state = await store.poll_state(alias)
         except StoreError as exc:
+            if reason is None:
+                log.warning("/gesjobs: could not read snapshots (%s); asking GES", exc)
+                return Source(alias, SourceKind.ERROR, reason="the bot's own records could not be read"), []
             log.error("/gesjobs: %s, and the database failed too: %s", reason, exc)
             return Source(
                 alias, SourceKind.ERROR, reason=f"{reason}, and the bot's own records could not be read either"

@@ -206,6 +206,11 @@ def _range_text(answer: JobsAnswer) -> str:
 def _source_note(source: Source, now: datetime) -> str:
     if source.kind is SourceKind.ERROR:
         return f"⚠️ {fit(source.reason or 'GES could not be asked', _ERROR)}"
+    if source.kind is SourceKind.RECENT and source.as_of is not None:
+        # Not a warning: the bot's records are the job center as of a poll moments ago.
+        return (
+            f"From the bot's records of project {escape(source.project)}, as of its last poll {_ago(source.as_of, now)}"
+        )
     as_of = (
         f"as of the last successful poll {_ago(source.as_of, now)}" if source.as_of else "(never polled successfully)"
     )
@@ -259,8 +264,10 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
         blocks.append(kit.context(escape(" ".join(footer))))
     counts = ", ".join(f"{n:,} {kit.STATUS_WORDS.get(s, s)}" for s, n in answer.counts.items())
     fallback = f"{total:,} jobs match /gesjobs {command_text(query)}" + (f": {counts}" if counts else "")
-    if notes:
+    if answer.snapshot_sources:
         fallback += " (from snapshots: GES is unreachable)"
+    elif any(s.kind is SourceKind.RECENT for s in answer.sources):
+        fallback += " (as of the bot's last poll)"
     return _message(fallback, blocks)
 
 

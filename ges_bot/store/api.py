@@ -175,6 +175,12 @@ class JobQuery:
     #: Inclusive lower / exclusive upper bound on begin_time (or end_time when begin is unknown).
     since: datetime | None = None
     until: datetime | None = None
+    #: Inclusive lower / exclusive upper bound on when a job is *placed*: its end time, or its
+    #: begin time while it has none — exactly how ``/gesjobs`` answers place a job in a range.
+    #: Served by indexes on (project, status, end_time) and (project, status, begin_time), so an
+    #: answer reads the rows it shows, not days of history around them.
+    placed_since: datetime | None = None
+    placed_until: datetime | None = None
     limit: int = 1000
 
 

@@ -93,6 +93,23 @@ def _like_pattern(glob: str) -> str:
     return "".join(out)
 
 
+def _placed_between(
+    begin: ColumnElement[Any], end: ColumnElement[Any], since: datetime | None, until: datetime | None
+) -> ColumnElement[bool]:
+    """``coalesce(end, begin)`` in ``[since, until)``, written as two range conditions joined by OR
+    so that each branch can use its own index (a function of the columns could use neither)."""
+
+    def within(column: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+        bounds: list[ColumnElement[bool]] = []
+        if since is not None:
+            bounds.append(column >= since)
+        if until is not None:
+            bounds.append(column < until)
+        return bounds
+
+    return or_(and_(*within(end)), and_(end.is_(None), *within(begin)))
+
+
 class SqlStore:
     """The store on one database. Create it with :func:`open_store` (which migrates) or directly
     from a URL when the schema is known to be current."""
@@ -608,6 +625,8 @@ class SqlStore:
             conditions.append(when >= query.since)
         if query.until is not None:
             conditions.append(when < query.until)
+        if query.placed_since is not None or query.placed_until is not None:
+            conditions.append(_placed_between(s.begin_time, s.end_time, query.placed_since, query.placed_until))
         pattern = query.graph_pattern
         exact_in_sql = True
         if pattern is not None and pattern != "*":

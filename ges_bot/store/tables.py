@@ -100,6 +100,9 @@ job_snapshots = Table(
     PrimaryKeyConstraint("project", "job_id"),
     Index(None, "project", "status"),
     Index(None, "begin_time"),
+    # /gesjobs answers place a job by its end time (begin time while it runs): see JobQuery.placed_*.
+    Index(None, "project", "status", "end_time"),
+    Index(None, "project", "status", "begin_time"),
 )
 
 #: Every recorded transition, unique by ``JobEvent.dedup_key`` forever.
