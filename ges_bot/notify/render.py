@@ -100,6 +100,7 @@ __all__ = [
     "render_acknowledged",
     "render_alert",
     "render_broken_channel_notice",
+    "render_document",
     "render_job_detail_blocks",
     "render_job_detail_modal",
     "render_notice",
