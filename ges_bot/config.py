@@ -106,11 +106,36 @@ class _SubscriptionTable(BaseModel):
         return v.strip()
 
 
+class _OpsTable(BaseModel):
+    """``[ops]``: where the bot reports on its own health (``GES_BOT_OPS_CHANNEL`` wins over it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        return _ops_channel(v)
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     projects: list[_ProjectTable] = Field(default_factory=list)
     subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+    ops: _OpsTable = Field(default_factory=_OpsTable)
+
+
+def _ops_channel(value: str | None) -> str | None:
+    """A channel id (``C…``/``G…``) or a name (``#ops`` or ``ops``, which Slack resolves for public
+    channels); blank means none."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if any(ch.isspace() for ch in text) or len(text) > 80:
+        raise ValueError("must be one Slack channel id (C0123ABCD) or name (#ges-bot-ops)")
+    return text
 
 
 def _duration_seconds(value: object) -> float:
@@ -169,6 +194,12 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="GES_BOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="GES_BOT_LOG_FORMAT")
     replica_id: str | None = Field(default=None, validation_alias="GES_BOT_REPLICA_ID")
+    #: The Slack channel for the bot's own health (blind projects, refused credentials, delivery
+    #: that keeps failing); ``[ops] channel`` in the config file when unset here.
+    ops_channel: str | None = Field(default=None, validation_alias="GES_BOT_OPS_CHANNEL")
+    #: Polls failing for longer than this make a project *blind* (default: the longer of 5 minutes
+    #: and 3 poll intervals; see :attr:`blind_after`).
+    blind_after_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_BLIND_AFTER")
 
     # --- Slack ---
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
@@ -180,10 +211,15 @@ class Settings(BaseSettings):
     #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
     delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
-    @field_validator("stuck_after_s", "backfill_s", "poll_interval", "answer_max_age_s", mode="before")
+    @field_validator("stuck_after_s", "backfill_s", "poll_interval", "answer_max_age_s", "blind_after_s", mode="before")
     @classmethod
-    def _durations(cls, v: object) -> float:
-        return _duration_seconds(v)
+    def _durations(cls, v: object) -> float | None:
+        return None if v is None else _duration_seconds(v)
+
+    @field_validator("ops_channel")
+    @classmethod
+    def _ops(cls, v: str | None) -> str | None:
+        return _ops_channel(v)
 
     @field_validator("timezone")
     @classmethod
@@ -202,6 +238,14 @@ class Settings(BaseSettings):
     @property
     def backfill(self) -> timedelta:
         return timedelta(seconds=self.backfill_s)
+
+    @property
+    def blind_after(self) -> timedelta:
+        """``GES_BOT_BLIND_AFTER``, or the longer of 5 minutes and 3 poll intervals: one failed
+        tick is routine (GES retries are capped), three in a row are not."""
+        if self.blind_after_s is not None:
+            return timedelta(seconds=self.blind_after_s)
+        return timedelta(seconds=max(300.0, 3 * self.poll_interval))
 
     @property
     def admin_ids(self) -> frozenset[str]:
@@ -321,6 +365,8 @@ class Config:
     settings: Settings
     projects: tuple[ProjectSettings, ...]
     subscriptions: tuple[Subscription, ...]
+    #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
+    ops_channel: str | None = None
 
     def project(self, alias: str) -> ProjectSettings:
         for p in self.projects:
@@ -467,4 +513,9 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 created_by="config",
             )
         )
-    return Config(settings=settings, projects=tuple(projects), subscriptions=tuple(subs))
+    return Config(
+        settings=settings,
+        projects=tuple(projects),
+        subscriptions=tuple(subs),
+        ops_channel=settings.ops_channel or file.ops.channel,
+    )

@@ -35,6 +35,7 @@ from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
+from ges_bot.notify.ops import OpsWatch, ops_watch_for
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services
 from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
@@ -63,6 +64,8 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between health checks of the dead man's switch (default: the poll interval, ≤ 30 s).
+    ops_check_s: float | None = None
 
 
 def schedule_polls(
@@ -113,6 +116,7 @@ class Runtime:
         self.pollers: list[Poller] = []
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
+        self.ops: OpsWatch | None = None
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -190,6 +194,20 @@ class Runtime:
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        # The dead man's switch: says so (ops channel, log, notes, /healthz) when a project is blind.
+        worker = self.worker
+        self.ops = ops_watch_for(
+            self.config,
+            self.store,
+            self._gateway,
+            self.services.notes,
+            clock=self.clock,
+            replica=self.replica,
+            installation_error=lambda: worker.last_installation_error,
+            broken_config_channels=lambda: dict(worker.broken_config_channels),
+            check_every_s=self.options.ops_check_s,
+        )
+        self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -255,6 +273,8 @@ class Runtime:
                 self._ticks_in_flight.discard(current)
         if report is not None and report.outbox_ids and self.worker is not None:
             self.worker.wake()
+        if self.ops is not None:
+            self.ops.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
         assert self.services is not None
@@ -366,7 +386,8 @@ class Runtime:
             )
         slack_error = self.worker.last_installation_error if self.worker else None
         socket_connected = await self.socket_mode_connected()
-        if slack_error or health.outbox_dead or socket_connected is False:
+        incidents = self.ops.health() if self.ops is not None else []
+        if slack_error or health.outbox_dead or socket_connected is False or incidents:
             status = "degraded"
         return {
             "status": status,
@@ -379,6 +400,7 @@ class Runtime:
             "slack_error": slack_error,
             "socket_mode_connected": socket_connected,
             "notes": dict(self.services.notes) if self.services else {},
+            "incidents": incidents,
         }
 
     # --- stop ----------------------------------------------------------------------------------

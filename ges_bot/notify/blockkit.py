@@ -80,24 +80,24 @@ class SlackMessage:
 
 @dataclass(frozen=True)
 class KindLook:
-    """How an event kind is shown: its emoji, what happened ("failed"), what a subscription hears
-    about ("fails") and, where it differs from ``verb``, its name in a list of kinds (``listed``)."""
+    """How an event kind is shown: its emoji, what happened ("failed") and what a subscription
+    hears about ("fails")."""
 
     emoji: str
     verb: str
     present: str
-    listed: str | None = None
+    #: How a list of subscribed kinds names it, when that is not ``verb``.
+    listed: str = ""
 
     @property
     def word(self) -> str:
-        """The kind in a list ("failed, unknown outcome")."""
         return self.listed or self.verb
 
 
 KIND_LOOKS: dict[EventKind, KindLook] = {
     EventKind.FAILED: KindLook("🔴", "failed", "fails"),
     EventKind.PARTIALLY_FAILED: KindLook("🟠", "partially failed", "partially fails"),
-    # An alert's one-event verb names the raw status (notify.render); the Status field shows it too.
+    # A one-event alert names the raw status instead (render._verb); so does the Status field.
     EventKind.UNKNOWN_OUTCOME: KindLook(
         "❓", "ended in an unknown status", "ends in an unknown status", listed="unknown outcome"
     ),

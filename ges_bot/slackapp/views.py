@@ -476,7 +476,10 @@ def _health_entries(
     polls = []
     for alias in names:
         look = _poll_look(alias, states.get(alias), now, poll_interval_s)
-        polls.append(f"{look.emoji} {look.text}")
+        # A project the dead man's switch calls blind (notify.ops notes it as ops:blind:<alias>,
+        # with the cause and fix listed under Problems) is red whatever its lag says.
+        emoji = "🔴" if f"ops:blind:{alias}" in notes else look.emoji
+        polls.append(f"{emoji} {look.text}")
     delivery = f"📬 Alerts waiting to be delivered: {health.outbox_pending:,}"
     if health.oldest_pending_at is not None and health.outbox_pending:
         delivery += f" (oldest {_ago(health.oldest_pending_at, now)})"

@@ -69,6 +69,10 @@ class PollState:
     consecutive_failures: int = 0
     #: Opaque, poller-owned memo (e.g. last ``job_count`` per query) kept between ticks.
     cursor: dict[str, int] = field(default_factory=dict)
+    #: The kind of the last error (``watch.blindness.ErrorKind`` values: ``auth``, ``server`` …).
+    last_error_kind: str | None = None
+    #: The first failure of the current run of failures; ``None`` once a tick succeeds.
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +238,10 @@ class WatchStore(SubscriptionReader, Leases, Protocol):
 
     async def commit_tick(self, tick: TickResult) -> TickCommit: ...
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None: ...
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
+        """Count a failed tick: ``error`` (a sentence), its ``kind`` and, for the first failure in
+        a row, ``failing_since``."""
+        ...
 
     async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
         """Mutes still in force at ``now``."""

@@ -281,6 +281,8 @@ class SqlStore:
                         "last_success_at": ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
                         "last_error": None,
+                        "last_error_kind": None,
+                        "failing_since": None,
                         "consecutive_failures": 0,
                         "cursor": ins.excluded.cursor,
                     },
@@ -290,15 +292,24 @@ class SqlStore:
         new_events = tuple(e for key, e in unique_events.items() if key in new_keys)
         return TickCommit(new_events=new_events, outbox_ids=tuple(outbox_ids))
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None:
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
         ins = self._insert(poll_state).values(
-            project=project, last_attempt_at=at, last_error=_text(error), consecutive_failures=1, cursor={}
+            project=project,
+            last_attempt_at=at,
+            last_error=_text(error),
+            last_error_kind=kind,
+            failing_since=at,
+            consecutive_failures=1,
+            cursor={},
         )
         stmt = ins.on_conflict_do_update(
             index_elements=["project"],
             set_={
                 "last_attempt_at": ins.excluded.last_attempt_at,
                 "last_error": ins.excluded.last_error,
+                "last_error_kind": ins.excluded.last_error_kind,
+                # The first failure of a run is kept: it says since when the project is blind.
+                "failing_since": func.coalesce(poll_state.c.failing_since, ins.excluded.failing_since),
                 "consecutive_failures": poll_state.c.consecutive_failures + 1,
             },
         )
@@ -837,6 +848,8 @@ def _poll_state(row: Row[Any]) -> PollState:
         last_error=row.last_error,
         consecutive_failures=int(row.consecutive_failures),
         cursor={str(k): int(v) for k, v in (row.cursor or {}).items()},
+        last_error_kind=row.last_error_kind,
+        failing_since=row.failing_since,
     )
 
 

@@ -88,6 +88,7 @@ from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
 from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
+from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
 __all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick"]
@@ -567,7 +568,7 @@ async def run_tick(poller: Poller) -> TickReport | None:
         POLL_TICKS.labels(poller.alias, "error").inc()
         log.error("poll of project %s failed: %s", poller.alias, text)
         try:
-            await poller.store.record_poll_error(poller.alias, poller.clock(), text)
+            await poller.store.record_poll_error(poller.alias, poller.clock(), text, kind=error_kind(exc))
         except Exception as store_exc:
             log.error("could not record the poll error of %s: %s", poller.alias, describe_error(store_exc))
         return None
