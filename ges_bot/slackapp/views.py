@@ -585,7 +585,7 @@ _HOME_EVENTS = 20
 def _event_entry(event: JobEvent, now: datetime) -> str:
     job = event.job
     look = kit.KIND_LOOKS.get(event.kind)
-    emoji, verb = (look.emoji, look.verb) if look is not None else ("🔵", event.kind.value)
+    emoji, verb = (look.emoji, look.word) if look is not None else ("🔵", event.kind.value)
     when = job_time(job) or event.at
     return (
         f"{emoji} *{fit(kit.label(job), _NAME)}* {verb} on graph "
