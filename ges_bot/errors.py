@@ -8,6 +8,7 @@
     │   ├── QueryError               a query rejected before sending (bad date, status, limit…)
     │   ├── TransportError           timeout, connection refused/reset (retryable)
     │   ├── ResponseError            GES answered something we cannot read (non-JSON, truncated)
+    │   │   └── UnusableAnswerError  …and asking again would not help (too large, nested too deep)
     │   └── ApiError                 GES answered with an error body (status, code, msg, request id)
     │       └── AuthError            401/403: token, signature or IAM credentials refused
     ├── StoreError                   database unreachable or a migration failed
@@ -56,6 +57,14 @@ class ResponseError(JobCenterError):
         super().__init__(message)
         self.http_status = http_status
         self.request_id = request_id
+
+
+class UnusableAnswerError(ResponseError):
+    """GES answered something no retry will fix and no reader should hold: an answer over the byte
+    cap, JSON nested too deep to parse. Not retried within a request (the same answer would come
+    again, at the same cost); a poll tick fails with it and the next tick tries afresh."""
+
+    retryable = False
 
 
 class ApiError(JobCenterError):

@@ -29,13 +29,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ges_bot import metrics
+from ges_bot import frontdoor, metrics
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
+from ges_bot.notify.ops import OpsWatch, ops_watch_for
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
 from ges_bot.services import Services
 from ges_bot.sinks.sender import SinkSender
@@ -67,6 +68,8 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between health checks of the dead man's switch (default: the poll interval, ≤ 30 s).
+    ops_check_s: float | None = None
 
 
 def schedule_polls(
@@ -120,6 +123,7 @@ class Runtime:
         #: Delivers outbox rows routed to group-bot sinks (``[[sinks]]``); ``None`` without sinks.
         self.sink_worker: SinkWorker | None = None
         self._sink_client: httpx.AsyncClient | None = None
+        self.ops: OpsWatch | None = None
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -156,6 +160,7 @@ class Runtime:
                 concurrency=s.ges_page_concurrency,
                 timeout=s.ges_timeout,
                 max_retries=s.ges_max_retries,
+                max_answer_bytes=s.ges_max_answer_bytes,
             )
         self.services = Services(
             config=self.config, store=self.store, clients=self.clients, clock=self.clock, replica=self.replica
@@ -208,6 +213,8 @@ class Runtime:
                     # replica retries each interval). A tick outliving it is harmless: events are
                     # unique by dedup key, so an overlapping tick records and routes nothing twice.
                     lease_ttl=s.poll_interval * 3,
+                    max_pages=s.tick_max_pages,
+                    tick_deadline=s.tick_deadline_s,
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
@@ -219,6 +226,20 @@ class Runtime:
             await self._start_socket_mode(slack_app)
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+            # The dead man's switch: says so (ops channel, log, notes, /healthz) when a project is blind.
+            worker = self.worker
+            self.ops = ops_watch_for(
+                self.config,
+                self.store,
+                self._gateway,
+                self.services.notes,
+                clock=self.clock,
+                replica=self.replica,
+                installation_error=lambda: worker.last_installation_error,
+                broken_config_channels=lambda: dict(worker.broken_config_channels),
+                check_every_s=self.options.ops_check_s,
+            )
+            self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
         if self.sink_worker is not None:
             self._tasks.append(asyncio.create_task(self.sink_worker.run(self._stop), name="sink-delivery"))
         self._start_scheduler()
@@ -289,6 +310,8 @@ class Runtime:
             self.worker.wake()
         if report is not None and report.outbox_ids and self.sink_worker is not None:
             self.sink_worker.wake()
+        if self.ops is not None:
+            self.ops.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
         assert self.services is not None
@@ -305,18 +328,25 @@ class Runtime:
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/metrics", self._metrics)]
         if slack_app is not None:
             routes.extend(build_http_routes(slack_app))
-        app = Starlette(routes=routes)
+        app: Any = Starlette(routes=routes)
+        if slack_app is not None:
+            app = frontdoor.guard_slack_events(app, self.settings)
+        host = self.settings.serve_host
         config = uvicorn.Config(
             app,
-            host=self.settings.http_host,
+            host=host,
             port=self.settings.http_port,
             log_level="warning",
+            # None: uvicorn's lines go through the bot's own handler and format (frontdoor).
+            log_config=None,
             lifespan="off",
             access_log=False,
+            limit_concurrency=self.settings.http_concurrency,
         )
+        frontdoor.route_server_logs()
         # Bind the socket ourselves: uvicorn answers a busy port with sys.exit(), which would end
         # the whole event loop with a traceback instead of a message saying what to change.
-        sock = _bind(self.settings.http_host, self.settings.http_port)
+        sock = _bind(host, self.settings.http_port)
         server = EmbeddedServer(config)
         self._server = server
         task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -326,7 +356,7 @@ class Runtime:
                 break
             await asyncio.sleep(0.01)
         if task.done():
-            raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
+            raise ConfigError(f"could not serve HTTP on {host}:{self.settings.http_port}")
         self.http_port = int(sock.getsockname()[1])
         log.info(
             "serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port
@@ -363,7 +393,12 @@ class Runtime:
 
     async def _healthz(self, request: Request) -> Response:
         body = await self.health()
-        return JSONResponse(body, status_code=200 if body["status"] != "down" else 503)
+        status = 200 if body["status"] != "down" else 503
+        if not frontdoor.trusted(request, self.settings.health_token):
+            # Anyone who can reach the port learns whether the bot works, not where its
+            # database lives or what GES said.
+            body = frontdoor.public_health(body)
+        return JSONResponse(body, status_code=status)
 
     async def _metrics(self, request: Request) -> Response:
         if self.store is not None:
@@ -400,14 +435,25 @@ class Runtime:
             )
         slack_error = self.worker.last_installation_error if self.worker else None
         socket_connected = await self.socket_mode_connected()
-        if slack_error or health.outbox_dead or socket_connected is False:
+        incidents = self.ops.health() if self.ops is not None else []
+        if slack_error or health.outbox_dead or socket_connected is False or incidents:
             status = "degraded"
         # Sinks by name only: their URL and secret are secrets.
         broken_sinks = self.sink_worker.broken() if self.sink_worker is not None else {}
         if broken_sinks:
             status = "degraded"
+        backlog: dict[str, tuple[int, str | None]] = {}
+        if self.config.sinks:
+            with contextlib.suppress(StoreError):
+                backlog = await self.store.sink_backlog()
         sinks = [
-            {"name": sink.name, "type": sink.type, "broken": broken_sinks.get(sink.name)} for sink in self.config.sinks
+            {
+                "name": sink.name,
+                "type": sink.type,
+                "broken": broken_sinks.get(sink.name),
+                "waiting": backlog.get(sink.target, (0, None))[0],
+            }
+            for sink in self.config.sinks
         ]
         return {
             "status": status,
@@ -421,6 +467,7 @@ class Runtime:
             "socket_mode_connected": socket_connected,
             "sinks": sinks,
             "notes": dict(self.services.notes) if self.services else {},
+            "incidents": incidents,
         }
 
     # --- stop ----------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ async def test_healthz_names_a_broken_sink_by_name_and_never_its_url_or_secret(t
                         break
                     await asyncio.sleep(0.05)
             assert answer.json()["status"] == "degraded"
-            assert sinks == [{"name": "ops", "type": "dingtalk", "broken": sinks[0]["broken"]}]
+            assert sinks == [{"name": "ops", "type": "dingtalk", "broken": sinks[0]["broken"], "waiting": 1}]
             assert "signature refused" in sinks[0]["broken"]
             for secret in ("ding-TOKEN", "SECwrong", hooks_url):
                 assert secret not in answer.text
@@ -207,6 +207,6 @@ async def test_without_slack_a_bot_with_sinks_starts_and_delivers_to_them(tmp_pa
             [body] = hooks.messages(wecom)
             assert "ImportGraph failed" in body["markdown"]["content"]
             health = await runtime.health()
-            assert health["sinks"] == [{"name": "wc", "type": "wecom", "broken": None}]
+            assert health["sinks"] == [{"name": "wc", "type": "wecom", "broken": None, "waiting": 0}]
         finally:
             await runtime.stop()

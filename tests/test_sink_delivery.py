@@ -91,7 +91,9 @@ class Rig:
             waited += step_s
 
     async def pending(self) -> int:
-        return (await self.store.health(self.clock())).outbox_pending
+        """Rows waiting for any sink or Slack channel."""
+        slack = (await self.store.health(self.clock())).outbox_pending
+        return slack + sum(n for n, _ in (await self.store.sink_backlog()).values())
 
 
 @contextlib.asynccontextmanager
@@ -466,3 +468,12 @@ async def test_a_revoked_slack_incoming_webhook_is_a_broken_sink(db_url: str) ->
         await worker.deliver_due()
         assert "no_service" in worker.broken()["gone"]
         assert await r.pending() == 1
+
+
+async def test_alerts_waiting_for_a_sink_are_not_slacks_backlog(db_url: str) -> None:
+    async with rig(db_url) as r:
+        await enqueue_routed(r, [failure()], [subscription("C0ALERTS", -1), subscription("sink:x", -2)])
+        health = await r.store.health(r.clock())
+        # The ops watch reads this as "Slack keeps failing": only Slack's own rows count.
+        assert health.outbox_pending == 1
+        assert await r.store.sink_backlog() == {"sink:x": (1, None)}

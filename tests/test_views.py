@@ -627,3 +627,12 @@ def test_any_subscriptions_and_mutes_are_valid_and_inert(patterns: list[str], us
         assert_valid(views.muted_message(mutes[0], NOW))
         assert_valid(views.mute_button_message(mutes[0], timedelta(hours=1), user))
         assert_valid(views.unmuted_message(p, 1))
+
+
+def test_status_shows_a_project_the_ops_watch_calls_blind_in_red_with_its_cause_and_fix() -> None:
+    blind = "project prod is blind: GES refuses the bot's credentials. Fix: check HUAWEICLOUD_SDK_AK"
+    message = views.status_message(health(), ["prod"], NOW, poll_interval_s=60, notes={"ops:blind:prod": blind})
+    text = seen(message.payload())
+    assert "🔴 *prod* · last successful poll" in text
+    assert f"⚠️ {blind}" in text
+    assert "🟢 *prod*" in seen(views.status_message(health(), ["prod"], NOW, poll_interval_s=60).payload())

@@ -69,6 +69,10 @@ class PollState:
     consecutive_failures: int = 0
     #: Opaque, poller-owned memo (e.g. last ``job_count`` per query) kept between ticks.
     cursor: dict[str, int] = field(default_factory=dict)
+    #: The kind of the last error (``watch.blindness.ErrorKind`` values: ``auth``, ``server`` …).
+    last_error_kind: str | None = None
+    #: The first failure of the current run of failures; ``None`` once a tick succeeds.
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,8 @@ class Health:
     """Figures for ``/gesjobs status``, the Home tab and ``/healthz``."""
 
     polls: tuple[PollState, ...]
+    #: Pending rows for Slack, and the oldest one's age; group-bot sinks' rows are counted per
+    #: sink by ``sink_backlog``.
     outbox_pending: int
     outbox_dead: int
     oldest_pending_at: datetime | None
@@ -234,7 +240,10 @@ class WatchStore(SubscriptionReader, Leases, Protocol):
 
     async def commit_tick(self, tick: TickResult) -> TickCommit: ...
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None: ...
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
+        """Count a failed tick: ``error`` (a sentence), its ``kind`` and, for the first failure in
+        a row, ``failing_since``."""
+        ...
 
     async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
         """Mutes still in force at ``now``."""
@@ -261,7 +270,14 @@ class SubscriptionStore(SubscriptionReader, Protocol):
         """Mutes still in force at ``now``."""
         ...
 
-    async def add_mute(self, mute: Mute) -> Mute: ...
+    async def add_mute(self, mute: Mute) -> Mute:
+        """Insert, or extend the channel's mute with the same ``graph_pattern`` and ``exact`` (one
+        row per key: it ends at the later end); deletes mutes that ended by ``mute.created_at``."""
+        ...
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        ...
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 

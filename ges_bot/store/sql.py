@@ -282,6 +282,8 @@ class SqlStore:
                         "last_success_at": ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
                         "last_error": None,
+                        "last_error_kind": None,
+                        "failing_since": None,
                         "consecutive_failures": 0,
                         "cursor": ins.excluded.cursor,
                     },
@@ -291,15 +293,24 @@ class SqlStore:
         new_events = tuple(e for key, e in unique_events.items() if key in new_keys)
         return TickCommit(new_events=new_events, outbox_ids=tuple(outbox_ids))
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None:
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
         ins = self._insert(poll_state).values(
-            project=project, last_attempt_at=at, last_error=_text(error), consecutive_failures=1, cursor={}
+            project=project,
+            last_attempt_at=at,
+            last_error=_text(error),
+            last_error_kind=kind,
+            failing_since=at,
+            consecutive_failures=1,
+            cursor={},
         )
         stmt = ins.on_conflict_do_update(
             index_elements=["project"],
             set_={
                 "last_attempt_at": ins.excluded.last_attempt_at,
                 "last_error": ins.excluded.last_error,
+                "last_error_kind": ins.excluded.last_error_kind,
+                # The first failure of a run is kept: it says since when the project is blind.
+                "failing_since": func.coalesce(poll_state.c.failing_since, ins.excluded.failing_since),
                 "consecutive_failures": poll_state.c.consecutive_failures + 1,
             },
         )
@@ -366,20 +377,47 @@ class SqlStore:
             return [_mute(row) for row in await conn.execute(stmt)]
 
     async def add_mute(self, mute: Mute) -> Mute:
-        stmt = (
-            mutes.insert()
-            .values(
-                channel=mute.channel,
-                graph_pattern=mute.graph_pattern,
-                until=mute.until,
-                created_by=mute.created_by,
-                created_at=mute.created_at,
-            )
-            .returning(*mutes.c)
+        """Mute, or extend the channel's mute of the same graph or pattern (one row, never one per
+        press): it then lasts until the later of both ends, credited to the latest asker. Mutes
+        that ended before ``mute.created_at`` are deleted on the way."""
+        now = mute.created_at
+        key = (
+            mutes.c.channel == mute.channel,
+            mutes.c.graph_pattern == mute.graph_pattern,
+            mutes.c.exact == mute.exact,
         )
         async with self.transaction(write=True) as conn:
-            row = (await conn.execute(stmt)).one()
+            if now is not None:
+                await conn.execute(delete(mutes).where(mutes.c.until <= now))
+            existing = (await conn.execute(select(mutes).where(*key).order_by(mutes.c.id).limit(1))).first()
+            if existing is None:
+                stmt: Any = mutes.insert().values(
+                    channel=mute.channel,
+                    graph_pattern=mute.graph_pattern,
+                    until=mute.until,
+                    created_by=mute.created_by,
+                    created_at=mute.created_at,
+                    exact=mute.exact,
+                )
+            else:
+                stmt = (
+                    mutes.update()
+                    .where(mutes.c.id == existing.id)
+                    .values(
+                        until=max(existing.until, mute.until),
+                        created_by=mute.created_by,
+                        created_at=mute.created_at or existing.created_at,
+                    )
+                )
+                # Rows from before the extension rule (several per key) fold into this one.
+                await conn.execute(delete(mutes).where(*key, mutes.c.id != existing.id))
+            row = (await conn.execute(stmt.returning(*mutes.c))).one()
         return _mute(row)
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        async with self.transaction(write=True) as conn:
+            return (await conn.execute(delete(mutes).where(mutes.c.until <= before))).rowcount
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int:
         stmt = delete(mutes).where(mutes.c.channel == channel, mutes.c.graph_pattern == graph_pattern)
@@ -706,8 +744,14 @@ class SqlStore:
         o = outbox.c
         async with self.transaction() as conn:
             polls = [_poll_state(row) for row in await conn.execute(select(poll_state).order_by(poll_state.c.project))]
+            # Slack's backlog: rows for group-bot sinks are reported per sink (sink_backlog), so a
+            # broken DingTalk robot never reads as "Slack keeps failing".
             pending = (
-                await conn.execute(select(func.count(), func.min(o.created_at)).where(o.state == OutboxState.PENDING))
+                await conn.execute(
+                    select(func.count(), func.min(o.created_at)).where(
+                        o.state == OutboxState.PENDING, ~o.channel.startswith(SINK_PREFIX)
+                    )
+                )
             ).one()
             dead = (await conn.execute(select(func.count()).where(o.state == OutboxState.DEAD))).scalar_one()
             broken = [
@@ -868,6 +912,8 @@ def _poll_state(row: Row[Any]) -> PollState:
         last_error=row.last_error,
         consecutive_failures=int(row.consecutive_failures),
         cursor={str(k): int(v) for k, v in (row.cursor or {}).items()},
+        last_error_kind=row.last_error_kind,
+        failing_since=row.failing_since,
     )
 
 
@@ -901,6 +947,7 @@ def _mute(row: Row[Any]) -> Mute:
         until=row.until,
         created_by=row.created_by,
         created_at=row.created_at,
+        exact=bool(row.exact),
     )
 
 
