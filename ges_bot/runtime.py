@@ -237,6 +237,7 @@ class Runtime:
                 replica=self.replica,
                 installation_error=lambda: worker.last_installation_error,
                 broken_config_channels=lambda: dict(worker.broken_config_channels),
+                broken_sinks=lambda: self.sink_worker.broken() if self.sink_worker is not None else {},
                 check_every_s=self.options.ops_check_s,
             )
             self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))

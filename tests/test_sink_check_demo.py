@@ -210,3 +210,27 @@ async def test_without_slack_a_bot_with_sinks_starts_and_delivers_to_them(tmp_pa
             assert health["sinks"] == [{"name": "wc", "type": "wecom", "broken": None, "waiting": 0}]
         finally:
             await runtime.stop()
+
+
+def test_a_broken_sink_is_an_ops_incident_named_by_the_sink() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ges_bot.notify.ops import render_open
+    from ges_bot.store.incidents import IncidentRecord
+    from ges_bot.watch.blindness import IncidentKind, Observation, assess
+
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    obs = Observation(
+        now=now,
+        started_at=now,
+        blind_after=timedelta(minutes=5),
+        projects={},
+        polls=(),
+        broken_channels={},
+        broken_sinks={"dba-dingtalk": "310000: signature refused: check the secret (加签) and this machine's clock"},
+    )
+    [finding] = assess(obs, {})
+    assert (finding.kind, finding.subject) == (IncidentKind.SINK, "dba-dingtalk")
+    assert "signature refused" in finding.cause and "nothing is lost" in finding.cause
+    message = render_open(IncidentRecord(finding.kind.value, finding.subject, "open", now, finding.cause, finding.fix))
+    assert "alerts cannot reach sink `dba-dingtalk`" in message.blocks[0]["text"]["text"]

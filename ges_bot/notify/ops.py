@@ -74,6 +74,7 @@ def _title(kind: str, subject: str) -> Mrkdwn:
         IncidentKind.SLACK.value: ("Slack refuses the bot", None),
         IncidentKind.BACKLOG.value: ("alerts are not going out", None),
         IncidentKind.DEAD.value: ("alerts were given up", None),
+        IncidentKind.SINK.value: ("alerts cannot reach sink ", ""),
     }.get(kind, (f"{kind} ", ""))
     head, tail = words
     if tail is None:
@@ -142,6 +143,7 @@ class OpsWatch:
         lease_ttl_s: float = 60.0,
         installation_error: Callable[[], str | None] = lambda: None,
         broken_config_channels: Callable[[], Mapping[str, str]] = dict,
+        broken_sinks: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.store = store
         self.projects = dict(projects)
@@ -156,6 +158,7 @@ class OpsWatch:
         self.lease_ttl_s = lease_ttl_s
         self.installation_error = installation_error
         self.broken_config_channels = broken_config_channels
+        self.broken_sinks = broken_sinks
         self.started_at = clock()
         #: The problems open at the last round (``/healthz`` shows them).
         self.findings: list[Finding] = []
@@ -266,6 +269,7 @@ class OpsWatch:
             oldest_pending_at=health.oldest_pending_at,
             outbox_dead=health.outbox_dead,
             installation_error=self.installation_error(),
+            broken_sinks=self.broken_sinks(),
         )
 
     def _prior(self, records: Mapping[tuple[str, str], IncidentRecord] | None) -> dict[tuple[str, str], PriorIncident]:
@@ -459,6 +463,8 @@ class OpsWatch:
             return "Slack accepts the bot's token again; delivery resumed with what had waited."
         if kind == IncidentKind.BACKLOG.value:
             return "the outbox has drained: alerts are going out again."
+        if kind == IncidentKind.SINK.value:
+            return "the group bot accepts alerts again; what had waited went out."
         dead = int(record.detail.get("dead", 0)) - int(record.detail.get("baseline", 0))
         return (
             f"no further alert given up for {duration(self.blind_after)} "
@@ -476,6 +482,7 @@ def ops_watch_for(
     replica: str,
     installation_error: Callable[[], str | None] = lambda: None,
     broken_config_channels: Callable[[], Mapping[str, str]] = dict,
+    broken_sinks: Callable[[], Mapping[str, str]] = dict,
     check_every_s: float | None = None,
 ) -> OpsWatch:
     """The runtime's :class:`OpsWatch`: checks every poll interval (30 s at most) and after each tick."""
@@ -500,4 +507,5 @@ def ops_watch_for(
         lease_ttl_s=max(3 * every, 2 * s.slack_timeout + 5),
         installation_error=installation_error,
         broken_config_channels=broken_config_channels,
+        broken_sinks=broken_sinks,
     )

@@ -92,6 +92,8 @@ class IncidentKind(StrEnum):
     SLACK = "slack"
     BACKLOG = "backlog"
     DEAD = "dead"
+    #: A group-bot sink (``[[sinks]]``) refuses the alerts: signature, keyword, IP, invalid webhook.
+    SINK = "sink"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class Observation:
     outbox_dead: int = 0
     #: Slack's refusal of the bot token, if delivery is paused for it.
     installation_error: str | None = None
+    #: Sink name → why its group bot refuses the alerts (never its URL or secret).
+    broken_sinks: Mapping[str, str] = field(default_factory=dict)
 
 
 _AUTH_FIX = {
@@ -251,6 +255,17 @@ def assess(obs: Observation, prior: Mapping[tuple[str, str], PriorIncident]) -> 
                 "unarchive the channel or `/invite @ges-bot` to it (private channels), or move the "
                 "subscriptions elsewhere; then `/gesjobs subscribe …` there again.",
                 since_of(IncidentKind.CHANNEL, channel),
+            )
+        )
+    for sink, why in sorted(obs.broken_sinks.items()):
+        findings.append(
+            Finding(
+                IncidentKind.SINK,
+                sink,
+                f"the group bot refuses the alerts ({why}); they wait in the outbox, nothing is lost.",
+                "fix the bot's security settings (signature secret, keywords, IP allow-list) or copy its "
+                "webhook URL again into the sink's [[sinks]] table, restart, and run `ges-bot check --send-test`.",
+                since_of(IncidentKind.SINK, sink),
             )
         )
     if obs.installation_error:
