@@ -100,6 +100,9 @@ class Pacer:
         longest = max(span for _, span in spans)
         while hook.stamps and hook.stamps[0] <= now - longest:
             hook.stamps.popleft()
+        # Slots of rows another replica sent meanwhile are never claimed here: forget them.
+        for stale in [r for r, at in hook.held.items() if at <= now - longest]:
+            del hook.held[stale]
         at = max(now, hook.blocked_until, hook.stamps[-1] if hook.stamps else now)
         for count, span in spans:
             if len(hook.stamps) >= count:
