@@ -196,7 +196,8 @@ class Runtime:
                 SinkSender(self._sink_client),
                 worker_id=self.replica,
                 clock=self.clock,
-                policy=SinkPolicy(claim_lease_s=s.delivery_lease_s),
+                # Rows are handed back when less than one post (and its recording) is left of a claim.
+                policy=SinkPolicy(claim_lease_s=s.delivery_lease_s, lease_margin_s=s.sink_timeout + 3),
             )
         for project in self.config.projects:
             self.pollers.append(

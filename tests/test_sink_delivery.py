@@ -477,3 +477,21 @@ async def test_alerts_waiting_for_a_sink_are_not_slacks_backlog(db_url: str) -> 
         # The ops watch reads this as "Slack keeps failing": only Slack's own rows count.
         assert health.outbox_pending == 1
         assert await r.store.sink_backlog() == {"sink:x": (1, None)}
+
+
+async def test_a_short_claim_lease_still_leaves_time_to_post(db_url: str) -> None:
+    async with rig(db_url) as r:
+        sink = r.sink("ding", "dingtalk")
+        await enqueue_routed(r, [failure()], [subscription(sink.target)])
+        worker = SinkWorker(
+            r.store,
+            r.sinks,
+            {"prod": PROJECT},
+            SinkSender(r.client, clock=r.clock.seconds),
+            worker_id="w",
+            clock=r.clock,
+            # GES_BOT_DELIVERY_LEASE=8 with a 30 s margin would leave no time at all.
+            policy=SinkPolicy(claim_lease_s=8.0, lease_margin_s=30.0),
+        )
+        assert await worker.deliver_due() == 1
+        assert len(r.hooks.messages(r.bots["ding"])) == 1

@@ -181,7 +181,9 @@ class SinkWorker:
         items = await self.store.claim_sink_outbox(
             self.worker_id, now, self.policy.batch_size, self.policy.claim_lease_s
         )
-        self._post_by = now + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
+        # Never less than half the lease to post in, however short the lease is configured.
+        margin = min(self.policy.lease_margin_s, self.policy.claim_lease_s / 2)
+        self._post_by = now + timedelta(seconds=self.policy.claim_lease_s - margin)
         by_sink: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_sink[sink_name_of(item.delivery.channel)].append(item)
