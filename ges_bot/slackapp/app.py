@@ -46,13 +46,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ges_bot import metrics
+from ges_bot import metrics, stats
 from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
 from ges_bot.services import Services
-from ges_bot.slackapp import commands, views
+from ges_bot.slackapp import charting, commands, statsview, views
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
 from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.store.api import JobQuery
@@ -151,6 +151,10 @@ def _command_kind(command: commands.Command | commands.UsageError) -> str:
         commands.Unmute: "unmute",
         commands.Status: "status",
         commands.Help: "help",
+        commands.Stats: "stats",
+        commands.Digest: "digest",
+        commands.DigestOff: "digest",
+        commands.DigestShow: "digest",
         commands.UsageError: "usage_error",
     }.get(type(command), "other")
 
@@ -266,6 +270,8 @@ class GesSlackApp:
             return await self._list_subscriptions(asker)
         if isinstance(command, commands.Status):
             return await self._status()
+        if isinstance(command, commands.Stats):
+            return await self._stats(command, asker)
         if not self._may_manage(asker.user):
             return _Answer(views.not_allowed_message(self.admins, "change subscriptions and mutes"), result="refused")
         if isinstance(command, commands.Subscribe):
@@ -274,7 +280,9 @@ class GesSlackApp:
             return await self._unsubscribe(command, asker)
         if isinstance(command, commands.Mute):
             return await self._mute(command, asker)
-        return await self._unmute(command, asker)
+        if isinstance(command, commands.Unmute):
+            return await self._unmute(command, asker)
+        return await self._digest(command, asker)
 
     async def _query(self, command: commands.Query, asker: _Asker) -> _Answer:
         zone: ZoneInfo = await self.timezones.zone_for(asker.user)
@@ -287,6 +295,47 @@ class GesSlackApp:
         elif result.snapshot_sources:
             outcome = "snapshots"
         return _Answer(views.jobs_message(result, self._now()), result=outcome, public=command.public)
+
+    async def _stats(self, command: commands.Stats, asker: _Asker) -> _Answer:
+        if command.project is not None and command.project not in self.services.projects:
+            problem = unknown_project(command.project, tuple(self.services.projects))
+            return _Answer(views.problem_message(problem), result="refused")
+        zone: ZoneInfo = await self.timezones.zone_for(asker.user)
+        now = self._now()
+        start, end = commands.resolve(command.range, now, zone)
+        start, end = stats.chart_window(start, end, now, zone)
+        subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
+        scope = charting.scope_for(command.graph, command.project, subscriptions)
+        rows, truncated = await charting.gather(self.services.store, scope, start - (end - start), end)
+        data = stats.aggregate(rows, zone, start, end)
+        notes = [f"Only the newest {charting.MAX_JOBS:,} jobs were counted."] if truncated else []
+        file_id, chart_problem = await self._chart_file(data, command.chart, scope)
+        message = statsview.stats_message(
+            data, command.chart, scope, file_id=file_id, chart_problem=chart_problem, notes=notes
+        )
+        return _Answer(message, result="ok" if file_id else "no_chart", public=command.public)
+
+    async def _chart_file(
+        self, data: stats.Stats, chart: commands.ChartKind, scope: statsview.ChartScope
+    ) -> tuple[str | None, str | None]:
+        """Render and upload a chart: its file id, or why there is none (the text answer stands alone)."""
+        rendered = await charting.render_chart(data, chart, scope)
+        try:
+            return await charting.upload_png(self.client, rendered), None
+        except Exception as exc:
+            error = _slack_error(exc)
+            log.warning("slack: uploading a chart failed: %s", error)
+            hint = " (the app needs the files:write scope: reinstall it)" if error == "missing_scope" else ""
+            return (
+                None,
+                f"The chart could not be uploaded to Slack ({error}){hint}; the numbers above stand without it.",
+            )
+
+    async def _digest(
+        self, command: commands.Digest | commands.DigestOff | commands.DigestShow, asker: _Asker
+    ) -> _Answer:
+        problem = QueryProblem("Digests are not available in this version of the bot yet.")
+        return _Answer(views.problem_message(problem), result="refused")
 
     async def _job(self, command: commands.JobDetail) -> _Answer:
         found = await self.runner.job(command)

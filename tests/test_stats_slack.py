@@ -1,0 +1,102 @@
+"""``/gesjobs stats`` end to end: signed command → the real bolt app → the store → a PNG uploaded
+with the external flow to the Slack stand-in → an answer whose image block shows that file.
+
+Uses the harness of ``tests/test_slackapp.py`` (the same loopback servers and fresh bots).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from ges_bot.domain import Job, Subscription
+from ges_bot.standin.slack import Fault
+from tests.test_slackapp import NOW, Bot, Servers, running_bot, seen, servers
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+__all__ = ["servers"]  # the module-scoped fixture, shared with test_slackapp's harness
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def bot(servers: Servers, tmp_path: Path) -> AsyncIterator[Bot]:
+    async with running_bot(servers, tmp_path) as b:
+        yield b
+
+
+def ran(job_id: str, status: str, hours_ago: float, graph: str = "prod-movies", minutes: float = 20) -> Job:
+    begin = NOW - timedelta(hours=hours_ago)
+    end = None if status == "running" else begin + timedelta(minutes=minutes)
+    return Job(job_id, status, job_name="ImportGraph", graph=graph, begin_time=begin, end_time=end)
+
+
+def images(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in answer.get("blocks", []) if b.get("type") == "image"]
+
+
+async def test_stats_answers_with_a_summary_and_an_uploaded_chart(bot: Bot) -> None:
+    await bot.store.add_subscription(Subscription(id=0, channel="C0ALERTS", graph_pattern="prod-*"))
+    await bot.remember(
+        ran("ok-1", "success", 30),
+        ran("ok-2", "success", 6),
+        ran("bad-1", "failed", 5, graph="prod-fraud"),
+        ran("half-1", "partiallyFailed", 28, minutes=95),
+        ran("busy-1", "running", 1),
+        ran("elsewhere", "failed", 2, graph="test-graph"),  # not subscribed here
+        ran("old", "failed", 24 * 9),  # the previous period
+    )
+    answer = await bot.ask("stats", user_id="U0ALICE", channel_id="C0ALERTS")
+    text = seen(answer)
+    assert "Jobs per day" in text
+    assert "graphs this channel subscribes to (`prod-*`)" in text
+    assert "*5 jobs*: 🟢 2 succeeded · 🟠 1 partially failed · 🔴 1 failed · 🔵 1 still running" in text
+    assert "Failure rate *50.0 %* (2 of 4 finished jobs failed or partially failed)" in text
+    assert "down 50.0 points from 100.0 % the period before" in text
+    assert "Slowest import: `prod-movies`, 1h 35m (job `half-1`)" in text
+    assert "test-graph" not in text
+    [image] = images(answer)
+    file_id = image["slack_file"]["id"]
+    # Uploaded privately: completeUploadExternal named no channel.
+    [complete] = bot.slack.calls_to("files.completeUploadExternal")
+    assert "channel_id" not in complete.params
+    assert "channels" not in complete.params
+    assert complete.answer["files"][0]["id"] == file_id
+    picture = Image.open(io.BytesIO(bot.slack.file_content(file_id) or b""))
+    assert picture.size == (1200, 675)
+    # Alice is in Berlin: NOW (23:30 UTC on the 10th) is already the 11th there, the last day drawn.
+    assert image["alt_text"].startswith("Jobs per day, Thu 5 Mar – Wed 11 Mar 2026 (Europe/Berlin).")
+    assert "Tue 10 Mar: 1 succeeded, 1 failed, 1 still running" in image["alt_text"]
+
+
+async def test_stats_by_graph_and_duration(bot: Bot) -> None:
+    await bot.remember(ran("a", "failed", 3, graph="g1"), ran("b", "success", 4, graph="g2"))
+    by_graph = await bot.ask("stats by graph public", user_id="U0BOB", channel_id="C0GENERAL")
+    assert by_graph["response_type"] == "in_channel"
+    assert "Failure rate per graph" in seen(by_graph)
+    assert "g1: 1 of 1 failed; g2: 0 of 1 failed" in images(by_graph)[0]["alt_text"]
+    durations = await bot.ask("stats duration", user_id="U0BOB", channel_id="C0GENERAL")
+    assert "ImportGraph: p50 20m 00s, p95 20m 00s" in images(durations)[0]["alt_text"]
+
+
+async def test_stats_for_a_graph_with_no_jobs(bot: Bot) -> None:
+    answer = await bot.ask("stats graph nothing-here last 30d", user_id="U0ALICE", channel_id="C0GENERAL")
+    assert "No jobs ran in this period." in seen(answer)
+    assert "graph `nothing-here`" in seen(answer)
+    assert len(images(answer)) == 1
+
+
+async def test_without_files_write_the_numbers_still_arrive(bot: Bot) -> None:
+    await bot.remember(ran("a", "failed", 3))
+    bot.slack.faults.append(Fault("files.getUploadURLExternal", error="missing_scope"))
+    answer = await bot.ask("stats", user_id="U0ALICE", channel_id="C0GENERAL")
+    assert images(answer) == []
+    text = seen(answer)
+    assert "*1 job*: 🔴 1 failed" in text
+    assert "could not be uploaded to Slack (missing_scope)" in text
+    assert "files:write" in text
