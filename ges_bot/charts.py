@@ -106,8 +106,11 @@ def _png(fig: Figure) -> bytes:
 
 
 def _title(ax: Axes, title: str, *, room_for_legend: bool = False) -> None:
-    # A legend above the plot sits between the axes and the title: leave it a line.
-    ax.set_title(title, fontsize=_TITLE_PT, color=_TEXT, loc="left", pad=36 if room_for_legend else 12)
+    # On the figure, not the axes: long graph names push the axes right, and a title that starts
+    # there runs off the picture. The layout engine keeps a legend above the plot below it.
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=_TITLE_PT, color=_TEXT)
 
 
 def _empty(ax: Axes, text: str) -> None:
@@ -238,11 +241,12 @@ def render_graphs(stats: Stats, title: str) -> bytes:
             edgecolor=BACKGROUND,
             label="partially failed",
         )
+        right = min(1.0, max(0.5, max(g.rate for g in rows) + 0.22))
         for yi, g in zip(y, rows, strict=True):
             ax.text(
-                g.rate + 0.015,
+                g.rate + right * 0.015,
                 yi,
-                f"{g.failures}/{g.finished}",
+                f"{g.failures}/{g.finished} · {g.rate * 100:.0f}%",
                 va="center",
                 ha="left",
                 fontsize=_LABEL_PT,
@@ -250,7 +254,7 @@ def render_graphs(stats: Stats, title: str) -> bytes:
             )
         ax.set_yticks(y, [_short(g.graph) for g in rows])
         ax.tick_params(axis="y", labelsize=_TICK_PT if len(rows) <= 8 else _LABEL_PT - 1)
-        ax.set_xlim(0, max(1.0, max(g.rate for g in rows) + 0.18))
+        ax.set_xlim(0, right)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.grid(axis="x", color=_GRID, linewidth=1)
