@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "emulator": "ges_bot.emulator.cli",
     "db": "ges_bot.store.cli",
     "check": "ges_bot.check",
+    "digest": "ges_bot.digest_cli",
 }
 
 

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from ges_bot import metrics
 from ges_bot.config import Config
+from ges_bot.digests import DigestRunner, build_digest_runner
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
@@ -61,6 +62,8 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between checks for due digests (``ges_bot.digests``).
+    digest_interval_s: float = 60.0
 
 
 class Runtime:
@@ -92,6 +95,7 @@ class Runtime:
         self._socket_handler: Any = None
         self._gateway: SlackGateway | None = None
         self._is_sqlite = self.settings.database_url.startswith("sqlite")
+        self.digests: DigestRunner | None = None
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -160,6 +164,7 @@ class Runtime:
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        self.digests = build_digest_runner(self.config, self.store, token, worker=self.replica, clock=self.clock)
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -212,8 +217,28 @@ class Runtime:
                 misfire_grace_time=None,
                 next_run_time=datetime.now(UTC) + timedelta(milliseconds=50),
             )
+        if self.digests is not None:
+            scheduler.add_job(
+                self._run_digests,
+                "interval",
+                seconds=self.options.digest_interval_s,
+                id="digests",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC) + timedelta(milliseconds=100),
+            )
         scheduler.start()
         self._scheduler = scheduler
+
+    async def _run_digests(self) -> None:
+        """Send due digests. Never raises: the scheduler must outlive every database or Slack fault."""
+        if self._stop.is_set() or self.digests is None:
+            return
+        try:
+            await self.digests.run()
+        except Exception:
+            log.exception("digests: the check failed; retrying at the next interval")
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""

@@ -29,6 +29,7 @@ __all__ = [
     "TOP_N",
     "DayCounts",
     "DurationRow",
+    "Flaky",
     "GraphRate",
     "Outcome",
     "SlowJob",
@@ -36,6 +37,7 @@ __all__ = [
     "aggregate",
     "chart_window",
     "day_of",
+    "flaky_graphs",
     "outcome_of",
     "percentile",
 ]
@@ -359,3 +361,33 @@ def _top_durations(durations: dict[str, list[float]], top_n: int) -> tuple[Durat
         f"others ({len(rest)} types)", len(pooled), percentile(pooled, 50), percentile(pooled, 95), groups=len(rest)
     )
     return (*shown, others)
+
+
+@dataclass(frozen=True, slots=True)
+class Flaky:
+    """A graph that failed (fully or partially) ``failures`` of its last ``runs`` finished jobs."""
+
+    graph: str
+    failures: int
+    runs: int
+
+
+def flaky_graphs(rows: Iterable[StatsRow], *, last: int = 5, min_failures: int = 2) -> list[Flaky]:
+    """Graphs whose last ``last`` finished jobs include at least ``min_failures`` failures or
+    partial failures — worst first, then by name."""
+    finished: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for row in rows:
+        job = row.job
+        when = job_instant(job)
+        outcome = outcome_of(job.status)
+        if when is None or outcome not in ("success", "partial", "failed"):
+            continue
+        finished[job.graph or ""].append((when, job.job_id, outcome))
+    flaky: list[Flaky] = []
+    for graph, runs in finished.items():
+        recent = sorted(runs, reverse=True)[:last]
+        failures = sum(1 for _, _, outcome in recent if outcome != "success")
+        if failures >= min_failures:
+            flaky.append(Flaky(graph, failures, len(recent)))
+    flaky.sort(key=lambda f: (-f.failures / f.runs, -f.failures, f.graph))
+    return flaky

@@ -34,6 +34,8 @@ TABLES = {
     "posted_message_jobs",
     "muted_deliveries",
     "leases",
+    "digest_schedules",
+    "digest_outbox",
 }
 
 
@@ -125,6 +127,7 @@ def test_migration_files_ship_with_the_package() -> None:
     assert sorted(p.name for p in versions.glob("*.py")) == [
         "0001_initial.py",
         "0002_failed_job_ids_and_durable_replies.py",
+        "0006_digests.py",
     ]
 
 

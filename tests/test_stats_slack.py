@@ -100,3 +100,30 @@ async def test_without_files_write_the_numbers_still_arrive(bot: Bot) -> None:
     assert "*1 job*: 🔴 1 failed" in text
     assert "could not be uploaded to Slack (missing_scope)" in text
     assert "files:write" in text
+
+
+async def test_digest_set_shown_and_turned_off_from_slack(bot: Bot) -> None:
+    await bot.store.add_subscription(Subscription(id=0, channel="C0ALERTS", graph_pattern="prod-*"))
+    answer = await bot.ask("digest daily 09:00", user_id="U0ALICE", channel_id="C0ALERTS")
+    text = seen(answer)
+    assert "This channel gets a digest `daily 09:00` (Europe/Berlin)" in text
+    assert "graphs this channel subscribes to (`prod-*`)" in text
+    [schedule] = await bot.store.digest_schedules("C0ALERTS")
+    assert (schedule.tz, schedule.at.hour, schedule.weekday, schedule.created_by) == (
+        "Europe/Berlin",
+        9,
+        None,
+        "U0ALICE",
+    )
+    # Bob (New York) changes it to weekly: his zone now applies.
+    await bot.ask("digest weekly fri 17:30 always", user_id="U0BOB", channel_id="C0ALERTS")
+    [schedule] = await bot.store.digest_schedules("C0ALERTS")
+    assert (schedule.tz, schedule.text) == ("America/New_York", "weekly fri 17:30 always")
+    shown = seen(await bot.ask("digest", user_id="U0ALICE", channel_id="C0ALERTS"))
+    assert "`weekly fri 17:30 always` (America/New_York)" in shown
+    off = seen(await bot.ask("digest off", user_id="U0ALICE", channel_id="C0ALERTS"))
+    assert "digest is off" in off
+    assert await bot.store.digest_schedules("C0ALERTS") == []
+    assert "This channel gets no digest." in seen(await bot.ask("digest", user_id="U0ALICE", channel_id="C0ALERTS"))
+    refused = seen(await bot.ask("digest daily 9am", user_id="U0ALICE", channel_id="C0ALERTS"))
+    assert "isn't a time of day" in refused

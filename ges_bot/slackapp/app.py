@@ -51,6 +51,7 @@ from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
+from ges_bot.schedule import DigestSchedule
 from ges_bot.services import Services
 from ges_bot.slackapp import charting, commands, statsview, views
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
@@ -272,6 +273,8 @@ class GesSlackApp:
             return await self._status()
         if isinstance(command, commands.Stats):
             return await self._stats(command, asker)
+        if isinstance(command, commands.DigestShow):
+            return await self._digest_show(asker)
         if not self._may_manage(asker.user):
             return _Answer(views.not_allowed_message(self.admins, "change subscriptions and mutes"), result="refused")
         if isinstance(command, commands.Subscribe):
@@ -331,11 +334,39 @@ class GesSlackApp:
                 f"The chart could not be uploaded to Slack ({error}){hint}; the numbers above stand without it.",
             )
 
-    async def _digest(
-        self, command: commands.Digest | commands.DigestOff | commands.DigestShow, asker: _Asker
-    ) -> _Answer:
-        problem = QueryProblem("Digests are not available in this version of the bot yet.")
-        return _Answer(views.problem_message(problem), result="refused")
+    def _config_digest(self, asker: _Asker) -> DigestSchedule | None:
+        names = {asker.channel, asker.channel_name, f"#{asker.channel_name}"} - {"", "#"}
+        return next((d for d in self.services.config.digests if d.channel in names), None)
+
+    async def _digest_show(self, asker: _Asker) -> _Answer:
+        stored = await self.services.store.digest_schedules(asker.channel)
+        config = self._config_digest(asker)
+        shown = stored or ([config] if config is not None else [])
+        return _Answer(statsview.digest_show_message(shown, self._now()))
+
+    async def _digest(self, command: commands.Digest | commands.DigestOff, asker: _Asker) -> _Answer:
+        if isinstance(command, commands.DigestOff):
+            removed = await self.services.store.remove_digest_schedule(asker.channel)
+            return _Answer(statsview.digest_off_message(removed, self._config_digest(asker)))
+        zone: ZoneInfo = await self.timezones.zone_for(asker.user)
+        now = self._now()
+        schedule = await self.services.store.set_digest_schedule(
+            DigestSchedule(
+                channel=asker.channel,
+                at=command.at,
+                weekday=command.weekday,
+                tz=zone.key,
+                always=command.always,
+                team=asker.team,
+                created_by=asker.user,
+                created_at=now,
+            )
+        )
+        subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
+        scope = charting.scope_for(None, None, subscriptions)
+        log.info("/gesjobs: %s set a digest %s in %s", asker.user, schedule.text, asker.channel)
+        message = statsview.digest_set_message(schedule, scope, now, config=self._config_digest(asker) is not None)
+        return _Answer(message)
 
     async def _job(self, command: commands.JobDetail) -> _Answer:
         found = await self.runner.job(command)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ges_bot.notify import limits
-from ges_bot.notify.mrkdwn import code, duration, escape, fit, mrkdwn_text, plain, plain_text, truncate
+from ges_bot.notify.mrkdwn import code, date_token, duration, escape, fit, mrkdwn_text, plain, plain_text, truncate
 from ges_bot.notify.render import SlackMessage
+from ges_bot.schedule import DigestSchedule
 from ges_bot.slackapp.commands import ChartKind
 from ges_bot.stats import OUTCOMES, Stats, day_of
 
@@ -27,6 +28,9 @@ __all__ = [
     "ChartScope",
     "alt_text",
     "chart_title",
+    "digest_off_message",
+    "digest_set_message",
+    "digest_show_message",
     "image_block",
     "period_text",
     "stats_message",
@@ -193,3 +197,49 @@ def stats_message(
     fallback_rate = "" if stats.failure_rate is None else f", failure rate {_percent(stats.failure_rate)}"
     fallback = f"{_CHART_NAMES[chart]}, {period_text(stats)}: {stats.total} jobs{fallback_rate}"
     return SlackMessage(text=escape(truncate(fallback, 1000)), blocks=blocks)
+
+
+# -- /gesjobs digest answers -----------------------------------------------------------------
+
+
+def _schedule_words(schedule: DigestSchedule) -> str:
+    return f"{code(schedule.text, 60)} ({escape(schedule.tz)})"
+
+
+def digest_set_message(schedule: DigestSchedule, scope: ChartScope, now: datetime, *, config: bool) -> SlackMessage:
+    next_due = schedule.next_due(now)
+    lines = [
+        f"📬 This channel gets a digest {_schedule_words(schedule)}, first {date_token(next_due)}: "
+        f"failures, partial failures and stuck jobs since the last one, totals and the success rate, flaky graphs "
+        f"and the 7-day chart for {scope.text()}.",
+        "Quiet when nothing ran" + ("." if not schedule.always else " — except that `always` posts it anyway."),
+    ]
+    if config:
+        lines.append("It replaces this channel's digest from the config file while it is set.")
+    lines.append("`/gesjobs digest off` stops it.")
+    return SlackMessage(
+        text=escape(f"Digest {schedule.text} ({schedule.tz}) set"),
+        blocks=[{"type": "section", "text": mrkdwn_text("\n".join(lines))}],
+    )
+
+
+def digest_off_message(removed: int, config: DigestSchedule | None) -> SlackMessage:
+    text = "🔕 This channel's digest is off." if removed else "This channel had no digest set from Slack."
+    if config is not None:
+        text += (
+            f" The config file still sends one {_schedule_words(config)}; remove its `[[digests]]` entry to stop it."
+        )
+    return SlackMessage(text=escape(text), blocks=[{"type": "section", "text": mrkdwn_text(text)}])
+
+
+def digest_show_message(schedules: Sequence[DigestSchedule], now: datetime) -> SlackMessage:
+    if not schedules:
+        text = "This channel gets no digest. `/gesjobs digest daily 09:00` sets one (in your time zone)."
+    else:
+        entries = [
+            f"📬 {_schedule_words(s)}{' · from the config file' if s.source == 'config' else ''} · next "
+            f"{date_token(s.next_due(now))}"
+            for s in schedules
+        ]
+        text = "*Digest in this channel*\n" + "\n".join(entries)
+    return SlackMessage(text=escape("Digest settings"), blocks=[{"type": "section", "text": mrkdwn_text(text)}])

@@ -977,6 +977,17 @@ class SlackStandIn:
         channel = self._dm(self._user(users[0]).id)
         return {"channel": {"id": channel.id}}
 
+    def _chat_get_permalink(self, params: JSONDict, request: Request) -> JSONDict:
+        raw = params.get("channel")
+        cid = self._channel_id(raw) if isinstance(raw, str) else None
+        if cid is None:
+            raise _Answer("channel_not_found")
+        ts = params.get("message_ts")
+        if not any(m["ts"] == ts for m in self._history.get(cid, [])):
+            raise _Answer("message_not_found")
+        assert isinstance(ts, str)
+        return {"channel": cid, "permalink": f"https://{self.team}.slack.com/archives/{cid}/p{ts.replace('.', '')}"}
+
     def _files_get_upload_url_external(self, params: JSONDict, request: Request) -> JSONDict:
         filename = params.get("filename")
         length = _int(params.get("length"), -1)
@@ -1232,6 +1243,7 @@ _METHODS: dict[str, _Method] = {
     "chat.postMessage": SlackStandIn._chat_post_message,
     "chat.update": SlackStandIn._chat_update,
     "chat.postEphemeral": SlackStandIn._chat_post_ephemeral,
+    "chat.getPermalink": SlackStandIn._chat_get_permalink,
     "views.open": SlackStandIn._views_open,
     "views.update": SlackStandIn._views_update,
     "views.publish": SlackStandIn._views_publish,

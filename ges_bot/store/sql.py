@@ -50,6 +50,7 @@ from ges_bot.store.api import (
     TickCommit,
     TickResult,
 )
+from ges_bot.store.digest_sql import DigestQueries
 from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
 from ges_bot.store.tables import (
     job_events,
@@ -93,7 +94,7 @@ def _like_pattern(glob: str) -> str:
     return "".join(out)
 
 
-class SqlStore:
+class SqlStore(DigestQueries):
     """The store on one database. Create it with :func:`open_store` (which migrates) or directly
     from a URL when the schema is known to be current."""
 
