@@ -7,6 +7,8 @@ Real stores (SQLite, and PostgreSQL where available), the Slack stand-in on loop
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -299,3 +301,36 @@ async def test_a_digest_slack_refuses_is_given_up_not_retried_forever(sqlite_url
             assert rows[0].last_error == "is_archived"
         finally:
             await store.close()
+
+
+async def test_ges_bot_digest_now_from_the_command_line(tmp_path: Path, slack: SlackStandIn) -> None:
+    db = f"sqlite:///{tmp_path / 'bot.db'}"
+    store = await open_store(db, migrate=True)
+    await store.add_subscription(Subscription(id=0, channel=CHANNEL, graph_pattern="*"))
+    await store.close()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))
+    } | {
+        "GES_BOT_DATABASE_URL": db,
+        "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "GES_BOT_TIMEZONE": SHANGHAI,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ges_bot",
+        "digest",
+        "--now",
+        "--channel",
+        CHANNEL,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "digests: 1 sent, 0 quiet (nothing ran), 0 failed" in out.decode()
+    [digest] = digests_posted(slack)
+    assert "(Asia/Shanghai)" in readable(digest)
+    assert "No jobs ran in this period." in readable(digest)
