@@ -308,9 +308,7 @@ async def test_ges_bot_digest_now_from_the_command_line(tmp_path: Path, slack: S
     store = await open_store(db, migrate=True)
     await store.add_subscription(Subscription(id=0, channel=CHANNEL, graph_pattern="*"))
     await store.close()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))} | {
         "GES_BOT_DATABASE_URL": db,
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
         "SLACK_API_URL": slack.api_url,

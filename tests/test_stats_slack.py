@@ -17,7 +17,7 @@ import pytest_asyncio
 from PIL import Image
 
 from ges_bot.domain import Job, Subscription
-from ges_bot.standin.slack import Fault
+from ges_bot.standin.slack import Channel, Fault
 from tests.test_slackapp import NOW, Bot, Servers, running_bot, seen, servers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -127,3 +127,36 @@ async def test_digest_set_shown_and_turned_off_from_slack(bot: Bot) -> None:
     assert "This channel gets no digest." in seen(await bot.ask("digest", user_id="U0ALICE", channel_id="C0ALERTS"))
     refused = seen(await bot.ask("digest daily 9am", user_id="U0ALICE", channel_id="C0ALERTS"))
     assert "isn't a time of day" in refused
+
+
+async def test_home_tab_shows_the_last_7_days_of_the_users_channels(bot: Bot) -> None:
+    bot.slack.add_channel(Channel("C0ALERTS", "alerts", members=("U0ALICE",)))
+    try:
+        await bot.store.add_subscription(Subscription(id=0, channel="C0ALERTS", graph_pattern="prod-*"))
+        await bot.store.add_subscription(Subscription(id=0, channel="C0GENERAL", graph_pattern="other-*"))
+        await bot.remember(
+            ran("p1", "failed", 3), ran("p2", "success", 30), ran("o1", "success", 3, graph="other-graph")
+        )
+        await bot.event({"type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "home"})
+        view = await bot.slack.wait_for(lambda: bot.slack.home("U0ALICE"))
+        text = seen(view)
+        assert "*Last 7 days* · Thu 5 Mar – Wed 11 Mar 2026 (Europe/Berlin)" in text
+        assert "graphs your channels subscribe to (`prod-*`)" in text
+        assert "*2 jobs*: 🟢 1 succeeded · 🔴 1 failed" in text
+        assert "other-graph" not in text
+        [image] = [b for b in view["blocks"] if b["type"] == "image"]
+        assert (bot.slack.file_content(image["slack_file"]["id"]) or b"")[:4] == b"\x89PNG"
+        # Opening the tab again shows the same numbers: the chart is not uploaded again.
+        uploads = bot.slack.count("files.getUploadURLExternal")
+        bot.slack.reset()
+        await bot.event({"type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "home"})
+        again = await bot.slack.wait_for(lambda: bot.slack.home("U0ALICE"))
+        assert [b for b in again["blocks"] if b["type"] == "image"] == [image]
+        assert uploads == 1
+        assert bot.slack.count("files.getUploadURLExternal") == 0
+        # Bob is in no subscribed channel: the Home tab says how to get a chart.
+        await bot.event({"type": "app_home_opened", "user": "U0BOB", "channel": "D0BOB", "tab": "home"})
+        bobs = seen(await bot.slack.wait_for(lambda: bot.slack.home("U0BOB")))
+        assert "None of your channels subscribes to a graph yet" in bobs
+    finally:
+        bot.slack.add_channel(Channel("C0ALERTS", "alerts"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -184,6 +185,8 @@ class GesSlackApp:
             services, live_timeout_s=options.live_timeout_s, search_timeout_s=options.search_timeout_s
         )
         self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
+        #: Home-tab charts already uploaded, by what they show (zone, graphs and numbers) → file id.
+        self._home_charts: dict[str, str] = {}
 
     # --- wiring --------------------------------------------------------------------------------
 
@@ -602,6 +605,53 @@ class GesSlackApp:
 
     # --- Home tab ------------------------------------------------------------------------------
 
+    async def _user_channels(self, user: str) -> set[str] | None:
+        """The channels ``user`` is in (``users.conversations``), or ``None`` when Slack will not say."""
+        channels: set[str] = set()
+        cursor: str | None = None
+        try:
+            for _ in range(10):  # 10 pages of 200: far more channels than anyone reads
+                answer: Any = await self.client.users_conversations(
+                    user=user, types="public_channel,private_channel", exclude_archived=True, limit=200, cursor=cursor
+                )
+                channels.update(str(c.get("id")) for c in answer.get("channels") or [] if isinstance(c, Mapping))
+                cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except Exception as exc:
+            log.info("slack: users.conversations for the Home tab failed: %s", _slack_error(exc))
+            return None
+        return channels
+
+    async def _home_chart(self, user: str, subs: list[Subscription], now: datetime) -> list[dict[str, Any]]:
+        """The last 7 days' chart of the graphs the user's channels subscribe to (all the
+        workspace's subscriptions when Slack does not say which channels the user is in)."""
+        try:
+            mine = await self._user_channels(user)
+            chosen = subs if mine is None else [s for s in subs if s.channel in mine]
+            if not chosen:
+                return statsview.home_chart_blocks(None, None, file_id=None)
+            zone = await self.timezones.zone_for(user)
+            start, end = commands.resolve(commands.TimeRange.last(timedelta(days=7)), now, zone)
+            start, end = stats.chart_window(start, end, now, zone)
+            scope = charting.scope_for(None, None, chosen, whose="your channels")
+            rows, _ = await charting.gather(self.services.store, scope, start - (end - start), end)
+            data = stats.aggregate(rows, zone, start, end)
+            key = _chart_key(zone, scope, data)
+            file_id = self._home_charts.get(key)
+            problem = None
+            if file_id is None:
+                # Same numbers, same picture: re-opening the Home tab does not upload it again.
+                file_id, problem = await self._chart_file(data, "daily", scope)
+                if file_id is not None:
+                    if len(self._home_charts) >= 256:
+                        self._home_charts.pop(next(iter(self._home_charts)))
+                    self._home_charts[key] = file_id
+            return statsview.home_chart_blocks(data, scope, file_id=file_id, problem=problem)
+        except StoreError as exc:
+            log.error("slack: Home tab chart: database unavailable: %s", exc)
+            return []
+
     async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -620,6 +670,7 @@ class GesSlackApp:
             log.error("slack: Home tab: database unavailable: %s", exc)
             return
         subs = [s for s in stored if s.team in (None, team)] + list(self.services.config_subscriptions)
+        chart_blocks = await self._home_chart(user, subs, now)
         data = views.HomeData(
             subscriptions=subs,
             events=events,
@@ -629,10 +680,19 @@ class GesSlackApp:
             notes=dict(self.services.notes),
             events_since=since,
         )
+        view = views.home_view(data, now)
+        blocks = list(view.get("blocks") or [])
+        if len(blocks) + len(chart_blocks) <= 100:
+            # Under the Home tab's header, intro and divider: the first thing a person sees.
+            view = {**view, "blocks": [*blocks[:3], *chart_blocks, *blocks[3:]]}
         try:
-            await self.client.views_publish(user_id=user, view=views.home_view(data, now))
+            await self.client.views_publish(user_id=user, view=view)
         except Exception as exc:
             log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
+
+
+def _chart_key(zone: ZoneInfo, scope: statsview.ChartScope, data: stats.Stats) -> str:
+    return json.dumps([zone.key, scope.patterns, scope.project, data.to_json()], sort_keys=True, default=str)
 
 
 def _slack_error(exc: BaseException) -> str:

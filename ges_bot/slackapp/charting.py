@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 MAX_JOBS = 200_000
 
 
-def scope_for(graph: str | None, project: str | None, subscriptions: Iterable[Subscription]) -> ChartScope:
+def scope_for(
+    graph: str | None, project: str | None, subscriptions: Iterable[Subscription], *, whose: str = "this channel"
+) -> ChartScope:
     """A chart's graphs: the asked pattern; else the channel's subscriptions; else all graphs."""
     if graph is not None:
         return ChartScope((graph,), subscribed=False, project=project)
@@ -44,7 +46,7 @@ def scope_for(graph: str | None, project: str | None, subscriptions: Iterable[Su
     )
     if not patterns or "*" in patterns:
         return ChartScope(None, project=project)
-    return ChartScope(patterns, subscribed=True, project=project)
+    return ChartScope(patterns, subscribed=True, project=project, whose=whose)
 
 
 async def gather(store: Store, scope: ChartScope, since: datetime, until: datetime) -> tuple[list[StatsRow], bool]:

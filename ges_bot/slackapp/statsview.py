@@ -31,6 +31,7 @@ __all__ = [
     "digest_off_message",
     "digest_set_message",
     "digest_show_message",
+    "home_chart_blocks",
     "image_block",
     "period_text",
     "stats_message",
@@ -55,6 +56,8 @@ class ChartScope:
     patterns: tuple[str, ...] | None = None
     subscribed: bool = False
     project: str | None = None
+    #: Whose subscriptions they are, in words ("this channel", "your channels").
+    whose: str = "this channel"
 
     def text(self) -> str:
         """mrkdwn: "all graphs", "graph `x`", "graphs this channel subscribes to (`a`, `b`)"."""
@@ -64,7 +67,8 @@ class ChartScope:
             shown = ", ".join(code(p, 80) for p in self.patterns[:5])
             if len(self.patterns) > 5:
                 shown += f" and {len(self.patterns) - 5} more"
-            words = f"graphs this channel subscribes to ({shown})" if self.subscribed else f"graph {shown}"
+            verb = "subscribes" if self.whose == "this channel" else "subscribe"
+            words = f"graphs {self.whose} {verb} to ({shown})" if self.subscribed else f"graph {shown}"
         if self.project is not None:
             words += f" in project {fit(self.project, 60)}"
         return words
@@ -243,3 +247,31 @@ def digest_show_message(schedules: Sequence[DigestSchedule], now: datetime) -> S
         ]
         text = "*Digest in this channel*\n" + "\n".join(entries)
     return SlackMessage(text=escape("Digest settings"), blocks=[{"type": "section", "text": mrkdwn_text(text)}])
+
+
+# -- the Home tab's chart --------------------------------------------------------------------
+
+
+def home_chart_blocks(
+    stats: Stats | None, scope: ChartScope | None, *, file_id: str | None, problem: str | None = None
+) -> list[dict[str, Any]]:
+    """The Home tab's "last 7 days" part: a title, the summary and the chart (or why not)."""
+    if stats is None or scope is None:
+        text = (
+            "*Last 7 days*\nNone of your channels subscribes to a graph yet; "
+            "`/gesjobs subscribe prod-*` in one of them, and its chart shows here."
+        )
+        return [{"type": "section", "text": mrkdwn_text(text)}, {"type": "divider"}]
+    head = f"*Last 7 days* · {escape(period_text(stats))} ({escape(stats.zone)}) · {scope.text()}"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": mrkdwn_text(truncate(head + "\n" + "\n".join(summary_lines(stats)), limits.MAX_SECTION_TEXT)),
+        }
+    ]
+    if file_id is not None:
+        blocks.append(image_block(file_id, stats, "daily", scope))
+    elif problem:
+        blocks.append({"type": "context", "elements": [mrkdwn_text(f"⚠️ {fit(problem, 500)}")]})
+    blocks.append({"type": "divider"})
+    return blocks

@@ -106,6 +106,8 @@ class Channel:
     is_member: bool = True
     is_im: bool = False
     user: str | None = None
+    #: People in the channel (``users.conversations`` lists a user's channels from these).
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -968,6 +970,21 @@ class SlackStandIn:
             info["user"] = channel.user
         return {"channel": info}
 
+    def _users_conversations(self, params: JSONDict, request: Request) -> JSONDict:
+        """The channels ``user`` is in (the bot's own when no user is given); one page."""
+        raw = params.get("user")
+        if isinstance(raw, str) and raw:
+            user = self._user(raw).id
+            found = [c for c in self.channels.values() if user in c.members and not c.is_im]
+        else:
+            found = [c for c in self.channels.values() if c.is_member and not c.is_im]
+        return {
+            "channels": [
+                {"id": c.id, "name": c.name, "is_private": c.is_private, "is_archived": c.is_archived} for c in found
+            ],
+            "response_metadata": {"next_cursor": ""},
+        }
+
     def _conversations_open(self, params: JSONDict, request: Request) -> JSONDict:
         raw = params.get("users")
         users = [u.strip() for u in raw.split(",") if u.strip()] if isinstance(raw, str) else []
@@ -1250,6 +1267,7 @@ _METHODS: dict[str, _Method] = {
     "users.info": SlackStandIn._users_info,
     "conversations.info": SlackStandIn._conversations_info,
     "conversations.open": SlackStandIn._conversations_open,
+    "users.conversations": SlackStandIn._users_conversations,
     "apps.connections.open": SlackStandIn._apps_connections_open,
     "files.getUploadURLExternal": SlackStandIn._files_get_upload_url_external,
     "files.completeUploadExternal": SlackStandIn._files_complete_upload_external,
