@@ -32,7 +32,6 @@ from ges_bot.domain import Subscription, graph_matches
 from ges_bot.notify.digest import ATTENTION_KINDS, Attention, DigestContent, digest_message
 from ges_bot.schedule import DigestSchedule
 from ges_bot.slackapp import charting
-from ges_bot.slackapp.commands import TimeRange, resolve
 from ges_bot.slackapp.statsview import ChartScope
 from ges_bot.store.api import DigestItem, DigestState, Store
 
@@ -146,10 +145,8 @@ class DigestRunner:
         )
         period = stats.aggregate(rows, zone, item.since, item.due_at)
         flaky = stats.flaky_graphs(rows)
-        due_day = item.due_at.astimezone(zone).date()
-        chart_start, chart_end = resolve(
-            TimeRange.between(due_day - timedelta(days=7), due_day - timedelta(days=1)), item.due_at, zone
-        )
+        # The 7 local days ending with the digest's own morning, so last night's imports are on it.
+        chart_start, chart_end = stats.chart_window(item.due_at - timedelta(days=7), item.due_at, item.due_at, zone)
         chart_stats = stats.aggregate(rows, zone, chart_start, chart_end)
         attention = await self._attention(channel, subscriptions, scope, item.since)
         return DigestContent(

@@ -231,6 +231,10 @@ async def test_a_bot_down_at_nine_sends_the_digest_once_when_back_saying_it_is_l
         late = digests_posted(slack)[posted_before:]
         assert len(late) == 1
         assert "⏰ *Late*: this digest was due <!date^" in readable(late[0])
+        # The chart runs up to the digest's morning: last night's imports are on it.
+        [image] = [b for b in late[0]["blocks"] if b["type"] == "image"]
+        assert image["alt_text"].startswith("Jobs per day, Tue 24 Nov – Mon 30 Nov 2026 (Asia/Shanghai).")
+        assert "Mon 30 Nov: 2 succeeded, 1 partially failed, 1 failed" in image["alt_text"]
         assert "the bot was not running then" in readable(late[0])
         clock.now += timedelta(hours=2)
         assert (await back.run()).sent == 0
