@@ -38,6 +38,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = EmulatorSettings(project_id="0123456789abcdef0123456789abcdef", seed=args.seed, speed=1.0)
     state = EmulatorState(settings)
+    # Start the scenario a week ago, so the week it plays ends now.
+    state.clock.set(state.clock.real_now() - timedelta(days=args.days))
     state.scenario = NightlyImports(state, seed=args.seed)
     state.clock.advance(args.days * 86400)
     state.tick()
@@ -53,17 +55,19 @@ def main() -> int:
     kinds: tuple[ChartKind, ...] = ("daily", "graphs", "durations")
     for kind in kinds:
         title = statsview.chart_title(stats, kind, statsview.ChartScope())
-        times = []
+        times, cpu = [], []
         png = b""
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             png = charts.render(stats, kind, title)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         path = args.out / f"nightly-imports-week-{kind}.png"
         path.write_bytes(png)
         print(
-            f"{kind:9s} render median {statistics.median(times) * 1000:.0f} ms "
-            f"(min {min(times) * 1000:.0f}, n={len(times)}, {len(png) // 1024} KiB) -> {path}"
+            f"{kind:9s} render median {statistics.median(times) * 1000:.0f} ms wall, "
+            f"{statistics.median(cpu) * 1000:.0f} ms CPU (min {min(times) * 1000:.0f} ms, n={len(times)}, "
+            f"{len(png) // 1024} KiB) -> {path}"
         )
     numbers = args.out / "nightly-imports-week.json"
     numbers.write_text(json.dumps(stats.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -306,3 +306,15 @@ def test_alt_text_carries_the_numbers() -> None:
 def test_the_same_numbers_draw_the_same_png() -> None:
     stats, _ = demo_week()
     assert charts.render_daily(stats, "x") == charts.render_daily(stats, "x")
+
+
+def test_slack_limits_accept_an_image_block_naming_a_slack_file() -> None:
+    from ges_bot.notify import limits
+
+    ok = {"type": "image", "slack_file": {"id": "F0123"}, "alt_text": "3 failed"}
+    assert limits.check_message({"text": "chart", "blocks": [ok]}) == []
+    both = {**ok, "slack_file": {"id": "F0123", "url": "https://files.slack.com/x.png"}}
+    neither = {**ok, "slack_file": {}}
+    with_url = {**ok, "image_url": "https://example.com/x.png"}
+    for bad in (both, neither, with_url):
+        assert limits.check_message({"text": "chart", "blocks": [bad]}) != [], bad
