@@ -110,7 +110,7 @@ def _title(ax: Axes, title: str, *, room_for_legend: bool = False) -> None:
     # there runs off the picture. The layout engine keeps a legend above the plot below it.
     fig = ax.get_figure()
     assert isinstance(fig, Figure)
-    fig.suptitle(title, x=0.01, ha="left", fontsize=_TITLE_PT, color=_TEXT)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=_TITLE_PT, color=_TEXT, parse_math=False)
 
 
 def _empty(ax: Axes, text: str) -> None:
@@ -252,7 +252,8 @@ def render_graphs(stats: Stats, title: str) -> bytes:
                 fontsize=_LABEL_PT,
                 color=_TEXT,
             )
-        ax.set_yticks(y, [_short(g.graph) for g in rows])
+        # Graph names are GES's text: shown as typed, never read as mathtext (`$…$`).
+        ax.set_yticks(y, [_short(g.graph) for g in rows], parse_math=False)
         ax.tick_params(axis="y", labelsize=_TICK_PT if len(rows) <= 8 else _LABEL_PT - 1)
         ax.set_xlim(0, right)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -302,7 +303,7 @@ def render_durations(stats: Stats, title: str) -> bytes:
                     fontsize=_LABEL_PT - 2,
                     color=_TEXT,
                 )
-        ax.set_yticks(y, [f"{_short(r.name)} ({r.count})" for r in rows])
+        ax.set_yticks(y, [f"{_short(r.name)} ({r.count})" for r in rows], parse_math=False)
         ax.set_xlim(0, right * 1.18)
         ax.set_xlabel("minutes", fontsize=_LABEL_PT, color=_TEXT)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))

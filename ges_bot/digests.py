@@ -83,6 +83,7 @@ class DigestRunner:
         clock: Callable[[], datetime],
         lease_s: float = 300.0,
         retry_after_s: float = 60.0,
+        max_attempts: int = 30,
     ) -> None:
         self.store = store
         self.client = client
@@ -92,6 +93,8 @@ class DigestRunner:
         self.clock = clock
         self.lease_s = lease_s
         self.retry_after_s = retry_after_s
+        #: A digest still failing after this many tries (half an hour at the default pace) is given up.
+        self.max_attempts = max_attempts
 
     async def schedules(self, channel: str | None = None) -> list[DigestSchedule]:
         stored = await self.store.digest_schedules(channel)
@@ -213,8 +216,8 @@ class DigestRunner:
             )
         except Exception as exc:
             error = _error(exc)
-            if error in _PERMANENT:
-                log.error("digest %s for %s: Slack refused it (%s); giving it up", item.period, item.channel, error)
+            if error in _PERMANENT or item.attempts >= self.max_attempts:
+                log.error("digest %s for %s failed (%s); giving it up", item.period, item.channel, error)
                 await self.store.finish_digest(item.id, self.worker, DigestState.DEAD, self.clock(), error=error)
                 return DigestState.DEAD
             log.warning("digest %s for %s failed (%s); retrying", item.period, item.channel, error)

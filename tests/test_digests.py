@@ -23,7 +23,7 @@ from ges_bot.digests import DigestRunner
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Subscription
 from ges_bot.errors import ConfigError
 from ges_bot.schedule import DigestSchedule, parse_schedule
-from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, Fault, SlackStandIn
 from ges_bot.store import open_store
 from ges_bot.store.api import DigestState, PostedMessage, Snapshot, Store, TickResult
 from tests.support.asgi import serve
@@ -336,3 +336,25 @@ async def test_ges_bot_digest_now_from_the_command_line(tmp_path: Path, slack: S
     [digest] = digests_posted(slack)
     assert "(Asia/Shanghai)" in readable(digest)
     assert "No jobs ran in this period." in readable(digest)
+
+
+async def test_a_digest_that_keeps_failing_is_retried_then_given_up(sqlite_url: str, slack: SlackStandIn) -> None:
+    store = await open_store(sqlite_url, migrate=True)
+    try:
+        await seed(store, set_at=NINE - timedelta(days=2))
+        slack.faults.append(Fault("chat.postMessage", status=503))
+        clock = Clock(NINE + timedelta(minutes=1))
+        flaky = runner(store, slack, clock, "w", retry_after_s=60, max_attempts=2)
+        first = await flaky.run()
+        assert (first.sent, first.failed) == (0, 1)
+        [row] = await store.digests(CHANNEL)
+        assert (row.state, row.last_error) == (DigestState.PENDING, "service_unavailable")
+        clock.now += timedelta(seconds=30)
+        assert (await flaky.run()).failed == 0  # not due again yet
+        clock.now += timedelta(seconds=31)
+        assert (await flaky.run()).failed == 1
+        [row] = await store.digests(CHANNEL)
+        assert row.state == DigestState.DEAD
+        assert digests_posted(slack) == []
+    finally:
+        await store.close()

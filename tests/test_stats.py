@@ -318,3 +318,15 @@ def test_slack_limits_accept_an_image_block_naming_a_slack_file() -> None:
     with_url = {**ok, "image_url": "https://example.com/x.png"}
     for bad in (both, neither, with_url):
         assert limits.check_message({"text": "chart", "blocks": [bad]}) != [], bad
+
+
+def test_names_that_look_like_mathtext_are_drawn_as_typed() -> None:
+    # matplotlib reads "$…$" as mathtext, and a malformed one raises: a graph name must never do that.
+    start, end = local_days(SHANGHAI, date(2026, 11, 23), date(2026, 11, 29))
+    rows = [
+        job("a", "failed", start + timedelta(hours=1), graph="$\\foo$", name="$^_bad$"),
+        job("b", "success", start + timedelta(hours=2), graph="ok$x$", name="Import$"),
+    ]
+    stats = aggregate(rows, SHANGHAI, start, end)
+    for kind in ("daily", "graphs", "durations"):
+        assert png(charts.render(stats, kind, "Title with $\\broken$")).size == (1200, 675)
