@@ -235,10 +235,19 @@ class Runtime:
         """Send due digests. Never raises: the scheduler must outlive every database or Slack fault."""
         if self._stop.is_set() or self.digests is None:
             return
+        current = asyncio.current_task()
+        if current is not None:
+            # stop() waits for it like a poll tick: a digest posted must also be marked sent.
+            self._ticks_in_flight.add(current)
         try:
             await self.digests.run()
+        except asyncio.CancelledError:
+            log.info("digests: the check was cancelled by shutdown")
         except Exception:
             log.exception("digests: the check failed; retrying at the next interval")
+        finally:
+            if current is not None:
+                self._ticks_in_flight.discard(current)
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""
