@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from PIL import Image
+from slack_sdk.web.async_client import AsyncWebClient
 
+from ges_bot.digests import DigestRunner, RunReport
 from ges_bot.domain import Job, Subscription
-from ges_bot.standin.slack import Channel, Fault
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, Fault
 from tests.test_slackapp import NOW, Bot, Servers, running_bot, seen, servers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -124,6 +126,13 @@ async def test_digest_set_shown_and_turned_off_from_slack(bot: Bot) -> None:
     off = seen(await bot.ask("digest off", user_id="U0ALICE", channel_id="C0ALERTS"))
     assert "digest is off" in off
     assert await bot.store.digest_schedules("C0ALERTS") == []
+    # Off means off: a week of checks sends nothing to the channel.
+    client = AsyncWebClient(token=DEFAULT_BOT_TOKEN, base_url=bot.slack.api_url, timeout=10)
+    for day in range(8):
+        clock = bot.clock.now + timedelta(days=day)
+        report = await DigestRunner(bot.store, client, worker="w", clock=lambda c=clock: c).run()
+        assert report == RunReport()
+    assert await bot.store.digests("C0ALERTS") == []
     assert "This channel gets no digest." in seen(await bot.ask("digest", user_id="U0ALICE", channel_id="C0ALERTS"))
     refused = seen(await bot.ask("digest daily 9am", user_id="U0ALICE", channel_id="C0ALERTS"))
     assert "isn't a time of day" in refused
