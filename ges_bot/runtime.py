@@ -235,19 +235,20 @@ class Runtime:
         """Send due digests. Never raises: the scheduler must outlive every database or Slack fault."""
         if self._stop.is_set() or self.digests is None:
             return
-        current = asyncio.current_task()
-        if current is not None:
-            # stop() waits for it like a poll tick: a digest posted must also be marked sent.
-            self._ticks_in_flight.add(current)
+        # Its own task, shielded: the scheduler cancels its jobs on shutdown, but a digest that
+        # was posted must also be marked sent, so stop() waits for it like a poll tick.
+        task = asyncio.create_task(self._digests_once(self.digests), name="digests")
+        self._ticks_in_flight.add(task)
+        task.add_done_callback(self._ticks_in_flight.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+    @staticmethod
+    async def _digests_once(digests: DigestRunner) -> None:
         try:
-            await self.digests.run()
-        except asyncio.CancelledError:
-            log.info("digests: the check was cancelled by shutdown")
+            await digests.run()
         except Exception:
             log.exception("digests: the check failed; retrying at the next interval")
-        finally:
-            if current is not None:
-                self._ticks_in_flight.discard(current)
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""
