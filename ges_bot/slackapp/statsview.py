@@ -73,13 +73,6 @@ class ChartScope:
             words += f" in project {fit(self.project, 60)}"
         return words
 
-    def plain(self) -> str:
-        if self.patterns is None:
-            words = "all graphs"
-        else:
-            words = ", ".join(self.patterns[:3]) + (" …" if len(self.patterns) > 3 else "")
-        return words + (f" · {self.project}" if self.project else "")
-
 
 def period_text(stats: Stats) -> str:
     """``Mon 23 Nov – Sun 29 Nov`` (or one day): the local days the stats cover."""
