@@ -22,17 +22,11 @@ from ges_bot.runtime import Runtime, RuntimeOptions
 from ges_bot.slackapp import views
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
 from tests.support.asgi import serve
-from tests.support.emulator import EmulatorHandle, run_emulator
+from tests.support.emulator import EmulatorHandle
 from tests.support.world import wire
 
 OPS = "C0OPS"
 ALERTS = "C0ALERTS"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture
