@@ -8,6 +8,7 @@ decides how). It is pure bookkeeping: the clock is passed in, nothing is awaited
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +31,8 @@ class Admission:
 
     def sentence(self, per_user: int, overall: int, window_s: float) -> str:
         """Why the question was not sent to GES, for the asker."""
-        wait = max(1, round(self.retry_after_s + 0.5))
+        # Whole seconds, rounded up: asked again after that many, the question is live.
+        wait = max(1, math.ceil(self.retry_after_s))
         minute = "minute" if window_s == 60 else f"{window_s:g} s"
         if self.limit == "user":
             who = f"you have asked GES {per_user} times in the last {minute}"
