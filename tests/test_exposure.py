@@ -71,6 +71,7 @@ async def test_healthz_from_another_address_shows_status_and_lag_only(
             await asyncio.sleep(0.05)
         error = details["projects"][0]["last_error"]
         assert "quota exceeded" in error
+        assert error.isprintable(), repr(error)  # the forged line break and escapes did not survive
         assert details["replica"]
 
         outside = f"http://{OUTSIDE}:{bot.port}/healthz"
