@@ -188,6 +188,19 @@ def test_plain_http_endpoints_are_refused_at_start_before_any_connection(tmp_pat
     assert not (tmp_path / "bot.db").exists()  # refused before even the database was opened
 
 
+def test_a_refused_url_is_named_without_its_credentials() -> None:
+    env = {
+        "GES_ENDPOINT": "https://ges.example",
+        "GES_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+        "GES_TOKEN": "t",
+    }
+    for url in ("ftp://bot:s3cret-pw@slack.example/api/", "http://bot:s3cret-pw@slack.example/api/?token=s3cret-pw"):
+        with pytest.raises(ConfigError) as refused:
+            load_config({**env, "SLACK_API_URL": url})
+        assert "slack.example" in str(refused.value)
+        assert "s3cret" not in str(refused.value) and "bot:" not in str(refused.value)
+
+
 def test_the_documented_example_endpoint_is_refused_with_the_fix() -> None:
     env = {
         "GES_ENDPOINT": "http://ges.example.invalid",
