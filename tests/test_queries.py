@@ -446,14 +446,19 @@ async def test_an_unknown_job_is_looked_for_in_a_recent_window_only(tmp_path: Pa
         assert isinstance(found, JobLookup) and found.job.status == "failed"
 
 
+async def _add_3000_jobs(w: World) -> None:
+    """3,000 successes, one every 20 s back from ``NOW``: more than one lookup may read."""
+    await w.emu.add_jobs(
+        [
+            {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
+            for i in range(3000)
+        ]
+    )
+
+
 async def test_an_unknown_job_search_reads_a_bounded_number_of_pages_and_says_so(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
-        await w.emu.add_jobs(
-            [
-                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
-                for i in range(3000)
-            ]
-        )
+        await _add_3000_jobs(w)
         await w.emu.reset_stats()
         problem = await w.runner.job(JobDetail("nope"))
         assert isinstance(problem, QueryProblem)
@@ -468,12 +473,7 @@ async def test_an_unknown_job_search_reads_a_bounded_number_of_pages_and_says_so
 
 async def test_identical_lookups_at_the_same_moment_share_one_search(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
-        await w.emu.add_jobs(
-            [
-                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
-                for i in range(3000)
-            ]
-        )
+        await _add_3000_jobs(w)
         await w.emu.reset_stats()
         # A slow GES, so that the twenty are in flight together (as a crowd clicking at once).
         await w.emu.fault(latency_ms=500, count=-1)
