@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ges_bot.slackapp.fairuse import LiveQueryLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import Seconds
 
 
 def test_a_person_gets_their_share_per_window_and_is_told_when_more_comes() -> None:
-    clock = Clock()
+    clock = Seconds()
     limiter = LiveQueryLimiter(per_user=3, overall=100, clock=clock)
     for step in range(3):
         clock.now = 100.0 + 10 * step
@@ -36,7 +29,7 @@ def test_a_person_gets_their_share_per_window_and_is_told_when_more_comes() -> N
 
 
 def test_the_wait_said_is_the_wait_rounded_up() -> None:
-    clock = Clock()
+    clock = Seconds()
     limiter = LiveQueryLimiter(per_user=1, overall=0, clock=clock)
     assert limiter.admit("U1").admitted
     for elapsed, said in ((0.0, "60 s"), (24.0, "36 s"), (24.5, "36 s"), (25.0, "35 s"), (59.9, "1 s")):
@@ -47,7 +40,7 @@ def test_the_wait_said_is_the_wait_rounded_up() -> None:
 
 
 def test_everyone_together_has_a_limit_too() -> None:
-    clock = Clock()
+    clock = Seconds()
     limiter = LiveQueryLimiter(per_user=5, overall=4, clock=clock)
     for user in ("U1", "U2", "U3", "U4"):
         assert limiter.admit(user).admitted
@@ -57,7 +50,7 @@ def test_everyone_together_has_a_limit_too() -> None:
 
 
 def test_zero_means_no_limit_and_many_people_are_forgotten_when_quiet() -> None:
-    clock = Clock()
+    clock = Seconds()
     unlimited = LiveQueryLimiter(per_user=0, overall=0, clock=clock)
     assert all(unlimited.admit("U1").admitted for _ in range(1000))
     limiter = LiveQueryLimiter(per_user=1, overall=0, clock=clock)

@@ -37,6 +37,7 @@ from ges_bot.slackapp.queries import (
 )
 from ges_bot.store import SqlStore, open_store
 from ges_bot.store.api import JobQuery, PollState, Snapshot, TickResult
+from tests.support.clocks import Seconds
 from tests.support.emulator import EmulatorHandle, run_emulator
 
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
@@ -483,9 +484,9 @@ async def test_identical_lookups_at_the_same_moment_share_one_search(tmp_path: P
 
 
 async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answers_resume(tmp_path: Path) -> None:
-    clock = [1000.0]
+    clock = Seconds(1000.0)
     async with world(tmp_path) as w:
-        w.runner.limiter = LiveQueryLimiter(per_user=2, overall=3, clock=lambda: clock[0])
+        w.runner.limiter = LiveQueryLimiter(per_user=2, overall=3, clock=clock)
         await w.job("f1", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
         await w.remember(
             Job("f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)),
@@ -495,7 +496,7 @@ async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answer
         for _ in range(2):
             answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
             assert isinstance(answer, JobsAnswer) and not answer.snapshot_sources
-        clock[0] += 10
+        clock.now += 10
         slow = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
         assert isinstance(slow, JobsAnswer)
         assert ids(slow) == ["f1"]
@@ -519,7 +520,7 @@ async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answer
         assert crowd.snapshot_sources[0].reason is not None
         assert crowd.snapshot_sources[0].reason.startswith("Slow down — GES has been asked 3 times by everyone")
         # A minute after the first question, U1 asks live again.
-        clock[0] += 51
+        clock.now += 51
         again = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
         assert isinstance(again, JobsAnswer) and not again.snapshot_sources
 
