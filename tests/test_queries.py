@@ -616,3 +616,25 @@ async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path:
         assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
         assert w.client.requests_sent > before
         assert ids(answer) == ["today-2", "today-1"]
+
+
+async def test_a_baseline_read_in_part_is_no_recent_poll_to_answer_from(tmp_path: Path) -> None:
+    """A first poll cut short by its budget succeeded, but the records hold only part of GES's list."""
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        for i in range(5):
+            await w.job(f"f{i}", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await _add_3000_jobs(w)  # more than one page
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at, max_pages=1)
+        report = await poller.tick()
+        state = await w.store.poll_state(ALIAS)
+        assert report.partial and state is not None
+        assert (state.last_success_at, state.baselined_at) == (polled_at, None)
+
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        answer = await recent.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
+        assert sorted(ids(answer)) == ["f0", "f1", "f2", "f3", "f4"]
