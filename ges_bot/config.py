@@ -367,11 +367,12 @@ def check_scheme(where: str, what: str, url: str, *, allow_http: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
+    # Scheme and host only: a URL may carry a user and password, or a token in its path or query.
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     if parts.scheme != "http":
-        raise ConfigError(f"{where}: {what} {url!r} must start with https://")
+        raise ConfigError(f"{where}: {what} {shown} must start with https://")
     if allow_http or _is_loopback(parts.hostname or ""):
         return
-    shown = f"http://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     raise ConfigError(
         f"{where}: {what} {shown} is plain http://, which would send credentials in clear text; use https:// "
         "(or, only on a network you trust, set GES_BOT_ALLOW_HTTP=1)"

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -193,7 +194,9 @@ class GesSlackApp:
             search_timeout_s=options.search_timeout_s,
             fresh_within=timedelta(seconds=settings.answer_max_age_s),
             clock=self._now,
-            limiter=LiveQueryLimiter(settings.live_queries_per_user, settings.live_queries_per_minute),
+            limiter=LiveQueryLimiter(
+                settings.live_queries_per_user, settings.live_queries_per_minute, clock=time.monotonic
+            ),
             lookup_max_pages=settings.lookup_max_pages,
             lookup_window=timedelta(seconds=settings.lookup_window_s),
         )
