@@ -6,7 +6,7 @@ appear in ``repr``, logs or error messages.
 
 One GES project comes from the environment (``GES_ENDPOINT``/``GES_REGION``, ``GES_PROJECT_ID`` and
 one way to authenticate); several come from ``[[projects]]`` tables in the TOML file named by
-``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` (config as code).
+``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` and ``[[digests]]`` (config as code).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
+from ges_bot.schedule import DigestSchedule, parse_schedule
 from ges_bot.sinks.targets import SINK_NAME, Locale, SinkType, secret_problem, sink_target, url_problem
 
 #: Regions the official SDK knows, and their management-plane endpoints.
@@ -141,12 +142,25 @@ class _OpsTable(BaseModel):
         return _ops_channel(v)
 
 
+class _DigestTable(BaseModel):
+    """``[[digests]]``: ``channel``, ``schedule`` (``daily 09:00`` / ``weekly mon 09:00``), ``tz``
+    (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even when nothing ran)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    schedule: str
+    tz: str | None = None
+    always: bool = False
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     projects: list[_ProjectTable] = Field(default_factory=list)
     sinks: list[_SinkTable] = Field(default_factory=list)
     subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+    digests: list[_DigestTable] = Field(default_factory=list)
     ops: _OpsTable = Field(default_factory=_OpsTable)
 
 
@@ -392,11 +406,12 @@ def check_scheme(where: str, what: str, url: str, *, allow_http: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
+    # Scheme and host only: a URL may carry a user and password, or a token in its path or query.
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     if parts.scheme != "http":
-        raise ConfigError(f"{where}: {what} {url!r} must start with https://")
+        raise ConfigError(f"{where}: {what} {shown} must start with https://")
     if allow_http or _is_loopback(parts.hostname or ""):
         return
-    shown = f"http://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     raise ConfigError(
         f"{where}: {what} {shown} is plain http://, which would send credentials in clear text; use https:// "
         "(or, only on a network you trust, set GES_BOT_ALLOW_HTTP=1)"
@@ -507,6 +522,8 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``[[digests]]`` of the config file (read-only in Slack).
+    digests: tuple[DigestSchedule, ...] = ()
     sinks: tuple[SinkSettings, ...] = ()
 
     def sink(self, name: str) -> SinkSettings:
@@ -675,11 +692,30 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 created_by="config",
             )
         )
+    digests: list[DigestSchedule] = []
+    for i, dt in enumerate(file.digests):
+        where = f"{settings.config_file} [[digests]] #{i + 1}"
+        try:
+            at, weekday, always = parse_schedule(dt.schedule)
+            digests.append(
+                DigestSchedule(
+                    channel=dt.channel.strip(),
+                    at=at,
+                    weekday=weekday,
+                    tz=dt.tz or settings.timezone,
+                    always=always or dt.always,
+                    created_by="config",
+                    source="config",
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return Config(
         settings=settings,
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        digests=tuple(digests),
         sinks=sinks,
     )
 

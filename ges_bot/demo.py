@@ -45,7 +45,9 @@ DEMO_CHANNEL_NAME = "ges-alerts"
 DEMO_USER = "U0DEMOUSER"
 DEMO_TEAM = "T0DEMOTEAM"
 DEMO_BOT_TOKEN = "xoxb-demo-token"  # noqa: S105 - a stand-in's token, not a secret
-SAMPLE_COMMANDS = ("failed today", "running", "subscriptions", "status")
+SAMPLE_COMMANDS = ("failed today", "running", "subscriptions", "status", "stats today", "stats today by graph")
+#: Where the demo keeps the charts the bot uploads (the stand-in writes each upload there).
+DEFAULT_CHARTS_DIR = Path(tempfile.gettempdir()) / "ges-bot-demo-charts"
 
 
 @dataclass
@@ -122,7 +124,13 @@ def demo_env(
 
 @contextlib.asynccontextmanager
 async def start_world(
-    *, speed: float, seed: int, console: Console, sink: Platform | None = None, locale: str = "en"
+    *,
+    speed: float,
+    seed: int,
+    console: Console,
+    charts_dir: Path = DEFAULT_CHARTS_DIR,
+    sink: Platform | None = None,
+    locale: str = "en",
 ) -> AsyncIterator[DemoWorld]:
     with tempfile.TemporaryDirectory(prefix="ges-bot-demo-") as tmp:
         workdir = Path(tmp)
@@ -135,6 +143,7 @@ async def start_world(
             channels={DEMO_CHANNEL: DEMO_CHANNEL_NAME},
             users={DEMO_USER: "UTC"},
             team_id=DEMO_TEAM,
+            files_dir=str(charts_dir),
         )
         signing_secret = secrets.token_hex(16)
         hooks = WebhookStandIn()
@@ -197,6 +206,15 @@ async def send_command(world: DemoWorld, text: str) -> list[dict[str, Any]]:
     return [{"text": "no answer within 15 s"}]
 
 
+def print_answers(world: DemoWorld, text: str, answers: list[dict[str, Any]], charts_before: int) -> None:
+    """Show a command's answers, then where the charts it uploaded were written."""
+    for answer in answers:
+        world.console.print(message_panel(answer, title=f"/gesjobs {text}", border_style="green"))
+    for path in world.slack.written_files[charts_before:]:
+        # One unwrapped line: a path broken over two lines cannot be copied.
+        world.console.print(f"📊 chart: {path}", soft_wrap=True, markup=False, highlight=False)
+
+
 async def show_alerts(world: DemoWorld, stop: asyncio.Event) -> int:
     """Print every message the bot posts to Slack (and to the demo sink) as it arrives; returns
     how many were shown."""
@@ -234,13 +252,13 @@ async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
         line = line.strip().removeprefix("/gesjobs").strip()
         if line in ("quit", "exit", "q"):
             break
+        before = len(world.slack.written_files)
         try:
             answers = await send_command(world, line)
         except Exception as exc:  # the prompt must outlive any one command
             log.exception("demo: /gesjobs %s failed", line)
             answers = [{"text": f"could not send the command: {type(exc).__name__}: {exc}"}]
-        for answer in answers:
-            console.print(message_panel(answer, title=f"/gesjobs {line}", border_style="green"))
+        print_answers(world, line, answers, before)
     stop.set()
 
 
@@ -251,6 +269,7 @@ async def run_demo(
     speed: float,
     seed: int,
     console: Console,
+    charts_dir: Path = DEFAULT_CHARTS_DIR,
     sink: Platform | None = None,
     locale: str = "en",
 ) -> int:
@@ -259,7 +278,9 @@ async def run_demo(
         "[bold]ges-bot demo[/bold]: GES emulator (nightly-imports scenario, "
         f"{speed:g}× time) → ges-bot → Slack stand-in{also}. Nothing leaves this machine."
     )
-    async with start_world(speed=speed, seed=seed, console=console, sink=sink, locale=locale) as world:
+    async with start_world(
+        speed=speed, seed=seed, console=console, charts_dir=charts_dir, sink=sink, locale=locale
+    ) as world:
         stop = asyncio.Event()
         watcher = asyncio.create_task(show_alerts(world, stop))
         started = time.monotonic()
@@ -268,8 +289,8 @@ async def run_demo(
             await asyncio.sleep(max(0.0, wait - 5))
             for text in SAMPLE_COMMANDS:
                 console.print(f"[bold]/gesjobs {text}[/bold]")
-                for answer in await send_command(world, text):
-                    console.print(message_panel(answer, title=f"/gesjobs {text}", border_style="green"))
+                before = len(world.slack.written_files)
+                print_answers(world, text, await send_command(world, text), before)
             remaining = wait - (time.monotonic() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
@@ -283,7 +304,10 @@ async def run_demo(
             await stop.wait()
             prompt.cancel()
         shown = await watcher
+        charts_written = len(world.slack.written_files)
     console.print(f"[bold]demo finished[/bold]: {shown} message(s) posted to the Slack stand-in.")
+    if charts_written:
+        console.print(f"{charts_written} chart(s) the bot uploaded are in {charts_dir}", soft_wrap=True, markup=False)
     if world.hooks is not None and world.bot is not None:
         console.print(f"[bold]{len(world.hooks.messages(world.bot))} message(s) posted to the {sink} stand-in.[/bold]")
     return 0
@@ -309,6 +333,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also send alerts to this group-bot platform's stand-in and show them as that chat would",
     )
     p.add_argument("--locale", choices=["en", "zh-CN"], default="en", help="the sink's language (default en)")
+    p.add_argument(
+        "--charts-dir",
+        type=Path,
+        default=DEFAULT_CHARTS_DIR,
+        help=f"where to write the charts the bot uploads (default {DEFAULT_CHARTS_DIR})",
+    )
     return p
 
 
@@ -324,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
             speed=args.speed,
             seed=args.seed,
             console=console,
+            charts_dir=args.charts_dir,
             sink=args.sink,
             locale=args.locale,
         )
