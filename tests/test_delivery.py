@@ -43,6 +43,9 @@ POLICY = DeliveryPolicy(
     idle_poll_s=0.02,
     installation_pause_s=120.0,
     inline_retry_cap_s=0.02,
+    # These tests step the worker by hand (``run_once``), lanes holding a few rows each; the
+    # production default (one row per lane) is exercised by the runtime and reliability tests.
+    channel_queue=5,
 )
 
 
@@ -253,7 +256,7 @@ async def test_a_delivery_lease_too_short_for_the_slack_timeout_is_refused_at_st
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
         "SLACK_SIGNING_SECRET": "signing-secret",
         "GES_BOT_SLACK_TIMEOUT": "10",
-        "GES_BOT_DELIVERY_LEASE": "15",
+        "GES_BOT_CLAIM_LEASE": "14",
     }
     bot = Runtime(load_config(env), options=RuntimeOptions(serve_http=False))
     try:
@@ -262,8 +265,8 @@ async def test_a_delivery_lease_too_short_for_the_slack_timeout_is_refused_at_st
     finally:
         await bot.stop()
     message = str(refused.value)
-    assert "GES_BOT_DELIVERY_LEASE=15 is too short for GES_BOT_SLACK_TIMEOUT=10" in message
-    assert "at least 16 seconds" in message
+    assert "GES_BOT_CLAIM_LEASE=14 is too short for GES_BOT_SLACK_TIMEOUT=10" in message
+    assert "at least 15 seconds" in message
     assert bot.worker is None  # refused before any delivery could start
 
 
@@ -276,7 +279,7 @@ def test_the_hand_back_margin_covers_a_whole_slack_call_and_its_record(
 ) -> None:
     # Half the lease, at most the default 30 s, never less than the Slack timeout + 3 s: a post
     # that starts inside the claim is recorded inside it, however slow Slack is.
-    policy = runtime._delivery_policy(lease, slack_timeout)
+    policy = runtime._delivery_policy(lease, "GES_BOT_CLAIM_LEASE", slack_timeout)
     assert (policy.claim_lease_s, policy.lease_margin_s) == (lease, margin)
     assert policy.lease_margin_s >= slack_timeout + 3
 

@@ -100,7 +100,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from ges_bot import metrics
+from ges_bot import faultpoints, metrics
 from ges_bot.domain import Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
@@ -122,16 +122,23 @@ class DeliveryPolicy:
 
     #: Rows in flight at once (all channels together); also the most one claim takes.
     batch_size: int = 50
-    #: How long a claim keeps other workers off a row.
-    claim_lease_s: float = 120.0
-    #: A row is handed back instead of posted when its claim has less than this left.
-    lease_margin_s: float = 30.0
+    #: How long a claim keeps other workers off a row unless renewed. A running worker renews its
+    #: claims (``heartbeat_s``), so this is how long the rows of a worker that died wait.
+    claim_lease_s: float = 15.0
+    #: A row is handed back instead of posted when its claim has less than this left (it must
+    #: cover a whole Slack call and its recording: the runtime keeps it above the Slack timeout).
+    lease_margin_s: float = 13.0
+    #: Seconds between renewals of the worker's claims while it runs (``None``: derived from the
+    #: lease and the margin, see :attr:`heartbeat_interval`).
+    heartbeat_s: float | None = None
     #: At most one chat.postMessage per channel per this many seconds. A 429 doubles a channel's
     #: interval (up to ``max_channel_interval_s``); each post Slack takes brings it back by 10 %.
     channel_interval_s: float = 1.0
     max_channel_interval_s: float = 30.0
-    #: Rows one channel's lane holds at once; the rest waits in the outbox for its turn.
-    channel_queue: int = 5
+    #: Rows one channel's lane holds at once; the rest waits in the outbox, unclaimed, for its
+    #: turn. One: a row is claimed at most one turn (``channel_interval_s``) before it is posted,
+    #: so a worker that dies holds back one row per channel, for one lease at most.
+    channel_queue: int = 1
     #: A lane waits this long at most for its channel's turn before handing the row back.
     max_turn_wait_s: float = 10.0
     backoff_base_s: float = 2.0
@@ -149,6 +156,16 @@ class DeliveryPolicy:
     #: of the worker can leave posted and not recorded, i.e. post twice.
     max_concurrent_posts: int = 4
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between claim renewals: often enough that a claim never drops below the margin
+        between two renewals (half the room the lease leaves above it), and at least three
+        renewals per lease, so one late renewal costs no claim."""
+        if self.heartbeat_s is not None:
+            return self.heartbeat_s
+        room = self.claim_lease_s - self.lease_margin_s
+        return max(0.1, min(self.claim_lease_s / 3, room / 2))
+
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
     """Seconds to wait before attempt ``attempt + 1``.
@@ -163,6 +180,10 @@ def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | Non
     exponent = min(max(0, attempt - 1), 62)
     raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2.0**exponent))
     return float(raw * (0.5 + rng.random() / 2))
+
+
+#: ``_ChannelBusy.error`` of a row handed back because the worker stops (due at once).
+_STOPPING = "worker_stopping"
 
 
 class _ChannelBusy(RetryableSlackError):
@@ -261,6 +282,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
+        # Set when the worker stops: a lane waiting for its channel's turn hands its row back.
+        self._halt = asyncio.Event()
         # Post→mark-sent sections in flight: bounds what a crash can post twice (module docstring).
         self._posting = asyncio.Semaphore(max(1, self.policy.max_concurrent_posts))
 
@@ -291,7 +314,9 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set, then hand back what is still queued. Store outages are
         logged and retried; nothing escapes."""
         self._stopping = False
+        self._halt.clear()
         failures = 0
+        heartbeat = asyncio.create_task(self._heartbeat(), name="delivery:heartbeat")
         try:
             while not stop.is_set():
                 room = self.policy.batch_size - len(self._in_flight)
@@ -313,9 +338,50 @@ class DeliveryWorker:
                     # There may be more due right now, but there is no room for it: wait for a lane.
                     await self._wait(stop, self._progress, self.policy.idle_poll_s)
                 else:
-                    await self._wait(stop, self._wake, self.policy.idle_poll_s)
+                    # Look again when the next row this worker sent back for its turn is due, so
+                    # that a paced backlog goes out at its pace rather than at the idle poll's.
+                    await self._wait(stop, self._wake, self._until_next_turn())
         finally:
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                # Only now: the rows in hand stay renewed until their lanes have settled them.
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew the claims of the rows in hand while the worker lives, so that a claim can be short
+        (a dead worker's rows wait one lease at most) and still outlast a slow channel."""
+        interval = self.policy.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            await self.renew()
+
+    async def renew(self) -> int:
+        """One heartbeat: renew the claims this worker holds; returns how many were renewed. A
+        claim that is no longer ours (we stalled past the lease and another worker took the row)
+        is not renewed, and the row is posted by no one but its new holder (``_post_by``)."""
+        held = dict(self._in_flight)
+        if not held:
+            return 0
+        now = self.clock()
+        try:
+            renewed = await self.store.renew_claims(self.worker_id, list(held), now, self.policy.claim_lease_s)
+        except StoreError as exc:
+            log.warning("delivery: could not renew %d claim(s): %s", len(held), exc)
+            return 0
+        for outbox_id in renewed:
+            claimed = held.get(outbox_id)
+            if claimed is not None and claimed.claimed_at < now:
+                claimed.claimed_at = now
+        return len(renewed)
+
+    def _until_next_turn(self) -> float:
+        now = self.clock()
+        due = [when for rows in self._sent_back.values() for when in rows.values() if when > now]
+        if not due:
+            return self.policy.idle_poll_s
+        return max(0.01, min(self.policy.idle_poll_s, (min(due) - now).total_seconds()))
 
     async def _wait(self, stop: asyncio.Event, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
         event.clear()
@@ -328,9 +394,10 @@ class DeliveryWorker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _shutdown(self) -> None:
-        # Lanes finish the row in hand and hand the rest back (due at once), so a restart
-        # need not wait for claim leases to expire.
+        # Lanes finish a post in progress and hand every other row back (due at once), a row
+        # waiting for its channel's turn included, so a restart need not wait for any lease.
         self._stopping = True
+        self._halt.set()
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.policy.max_turn_wait_s + 15.0)
@@ -413,8 +480,11 @@ class DeliveryWorker:
         return max(older) if older else None
 
     def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
+        """When a row that does not fit in its lane is due again: after the channel's next free
+        turn and the rows queued before it, or after the last row of the channel sent back."""
         interval = timedelta(seconds=self.channel_interval(channel))
-        slot = now + interval * (len(lane.queue) + 1)
+        free_in = max(0.0, self._free_at.get(channel, 0.0) - self._loop_time())
+        slot = now + timedelta(seconds=free_in) + interval * max(1, len(lane.queue))
         latest = max(self._sent_back.get(channel, {}).values(), default=None)
         if latest is not None and latest + interval > slot:
             slot = latest + interval
@@ -533,7 +603,14 @@ class DeliveryWorker:
         if wait > limit:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await faultpoints.reached("delivery.pacing")
+            try:
+                # A worker that stops hands the row back at once rather than post it after the wait.
+                await asyncio.wait_for(self._halt.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+            else:
+                raise _ChannelBusy(_STOPPING)
         self._free_at[channel] = self._loop_time() + self.channel_interval(channel)
 
     def channel_interval(self, channel: str) -> float:
@@ -643,8 +720,10 @@ class DeliveryWorker:
             if in_hand is not None and self.clock() >= self._post_by(in_hand):
                 # The wait for a slot ate the claim's margin: posting now could outlive the claim.
                 raise _ChannelBusy("claim_running_out", retry_after=0.0)
+            await faultpoints.reached("delivery.claimed")
             posted = await self.gateway.post(channel, text, blocks, thread_ts=thread_ts)
             self._accepted(channel)
+            await faultpoints.reached("delivery.posted")
             follow = await record(posted) if record is not None else ()
         return posted, follow
 
@@ -831,6 +910,8 @@ class DeliveryWorker:
             reason = "waiting for this channel's rate limit"
             if exc.error == "claim_running_out":
                 reason = "claim about to expire"
+            elif exc.error == _STOPPING:
+                until, reason = now, "worker stopping"
             await self._send_back(item, until, reason)
             return _Outcome(_Result.RETRY, until=until)
         metrics.SLACK_FAILURES.labels(_category(exc)).inc()

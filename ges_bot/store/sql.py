@@ -531,6 +531,29 @@ class SqlStore:
                 [{"channel": posted.channel, "ts": posted.ts, "job_id": job_id} for job_id in job_ids],
             )
 
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        ids = sorted(set(outbox_ids))
+        renewed: set[int] = set()
+        if not ids:
+            return renewed
+        until = now + timedelta(seconds=lease_seconds)
+        async with self.transaction(write=True) as conn:
+            for chunk in _chunks(ids):
+                stmt = (
+                    update(outbox)
+                    .where(
+                        outbox.c.id.in_(chunk),
+                        outbox.c.state == OutboxState.PENDING,
+                        outbox.c.claimed_by == worker,
+                    )
+                    .values(claimed_until=until)
+                    .returning(outbox.c.id)
+                )
+                renewed.update(int(i) for i in (await conn.execute(stmt)).scalars().all())
+        return renewed
+
     async def mark_retry(
         self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
     ) -> bool:
