@@ -724,11 +724,13 @@ class _FlakyStore:
         self.claims = claims
         self.records = records
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Any]:
+    async def claim_outbox(
+        self, worker: str, now: datetime, limit: int, lease_seconds: float, **options: Any
+    ) -> list[Any]:
         if self.claims > 0:
             self.claims -= 1
             raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
-        return await self.inner.claim_outbox(worker, now, limit, lease_seconds)
+        return await self.inner.claim_outbox(worker, now, limit, lease_seconds, **options)
 
     async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any, **options: Any) -> MarkedSent:
         if self.records > 0:

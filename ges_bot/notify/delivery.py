@@ -438,7 +438,16 @@ class DeliveryWorker:
 
     async def _claim_and_dispatch(self, limit: int) -> int:
         now = self.clock()
-        items = await self.store.claim_outbox(self.worker_id, now, limit, self.policy.claim_lease_s)
+        # Only what the lanes have room for: a row is claimed when its channel can take it next.
+        busy = [channel for channel, lane in self._lanes.items() if len(lane.queue) >= self.policy.channel_queue]
+        items = await self.store.claim_outbox(
+            self.worker_id,
+            now,
+            limit,
+            self.policy.claim_lease_s,
+            per_channel=self.policy.channel_queue,
+            busy=busy,
+        )
         for item in items:  # oldest first: the order lanes keep
             await self._dispatch(_Claimed(item, now), now)
         return len(items)
@@ -527,6 +536,8 @@ class DeliveryWorker:
                 lane.queue.popleft()
                 self._in_flight.pop(claimed.item.id, None)
                 self._progress.set()
+                # Room in this lane: claim the channel's next row now (it waits here for its turn).
+                self._wake.set()
                 for follow in outcome.follow:
                     self._in_flight[follow.item.id] = follow
                     if follow.item.reply is None:

@@ -238,8 +238,19 @@ class Store(Protocol):
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 
     # --- outbox ---
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
+    ) -> list[OutboxItem]:
+        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``. With
+        ``per_channel``: at most that many (the oldest due) of each channel, and none of a channel
+        in which another worker holds a live claim; rows of the ``busy`` channels are left alone."""
         ...
 
     async def mark_sent(

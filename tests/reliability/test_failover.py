@@ -17,12 +17,15 @@ that test, so a claim left behind would show) and nothing is posted twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,10 +39,8 @@ from tests.reliability.world import (
     arrivals,
     claimed_alerts,
     db_rows,
-    delivering_replicas,
     dump_outbox,
     expected_alerts,
-    poll_lease_holder,
     report,
     settle,
     subscribe,
@@ -103,12 +104,45 @@ class Kill:
     over: datetime | None = None
 
 
-async def claimed_rows(database_url: str, holder: str) -> list[int]:
-    rows = await db_rows(database_url, "SELECT id FROM outbox WHERE claimed_by = $1 AND state = 'pending'", holder)
+class Db:
+    """One connection to the bots' database for the test's frequent looks (a connection per look
+    would fork a PostgreSQL backend each time and slow the very replicas being measured)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: Any = None
+
+    async def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        import asyncpg
+
+        if self.conn is None:
+            self.conn = await asyncpg.connect(self.url, timeout=5)
+        return [dict(r) for r in await self.conn.fetch(sql, *args)]
+
+    async def poll_lease_holder(self) -> str | None:
+        rows = await self.rows("SELECT holder FROM leases WHERE name = 'poll:default' AND expires_at > now()")
+        return str(rows[0]["holder"]) if rows else None
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[Db]:
+    db = Db(url)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def claimed_rows(db: Db, holder: str) -> list[int]:
+    rows = await db.rows("SELECT id FROM outbox WHERE claimed_by = $1 AND state = 'pending'", holder)
     return [int(r["id"]) for r in rows]
 
 
-async def failed_over(database_url: str, kill: Kill, live: list[BotProcess], timeout: float) -> None:
+async def failed_over(db: Db, kill: Kill, live: list[BotProcess], timeout: float) -> None:
     """Until the failover of ``kill`` is over: a live replica has ticked since (it holds the poll
     lease), and every row written up to that tick and every row the victim held is sent. The
     positive signal before the next kill: one landing inside a failover would add its delay to
@@ -118,13 +152,12 @@ async def failed_over(database_url: str, kill: Kill, live: list[BotProcess], tim
     while True:
         ids = {bot.env["GES_BOT_REPLICA_ID"] for bot in live}
         if ticked_at is None:
-            holder = await poll_lease_holder(database_url)
-            state = await db_rows(database_url, "SELECT max(last_success_at) AS at FROM poll_state")
+            holder = await db.poll_lease_holder()
+            state = await db.rows("SELECT max(last_success_at) AS at FROM poll_state")
             if holder in ids and state[0]["at"] is not None and state[0]["at"] > kill.at:
                 ticked_at = state[0]["at"]
         if ticked_at is not None:
-            unsent = await db_rows(
-                database_url,
+            unsent = await db.rows(
                 "SELECT count(*) AS n FROM outbox WHERE state <> 'sent' AND (created_at <= $1 OR id = ANY($2::bigint[]))",
                 ticked_at,
                 kill.rows,
@@ -195,7 +228,7 @@ async def test_kill_9_on_both_sides_of_every_claim_loses_nothing_and_fails_over_
     await subscribe(stack.slack, live, plan)
     kills: list[Kill] = []
 
-    async def killer() -> None:
+    async def killer(db: Db) -> None:
         while not workload.finished:  # a kill must leave alerts pending to say anything
             await asyncio.sleep(0.1)
         await undisturbed_sample(min(workload.finished_at.values()))
@@ -209,36 +242,34 @@ async def test_kill_9_on_both_sides_of_every_claim_loses_nothing_and_fails_over_
             await victim.wait()
             replica = victim.env["GES_BOT_REPLICA_ID"]
             window = await claimed_alerts(stack.database_url, replica)
-            kill = Kill(point, replica, at, window, await claimed_rows(stack.database_url, replica))
+            kill = Kill(point, replica, at, window, await claimed_rows(db, replica))
             kills.append(kill)
             live.remove(victim)
             replacement = stack.fleet.prepare(f"k{3 + n}", stack.env(poll_interval=POLL_INTERVAL, **trap.env))
             replacement.launch()
             live.append(replacement)
-            await failed_over(stack.database_url, kill, live, timeout=60)
+            await failed_over(db, kill, live, timeout=60)
             kill.over = datetime.now(UTC)
             await undisturbed_sample(kill.over)
 
     async def undisturbed_sample(since: datetime, size: int = 5) -> None:
         """Until ``size`` alerts of jobs that finished after ``since`` have arrived: between two
         kills, the run measures what delivery costs undisturbed (the yardstick of the bound)."""
-        await stack.slack.wait_for(
-            lambda: (
-                sum(1 for (_, job_id) in arrivals(stack.slack) if workload.finished_at.get(job_id, since) > since)
-                >= size
-            ),
-            timeout=60,
-        )
+        deadline = time.monotonic() + 60
+        while sum(1 for (_, job_id) in arrivals(stack.slack) if workload.finished_at.get(job_id, since) > since) < size:
+            assert time.monotonic() < deadline, f"fewer than {size} alerts within 60 s"
+            await asyncio.sleep(0.2)
 
     started = time.monotonic()
     workload = Workload(stack.emu, random.Random(12))
-    done = asyncio.create_task(killer())
-    # The workload goes on until every kill has landed: each point needs work in flight.
-    await workload.run(TRANSITIONS, per_wave=6, pause=0.5)
-    while not done.done():
-        workload.wave(0, 0, 2)
-        await asyncio.wait({done}, timeout=0.5)
-    await done
+    async with database(stack.database_url) as db:
+        done = asyncio.create_task(killer(db))
+        # The workload goes on until every kill has landed: each point needs work in flight.
+        await workload.run(TRANSITIONS, per_wave=6, pause=0.5)
+        while not done.done():
+            workload.wave(0, 0, 2)
+            await asyncio.wait({done}, timeout=0.5)
+        await done
     for bot in live:
         await bot.wait_healthy(30)
     expected = expected_alerts(workload.finished, plan)
@@ -319,13 +350,18 @@ async def test_sigterm_mid_burst_hands_everything_back_at_once(stack: Stack) -> 
     workload = Workload(stack.emu, random.Random(21))
     stopped: list[tuple[BotProcess, datetime, datetime]] = []
 
-    async def stopper() -> None:
+    async def stopper(db: Db) -> None:
         # First a yardstick: alerts delivered while nothing is stopped.
-        await stack.slack.wait_for(lambda: len(arrivals(stack.slack)) >= 20, timeout=60)
+        while len(arrivals(stack.slack)) < 20:
+            await asyncio.sleep(0.2)
         # The positive signal: the poll lease holder has rows claimed (it is delivering).
         while True:
-            holder = await poll_lease_holder(stack.database_url)
-            if holder in by_id and holder in await delivering_replicas(stack.database_url):
+            holder = await db.poll_lease_holder()
+            claims = await db.rows(
+                "SELECT count(*) AS n FROM outbox WHERE claimed_by = $1 AND state = 'pending' AND claimed_until > now()",
+                holder,
+            )
+            if holder in by_id and claims[0]["n"] > 0:
                 break
             await asyncio.sleep(0.05)
         victim = by_id[holder]
@@ -333,7 +369,8 @@ async def test_sigterm_mid_burst_hands_everything_back_at_once(stack: Stack) -> 
         assert await victim.stop(timeout=30) == 0, victim.tail()
         stopped.append((victim, at, datetime.now(UTC)))
 
-    await asyncio.gather(stopper(), workload.run(200, per_wave=15, pause=0.5))
+    async with database(stack.database_url) as db:
+        await asyncio.wait_for(asyncio.gather(stopper(db), workload.run(200, per_wave=15, pause=0.5)), 120)
     [(victim, at, exited)] = stopped
     replica = victim.env["GES_BOT_REPLICA_ID"]
     survivor = next(bot for bot in bots if bot is not victim)

@@ -352,23 +352,20 @@ async def settle(
     timeout: float,
     quiet: float = 2.0,
 ) -> Tally:
-    """Wait until every expected alert has arrived — or until nothing is left to send (no pending
-    outbox row, no new message for ``quiet`` seconds), or ``timeout`` — then ``quiet`` seconds
-    more, so that a late duplicate would still be counted."""
+    """Wait until every expected alert has arrived and no outbox row is pending any more — or
+    until nothing is left to send (no pending row, no new Slack call for ``quiet`` seconds), or
+    ``timeout``. No pending row is the positive signal that nothing more will be posted: a late
+    duplicate (a re-post after a lost claim) comes from a pending row, so it is counted."""
     deadline = time.monotonic() + timeout
     last_count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
-        if expected <= set(delivered_alerts(slack)):
-            break
         count = len(slack.calls)
         if count != last_count:
             last_count, last_change = count, time.monotonic()
-        elif time.monotonic() - last_change > quiet:
-            pending = await db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'")
-            if pending[0]["n"] == 0:
-                break
+        pending = (await db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'"))[0]["n"]
+        if pending == 0 and (expected <= set(delivered_alerts(slack)) or time.monotonic() - last_change > quiet):
+            break
         await asyncio.sleep(0.25)
-    await asyncio.sleep(quiet)
     return tally(slack, expected)
 
 
