@@ -10,9 +10,13 @@ Lanes and pacing
 Claimed rows go to one *lane* per channel. A lane posts its rows one at a time, in outbox order,
 at most one ``chat.postMessage`` per ``channel_interval_s`` (Slack allows about one message per
 second per channel); lanes of different channels run side by side. A lane holds at most
-``channel_queue`` rows: the rest of a channel's backlog goes back to the outbox with
-``next_attempt_at`` at its expected turn, so one busy channel never fills the worker and delays
-the others. Rows of a channel never overtake each other in one worker: a row newer than a row of
+``channel_queue`` rows (one by default: the row it posts next), and the worker claims only what its
+lanes have room for — the oldest due rows of each channel, none of a channel whose lane is full or
+in which another worker holds a live claim (that worker paces the channel) — so a channel's
+backlog stays unclaimed in the outbox, free for whoever has room, and one busy channel never fills
+the worker. A lane that settles a row wakes the worker to claim the channel's next one, which then
+waits in the lane for its turn. (A row that does not fit all the same goes back to the outbox
+with ``next_attempt_at`` at its expected turn.) Rows of a channel never overtake each other in one worker: a row newer than a row of
 the same channel that went back to the outbox waits behind it (so a recovery is never posted
 before the failure it threads under). The one exception is a row that hit a bug of ours (an
 unexpected exception): it is retried with backoff while the rows behind it go on.
@@ -63,6 +67,16 @@ and queued at the end of the channel's lane, so they go out in order after the a
 waiting there. They are retried like any row; a worker that dies leaves them claimed and another
 worker posts them once the claim expires.
 
+Live claims
+-----------
+A claim lasts ``claim_lease_s`` (15 s in production) unless renewed; while the worker runs, a
+heartbeat renews the claims it holds (``Store.renew_claims``, every ``heartbeat_interval``), so a
+row waiting for its turn or being posted stays claimed however slow the channel, and the rows of a
+worker that died (which releases nothing) are free again one lease after its last heartbeat. A
+renewal is fenced like every other change: a worker that stalled past its lease cannot renew a
+claim another worker has taken. A worker that stops finishes the posts in flight and hands every
+other row back due at once — a row waiting for its channel's turn included (``_halt``).
+
 Duplicates: the crash window
 ----------------------------
 A message is posted and *then* its row is marked sent. Each such post→mark-sent section holds one
@@ -80,7 +94,7 @@ claimed by one worker at a time; a worker never queues a row it already holds; r
 only after a failure; a row whose claim has less than ``lease_margin_s`` left (checked before its
 turn, and again once a posting slot is free) is handed back instead of posted — the runtime keeps
 that margin above the Slack timeout plus a few seconds, so a post that starts is recorded before
-the claim ends. Should a post outlive its claim all the same, the fencing catches it: every state
+the claim ends (the heartbeat keeps a live worker's claims above the margin). Should a post outlive its claim all the same, the fencing catches it: every state
 change of a row (``mark_sent``, ``mark_retry``, ``mark_dead``) applies only while the row is
 pending and claimed by this worker, so a worker whose claim ran out never records over the row's
 new holder nor sets a row that was sent since back to pending — it logs the lost claim and
