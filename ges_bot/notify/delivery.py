@@ -104,7 +104,6 @@ leaves the row alone.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import random
 from collections import deque
@@ -224,10 +223,6 @@ class _Result(Enum):
 class _Claimed:
     item: OutboxItem
     claimed_at: datetime
-
-
-#: In a lane's task: the claim of the row in hand (it must be posted before the claim's margin).
-_IN_HAND: contextvars.ContextVar[_Claimed | None] = contextvars.ContextVar("in_hand", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,11 +583,7 @@ class DeliveryWorker:
             # Posting now could outlive the claim and let another worker post it too.
             await self._send_back(item, now, "claim about to expire")
             return _Outcome(_Result.RETRY, until=now)
-        token = _IN_HAND.set(claimed)
-        try:
-            return await self._deliver(item)
-        finally:
-            _IN_HAND.reset(token)
+        return await self._deliver(claimed)
 
     def _post_by(self, claimed: _Claimed) -> datetime:
         """The time by which a row must be posted: its claim (renewed if we claimed it again while
@@ -616,15 +607,14 @@ class DeliveryWorker:
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def _turn(self, channel: str) -> None:
+    async def _turn(self, channel: str, claim: _Claimed | None) -> None:
         """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
         that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
         wait = self._free_at.get(channel, 0.0) - self._loop_time()
         limit = self.policy.max_turn_wait_s
-        in_hand = _IN_HAND.get()
-        if in_hand is not None:
+        if claim is not None:
             # Never wait past the point where the claim could lapse before the post is made.
-            limit = min(limit, (self._post_by(in_hand) - self.clock()).total_seconds())
+            limit = min(limit, (self._post_by(claim) - self.clock()).total_seconds())
         if wait > limit:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
@@ -663,20 +653,21 @@ class DeliveryWorker:
     def _project(self, alias: str) -> ProjectInfo:
         return self.projects.get(alias) or ProjectInfo(alias=alias, project_id="")
 
-    async def _deliver(self, item: OutboxItem) -> _Outcome:
+    async def _deliver(self, claim: _Claimed) -> _Outcome:
+        item = claim.item
         delivery = item.delivery
         project = self._project(delivery.project)
         now = self.clock()
         try:
             if item.reply is not None:
-                follow = await self._deliver_reply(item, item.reply)
+                follow = await self._deliver_reply(claim, item.reply)
             elif not delivery.events:
                 await self._give_up(item, "nothing to deliver")
                 return _Outcome(_Result.DEAD)
             elif all(e.kind is EventKind.RECOVERED for e in delivery.events):
-                follow = await self._deliver_recovery(item, project, now)
+                follow = await self._deliver_recovery(claim, project, now)
             else:
-                follow = await self._deliver_alert(item, project, now)
+                follow = await self._deliver_alert(claim, project, now)
         except _ClaimLost:
             return _Outcome(_Result.LOST)
         except SlackPermanentError as exc:
@@ -714,20 +705,22 @@ class DeliveryWorker:
         *,
         thread_ts: str | None = None,
         record: _Recorder | None = None,
+        claim: _Claimed | None = None,
     ) -> tuple[Posted, tuple[_Claimed, ...]]:
         """One paced ``chat.postMessage``, recorded by ``record`` before its posting slot is given
-        up; a payload Slack refuses is re-sent once as plain text. Returns what Slack said and the
+        up; a payload Slack refuses is re-sent once as plain text. ``claim`` is the row's claim (none
+        for a DM): the post is never made when it could outlive it. Returns what Slack said and the
         rows ``record`` wrote."""
-        await self._turn(channel)
+        await self._turn(channel, claim)
         try:
-            return await self._post_once(channel, message.text, message.blocks, thread_ts, record)
+            return await self._post_once(channel, message.text, message.blocks, thread_ts, record, claim)
         except SlackPermanentError as exc:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
             metrics.SLACK_FAILURES.labels("message").inc()
-        await self._turn(channel)
-        return await self._post_once(channel, message.text, [], thread_ts, record)
+        await self._turn(channel, claim)
+        return await self._post_once(channel, message.text, [], thread_ts, record, claim)
 
     async def _post_once(
         self,
@@ -736,13 +729,13 @@ class DeliveryWorker:
         blocks: list[dict[str, Any]],
         thread_ts: str | None,
         record: _Recorder | None,
+        claim: _Claimed | None,
     ) -> tuple[Posted, tuple[_Claimed, ...]]:
         # The slot is taken after the channel's turn (never held across pacing waits) and kept
         # until the message is recorded: at most max_concurrent_posts messages are ever posted and
         # not yet recorded, which is all a crash can post twice.
         async with self._posting:
-            in_hand = _IN_HAND.get()
-            if in_hand is not None and self.clock() >= self._post_by(in_hand):
+            if claim is not None and self.clock() >= self._post_by(claim):
                 # The wait for a slot ate the claim's margin: posting now could outlive the claim.
                 raise _ChannelBusy("claim_running_out", retry_after=0.0)
             await faultpoints.reached("delivery.claimed")
@@ -752,7 +745,8 @@ class DeliveryWorker:
             follow = await record(posted) if record is not None else ()
         return posted, follow
 
-    async def _deliver_alert(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+    async def _deliver_alert(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+        item = claim.item
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
         failures = [e for e in delivery.events if e.kind in _FAILURE_KINDS]
@@ -777,17 +771,20 @@ class DeliveryWorker:
             ]
             return await self._record_sent(item, posted.ts, remembered, replies=replies)
 
-        _, follow = await self._post(delivery.channel, rendered.message, record=record)
+        _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
         return follow
 
-    async def _deliver_reply(self, item: OutboxItem, reply: ThreadReply) -> tuple[_Claimed, ...]:
+    async def _deliver_reply(self, claim: _Claimed, reply: ThreadReply) -> tuple[_Claimed, ...]:
         """A thread reply row: the message as rendered with its alert, in the alert's thread."""
         message = render.SlackMessage(text=reply.text, blocks=list(reply.blocks))
 
         async def record(posted: Posted) -> tuple[_Claimed, ...]:
             return await self._record_sent(item, posted.ts, None)
 
-        _, follow = await self._post(item.delivery.channel, message, thread_ts=reply.thread_ts, record=record)
+        item = claim.item
+        _, follow = await self._post(
+            item.delivery.channel, message, thread_ts=reply.thread_ts, record=record, claim=claim
+        )
         return follow
 
     async def _record_sent(
@@ -867,17 +864,17 @@ class DeliveryWorker:
 
     # --- recoveries -----------------------------------------------------------------------------
 
-    async def _deliver_recovery(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+    async def _deliver_recovery(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
         """The row's first recovery that Slack takes, as a reply under the message that reported the
         job it recovers (updating that message), or on its own when there is none; the row is
         marked sent with it and its later events move to a new row (posted next). A recovery that
         Slack refuses even as plain text is logged and skipped."""
-        delivery = item.delivery
+        delivery = claim.item.delivery
         refused: SlackPermanentError | None = None
         for i, event in enumerate(delivery.events):
             rest = replace(delivery, events=delivery.events[i + 1 :]) if i + 1 < len(delivery.events) else None
             try:
-                return await self._recover_one(item, event, rest, project, now)
+                return await self._recover_one(claim, event, rest, project, now)
             except SlackPermanentError as exc:
                 if exc.scope is not FailureScope.MESSAGE:
                     raise
@@ -886,8 +883,9 @@ class DeliveryWorker:
         raise refused or SlackPermanentError("no_recovery_posted", FailureScope.MESSAGE)
 
     async def _recover_one(
-        self, item: OutboxItem, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
+        self, claim: _Claimed, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
     ) -> tuple[_Claimed, ...]:
+        item = claim.item
         delivery = item.delivery
         original = None
         if event.recovers_job_id:
@@ -899,11 +897,11 @@ class DeliveryWorker:
         if original is None:
             # Nobody here saw that failure (or it went elsewhere): say it on its own, touch nothing.
             rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
-            _, follow = await self._post(delivery.channel, rendered.message, record=record)
+            _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
             return follow
         await self._update_original(original, event, project, now)
         reply = render.render_recovery_reply(event, project, now)
-        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record)
+        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record, claim=claim)
         if not original.recovered:
             await self.store.mark_message_recovered(original.channel, original.ts)
         return follow
