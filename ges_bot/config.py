@@ -6,7 +6,7 @@ appear in ``repr``, logs or error messages.
 
 One GES project comes from the environment (``GES_ENDPOINT``/``GES_REGION``, ``GES_PROJECT_ID`` and
 one way to authenticate); several come from ``[[projects]]`` tables in the TOML file named by
-``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` (config as code).
+``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` and ``[[digests]]`` (config as code).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
+from ges_bot.schedule import DigestSchedule, parse_schedule
 
 #: Regions the official SDK knows, and their management-plane endpoints.
 GES_REGIONS: dict[str, str] = {
@@ -121,11 +122,24 @@ class _OpsTable(BaseModel):
         return _ops_channel(v)
 
 
+class _DigestTable(BaseModel):
+    """``[[digests]]``: ``channel``, ``schedule`` (``daily 09:00`` / ``weekly mon 09:00``), ``tz``
+    (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even when nothing ran)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    schedule: str
+    tz: str | None = None
+    always: bool = False
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     projects: list[_ProjectTable] = Field(default_factory=list)
     subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+    digests: list[_DigestTable] = Field(default_factory=list)
     ops: _OpsTable = Field(default_factory=_OpsTable)
 
 
@@ -469,6 +483,8 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``[[digests]]`` of the config file (read-only in Slack).
+    digests: tuple[DigestSchedule, ...] = ()
 
     def project(self, alias: str) -> ProjectSettings:
         for p in self.projects:
@@ -619,9 +635,28 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 created_by="config",
             )
         )
+    digests: list[DigestSchedule] = []
+    for i, dt in enumerate(file.digests):
+        where = f"{settings.config_file} [[digests]] #{i + 1}"
+        try:
+            at, weekday, always = parse_schedule(dt.schedule)
+            digests.append(
+                DigestSchedule(
+                    channel=dt.channel.strip(),
+                    at=at,
+                    weekday=weekday,
+                    tz=dt.tz or settings.timezone,
+                    always=always or dt.always,
+                    created_by="config",
+                    source="config",
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return Config(
         settings=settings,
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        digests=tuple(digests),
     )

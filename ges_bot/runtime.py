@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from ges_bot import frontdoor, metrics
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
+from ges_bot.digests import DigestRunner, build_digest_runner
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
@@ -64,6 +65,8 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between checks for due digests (``ges_bot.digests``).
+    digest_interval_s: float = 60.0
     #: Seconds between health checks of the dead man's switch (default: the poll interval, ≤ 30 s).
     ops_check_s: float | None = None
 
@@ -126,6 +129,7 @@ class Runtime:
         self._socket_handler: Any = None
         self._gateway: SlackGateway | None = None
         self._is_sqlite = self.settings.database_url.startswith("sqlite")
+        self.digests: DigestRunner | None = None
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -211,6 +215,7 @@ class Runtime:
             check_every_s=self.options.ops_check_s,
         )
         self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
+        self.digests = build_digest_runner(self.config, self.store, token, worker=self.replica, clock=self.clock)
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -251,8 +256,38 @@ class Runtime:
         jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
         scheduler = AsyncIOScheduler(timezone=UTC)
         schedule_polls(scheduler, self.pollers, self._tick, interval_s=interval, jitter_s=jitter)
+        if self.digests is not None:
+            scheduler.add_job(
+                self._run_digests,
+                "interval",
+                seconds=self.options.digest_interval_s,
+                id="digests",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=utc_now() + timedelta(milliseconds=100),
+            )
         scheduler.start()
         self._scheduler = scheduler
+
+    async def _run_digests(self) -> None:
+        """Send due digests. Never raises: the scheduler must outlive every database or Slack fault."""
+        if self._stop.is_set() or self.digests is None:
+            return
+        # Its own task, shielded: the scheduler cancels its jobs on shutdown, but a digest that
+        # was posted must also be marked sent, so stop() waits for it like a poll tick.
+        task = asyncio.create_task(self._digests_once(self.digests), name="digests")
+        self._ticks_in_flight.add(task)
+        task.add_done_callback(self._ticks_in_flight.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+    @staticmethod
+    async def _digests_once(digests: DigestRunner) -> None:
+        try:
+            await digests.run()
+        except Exception:
+            log.exception("digests: the check failed; retrying at the next interval")
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""

@@ -29,6 +29,7 @@ MINIMAL_SCOPES = {
     "chat:write",
     "chat:write.public",
     "users:read",
+    "files:write",
     "im:write",
     "channels:read",
     "groups:read",

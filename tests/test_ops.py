@@ -309,6 +309,12 @@ async def test_an_ops_channel_slack_refuses_is_said_once_in_the_log_and_in_statu
 
 
 @pytest.mark.postgres
+def blind_posts(slack: SlackStandIn) -> list[dict[str, Any]]:
+    """Top-level ops messages about the blind project (a slow machine may also, rightly, report
+    another problem — alerts waiting too long — in a message of its own)."""
+    return [m for m in top_level(slack, OPS) if "blind prod" in str(m.get("text"))]
+
+
 async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     emu: EmulatorHandle, slack: SlackStandIn, pg_url: str
 ) -> None:
@@ -317,7 +323,7 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     async with running(env_a) as a, running(env_b) as b:
         await polled_ok(a)
         await emu.fault(status=503, count=-1)
-        [posted] = await slack.wait_for(lambda: top_level(slack, OPS), timeout=30)
+        [posted] = await slack.wait_for(lambda: blind_posts(slack), timeout=30)
         assert a.ops is not None and b.ops is not None
         # Both replicas see the project blind; they go on checking, and nobody posts it again.
         for _ in range(100):
@@ -326,12 +332,12 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
                 break
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(top_level(slack, OPS)) == 1
+        assert len(blind_posts(slack)) == 1
         await emu.clear_faults()
         await slack.wait_for(lambda: replies(slack, OPS, posted["ts"]), timeout=30)
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(top_level(slack, OPS)) == 1
+        assert len(blind_posts(slack)) == 1
         assert len(replies(slack, OPS, posted["ts"])) == 1
 
 

@@ -7,11 +7,13 @@ served in the test's loop), on a SQLite file, configured only through its enviro
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from ges_bot.standin.slack import SlackStandIn
+from ges_bot.store import open_store
 from tests.support.emulator import EmulatorHandle
 from tests.support.processes import SIGNING_SECRET, BotFleet, bot_env, wait_for_json
 
@@ -202,3 +204,34 @@ async def test_a_revoked_bot_token_reaches_healthz_and_keeps_the_alert(
     assert health["status"] == "degraded"
     assert "token_revoked" in " ".join(health["notes"].values())
     assert health["outbox_pending"] == 1  # kept, not dropped: delivery resumes once Slack accepts the token
+
+
+async def test_the_running_bot_posts_a_due_digest_once(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    # A config-file digest that fell due a minute ago (UTC): the bot sends it on its first check.
+    due = datetime.now(UTC) - timedelta(minutes=1)
+    config = tmp_path / "ges-bot.toml"
+    config.write_text(
+        f'[[digests]]\nchannel = "C0ALERTS"\nschedule = "daily {due:%H:%M} always"\ntz = "UTC"\n', encoding="utf-8"
+    )
+    bot = await fleet.start("digest", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    digests = await slack.wait_for(
+        lambda: [m for m in slack.messages("C0ALERTS") if "digest" in str(m.get("text", "")).lower()], timeout=20
+    )
+    assert digests[0]["text"].startswith("Daily digest")
+    assert slack.count("files.completeUploadExternal", ok=True) == 1
+    assert await bot.stop(timeout=15) == 0
+    # Restarted within the same period: the digest is not sent again.
+    again = await fleet.start("digest-again", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    await wait_for_json(f"{again.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    assert len([m for m in slack.messages("C0ALERTS") if "digest" in str(m.get("text", "")).lower()]) == 1
+    assert await again.stop(timeout=15) == 0
+    assert "Traceback" not in bot.logs()
+    # Marked sent before the first bot stopped (not left claimed, to be re-sent when its lease ran out).
+    store = await open_store(f"sqlite:///{tmp_path / 'bot.db'}", migrate=False)
+    try:
+        [row] = await store.digests("C0ALERTS")
+        assert (row.state, row.ts) == ("sent", digests[0]["ts"])
+    finally:
+        await store.close()

@@ -328,6 +328,9 @@ class OpsWatch:
         assert self.incidents is not None
         if not await self._hold(now):
             return
+        # Read again now that the lease is ours: what was read before it may predate a message
+        # another replica posted while it held the lease (a slow round outlives a short lease).
+        records = await self.incidents.all()
         current = {f.key: f for f in findings}
         for finding in findings:
             record = records.get(finding.key)

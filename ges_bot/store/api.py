@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Mute, MutedDelivery, Subscription
+from ges_bot.schedule import DigestSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,32 @@ class Health:
     broken_subscriptions: tuple[Subscription, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """A digest waiting to be sent (or sent): one per channel and period."""
+
+    id: int
+    channel: str
+    period: str
+    due_at: datetime
+    since: datetime
+    schedule: DigestSchedule
+    state: str
+    attempts: int
+    created_at: datetime
+    ts: str | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+class DigestState:
+    PENDING = "pending"
+    SENT = "sent"
+    #: Nothing ran and the schedule is not ``always``: nothing was posted.
+    QUIET = "quiet"
+    DEAD = "dead"
+
+
 class Leases(Protocol):
     """Coordination between replicas: named leases with a time to live."""
 
@@ -348,7 +375,45 @@ class QueryStore(Protocol):
     async def health(self, now: datetime) -> Health: ...
 
 
-class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, Protocol):
+class DigestStore(Protocol):
+    """Digests: schedules set from Slack and the digest outbox (``ges_bot.digests``)."""
+
+    async def digest_schedules(self, channel: str | None = None) -> list[DigestSchedule]:
+        """Digest schedules set from Slack (config-file ones are not stored)."""
+        ...
+
+    async def set_digest_schedule(self, schedule: DigestSchedule) -> DigestSchedule:
+        """Insert or replace the channel's schedule (one per channel)."""
+        ...
+
+    async def remove_digest_schedule(self, channel: str) -> int: ...
+
+    async def enqueue_digest(self, schedule: DigestSchedule, due_at: datetime, now: datetime) -> int | None:
+        """A pending digest row for the channel's period ending at ``due_at``, unless one exists
+        already (then ``None``: the unique (channel, period) key makes this once-only). Its
+        ``since`` is the previous digest's due time, or one period before ``due_at``."""
+        ...
+
+    async def claim_digests(
+        self, worker: str, now: datetime, lease_seconds: float, channel: str | None = None
+    ) -> list[DigestItem]:
+        """Due pending digests, leased to ``worker``; a row another worker holds is skipped."""
+        ...
+
+    async def finish_digest(
+        self, digest_id: int, worker: str, state: str, now: datetime, *, ts: str | None = None, error: str | None = None
+    ) -> bool:
+        """Record a claimed digest as sent / quiet / dead; fenced by ``worker`` like ``mark_sent``."""
+        ...
+
+    async def retry_digest(self, digest_id: int, worker: str, error: str, next_attempt_at: datetime) -> bool: ...
+
+    async def digests(self, channel: str) -> list[DigestItem]:
+        """The channel's digests, newest first (for tests and ``/gesjobs digest``)."""
+        ...
+
+
+class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, DigestStore, Protocol):
     """Persistence for ges-bot: every caller's protocol at once, as the runtime holds it. All
     methods are coroutines; all datetimes are aware UTC; callers pass ``now``."""
 

@@ -50,6 +50,7 @@ from ges_bot.store.api import (
     TickCommit,
     TickResult,
 )
+from ges_bot.store.digest_sql import DigestQueries
 from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
 from ges_bot.store.tables import (
     job_events,
@@ -110,7 +111,7 @@ def _placed_between(
     return or_(and_(*within(end)), and_(end.is_(None), *within(begin)))
 
 
-class SqlStore:
+class SqlStore(DigestQueries):
     """The store on one database. Create it with :func:`open_store` (which migrates) or directly
     from a URL when the schema is known to be current."""
 
