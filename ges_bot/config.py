@@ -44,6 +44,8 @@ GES_REGIONS: dict[str, str] = {
 }
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+#: Seconds a claim lasts unless renewed (GES_BOT_CLAIM_LEASE): how long a dead replica delays its work.
+DEFAULT_CLAIM_LEASE_S = 15.0
 
 AuthMethod = Literal["token", "aksk", "password"]
 
@@ -288,9 +290,12 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
     slack_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SLACK_TIMEOUT")
-    #: Seconds a replica's claim on outbox rows lasts: how long alerts a crashed replica was
-    #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
-    delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
+    #: Seconds a replica's claims (on outbox rows and on projects to poll) last unless renewed: a
+    #: live replica renews them (heartbeat), so this is how long the work of a replica that died
+    #: waits before another replica takes it. It must exceed a Slack call's timeout (+ 5 s).
+    claim_lease_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_CLAIM_LEASE")
+    #: Deprecated name of GES_BOT_CLAIM_LEASE (it was a 120 s lease that nothing renewed).
+    delivery_lease_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
     #: Seconds one post to a group-bot webhook (``[[sinks]]``) may take.
     sink_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SINK_TIMEOUT")
 
@@ -338,6 +343,16 @@ class Settings(BaseSettings):
         return v
 
     # --- derived ---
+    @property
+    def claim_lease(self) -> tuple[float, str]:
+        """The claim lease in seconds and the variable it came from (the deprecated
+        ``GES_BOT_DELIVERY_LEASE`` counts when ``GES_BOT_CLAIM_LEASE`` is not set)."""
+        if self.claim_lease_s is not None:
+            return self.claim_lease_s, "GES_BOT_CLAIM_LEASE"
+        if self.delivery_lease_s is not None:
+            return self.delivery_lease_s, "GES_BOT_DELIVERY_LEASE"
+        return DEFAULT_CLAIM_LEASE_S, "GES_BOT_CLAIM_LEASE"
+
     @property
     def stuck_after(self) -> timedelta:
         return timedelta(seconds=self.stuck_after_s)

@@ -7,7 +7,6 @@ loopback; "another machine" is this machine's own non-loopback interface address
 
 from __future__ import annotations
 
-import asyncio
 import io
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from ges_bot.notify.render import render_alert
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, SlackStandIn
 from ges_bot.terminal import message_panel
 from tests.support.emulator import EmulatorHandle
-from tests.support.processes import BotFleet, base_env, bot_env
+from tests.support.processes import BotFleet, base_env, bot_env, wait_for_json
 
 #: What a hostile GES puts in an error message: a forged log line and terminal escape sequences.
 FORGED = "quota exceeded\n2026-01-01 00:00:00,000 CRITICAL ges_bot: forged by GES \x1b[2J\x1b]0;pwned\x07\r"
@@ -64,11 +63,7 @@ async def test_healthz_from_another_address_shows_status_and_lag_only(
     await emu.fault(status=503, count=-1, error_code="GES.0001", error_msg=FORGED)
     async with httpx.AsyncClient(timeout=5) as client:
         # From this machine: the details, the GES error among them (cleaned).
-        for _ in range(200):
-            details = (await client.get(f"{bot.url}/healthz")).json()
-            if details["projects"] and details["projects"][0]["last_error"]:
-                break
-            await asyncio.sleep(0.05)
+        details = await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_error"])
         error = details["projects"][0]["last_error"]
         assert "quota exceeded" in error
         assert error.isprintable(), repr(error)  # the forged line break and escapes did not survive

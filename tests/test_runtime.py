@@ -6,32 +6,16 @@ served in the test's loop), on a SQLite file, configured only through its enviro
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from ges_bot.standin.slack import SlackStandIn
 from ges_bot.store import open_store
 from tests.support.emulator import EmulatorHandle
-from tests.support.processes import SIGNING_SECRET, BotFleet, bot_env
-
-
-async def _wait_for(predicate_url: str, check: Callable[[Any], Any], timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            body = (await client.get(predicate_url)).json()
-            if check(body):
-                return dict(body)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{predicate_url} never satisfied the check: {body}")
-            await asyncio.sleep(0.1)
+from tests.support.processes import SIGNING_SECRET, BotFleet, bot_env, wait_for_json
 
 
 def _sample(metrics: str, name: str, **labels: str) -> float | None:
@@ -51,7 +35,7 @@ async def test_healthz_reports_the_projects_and_metrics_count_ticks(
     config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
     env = bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_REPLICA_ID="solo-1", GES_BOT_CONFIG=str(config))
     bot = await fleet.start("solo", env)
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
     assert health["status"] == "ok"
     assert health["replica"] == "solo-1"
     assert health["outbox_pending"] == 0
@@ -82,13 +66,13 @@ async def test_healthz_is_degraded_while_ges_fails_and_recovers_after(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
     bot = await fleet.start("solo", bot_env(emu, slack, tmp_path / "bot.db"))
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
     await emu.fault(status=503, count=-1)
-    degraded = await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
+    degraded = await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
     project = degraded["projects"][0]
     assert project["consecutive_failures"] >= 1 or project["lag_seconds"] > 1.5
     await emu.clear_faults()
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok")
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "ok")
     assert bot.alive
 
 
@@ -161,7 +145,7 @@ async def test_socket_mode_runtime_answers_over_the_websocket_and_reports_the_co
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
     bot = await fleet.start("socket", env)
     await slack.wait_for(lambda: slack.socket_connections, timeout=15)
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["socket_mode_connected"] is True)
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["socket_mode_connected"] is True)
     assert health["status"] in ("ok", "degraded")
     payload = slack.command_payload("help", user_id="U0ALICE")
     envelope = await slack.push_envelope("slash_commands", payload)
@@ -213,10 +197,10 @@ async def test_a_revoked_bot_token_reaches_healthz_and_keeps_the_alert(
     config = tmp_path / "ges-bot.toml"
     config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
     bot = await fleet.start("revoked", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
     slack.fail("chat.postMessage", error="token_revoked", count=-1)
     await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies")
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["slack_error"] == "token_revoked")
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["slack_error"] == "token_revoked")
     assert health["status"] == "degraded"
     assert "token_revoked" in " ".join(health["notes"].values())
     assert health["outbox_pending"] == 1  # kept, not dropped: delivery resumes once Slack accepts the token
@@ -240,7 +224,7 @@ async def test_the_running_bot_posts_a_due_digest_once(
     assert await bot.stop(timeout=15) == 0
     # Restarted within the same period: the digest is not sent again.
     again = await fleet.start("digest-again", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
-    await _wait_for(f"{again.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    await wait_for_json(f"{again.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
     assert len([m for m in slack.messages("C0ALERTS") if "digest" in str(m.get("text", "")).lower()]) == 1
     assert await again.stop(timeout=15) == 0
     assert "Traceback" not in bot.logs()

@@ -19,6 +19,8 @@ Guarantees every implementation gives:
 - ``mark_sent``, ``mark_retry`` and ``mark_dead`` given a ``worker`` are *fenced*: they change
   the row only while it is pending and claimed by that worker, and say whether they did, so a
   worker whose claim ran out cannot undo what the row's new holder did.
+- ``renew_claims`` extends only claims the worker still holds: a worker that stalled past its
+  lease and lost a row to another worker cannot take it back by renewing.
 - ``mark_sent`` writes an alert's thread replies as outbox rows in the same transaction, so a
   message marked sent never loses the replies that continue it.
 """
@@ -312,9 +314,20 @@ class SubscriptionStore(SubscriptionReader, Protocol):
 class OutboxStore(SubscriptionReader, Protocol):
     """What the delivery worker (``notify.delivery``) claims, records and follows up."""
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending rows (``next_attempt_at <= now``) for Slack, oldest first, leased to ``worker``
-        (rows for group-bot sinks are left to :meth:`SinkOutboxStore.claim_sink_outbox`)."""
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
+    ) -> list[OutboxItem]:
+        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``. With
+        ``per_channel``: at most that many (the oldest due) of each channel, and none of a channel
+        in which another worker holds a live claim; rows of the ``busy`` channels are left alone.
+        Rows for group-bot sinks are left to :meth:`SinkOutboxStore.claim_sink_outbox`."""
         ...
 
     async def mark_sent(
@@ -334,6 +347,14 @@ class OutboxStore(SubscriptionReader, Protocol):
         ``replies`` (each a row carrying this row's delivery) — claimed by ``worker`` for
         ``lease_seconds`` when both are given, else due at once. With ``worker`` this applies only
         while the row is pending and claimed by that worker; otherwise nothing is written."""
+        ...
+
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """The heartbeat of a live worker: extend its claims on ``outbox_ids`` to ``now +
+        lease_seconds``. Only rows still pending and claimed by ``worker`` are renewed (a claim
+        another worker took, or a row settled meanwhile, is left alone); returns their ids."""
         ...
 
     async def mark_retry(

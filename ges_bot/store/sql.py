@@ -447,47 +447,49 @@ class SqlStore(DigestQueries):
         async with self.transaction(write=True) as conn:
             return tuple([await self._insert_outbox(conn, d, now) for d in deliveries])
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        # Rows for group-bot sinks ("sink:<name>") belong to the sink worker (claim_sink_outbox).
-        return await self._claim(worker, now, limit, lease_seconds, ~outbox.c.channel.startswith(SINK_PREFIX))
-
-    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        return await self._claim(worker, now, limit, lease_seconds, outbox.c.channel.startswith(SINK_PREFIX))
-
-    async def sink_backlog(self) -> dict[str, tuple[int, str | None]]:
-        pending = (outbox.c.state == OutboxState.PENDING, outbox.c.channel.startswith(SINK_PREFIX))
-        async with self.transaction() as conn:
-            counts = (
-                await conn.execute(
-                    select(outbox.c.channel, func.count(), func.max(outbox.c.id))
-                    .where(*pending)
-                    .group_by(outbox.c.channel)
-                )
-            ).all()
-            newest = [int(row[2]) for row in counts]
-            errors = (
-                dict(
-                    (await conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.id.in_(newest)))).all()
-                )
-                if newest
-                else {}
-            )
-        return {str(channel): (int(n), errors.get(last)) for channel, n, last in counts}
-
-    async def _claim(
-        self, worker: str, now: datetime, limit: int, lease_seconds: float, which: ColumnElement[bool]
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
     ) -> list[OutboxItem]:
         if limit <= 0:
             return []
-        due = (
-            select(outbox.c.id)
-            .where(
-                outbox.c.state == OutboxState.PENDING,
-                outbox.c.next_attempt_at <= now,
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-                which,
+        o = outbox.c
+        conditions: list[ColumnElement[bool]] = [
+            o.state == OutboxState.PENDING,
+            o.next_attempt_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until < now),
+            # Rows for group-bot sinks ("sink:<name>") belong to the sink worker (claim_sink_outbox).
+            ~o.channel.startswith(SINK_PREFIX),
+        ]
+        if busy:
+            conditions.append(o.channel.not_in(sorted(set(busy))))
+        candidates = None
+        if per_channel is not None:
+            # A channel another worker holds a live claim in is that worker's until it settles
+            # (it paces the channel; two workers posting to one channel would double its rate).
+            held = select(o.channel).where(
+                o.state == OutboxState.PENDING, o.claimed_by != worker, o.claimed_until >= now
             )
-            .order_by(outbox.c.id)
+            conditions.append(o.channel.not_in(held))
+            # The oldest due rows of each channel only: the rest stays unclaimed in the outbox, free
+            # for whoever has room when its turn comes (nothing is claimed a queue ahead of its post).
+            ranked = (
+                select(o.id, func.row_number().over(partition_by=o.channel, order_by=o.id).label("rank"))
+                .where(*conditions)
+                .subquery()
+            )
+            candidates = select(ranked.c.id).where(ranked.c.rank <= max(1, per_channel))
+        query = select(o.id).where(*conditions)
+        if candidates is not None:
+            query = query.where(o.id.in_(candidates))
+        due = (
+            query.order_by(o.id)
             .limit(limit)
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
             # SQLite ignores this; its BEGIN IMMEDIATE makes the whole claim a single writer.
@@ -509,6 +511,59 @@ class SqlStore(DigestQueries):
             )
             rows = (await conn.execute(stmt)).all()
         return sorted((_outbox_item(row) for row in rows), key=lambda item: item.id)
+
+    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        o = outbox.c
+        due = (
+            select(o.id)
+            .where(
+                o.state == OutboxState.PENDING,
+                o.next_attempt_at <= now,
+                or_(o.claimed_until.is_(None), o.claimed_until < now),
+                o.channel.startswith(SINK_PREFIX),
+            )
+            .order_by(o.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.transaction(write=True) as conn:
+            ids = list((await conn.execute(due)).scalars().all())
+            if not ids:
+                return []
+            stmt = (
+                update(outbox)
+                .where(o.id.in_(ids))
+                .values(
+                    claimed_by=worker,
+                    claimed_until=now + timedelta(seconds=lease_seconds),
+                    attempts=o.attempts + 1,
+                )
+                .returning(*outbox.c)
+            )
+            rows = (await conn.execute(stmt)).all()
+        return sorted((_outbox_item(row) for row in rows), key=lambda item: item.id)
+
+    async def sink_backlog(self) -> dict[str, tuple[int, str | None]]:
+        pending = (outbox.c.state == OutboxState.PENDING, outbox.c.channel.startswith(SINK_PREFIX))
+        async with self.transaction() as conn:
+            counts = (
+                await conn.execute(
+                    select(outbox.c.channel, func.count(), func.max(outbox.c.id))
+                    .where(*pending)
+                    .group_by(outbox.c.channel)
+                )
+            ).all()
+            newest = [int(row[2]) for row in counts]
+            errors = (
+                dict(
+                    (await conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.id.in_(newest)))).all()
+                )
+                if newest
+                else {}
+            )
+        return {str(channel): (int(n), errors.get(last)) for channel, n, last in counts}
 
     def _fence(self, outbox_id: int, worker: str | None) -> list[ColumnElement[bool]]:
         """The row, if it is still pending (and, given ``worker``, still claimed by it): a worker
@@ -617,6 +672,29 @@ class SqlStore(DigestQueries):
                 posted_message_jobs.insert(),
                 [{"channel": posted.channel, "ts": posted.ts, "job_id": job_id} for job_id in job_ids],
             )
+
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        ids = sorted(set(outbox_ids))
+        renewed: set[int] = set()
+        if not ids:
+            return renewed
+        until = now + timedelta(seconds=lease_seconds)
+        async with self.transaction(write=True) as conn:
+            for chunk in _chunks(ids):
+                stmt = (
+                    update(outbox)
+                    .where(
+                        outbox.c.id.in_(chunk),
+                        outbox.c.state == OutboxState.PENDING,
+                        outbox.c.claimed_by == worker,
+                    )
+                    .values(claimed_until=until)
+                    .returning(outbox.c.id)
+                )
+                renewed.update(int(i) for i in (await conn.execute(stmt)).scalars().all())
+        return renewed
 
     async def mark_retry(
         self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None

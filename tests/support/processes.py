@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +35,7 @@ from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, SlackStandIn
 from tests.support.asgi import free_port
 from tests.support.emulator import EmulatorHandle
 
-__all__ = ["SIGNING_SECRET", "BotFleet", "BotProcess", "base_env", "bot_env", "bot_fleet"]
+__all__ = ["SIGNING_SECRET", "BotFleet", "BotProcess", "base_env", "bot_env", "bot_fleet", "wait_for_json"]
 
 #: Variables a bot may inherit from the test process; everything else is set explicitly.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT", "TZ")
@@ -77,6 +77,20 @@ def bot_env(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: s
             **extra,
         }
     )
+
+
+async def wait_for_json(url: str, check: Callable[[Any], Any], timeout: float = 15.0) -> dict[str, Any]:
+    """GET ``url`` until its JSON satisfies ``check`` (another process's state has no signal to
+    wait on but its answers); fails after ``timeout`` seconds naming the last answer."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            body = (await client.get(url)).json()
+            if check(body):
+                return dict(body)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} never satisfied the check: {body}")
+            await asyncio.sleep(0.1)
 
 
 @dataclass
