@@ -212,6 +212,7 @@ class Runtime:
                 clock=self.clock,
                 # Rows are handed back when less than one post (and its recording) is left of a claim.
                 policy=SinkPolicy(claim_lease_s=lease_s, lease_margin_s=s.sink_timeout + 3),
+                zone=s.timezone,
             )
         for project in self.config.projects:
             self.pollers.append(

@@ -299,3 +299,13 @@ def test_a_chinese_alert_uses_the_consoles_words(platform: Platform) -> None:
     ):
         assert shown in text.replace("\\", ""), (platform, shown)
     assert "partially failed" not in text and "Reason" not in text and "lines failed" not in text
+
+
+def test_instants_are_written_in_the_bots_zone_with_its_offset() -> None:
+    from ges_bot.sinks.words import words_for
+
+    at = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
+    assert words_for("zh-CN", "Asia/Shanghai").when(at) == "2026年3月1日 22:05:00 UTC+8"
+    assert words_for("en", "Asia/Kolkata").when(at).endswith("7:35:00\u202fPM UTC+5:30")
+    body = render_alert("dingtalk", doc_of(import_job()), "zh-CN", zone="Asia/Shanghai").body
+    assert "开始时间**: 2024年5月6日 15:08:09 UTC+8" in body["markdown"]["text"]

@@ -14,9 +14,10 @@ from ges_bot.sinks.words import words_for
 __all__ = ["LEVELS", "Rendered", "render_alert", "render_notice"]
 
 
-def render_alert(platform: str, doc: AlertDocument, locale: str, *, start: int = 0) -> Rendered:
-    """``doc`` for ``platform`` in ``locale``, at the most detail from level ``start`` that fits."""
-    w = words_for(locale)
+def render_alert(platform: str, doc: AlertDocument, locale: str, *, start: int = 0, zone: str = "UTC") -> Rendered:
+    """``doc`` for ``platform`` in ``locale`` (instants in ``zone``), at the most detail from
+    level ``start`` that fits."""
+    w = words_for(locale, zone)
     match platform:
         case "lark":
             return lark.render(doc, w, start=start)

@@ -16,9 +16,10 @@ so a translation can move the values around but never un-escape them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 from babel import Locale as BabelLocale
 from babel.dates import format_datetime, format_timedelta
@@ -74,9 +75,11 @@ def _catalog(locale: str) -> Catalog | None:
 
 @dataclass(frozen=True, slots=True)
 class Words:
-    """Translation and formatting for one locale ("en" or "zh-CN")."""
+    """Translation and formatting for one locale ("en" or "zh-CN"); instants in ``zone`` (the
+    bot's ``GES_BOT_TIMEZONE``: a group chat has no per-reader zone as Slack's date tokens do)."""
 
     locale: str
+    zone: str = "UTC"
 
     @property
     def _babel(self) -> BabelLocale:
@@ -112,11 +115,19 @@ class Words:
         return format_decimal(n, locale=self._babel)
 
     def when(self, at: datetime | None) -> str:
-        """An instant in UTC, written the locale's way, with the zone named."""
+        """An instant in the zone, written the locale's way, with its offset named ("UTC", "UTC+8")."""
         if at is None:
             return "—"
-        written = format_datetime(at.astimezone(UTC), "medium", tzinfo=UTC, locale=self._babel)
-        return f"{written} UTC"
+        zone = ZoneInfo(self.zone)
+        local = at.astimezone(zone)
+        written = format_datetime(local, "medium", tzinfo=zone, locale=self._babel)
+        offset = local.utcoffset() or timedelta(0)
+        minutes = int(offset.total_seconds() // 60)
+        if not minutes:
+            return f"{written} UTC"
+        sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+        hours = f"{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+        return f"{written} UTC{sign}{hours}"
 
     def span(self, span: timedelta | None) -> str:
         """A duration the locale's way, to the unit that matters ("75 minutes", "75分钟")."""
@@ -125,5 +136,5 @@ class Words:
         return format_timedelta(max(span, timedelta(0)), threshold=2, locale=self._babel)
 
 
-def words_for(locale: str) -> Words:
-    return Words(locale if locale in ("en", "zh-CN") else "en")
+def words_for(locale: str, zone: str = "UTC") -> Words:
+    return Words(locale if locale in ("en", "zh-CN") else "en", zone)

@@ -136,6 +136,7 @@ class SinkWorker:
         clock: Clock = utc_now,
         policy: SinkPolicy | None = None,
         rng: random.Random | None = None,
+        zone: str = "UTC",
     ) -> None:
         self.store = store
         self.sinks = {s.name: s for s in sinks}
@@ -146,6 +147,8 @@ class SinkWorker:
         self.policy = policy or SinkPolicy()
         self.rng = rng or random.Random()
         self.pacer = Pacer(self.policy.window_margin_s)
+        #: The zone alerts write instants in (``GES_BOT_TIMEZONE``).
+        self.zone = zone
         self._broken: dict[str, str] = {}
         #: When a broken sink is next tried (by one row; the others wait without posting).
         self._next_probe: dict[str, datetime] = {}
@@ -233,7 +236,7 @@ class SinkWorker:
         doc = alert_document(item.delivery, project, now)
         level = 0
         while True:
-            rendered = render_alert(sink.type, doc, sink.locale, start=level)
+            rendered = render_alert(sink.type, doc, sink.locale, start=level, zone=self.zone)
             answer = await self.sender.send(sink, rendered.body)
             if (
                 answer.outcome in (Outcome.OVERSIZED, Outcome.REFUSED)
