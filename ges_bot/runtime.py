@@ -406,6 +406,9 @@ class Runtime:
             lifespan="off",
             access_log=False,
             limit_concurrency=self.settings.http_concurrency,
+            # Said here, not left to uvicorn's FORWARDED_ALLOW_IPS: /healthz shows its details to
+            # loopback callers, so only a proxy on this host may name the client for it.
+            forwarded_allow_ips="127.0.0.1,::1",
         )
         frontdoor.route_server_logs()
         # Bind the socket ourselves: uvicorn answers a busy port with sys.exit(), which would end

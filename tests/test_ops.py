@@ -321,10 +321,17 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     env_a = env_for(emu, slack, pg_url, GES_BOT_REPLICA_ID="replica-a")
     env_b = env_for(emu, slack, pg_url, GES_BOT_REPLICA_ID="replica-b")
     async with running(env_a) as a, running(env_b) as b:
-        await polled_ok(a)
-        await emu.fault(status=503, count=-1)
-        [posted] = await slack.wait_for(lambda: blind_posts(slack), timeout=30)
         assert a.ops is not None and b.ops is not None
+        await polled_ok(a)
+        # On a loaded machine the first poll may itself outlast the 1 s threshold: that is rightly
+        # an incident of its own. Start from a bot that sees no problem, and count from there.
+        for _ in range(200):
+            await a.ops.wait_rounds(1)
+            if not a.ops.findings and not b.ops.findings:
+                break
+        before = len(blind_posts(slack))
+        await emu.fault(status=503, count=-1)
+        posted = (await slack.wait_for(lambda: blind_posts(slack)[before:], timeout=30))[0]
         # Both replicas see the project blind; they go on checking, and nobody posts it again.
         for _ in range(100):
             await a.ops.wait_rounds(1)
@@ -332,12 +339,12 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
                 break
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(blind_posts(slack)) == 1
+        assert len(blind_posts(slack)) == before + 1
         await emu.clear_faults()
         await slack.wait_for(lambda: replies(slack, OPS, posted["ts"]), timeout=30)
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(blind_posts(slack)) == 1
+        assert len(blind_posts(slack)) == before + 1
         assert len(replies(slack, OPS, posted["ts"])) == 1
 
 
