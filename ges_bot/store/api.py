@@ -79,6 +79,9 @@ class TickResult:
     muted: Sequence[MutedDelivery] = ()
     cursor: dict[str, int] = field(default_factory=dict)
     baseline: bool = False
+    #: Some scan failed: what the others found is committed, but the tick is no success — the
+    #: poll state records this as its error and keeps ``last_success_at``.
+    degraded: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

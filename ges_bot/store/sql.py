@@ -246,13 +246,14 @@ class SqlStore:
             if muted_rows:
                 await conn.execute(muted_deliveries.insert(), muted_rows)
 
+            degraded = _text(tick.degraded) if tick.degraded else None
             ins = self._insert(poll_state).values(
                 project=tick.project,
                 baselined_at=tick.at if tick.baseline else None,
-                last_success_at=tick.at,
+                last_success_at=None if degraded else tick.at,
                 last_attempt_at=tick.at,
-                last_error=None,
-                consecutive_failures=0,
+                last_error=degraded,
+                consecutive_failures=1 if degraded else 0,
                 cursor=dict(tick.cursor),
             )
             await conn.execute(
@@ -261,10 +262,11 @@ class SqlStore:
                     set_={
                         # The first baseline is kept: it says since when the project has been watched.
                         "baselined_at": func.coalesce(poll_state.c.baselined_at, ins.excluded.baselined_at),
-                        "last_success_at": ins.excluded.last_success_at,
+                        # A degraded tick is no success: the next one reaches back to the last.
+                        "last_success_at": poll_state.c.last_success_at if degraded else ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
-                        "last_error": None,
-                        "consecutive_failures": 0,
+                        "last_error": ins.excluded.last_error,
+                        "consecutive_failures": poll_state.c.consecutive_failures + 1 if degraded else 0,
                         "cursor": ins.excluded.cursor,
                     },
                 )

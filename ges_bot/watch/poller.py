@@ -65,6 +65,23 @@ Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs run
 listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
 
+Readings and degrading
+----------------------
+Before the fetch the tick makes sure the client knows this GES's reading of the list API
+(``JobCenterClient.calibrate``; kept per project in the cursor as ``reading:*`` and redone when an
+answer contradicts it, or every few minutes while a point is undecided). Statuses whose filter
+cannot be used (refused with a 400, ignored by GES, or not decided yet) are not listed by status:
+one *arrivals* scan (key ``*@<date>``) of the date window without a status filter, with the same
+tail probe and memory, takes every job not known at all (whatever its status, unknown ones too);
+active jobs that change status are then found by the terminal lists that work, else by the
+vanished lookup. Naive times that put a job in the future give the zone they are written in
+(``reading.naive_offset_hint``); the tick's jobs are corrected at once.
+
+Each scan (active list, terminal list, arrivals, vanished lookup) fails alone: the tick commits
+what the others found and is recorded *degraded* (``TickResult.degraded``: last_error set,
+last_success_at kept, so the next tick's window reaches back and the failed scan's memory is not
+advanced). Only when every scan failed does the tick fail as a whole.
+
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
 stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
@@ -76,14 +93,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
-from ges_bot.errors import GesBotError
+from ges_bot.errors import AuthError, GesBotError, JobCenterError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
+from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
 from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
@@ -111,6 +129,13 @@ _TAIL_PAGES = 2
 _CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
+#: The arrivals scan's status: any (see "Readings and degrading").
+_ANY = "*"
+#: Cursor key: when the reading was last calibrated (epoch seconds).
+_CALIBRATED_AT = "reading:at"
+#: An undecided reading (too few jobs to tell) is calibrated again after this long.
+_RECALIBRATE_UNDECIDED = timedelta(minutes=5)
+_ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
 
 
 class JobSource(Protocol):
@@ -122,6 +147,21 @@ class JobSource(Protocol):
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page: ...
 
     async def list_jobs(self, query: ListQuery | None = None) -> JobList: ...
+
+
+@runtime_checkable
+class Calibrating(Protocol):
+    """A job source that learns the GES's reading of the list API (``JobCenterClient`` is one)."""
+
+    reading: Reading
+    stale: bool
+    calibrated: bool
+
+    async def calibrate(self) -> Reading: ...
+
+    def use_reading(self, reading: Reading) -> None: ...
+
+    def learn_naive_offset(self, minutes: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +181,8 @@ class TickReport:
     dry_run: bool = False
     #: Active jobs that could not be found anywhere this tick (deleted?).
     missing: tuple[str, ...] = ()
+    #: Set when a scan failed and the tick committed only what the others found: what failed.
+    degraded: str | None = None
 
 
 @dataclass
@@ -164,6 +206,8 @@ class _Scan:
     head_first: bool = False
     #: Where this tick's new jobs were all found: "head" (page 1), "tail" (probe or last page).
     found_at: str | None = None
+    #: The scan failed (its memory is kept as it was).
+    failed: bool = False
 
 
 def utcnow() -> datetime:
@@ -249,7 +293,7 @@ class Poller:
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
-        POLL_TICKS.labels(self.alias, "ok").inc()
+        POLL_TICKS.labels(self.alias, "degraded" if report.degraded else "ok").inc()
         POLL_DURATION.labels(self.alias).observe(duration)
         return TickReport(
             project=self.alias,
@@ -262,21 +306,61 @@ class Poller:
             outbox_ids=report.outbox_ids,
             dry_run=dry_run,
             missing=report.missing,
+            degraded=report.degraded,
         )
+
+    # --- the reading ------------------------------------------------------------------------
+
+    async def _ensure_reading(self, state: PollState | None) -> dict[str, int]:
+        """Make the client follow this GES's reading: the one kept in the cursor, else a fresh
+        calibration; again when an answer contradicted it, or (undecided) every few minutes.
+        Returns the cursor entries that record it."""
+        client = self.client
+        if not isinstance(client, Calibrating):
+            return {}
+        cursor = state.cursor if state is not None else {}
+        at = cursor.get(_CALIBRATED_AT)
+        if not client.calibrated:
+            kept = Reading.from_cursor(cursor)
+            if kept is not None:
+                client.use_reading(kept)
+        due = (
+            not client.calibrated
+            or client.stale
+            or (
+                not client.reading.decided
+                and (at is None or self.clock().timestamp() - at >= _RECALIBRATE_UNDECIDED.total_seconds())
+            )
+        )
+        if due:
+            await client.calibrate()
+            at = int(self.clock().timestamp())
+        return {_CALIBRATED_AT: at or int(self.clock().timestamp())}
+
+    def _reading_cursor(self, calibrated: dict[str, int]) -> dict[str, int]:
+        client = self.client
+        if not isinstance(client, Calibrating) or not client.calibrated:
+            return {}
+        return {**client.reading.to_cursor(), **calibrated}
 
     # --- one tick ---------------------------------------------------------------------------
 
     async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
         state = await self.store.poll_state(self.alias)
         baseline = state is None or state.baselined_at is None
+        calibrated = await self._ensure_reading(state)
         tick = _TickWork(self, now)
         if baseline:
             await tick.fetch_everything()
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
+        tick.correct_naive_times()
         result = await tick.diff(baseline=baseline)
-        cursor = tick.next_cursor(result)
+        cursor = {**tick.next_cursor(result), **self._reading_cursor(calibrated)}
+        degraded = tick.degraded()
+        if degraded:
+            log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
         routed = route(
             result.events,
             [*(await self.store.subscriptions()), *self.config_subscriptions],
@@ -298,6 +382,7 @@ class Poller:
                 baseline=baseline,
                 deliveries=len(routed.deliveries),
                 missing=tuple(sorted(tick.missing)),
+                degraded=degraded,
             )
         commit = await self.store.commit_tick(
             TickResult(
@@ -310,6 +395,7 @@ class Poller:
                 muted=routed.muted,
                 cursor=cursor,
                 baseline=baseline,
+                degraded=degraded,
             )
         )
         for event in commit.new_events:
@@ -322,6 +408,7 @@ class Poller:
             deliveries=len(commit.outbox_ids),
             outbox_ids=commit.outbox_ids,
             missing=tuple(sorted(tick.missing)),
+            degraded=degraded,
         )
 
 
@@ -340,7 +427,13 @@ class _TickWork:
         self.cursor_in: dict[str, int] = {}
         self.vanished_cursor: dict[str, int] = {}
         self.missing: set[str] = set()
+        #: What failed this tick (scan name → the error, as a sentence).
+        self.failures: dict[str, str] = {}
+        self.first_error: JobCenterError | None = None
+        self.succeeded = 0
         self._lookup = asyncio.Lock()
+        client = poller.client
+        self.reading: Reading = client.reading if isinstance(client, Calibrating) else ASSUMED
 
     # --- GES ---
 
@@ -352,27 +445,68 @@ class _TickWork:
         listed = await self.p.client.list_jobs(query)
         self.jobs.extend(listed.jobs)
 
+    async def _guarded(self, name: str, work: Awaitable[None]) -> bool:
+        """Run one scan; a GES failure is noted (the tick degrades) instead of ending the tick.
+        Refused credentials end it: nothing else can work either."""
+        try:
+            await work
+        except AuthError:
+            raise
+        except JobCenterError as exc:
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
+        self.succeeded += 1
+        return True
+
+    def degraded(self) -> str | None:
+        """A sentence naming the scans that failed, or ``None``; raises the failure when every
+        scan failed (the tick then saw nothing, and is a failed tick)."""
+        if not self.failures:
+            return None
+        if not self.succeeded and self.first_error is not None:
+            raise self.first_error
+        text = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
+        return f"{len(self.failures)} scan(s) failed ({text})"
+
+    def usable(self, status: str) -> bool:
+        """Whether GES can be asked for ``status`` with its status filter (reading permitting)."""
+        return not wire_status(self.reading, status)[1]
+
     async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
         """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
         Returns whether every page was read."""
         if first.job_count is None:
-            # No count to aim at: walk on until an empty page.
-            offset = len(first.jobs)
-            while first.jobs:
+            # No count to aim at (or none to trust): walk on until an empty page.
+            offset = first.size
+            seen = set(first.row_ids)
+            while first.size:
                 page = await self._page(query, offset)
-                if not page.jobs or await on_page(page.jobs):
-                    return not page.jobs
-                offset += len(page.jobs)
+                if not page.size or await on_page(page.jobs):
+                    return not page.size
+                fresh = set(page.row_ids) - seen
+                if not fresh:
+                    # A GES that ignores offset must not keep us here; the reading is suspect.
+                    self._distrust()
+                    return True
+                seen |= fresh
+                offset += page.size
             return True
-        step = self.p.page_size
-        if 0 < len(first.jobs) < min(step, first.job_count):
+        step = first.limit
+        if 0 < first.size < min(step, first.job_count):
             # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-            step = len(first.jobs)
+            step = first.size
         for offset in _page_offsets(first.job_count, step):
             page = await self._page(query, offset)
             if await on_page(page.jobs):
                 return False
         return True
+
+    def _distrust(self) -> None:
+        client = self.p.client
+        if isinstance(client, Calibrating):
+            client.stale = True
 
     # --- store ---
 
@@ -394,21 +528,29 @@ class _TickWork:
         self.cursor_in = dict(state.cursor)
         self.active = await self.p.store.active_snapshots(self.p.alias)
         # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
-        await self._list_all(ListQuery(status=QueryStatus.WAITING))
-        await self._list_all(ListQuery(status=QueryStatus.RUNNING))
+        for status in _ACTIVE_QUERIES:
+            if self.usable(status):
+                await self._guarded(f"status={status.value}", self._list_all(ListQuery(status=status)))
         since = min(self.now, state.last_success_at or self.now)
         start = since.astimezone(UTC).date() - timedelta(days=1)
-        for status in TERMINAL_QUERIES:
-            key = f"{status.value}@{start.isoformat()}"
-            head_first = bool(self.cursor_in.get(f"{_HEAD}{status.value}"))
-            self.scans.append(
-                _Scan(status=status.value, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
-            )
-        await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
+        statuses: list[str] = [s.value for s in TERMINAL_QUERIES if self.usable(s)]
+        if len(statuses) < len(TERMINAL_QUERIES) or not all(self.usable(s) for s in _ACTIVE_QUERIES):
+            # Some status cannot be asked for: every job new to the window, whatever its status.
+            statuses.append(_ANY)
+        for word in statuses:
+            key = f"{word}@{start.isoformat()}"
+            head_first = bool(self.cursor_in.get(f"{_HEAD}{word}"))
+            self.scans.append(_Scan(status=word, key=key, remembered=self.cursor_in.get(key), head_first=head_first))
+        await asyncio.gather(*(self._scan(scan, start) for scan in self.scans))
         await self._follow_vanished()
 
+    async def _scan(self, scan: _Scan, start: date) -> None:
+        name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
+        if not await self._guarded(name, self._scan_terminal(scan, start)):
+            scan.failed = True
+
     async def _scan_terminal(self, scan: _Scan, start: date) -> None:
-        query = ListQuery(status=scan.status, start_date=start)
+        query = ListQuery(status=None if scan.status == _ANY else scan.status, start_date=start)
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
             return
         first = await self._page(query, 0)
@@ -447,11 +589,12 @@ class _TickWork:
         await self._note(scan, probe.jobs)
         need = count - scan.remembered
         offset = scan.remembered
+        step = probe.limit
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
-            if len(scan.new_ids) >= need or offset <= self.p.page_size:
+            if len(scan.new_ids) >= need or offset <= step:
                 break
-            offset -= self.p.page_size
+            offset -= step
             page = await self.p.client.list_page(query, offset, self.p.page_size)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
@@ -463,6 +606,16 @@ class _TickWork:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
         Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
+        if scan.status == _ANY:
+            for job in jobs:
+                scan.seen.add(job.job_id)
+                prev = self.known.get(job.job_id)
+                if prev is None:
+                    scan.new_ids.add(job.job_id)
+                    self.jobs.append(job)
+                elif prev.job.status != job.status:
+                    self.jobs.append(job)
+            return
         for job in jobs:
             if job.status != scan.status:
                 # Not what was asked for: diff judges it, but it says nothing about the count.
@@ -507,15 +660,43 @@ class _TickWork:
                         self.jobs.append(job)
                 return not wanted
 
-            first = await self._page(query, 0)
-            if not await take(first.jobs):
-                await self._search(query, first, take)
+            async def look(query: ListQuery = query, take: Callable[[Sequence[Job]], Awaitable[bool]] = take) -> None:
+                first = await self._page(query, 0)
+                if not await take(first.jobs):
+                    await self._search(query, first, take)
+
+            if not await self._guarded(f"lookup of graph {graph}", look()):
+                # Not looked for, so not missing: the next tick tries again.
+                continue
             for job_id in wanted:
                 self.missing.add(job_id)
                 misses = self.cursor_in.get(f"{_VANISHED}{job_id}:misses", 0) + 1
                 wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
                 self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
                 self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
+
+    # --- naive times ---
+
+    def correct_naive_times(self) -> None:
+        """Naive times that put a job in the future are written east of UTC: learn by how much
+        (the client reads them so from now on) and correct this tick's jobs at once."""
+        client = self.p.client
+        if self.reading.times != "naive" or not isinstance(client, Calibrating):
+            return
+        times = [t for j in self.jobs for t in (j.begin_time, j.end_time) if t is not None]
+        extra = naive_offset_hint(times, self.now)
+        if not extra:
+            return
+        client.learn_naive_offset(client.reading.naive_offset_min + extra)
+        shift = timedelta(minutes=extra)
+        self.jobs = [
+            replace(
+                j,
+                begin_time=j.begin_time - shift if j.begin_time else None,
+                end_time=j.end_time - shift if j.end_time else None,
+            )
+            for j in self.jobs
+        ]
 
     # --- diff and the next cursor ---
 
@@ -544,10 +725,18 @@ class _TickWork:
         after = {s.job.job_id: s.job.status for s in result.snapshots}
 
         def known_as(ids: Collection[str], status: str) -> int:
+            if status == _ANY:
+                return sum(1 for i in ids if after.get(i, self._status_before(i)) is not None)
             return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
         for scan in self.scans:
+            if scan.failed:
+                # It saw less than it should have: remember what was known before, no more.
+                for key in (scan.key, f"{_HEAD}{scan.status}"):
+                    if key in self.cursor_in:
+                        cursor[key] = self.cursor_in[key]
+                continue
             if scan.found_at == "head" or (scan.head_first and scan.found_at is None and scan.unchanged):
                 cursor[f"{_HEAD}{scan.status}"] = 1
             if not scan.counted:
