@@ -800,6 +800,243 @@ async def test_settings_change_at_run_time_and_are_validated(emu: EmulatorHandle
     assert emu.sk not in str(shown)
 
 
+# --- readings of the job list (issue 11: each switch, off by default) ------------------------------
+
+
+async def _twenty_five(emu: EmulatorHandle) -> list[str]:
+    """25 jobs a minute apart; every fifth failed."""
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    return await emu.add_jobs(
+        [
+            {"status": "failed" if i % 5 == 0 else "success", "begin_time": (start + timedelta(minutes=i)).isoformat()}
+            for i in range(25)
+        ]
+    )
+
+
+async def test_job_count_reading_is_a_switch(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    job_ids = await _twenty_five(emu)
+    failed = job_ids[::5]
+
+    filtered = (await list_jobs(http, emu, status="failed", limit="2")).json()
+    view = await emu.configure(job_count="unfiltered")
+    unfiltered = (await list_jobs(http, emu, status="failed", limit="2")).json()
+    await emu.configure(job_count="page")
+    page = (await list_jobs(http, emu, status="failed", limit="2")).json()
+    last_page = (await list_jobs(http, emu, status="failed", limit="2", offset="4")).json()
+
+    assert view["job_count"] == "unfiltered"
+    assert (filtered["job_count"], [j["job_id"] for j in filtered["job_list"]]) == (5, failed[:2])
+    assert (unfiltered["job_count"], [j["job_id"] for j in unfiltered["job_list"]]) == (25, failed[:2])
+    assert (page["job_count"], [j["job_id"] for j in page["job_list"]]) == (2, failed[:2])
+    assert (last_page["job_count"], [j["job_id"] for j in last_page["job_list"]]) == (1, failed[4:])
+
+
+async def test_offset_unit_reading_is_a_switch(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    job_ids = await _twenty_five(emu)
+
+    async def page(offset: int) -> list[str]:
+        return ids(await list_jobs(http, emu, offset=str(offset), limit="10"))
+
+    by_item = [await page(0), await page(10), await page(20)]
+    await emu.configure(offset_unit="page0")
+    by_page0 = [await page(0), await page(1), await page(2), await page(3)]
+    await emu.configure(offset_unit="page1")
+    by_page1 = [await page(0), await page(1), await page(2), await page(3)]
+
+    assert by_item == [job_ids[:10], job_ids[10:20], job_ids[20:]]
+    assert by_page0 == [job_ids[:10], job_ids[10:20], job_ids[20:], []]
+    assert by_page1 == [job_ids[:10], job_ids[:10], job_ids[10:20], job_ids[20:]]
+
+
+async def test_status_filter_can_refuse_partially_failed_or_be_ignored(
+    emu: EmulatorHandle, http: httpx.AsyncClient
+) -> None:
+    failed = await emu.add_job(status="failed")
+    partial = await emu.add_job(status="partiallyFailed")
+    ok = await emu.add_job(status="success")
+
+    await emu.configure(status_filter="no-partial")
+    refused = await list_jobs(http, emu, status="partiallyFailed")
+    still_failed = ids(await list_jobs(http, emu, status="failed"))
+    await emu.configure(status_filter="ignored")
+    ignored = ids(await list_jobs(http, emu, status="failed"))
+
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "GES.0001"
+    assert "partiallyFailed" in refused.json()["error_msg"]
+    assert still_failed == [failed["job_id"]]
+    assert ignored == [failed["job_id"], partial["job_id"], ok["job_id"]]
+
+
+async def test_waiting_word_of_the_request_is_a_switch(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    pending = await emu.add_job(status="pending")
+    await emu.add_job(status="running")
+
+    await emu.configure(waiting_word="pending")
+    pending_word = await list_jobs(http, emu, status="pending")
+    waiting_refused = await list_jobs(http, emu, status="waiting")
+    await emu.configure(waiting_word="both")
+    both = [ids(await list_jobs(http, emu, status=word)) for word in ("waiting", "pending")]
+
+    assert ids(pending_word) == [pending["job_id"]]
+    assert waiting_refused.status_code == 400
+    assert waiting_refused.json()["error_code"] == "GES.0001"
+    assert both == [[pending["job_id"]], [pending["job_id"]]]
+
+
+async def test_start_and_end_filters_can_use_different_fields(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    names = await _dated_jobs(emu)
+    await emu.configure(end_filter_field="end_time")
+
+    both = await list_jobs(http, emu, start_time="2024-03-10", end_time="2024-03-11", limit="100")
+    only_start = await list_jobs(http, emu, start_time="2024-03-11", limit="100")
+    only_end = await list_jobs(http, emu, end_time="2024-03-10", limit="100")
+
+    # start_time on begin_time, end_time on end_time: "first" ends on the 12th, "last" runs.
+    assert [names[i] for i in ids(both)] == ["late_cn"]
+    # Only start_time: begin_time alone decides, so the running "last" is in.
+    assert sorted(names[i] for i in ids(only_start)) == ["after", "last", "late_cn"]
+    assert [names[i] for i in ids(only_end)] == ["before"]
+
+
+async def test_start_and_end_filters_can_use_different_zones(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    names = await _dated_jobs(emu)
+
+    in_utc = await list_jobs(http, emu, start_time="2024-03-11", end_time="2024-03-11", limit="100")
+    await emu.configure(start_filter_tz="+08:00")
+    start_cn = await list_jobs(http, emu, start_time="2024-03-12", end_time="2024-03-12", limit="100")
+    await emu.configure(start_filter_tz=None, end_filter_tz="+08:00")
+    end_cn = await list_jobs(http, emu, start_time="2024-03-11", end_time="2024-03-11", limit="100")
+
+    assert sorted(names[i] for i in ids(in_utc)) == ["last", "late_cn"]
+    # start 2024-03-12 at +08:00 = 2024-03-11T16:00Z; end 2024-03-12 in UTC = before 2024-03-13T00:00Z.
+    assert sorted(names[i] for i in ids(start_cn)) == ["after", "last", "late_cn"]
+    # start 2024-03-11 in UTC; end 2024-03-11 at +08:00 = before 2024-03-11T16:00Z.
+    assert end_cn.json() == {"job_count": 0, "job_list": []}
+
+
+async def test_time_zone_suffix_of_answers_is_a_switch(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    job = await emu.add_job(
+        status="failed", related_graph="g", begin_time="2024-05-01T20:00:00Z", end_time="2024-05-01T21:30:00Z"
+    )
+    status_url = f"{emu.url}/v2/{emu.project_id}/graphs/{job['graph_id']}/jobs/{job['job_id']}/status"
+
+    async def times() -> tuple[Any, Any, Any]:
+        listed = (await list_jobs(http, emu)).json()["job_list"][0]
+        shown = (await http.get(status_url, headers={"X-Auth-Token": emu.token})).json()
+        return listed["begin_time"], listed["end_time"], shown["end_time"]
+
+    default = await times()
+    await emu.configure(time_zone_suffix="utc")
+    with_z = await times()
+    await emu.configure(time_zone_suffix="none-utc+8")
+    utc8 = await times()
+    await emu.configure(time_format="space")
+    utc8_space = await times()
+    await emu.configure(time_format="epoch")
+    epoch = await times()
+
+    assert default == ("2024-05-01T20:00:00", "2024-05-01T21:30:00", "2024-05-01T21:30:00")
+    assert with_z == ("2024-05-01T20:00:00Z", "2024-05-01T21:30:00Z", "2024-05-01T21:30:00Z")
+    assert utc8 == ("2024-05-02T04:00:00", "2024-05-02T05:30:00", "2024-05-02T05:30:00")
+    assert utc8_space == ("2024-05-02 04:00:00", "2024-05-02 05:30:00", "2024-05-02 05:30:00")
+    end_ms = int(datetime(2024, 5, 1, 21, 30, tzinfo=UTC).timestamp() * 1000)
+    assert epoch == (end_ms - 90 * 60_000, end_ms, end_ms)
+
+
+async def test_limit_cap_shortens_pages_silently(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    job_ids = await _twenty_five(emu)
+    await emu.configure(limit_cap=7)
+
+    first = await list_jobs(http, emu, limit="10")
+    second = await list_jobs(http, emu, offset="7", limit="10")
+    small = await list_jobs(http, emu, limit="3")
+    await emu.configure(offset_unit="page0")
+    page_one = await list_jobs(http, emu, offset="1", limit="10")
+
+    assert first.status_code == 200
+    assert (first.json()["job_count"], ids(first)) == (25, job_ids[:7])
+    assert ids(second) == job_ids[7:14]
+    assert ids(small) == job_ids[:3]
+    # Pages count in the size the server really answers.
+    assert ids(page_one) == job_ids[7:14]
+    assert (await list_jobs(http, emu, limit="1001")).status_code == 400
+
+
+async def test_jobs_can_end_in_statuses_outside_the_enum(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    running = await emu.add_job(status="running", related_graph="movies", begin_time="2024-05-01T20:00:00Z")
+    done = {}
+    for word in ("cancelled", "Failed", "partFailed", "complete"):
+        job = await emu.add_job(status="running", related_graph="movies")
+        done[word] = await emu.patch_job(job["job_id"], status=word)
+    ended = await emu.patch_job(running["job_id"], status="cancelled")
+
+    listed = {j["job_id"]: j for j in (await list_jobs(http, emu, limit="100")).json()["job_list"]}
+    failed_filter = await list_jobs(http, emu, status="failed")
+    back = await emu.patch_job(running["job_id"], status="running")
+
+    assert listed[running["job_id"]]["status"] == "cancelled"
+    assert ended["end_time"] is not None
+    assert all(j["end_time"] is not None and listed[j["job_id"]]["status"] == w for w, j in done.items())
+    assert failed_filter.json() == {"job_count": 0, "job_list": []}
+    assert back["end_time"] is None
+
+
+async def test_nightly_scenario_ends_some_jobs_in_extra_statuses(http: httpx.AsyncClient) -> None:
+    extra = ("cancelled", "complete")
+    plain = _frozen_nightly(5)
+    state = _frozen_nightly(5, extra_statuses=extra)
+    token = state.settings.static_tokens[0].token
+    async with serve(create_app(state=state)) as url:
+        answer = await http.get(
+            f"{url}/v2/{state.settings.project_id}/graphs/jobs", params={"limit": 1000}, headers={"X-Auth-Token": token}
+        )
+        view = (await http.get(f"{url}/_emulator/settings")).json()
+    listed = answer.json()["job_list"]
+
+    expected = {j.job_id: j.status for j in plain.all_jobs()}
+    odd = [j for j in listed if j["status"] != expected[j["job_id"]]]
+    assert view["extra_statuses"] == list(extra)
+    assert len(listed) == len(expected)
+    assert odd
+    assert {j["status"] for j in odd} <= set(extra)
+    assert all(expected[j["job_id"]] in ("success", "failed", "partiallyFailed") for j in odd)
+    assert all(j["end_time"] is not None for j in odd)
+
+
+async def test_reading_settings_are_validated(emu: EmulatorHandle, http: httpx.AsyncClient) -> None:
+    bad = [
+        {"job_count": "all"},
+        {"offset_unit": "page2"},
+        {"status_filter": "none"},
+        {"waiting_word": "queued"},
+        {"end_filter_field": "created_time"},
+        {"start_filter_tz": "Mars/Olympus"},
+        {"time_zone_suffix": "utc+8"},
+        {"limit_cap": 0},
+        {"limit_cap": "7"},
+        {"extra_statuses": ["failed"]},
+        {"extra_statuses": "cancelled"},
+    ]
+    for change in bad:
+        response = await http.post(f"{emu.url}/_emulator/settings", json=change)
+
+        assert response.status_code == 400, change
+        assert next(iter(change)) in response.json()["error"], change
+    shown = (await http.get(f"{emu.url}/_emulator/settings")).json()
+    assert {k: shown[k] for k in ("job_count", "offset_unit", "status_filter", "waiting_word")} == {
+        "job_count": "filtered",
+        "offset_unit": "item",
+        "status_filter": "all",
+        "waiting_word": "waiting",
+    }
+    assert (shown["time_zone_suffix"], shown["limit_cap"], shown["extra_statuses"]) == ("none-utc", None, [])
+    assert [shown[k] for k in ("start_filter_field", "end_filter_field", "start_filter_tz", "end_filter_tz")] == [
+        None
+    ] * 4
+
+
 # --- scenarios -----------------------------------------------------------------------------------
 
 
@@ -812,10 +1049,11 @@ async def test_quiet_scenario_shows_a_few_succeeded_jobs(http: httpx.AsyncClient
     assert any("job_detail" in j for j in body["job_list"])
 
 
-def _frozen_nightly(seed: int, speed: float = 60.0) -> EmulatorState:
+def _frozen_nightly(seed: int, speed: float = 60.0, extra_statuses: tuple[str, ...] = ()) -> EmulatorState:
     fixed = datetime(2025, 3, 4, 1, 0, tzinfo=UTC)
     state = EmulatorState(
-        EmulatorSettings(scenario="nightly-imports", seed=seed, speed=speed), clock=EmulatedClock(real=lambda: fixed)
+        EmulatorSettings(scenario="nightly-imports", seed=seed, speed=speed, extra_statuses=extra_statuses),
+        clock=EmulatedClock(real=lambda: fixed),
     )
     start_scenario(state)
     return state
@@ -992,11 +1230,75 @@ def test_cli_flags_become_settings() -> None:
     assert "export HUAWEICLOUD_SDK_REGION_GES_CN_NORTH_4=http://127.0.0.1:9" in text
 
 
+def test_cli_reading_flags_become_settings_and_are_off_by_default() -> None:
+    default = settings_from_args(_parse([]))
+    args = _parse(
+        [
+            "--job-count",
+            "page",
+            "--offset-unit",
+            "page1",
+            "--status-filter",
+            "no-partial",
+            "--waiting-word",
+            "both",
+            "--date-filter-field",
+            "begin_time,end_time",
+            "--date-filter-tz",
+            "UTC,+08:00",
+            "--time-zone-suffix",
+            "none-utc+8",
+            "--limit-cap",
+            "100",
+            "--extra-status",
+            "cancelled",
+            "--extra-status",
+            "Failed",
+        ]
+    )
+
+    settings = settings_from_args(args)
+
+    assert default == EmulatorSettings()
+    assert (settings.job_count, settings.offset_unit, settings.status_filter) == ("page", "page1", "no-partial")
+    assert (settings.waiting_word, settings.time_zone_suffix, settings.limit_cap) == ("both", "none-utc+8", 100)
+    assert (settings.start_field, settings.end_field) == ("begin_time", "end_time")
+    assert (settings.date_filter_tz, settings.end_filter_tz) == ("UTC", "+08:00")
+    assert settings.extra_statuses == ("cancelled", "Failed")
+
+
+def test_cli_help_documents_every_reading(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse(["--help"])
+    text = capsys.readouterr().out
+
+    for flag in (
+        "--job-count",
+        "--offset-unit",
+        "--status-filter",
+        "--waiting-word",
+        "--date-filter-field",
+        "--date-filter-tz",
+        "--time-zone-suffix",
+        "--limit-cap",
+        "--extra-status",
+        "/_emulator/settings",
+    ):
+        assert flag in text, flag
+
+
 def test_cli_refuses_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
     from ges_bot.emulator.cli import run
 
     assert run(_parse(["--date-filter-tz", "Mars/Olympus"])) == 2
     assert "time zone" in capsys.readouterr().err
+    assert run(_parse(["--date-filter-tz", "UTC,Mars/Olympus"])) == 2
+    assert "end_filter_tz" in capsys.readouterr().err
+    assert run(_parse(["--limit-cap", "0"])) == 2
+    assert "limit_cap" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(["--date-filter-field", "begin_time,created"])
+    assert "not a date filter field" in capsys.readouterr().err
 
 
 async def test_cli_serves_and_prints_the_environment(http: httpx.AsyncClient) -> None:

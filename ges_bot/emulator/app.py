@@ -205,8 +205,8 @@ async def _list_jobs(request: Request, state: EmulatorState) -> _Answer:
     except QueryParamError as exc:
         return _ges_error(400, "GES.0001", str(exc), _rid(request))
     count, jobs = state.page(project_id, query)
-    fmt = state.settings.time_format
-    return _Answer(200, {"job_count": count, "job_list": [job.to_wire(fmt) for job in jobs]})
+    fmt, suffix = state.settings.time_format, state.settings.time_zone_suffix
+    return _Answer(200, {"job_count": count, "job_list": [job.to_wire(fmt, suffix) for job in jobs]})
 
 
 async def _show_job(request: Request, state: EmulatorState) -> _Answer:
@@ -217,7 +217,7 @@ async def _show_job(request: Request, state: EmulatorState) -> _Answer:
     job = state.find(project_id, request.path_params["graph_id"], request.path_params["job_id"])
     if job is None:
         return _ges_error(400, "GES.7007", "The job does not exist.", _rid(request))
-    return _Answer(200, job.to_wire(state.settings.time_format))
+    return _Answer(200, job.to_wire(state.settings.time_format, state.settings.time_zone_suffix))
 
 
 async def _issue_token(request: Request, state: EmulatorState) -> _Answer:

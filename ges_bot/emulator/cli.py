@@ -44,6 +44,27 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 15m, 6h, 2d)") from None
 
 
+def _pair(text: str, what: str) -> tuple[str, str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one {what} or two, comma-separated (start_time's,end_time's)")
+    return parts[0], parts[1]
+
+
+def _field_pair(text: str) -> tuple[str, str]:
+    pair = _pair(text, "field")
+    bad = [f for f in pair if f not in ("begin_time", "end_time")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad[0]!r} is not a date filter field (begin_time or end_time)")
+    return pair
+
+
+def _zone_pair(text: str) -> tuple[str, str]:
+    return _pair(text, "zone")
+
+
 def _retention(text: str) -> float | None:
     return None if text.strip().lower() in ("none", "forever", "0") else _duration(text)
 
@@ -86,12 +107,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     quirks.add_argument("--max-limit", type=int, default=1000, help="largest accepted limit (default 1000)")
     quirks.add_argument(
         "--date-filter-field",
-        choices=["begin_time", "end_time"],
-        default="begin_time",
-        help="field that start_time/end_time filter on (default begin_time)",
+        type=_field_pair,
+        default=("begin_time", "begin_time"),
+        metavar="FIELD[,FIELD]",
+        help="field that start_time/end_time filter on: begin_time or end_time; two, comma-separated, "
+        "for start_time's and end_time's own (e.g. begin_time,end_time; default begin_time)",
     )
     quirks.add_argument(
-        "--date-filter-tz", default="UTC", help="zone the filter dates are read in (UTC, +08:00, Asia/Shanghai)"
+        "--date-filter-tz",
+        type=_zone_pair,
+        default=("UTC", "UTC"),
+        metavar="ZONE[,ZONE]",
+        help="zone the filter dates are read in (UTC, +08:00, Asia/Shanghai); two, comma-separated, "
+        "for start_time's and end_time's own (e.g. UTC,+08:00; default UTC)",
     )
     quirks.add_argument(
         "--time-format", choices=["T", "space", "epoch"], default="T", help="time format of answers (default T)"
@@ -105,6 +133,58 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         choices=[400, 403],
         default=400,
         help="status of GES.0016 for a project the credentials do not cover (default 400)",
+    )
+    readings = p.add_argument_group(
+        "readings of the job list",
+        "GES documents these loosely; each default is the reading ges-bot was built against. "
+        "The same names (with _) are keys of POST /_emulator/settings.",
+    )
+    readings.add_argument(
+        "--job-count",
+        choices=["filtered", "unfiltered", "page"],
+        default="filtered",
+        help="what job_count counts: the jobs the filters select (default), every job of the project, "
+        "or the jobs on this page",
+    )
+    readings.add_argument(
+        "--offset-unit",
+        choices=["item", "page0", "page1"],
+        default="item",
+        help="what offset counts: jobs (default), pages from 0 (page starts at offset x limit), pages from 1",
+    )
+    readings.add_argument(
+        "--status-filter",
+        choices=["all", "no-partial", "ignored"],
+        default="all",
+        help="status filter: all words work (default); no-partial: status=partiallyFailed gets 400 GES.0001; "
+        "ignored: accepted but lists every status",
+    )
+    readings.add_argument(
+        "--waiting-word",
+        choices=["waiting", "pending", "both"],
+        default="waiting",
+        help="the status word a request uses for queued jobs (answers always say pending; default waiting)",
+    )
+    readings.add_argument(
+        "--time-zone-suffix",
+        choices=["utc", "none-utc", "none-utc+8"],
+        default="none-utc",
+        help="how answers write times: UTC with no zone (default), UTC with Z, or UTC+8 wall time with no zone",
+    )
+    readings.add_argument(
+        "--limit-cap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer at most N jobs a page whatever limit asks, without an error (default: no cap)",
+    )
+    readings.add_argument(
+        "--extra-status",
+        action="append",
+        default=None,
+        metavar="STATUS",
+        help="a status outside the documented enum (cancelled, Failed, partFailed, complete…) that the "
+        "nightly-imports scenario ends one job in five in (repeatable; jobs can also be PATCHed to any status)",
     )
     p.add_argument("--log-level", default="INFO", help="log level (default INFO)")
 
@@ -128,6 +208,8 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         extra["users"] = tuple(parse_user_spec(u) for u in args.user)
     if args.token:
         extra["static_tokens"] = tuple(StaticToken(t) for t in args.token)
+    start_field, end_field = args.date_filter_field
+    start_tz, end_tz = args.date_filter_tz
     return EmulatorSettings(
         project_id=args.project_id,
         region=args.region,
@@ -141,8 +223,18 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         order=args.order,
         max_limit=args.max_limit,
         default_limit=min(10, args.max_limit),
-        date_filter_field=args.date_filter_field,
-        date_filter_tz=args.date_filter_tz,
+        # A pair's first value is the shared one; the second overrides it for end_time only.
+        date_filter_field=start_field,
+        end_filter_field=None if end_field == start_field else end_field,
+        date_filter_tz=start_tz,
+        end_filter_tz=None if end_tz == start_tz else end_tz,
+        job_count=args.job_count,
+        offset_unit=args.offset_unit,
+        status_filter=args.status_filter,
+        waiting_word=args.waiting_word,
+        time_zone_suffix=args.time_zone_suffix,
+        limit_cap=args.limit_cap,
+        extra_statuses=tuple(args.extra_status or ()),
         time_format=args.time_format,
         retention_s=args.retention,
         project_mismatch_status=args.project_mismatch_status,

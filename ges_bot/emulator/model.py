@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from ges_bot.emulator.settings import TimeFormat
+from ges_bot.emulator.settings import TimeFormat, TimeZoneSuffix
 
 __all__ = [
     "ACTIVE",
@@ -83,13 +83,21 @@ def parse_time(value: object, name: str) -> datetime | None:
     raise JobInputError(f"{name} must be a time string, epoch milliseconds or null")
 
 
-def format_time(value: datetime | None, fmt: TimeFormat) -> str | int | None:
+_UTC8 = timezone(timedelta(hours=8))
+
+
+def format_time(value: datetime | None, fmt: TimeFormat, suffix: TimeZoneSuffix = "none-utc") -> str | int | None:
+    """A time as answers write it: ``fmt`` (``T``, ``space``, epoch ms) and, for text, ``suffix``:
+    ``none-utc`` (UTC, no zone: the reference page's form), ``utc`` (UTC with a ``Z``) or
+    ``none-utc+8`` (the UTC+8 wall time, no zone — a console in China's zone)."""
     if value is None:
         return None
     utc = value.astimezone(UTC)
     if fmt == "epoch":
         return int(utc.timestamp() * 1000)
-    return utc.strftime("%Y-%m-%d %H:%M:%S" if fmt == "space" else "%Y-%m-%dT%H:%M:%S")
+    shown = utc.astimezone(_UTC8) if suffix == "none-utc+8" else utc
+    text = shown.strftime("%Y-%m-%d %H:%M:%S" if fmt == "space" else "%Y-%m-%dT%H:%M:%S")
+    return text + "Z" if suffix == "utc" else text
 
 
 def _opt_str(data: dict[str, Any], name: str) -> str | None:
@@ -140,7 +148,8 @@ class EmuJob:
         return job
 
     def apply(self, changes: dict[str, Any], *, now: datetime, creating: bool = False) -> None:
-        """Apply wire-field ``changes`` (a PATCH). A move to a terminal status without an
+        """Apply wire-field ``changes`` (a PATCH). A move to any status other than ``pending`` or
+        ``running`` (one outside the documented enum too, such as ``cancelled``) without an
         ``end_time`` in ``changes`` ends the job ``now``; a move back to an active status clears it."""
         if "job_id" in changes and changes["job_id"] != self.job_id:
             raise JobInputError("job_id cannot be changed")
@@ -165,7 +174,7 @@ class EmuJob:
         if "end_time" in changes:
             self.end_time = parse_time(changes["end_time"], "end_time")
         elif "status" in changes:
-            if self.status in TERMINAL and self.end_time is None:
+            if self.status not in ACTIVE and self.end_time is None:
                 self.end_time = max(now, self.begin_time) if self.begin_time else now
             elif self.status in ACTIVE:
                 self.end_time = None
@@ -185,7 +194,7 @@ class EmuJob:
         if creating and self.graph_id is None and self.related_graph:
             self.graph_id = graph_id_for(self.project_id, self.related_graph)
 
-    def to_wire(self, fmt: TimeFormat = "T") -> dict[str, Any]:
+    def to_wire(self, fmt: TimeFormat = "T", suffix: TimeZoneSuffix = "none-utc") -> dict[str, Any]:
         """The job exactly as ``GET …/graphs/jobs`` lists it."""
         out: dict[str, Any] = {
             "job_id": self.job_id,
@@ -193,8 +202,8 @@ class EmuJob:
             "job_type": self.job_type,
             "job_name": self.job_name,
             "related_graph": self.related_graph,
-            "begin_time": format_time(self.begin_time, fmt),
-            "end_time": format_time(self.end_time, fmt),
+            "begin_time": format_time(self.begin_time, fmt, suffix),
+            "end_time": format_time(self.end_time, fmt, suffix),
         }
         if self.job_name == "ImportGraph" and self.job_detail is not None:
             out["job_detail"] = self.job_detail

@@ -5,13 +5,18 @@ Owns the rules of ``GET /v2/{project_id}/graphs/jobs``: which parameter values a
 
 - ``status`` takes the *request* vocabulary (``running``, ``waiting``, ``success``,
   ``partiallyFailed``, ``failed``; case-sensitive). ``waiting`` selects ``pending`` jobs; the
-  response word ``pending`` itself is refused, as the reference page does not list it.
+  response word ``pending`` itself is refused, as the reference page does not list it
+  (``waiting_word`` changes which word is accepted; ``status_filter`` can refuse
+  ``partiallyFailed`` or make the filter a no-op).
 - ``start_time``/``end_time`` are ``yyyy-MM-dd`` read in ``date_filter_tz``; a job is selected when
   its ``date_filter_field`` lies in [start 00:00, end+1 00:00). A job whose field is null is
-  excluded whenever either filter is given. start after end selects nothing (not an error).
-- ``offset`` ≥ 0 and 1 ≤ ``limit`` ≤ ``max_limit``, both plain decimal integers.
+  excluded whenever a filter on that field is given. start after end selects nothing (not an
+  error). ``start_filter_*``/``end_filter_*`` let the two bounds use different fields and zones.
+- ``offset`` ≥ 0 and 1 ≤ ``limit`` ≤ ``max_limit``, both plain decimal integers; ``offset`` counts
+  items (or pages, per ``offset_unit``); a ``limit_cap`` silently shortens pages.
 - ``graph_name`` is an exact, case-sensitive match; an empty value means no filter.
-- ``job_count`` is the number of jobs matching the filters (not the page length).
+- ``job_count`` is the number of jobs matching the filters (not the page length), unless the
+  ``job_count`` setting says otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from datetime import date, datetime, time, timedelta
 from ges_bot.emulator.model import EmuJob
 from ges_bot.emulator.settings import EmulatorSettings, Order
 
-__all__ = ["REQUEST_STATUSES", "JobQuery", "QueryParamError", "filter_jobs", "parse_query", "sort_jobs"]
+__all__ = [
+    "REQUEST_STATUSES",
+    "JobQuery",
+    "QueryParamError",
+    "filter_jobs",
+    "page_slice",
+    "parse_query",
+    "request_statuses",
+    "sort_jobs",
+]
 
 #: Request vocabulary → the response status it selects.
 REQUEST_STATUSES: dict[str, str] = {
@@ -37,6 +51,18 @@ REQUEST_STATUSES: dict[str, str] = {
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UINT = re.compile(r"^\d{1,18}$")
+
+
+def request_statuses(settings: EmulatorSettings) -> dict[str, str]:
+    """The status words this emulator accepts (request word → the response status it selects)."""
+    words = dict(REQUEST_STATUSES)
+    if settings.waiting_word == "pending":
+        del words["waiting"]
+    if settings.waiting_word != "waiting":
+        words["pending"] = "pending"
+    if settings.status_filter == "no-partial":
+        del words["partiallyFailed"]
+    return words
 
 
 class QueryParamError(ValueError):
@@ -89,10 +115,12 @@ def parse_query(params: Mapping[str, str], settings: EmulatorSettings) -> JobQue
     status = None
     if "status" in params and params["status"] != "":
         raw = params["status"]
-        if raw not in REQUEST_STATUSES:
-            allowed = ", ".join(REQUEST_STATUSES)
+        words = request_statuses(settings)
+        if raw not in words:
+            allowed = ", ".join(words)
             raise QueryParamError(f"The parameter status is invalid: {raw!r} is not one of {allowed}.")
-        status = REQUEST_STATUSES[raw]
+        # "ignored": GES accepts the word and lists every status.
+        status = None if settings.status_filter == "ignored" else words[raw]
     start = _date("start_time", params["start_time"]) if params.get("start_time") else None
     end = _date("end_time", params["end_time"]) if params.get("end_time") else None
     return JobQuery(
@@ -126,18 +154,34 @@ def sort_jobs(jobs: Iterable[EmuJob], order: Order, seed: int) -> list[EmuJob]:
     return ordered
 
 
+def page_slice(query: JobQuery, settings: EmulatorSettings) -> slice:
+    """Which of the selected jobs (by position) this query's page holds, per ``offset_unit`` and
+    ``limit_cap``. A capped server pages by the jobs it really answers, so pages count in the
+    capped size."""
+    size = query.limit if settings.limit_cap is None else min(query.limit, settings.limit_cap)
+    if settings.offset_unit == "page0":
+        start = query.offset * size
+    elif settings.offset_unit == "page1":
+        start = max(query.offset - 1, 0) * size
+    else:
+        start = query.offset
+    return slice(start, start + size)
+
+
 def filter_jobs(jobs: Sequence[EmuJob], query: JobQuery, settings: EmulatorSettings) -> list[EmuJob]:
     """The jobs of ``jobs`` (already ordered) that ``query``'s filters select."""
-    zone = settings.zone
     lo = (
-        datetime.combine(query.start_date, time.min, tzinfo=zone) if query.start_date is not None else None
+        datetime.combine(query.start_date, time.min, tzinfo=settings.start_zone)
+        if query.start_date is not None
+        else None
     )  # inclusive
     hi = (
-        datetime.combine(query.end_date + timedelta(days=1), time.min, tzinfo=zone)
+        datetime.combine(query.end_date + timedelta(days=1), time.min, tzinfo=settings.end_zone)
         if query.end_date is not None
         else None
     )  # exclusive
-    by_end = settings.date_filter_field == "end_time"
+    lo_by_end = settings.start_field == "end_time"
+    hi_by_end = settings.end_field == "end_time"
     out: list[EmuJob] = []
     for job in jobs:
         if query.status is not None and job.status != query.status:
@@ -145,8 +189,14 @@ def filter_jobs(jobs: Sequence[EmuJob], query: JobQuery, settings: EmulatorSetti
         if query.graph_name is not None and job.related_graph != query.graph_name:
             continue
         if query.has_dates:
-            when = job.end_time if by_end else job.begin_time
-            if when is None or (lo is not None and when < lo) or (hi is not None and when >= hi):
-                continue
+            # One field for both bounds: a null field excludes the job whenever either is given.
+            if lo is not None or lo_by_end == hi_by_end:
+                when = job.end_time if lo_by_end else job.begin_time
+                if when is None or (lo is not None and when < lo):
+                    continue
+            if hi is not None or lo_by_end == hi_by_end:
+                when = job.end_time if hi_by_end else job.begin_time
+                if when is None or (hi is not None and when >= hi):
+                    continue
         out.append(job)
     return out

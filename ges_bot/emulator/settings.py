@@ -28,6 +28,39 @@ setting                     default          why
 ``project_mismatch_status`` ``400``          GES.0016 "project and token do not match" is
                                              documented as a 400
 ==========================  ===============  ==============================================
+
+Readings of the loosely documented job list (issue 11: a client must alert under each of them).
+The default of each is the reading ges-bot was first built against, so "off" is today's
+behaviour:
+
+==========================  ===============  ==============================================
+setting                     default          other readings
+==========================  ===============  ==============================================
+``job_count``               ``filtered``     ``unfiltered`` (every job of the project,
+                                             whatever the filters), ``page`` (the length
+                                             of this page)
+``offset_unit``             ``item``         ``page0`` (offset is a page number from 0:
+                                             the page starts at offset × limit), ``page1``
+                                             (from 1; 0 is read as 1)
+``status_filter``           ``all``          ``no-partial`` (``status=partiallyFailed`` is
+                                             refused, 400 GES.0001), ``ignored`` (the
+                                             filter is accepted and has no effect)
+``waiting_word``            ``waiting``      the request word for queued jobs: ``pending``
+                                             (and ``waiting`` is refused), ``both``
+``start_filter_field``,     ``None``         the field/zone of ``start_time`` and of
+``end_filter_field``,                        ``end_time`` when they differ; ``None`` = the
+``start_filter_tz``,                         shared ``date_filter_field``/``date_filter_tz``
+``end_filter_tz``
+``time_zone_suffix``        ``none-utc``     how answers write times: ``utc`` (with a
+                                             ``Z``), ``none-utc+8`` (no zone, UTC+8 wall
+                                             time). Epoch times are not affected
+``limit_cap``               ``None``         a page holds at most this many jobs, whatever
+                                             ``limit`` asked for, without an error
+``extra_statuses``          ``()``           statuses outside the documented enum (such as
+                                             ``cancelled``, ``Failed``, ``partFailed``,
+                                             ``complete``) that the ``nightly-imports``
+                                             scenario ends some jobs in
+==========================  ===============  ==============================================
 """
 
 from __future__ import annotations
@@ -55,9 +88,14 @@ __all__ = [
     "DateField",
     "EmulatorSettings",
     "IamUser",
+    "JobCount",
+    "OffsetUnit",
     "Order",
     "StaticToken",
+    "StatusFilter",
     "TimeFormat",
+    "TimeZoneSuffix",
+    "WaitingWord",
     "parse_user_spec",
     "parse_zone",
 ]
@@ -76,6 +114,11 @@ DEMO_TOKEN = "MIIEmulatorStaticDemoToken-0123456789abcdefghijklmnopqrstuvwxyz"  
 Order = Literal["asc", "desc", "random"]
 DateField = Literal["begin_time", "end_time"]
 TimeFormat = Literal["T", "space", "epoch"]
+JobCount = Literal["filtered", "unfiltered", "page"]
+OffsetUnit = Literal["item", "page0", "page1"]
+StatusFilter = Literal["all", "no-partial", "ignored"]
+WaitingWord = Literal["waiting", "pending", "both"]
+TimeZoneSuffix = Literal["utc", "none-utc", "none-utc+8"]
 ScenarioName = Literal["none", "quiet", "nightly-imports", "large"]
 SCENARIOS: tuple[str, ...] = get_args(ScenarioName)
 
@@ -154,8 +197,31 @@ RUNTIME_SETTINGS: frozenset[str] = frozenset(
         "max_clock_skew_s",
         "project_mismatch_status",
         "speed",
+        "job_count",
+        "offset_unit",
+        "status_filter",
+        "waiting_word",
+        "start_filter_field",
+        "end_filter_field",
+        "start_filter_tz",
+        "end_filter_tz",
+        "time_zone_suffix",
+        "limit_cap",
+        "extra_statuses",
     }
 )
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "order": get_args(Order),
+    "date_filter_field": get_args(DateField),
+    "time_format": get_args(TimeFormat),
+    "job_count": get_args(JobCount),
+    "offset_unit": get_args(OffsetUnit),
+    "status_filter": get_args(StatusFilter),
+    "waiting_word": get_args(WaitingWord),
+    "time_zone_suffix": get_args(TimeZoneSuffix),
+}
+#: Statuses of the documented enum (a job in any other status is "outside the enum").
+DOCUMENTED_STATUSES: frozenset[str] = frozenset({"pending", "running", "success", "failed", "partiallyFailed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,19 +255,45 @@ class EmulatorSettings:
     speed: float = 1.0
     #: Number of historical jobs of the ``large`` scenario.
     large_count: int = 100_000
+    # Readings of the job list (see the module docstring); each default is today's behaviour.
+    job_count: JobCount = "filtered"
+    offset_unit: OffsetUnit = "item"
+    status_filter: StatusFilter = "all"
+    waiting_word: WaitingWord = "waiting"
+    start_filter_field: DateField | None = None
+    end_filter_field: DateField | None = None
+    start_filter_tz: str | None = None
+    end_filter_tz: str | None = None
+    time_zone_suffix: TimeZoneSuffix = "none-utc"
+    limit_cap: int | None = None
+    extra_statuses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.project_id.isalnum() or len(self.project_id) > 64:
             raise ValueError(f"project id {self.project_id!r} must be up to 64 letters and digits")
-        if self.order not in get_args(Order):
-            raise ValueError(f"order must be one of asc, desc, random (got {self.order!r})")
-        if self.date_filter_field not in get_args(DateField):
-            raise ValueError(f"date_filter_field must be begin_time or end_time (got {self.date_filter_field!r})")
-        if self.time_format not in get_args(TimeFormat):
-            raise ValueError(f"time_format must be T, space or epoch (got {self.time_format!r})")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)} (got {getattr(self, name)!r})")
+        for name in ("start_filter_field", "end_filter_field"):
+            value = getattr(self, name)
+            if value is not None and value not in get_args(DateField):
+                raise ValueError(f"{name} must be begin_time, end_time or null (got {value!r})")
+        for name in ("date_filter_tz", "start_filter_tz", "end_filter_tz"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    parse_zone(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        if self.limit_cap is not None and self.limit_cap < 1:
+            raise ValueError("limit_cap must be at least 1 (or null for no cap)")
+        odd = [s for s in self.extra_statuses if not isinstance(s, str) or not s or s in DOCUMENTED_STATUSES]
+        if odd:
+            raise ValueError(
+                f"extra_statuses are statuses outside the documented enum, such as cancelled (got {odd[0]!r})"
+            )
         if self.scenario not in SCENARIOS:
             raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)} (got {self.scenario!r})")
-        parse_zone(self.date_filter_tz)
         if self.max_limit < 1:
             raise ValueError("max_limit must be at least 1")
         if not 1 <= self.default_limit <= self.max_limit:
@@ -220,6 +312,26 @@ class EmulatorSettings:
     @property
     def zone(self) -> tzinfo:
         return parse_zone(self.date_filter_tz)
+
+    @property
+    def start_field(self) -> DateField:
+        """The field ``start_time`` filters on."""
+        return self.start_filter_field or self.date_filter_field
+
+    @property
+    def end_field(self) -> DateField:
+        """The field ``end_time`` filters on."""
+        return self.end_filter_field or self.date_filter_field
+
+    @property
+    def start_zone(self) -> tzinfo:
+        """The zone ``start_time``'s date is read in."""
+        return parse_zone(self.start_filter_tz or self.date_filter_tz)
+
+    @property
+    def end_zone(self) -> tzinfo:
+        """The zone ``end_time``'s date is read in."""
+        return parse_zone(self.end_filter_tz or self.date_filter_tz)
 
     def all_aksk(self) -> tuple[AkSk, ...]:
         return (AkSk(self.ak, self.sk), *self.extra_aksk)
@@ -243,6 +355,18 @@ class EmulatorSettings:
                 if not number or not isinstance(value, int):
                     raise ValueError(f"{name} must be an integer")
                 coerced[name] = value
+            elif name == "limit_cap":
+                if value is not None and (not number or not isinstance(value, int)):
+                    raise ValueError("limit_cap must be an integer or null")
+                coerced[name] = value
+            elif name in ("start_filter_field", "end_filter_field", "start_filter_tz", "end_filter_tz"):
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string or null")
+                coerced[name] = value
+            elif name == "extra_statuses":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError('extra_statuses must be a list of statuses, e.g. ["cancelled", "Failed"]')
+                coerced[name] = tuple(value)
             elif name in ("token_lifetime_s", "max_clock_skew_s", "speed"):
                 if not number:
                     raise ValueError(f"{name} must be a number")
@@ -269,5 +393,6 @@ class EmulatorSettings:
             "scenario": self.scenario,
             "seed": self.seed,
             "large_count": self.large_count,
-            **{name: getattr(self, name) for name in sorted(RUNTIME_SETTINGS)},
+            **{name: getattr(self, name) for name in sorted(RUNTIME_SETTINGS - {"extra_statuses"})},
+            "extra_statuses": list(self.extra_statuses),
         }

@@ -18,7 +18,7 @@ from ges_bot.emulator.clock import EmulatedClock
 from ges_bot.emulator.faults import FaultQueue
 from ges_bot.emulator.iam import TokenRegistry
 from ges_bot.emulator.model import ACTIVE, EmuJob, JobInputError
-from ges_bot.emulator.query import JobQuery, filter_jobs, sort_jobs
+from ges_bot.emulator.query import JobQuery, filter_jobs, page_slice, sort_jobs
 from ges_bot.emulator.settings import EmulatorSettings
 
 __all__ = ["EmulatorState", "JobExistsError", "ScenarioDriver", "Stats"]
@@ -208,9 +208,14 @@ class EmulatorState:
         return hit
 
     def page(self, project_id: str, query: JobQuery) -> tuple[int, list[EmuJob]]:
-        """(job_count, the jobs of this page)."""
+        """(job_count, the jobs of this page), per the ``job_count`` and paging settings."""
         selected = self.select(project_id, query)
-        return len(selected), selected[query.offset : query.offset + query.limit]
+        jobs = selected[page_slice(query, self.settings)]
+        if self.settings.job_count == "page":
+            return len(jobs), jobs
+        if self.settings.job_count == "unfiltered":
+            return len(self._ordered(project_id)), jobs
+        return len(selected), jobs
 
     def find(self, project_id: str, graph_id: str, job_id: str) -> EmuJob | None:
         job = self._jobs.get(job_id)
