@@ -391,10 +391,16 @@ class JobCenterClient:
         if statuses[0].refused:
             statuses.append(await self._probe(0, 2, status="pending"))
         statuses.append(await self._probe(0, 2, status=QueryStatus.PARTIALLY_FAILED.value))
+        third = await self._probe(2, limit) if second.ids and second.ids == head.ids else None
         keep = replace(self.reading, refused=frozenset()) if self.calibrated else rd.UNDECIDED
-        decided = rd.decide(rd.Evidence(head, second, nothing, tuple(statuses)), keep)
+        decided = rd.decide(rd.Evidence(head, second, nothing, tuple(statuses), third), keep)
         if decided.times == "naive":
-            decided = replace(decided, naive_offset_min=self.reading.naive_offset_min)
+            offset = self.reading.naive_offset_min if self.reading.times == "naive" else 0
+            if self.server_date is not None:
+                # GES's own clock (its Date header) against the times it wrote: none is in the future.
+                seen = [t for p in (head, second) for j in p.jobs or () for t in (j.begin_time, j.end_time) if t]
+                offset = max(offset, rd.naive_offset_hint(seen, self.server_date))
+            decided = replace(decided, naive_offset_min=offset)
         self.calibrated = True
         self.stale = False
         self._learn(decided, "calibration")

@@ -209,6 +209,9 @@ class Evidence:
     nothing: Probe
     #: one probe per status word tried (``waiting``, ``pending``, ``partiallyFailed``, …).
     statuses: tuple[Probe, ...] = field(default_factory=tuple)
+    #: offset 2, limit L, no filter — asked only when offset 1 repeated offset 0 (page numbers
+    #: from 1): the only probe that shows whether more jobs exist then.
+    third: Probe | None = None
 
 
 def decide(ev: Evidence, previous: Reading = UNDECIDED) -> Reading:
@@ -230,26 +233,24 @@ def decide(ev: Evidence, previous: Reading = UNDECIDED) -> Reading:
         offset = "zero" if previous.offset in (UNKNOWN, "zero") else previous.offset
     elif len(a) == 1 and b == a:
         offset = "page1"
+    c = ev.third.ids if ev.third is not None else []
+    beyond = set(b) | set(c)
     # A full page shorter than asked while more jobs exist: limit is capped.
-    more = bool(set(b) - set(a)) or (offset == "item" and len(b) >= len(a) >= 2)
+    more = bool(beyond - set(a)) or (offset == "item" and len(b) >= len(a) >= 2)
     if 0 < len(a) < head.limit and more:
         cap = len(a)
 
     job_count = previous.job_count
+    counted = [p for p in (head, second, ev.third) if p is not None and p.job_count is not None]
     if ev.nothing.job_count is not None and ev.nothing.job_count > 0 and not ev.nothing.jobs:
         job_count = "unfiltered"
-    elif head.job_count is not None:
-        exist_more = bool(set(b) - set(a))
-        if head.job_count > len(a):
-            job_count = "filtered"
-        elif head.job_count == len(a) and exist_more:
-            job_count = "page"
-        elif ev.nothing.job_count == 0 and head.job_count == len(a) and len(a) < (cap or head.limit):
-            # The whole job center fits one page: filtered and page say the same here; "page" is
-            # the safe guess (counts are not trusted), corrected once the list outgrows a page.
-            job_count = previous.job_count if previous.job_count != UNKNOWN else UNKNOWN
-    else:
+    elif head.job_count is None:
         job_count = "page"  # no count at all: nothing to trust
+    elif any(p.job_count is not None and p.job_count > len(p.ids) for p in counted):
+        # A count beyond the page it came with is no page length.
+        job_count = "filtered"
+    elif head.job_count == len(a) and bool(beyond - set(a)):
+        job_count = "page"
 
     status_filter = previous.status_filter
     refused = set(previous.refused)

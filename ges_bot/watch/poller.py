@@ -110,7 +110,17 @@ from ges_bot.watch.diff import DiffResult, diff, outcome_key
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-__all__ = ["JobSource", "Poller", "TickReport", "describe_error", "run_tick", "schedule"]
+__all__ = [
+    "Calibrating",
+    "JobSource",
+    "PlannedQuery",
+    "Poller",
+    "TickReport",
+    "describe_error",
+    "plan_queries",
+    "run_tick",
+    "schedule",
+]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +222,39 @@ class _Scan:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedQuery:
+    """One listing a steady tick makes (``ges-bot check`` runs the same ones)."""
+
+    #: ``active`` (every page, each tick), ``terminal`` or ``arrivals`` (tail probe and memory).
+    kind: str
+    #: The status word the scan is about (``*``: any, for arrivals).
+    status: str
+    query: ListQuery
+
+    @property
+    def name(self) -> str:
+        since = f" since {self.query.start_date.isoformat()}" if self.query.start_date else ""
+        return f"{'new jobs (any status)' if self.status == _ANY else 'status=' + self.status}{since}"
+
+
+def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
+    """The listings of a steady tick under ``reading``, with the terminal window starting at
+    ``start``: the active lists and terminal lists whose status filter works, and — when some
+    status cannot be asked for — the arrivals scan (see the module docstring)."""
+
+    def usable(status: str) -> bool:
+        return not wire_status(reading, status)[1]
+
+    plan = [PlannedQuery("active", s.value, ListQuery(status=s)) for s in _ACTIVE_QUERIES if usable(s)]
+    plan += [
+        PlannedQuery("terminal", s.value, ListQuery(status=s, start_date=start)) for s in TERMINAL_QUERIES if usable(s)
+    ]
+    if not all(usable(s) for s in (*_ACTIVE_QUERIES, *TERMINAL_QUERIES)):
+        plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start)))
+    return plan
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -470,10 +513,6 @@ class _TickWork:
         text = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
         return f"{len(self.failures)} scan(s) failed ({text})"
 
-    def usable(self, status: str) -> bool:
-        """Whether GES can be asked for ``status`` with its status filter (reading permitting)."""
-        return not wire_status(self.reading, status)[1]
-
     async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
         """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
         Returns whether every page was read."""
@@ -527,20 +566,21 @@ class _TickWork:
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
         self.active = await self.p.store.active_snapshots(self.p.alias)
-        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
-        for status in _ACTIVE_QUERIES:
-            if self.usable(status):
-                await self._guarded(f"status={status.value}", self._list_all(ListQuery(status=status)))
         since = min(self.now, state.last_success_at or self.now)
         start = since.astimezone(UTC).date() - timedelta(days=1)
-        statuses: list[str] = [s.value for s in TERMINAL_QUERIES if self.usable(s)]
-        if len(statuses) < len(TERMINAL_QUERIES) or not all(self.usable(s) for s in _ACTIVE_QUERIES):
-            # Some status cannot be asked for: every job new to the window, whatever its status.
-            statuses.append(_ANY)
-        for word in statuses:
-            key = f"{word}@{start.isoformat()}"
-            head_first = bool(self.cursor_in.get(f"{_HEAD}{word}"))
-            self.scans.append(_Scan(status=word, key=key, remembered=self.cursor_in.get(key), head_first=head_first))
+        plan = plan_queries(self.reading, start)
+        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
+        for planned in plan:
+            if planned.kind == "active":
+                await self._guarded(planned.name, self._list_all(planned.query))
+        for planned in plan:
+            if planned.kind == "active":
+                continue
+            key = f"{planned.status}@{start.isoformat()}"
+            head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
+            self.scans.append(
+                _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+            )
         await asyncio.gather(*(self._scan(scan, start) for scan in self.scans))
         await self._follow_vanished()
 
