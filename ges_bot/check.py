@@ -25,7 +25,7 @@ from ges_bot.config import Config, ProjectSettings, load_config
 from ges_bot.domain import ACTIVE_STATUSES, Subscription
 from ges_bot.errors import ApiError, AuthError, ConfigError, JobCenterError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
-from ges_bot.jobcenter.reading import describe, trusts_count
+from ges_bot.jobcenter.reading import describe, naive_offset_hint, trusts_count
 from ges_bot.watch.poller import plan_queries
 
 
@@ -115,6 +115,13 @@ async def check_poller_queries(config: Config, project: ProjectSettings, report:
             summary, fix = explain_ges_error(project, exc)
             report.add("GES", False, f"calibrating the job list: {summary}", fix)
             return
+        if reading.times == "naive":
+            # GES's clock (its Date header, else ours) against the times it wrote: none is in the future.
+            now = client.server_date or datetime.now(UTC)
+            recent = await client.list_jobs(ListQuery(start_date=now.date() - timedelta(days=1)))
+            times = [t for j in recent.jobs for t in (j.begin_time, j.end_time) if t is not None]
+            client.learn_naive_offset(reading.naive_offset_min + naive_offset_hint(times, now))
+            reading = client.reading
         for point, text, fallback in describe(reading):
             report.add("GES reading", True, f"{where}: {point}: {text}", warning=fallback)
         start = datetime.now(UTC).date() - timedelta(days=1)

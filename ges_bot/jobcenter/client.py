@@ -395,11 +395,9 @@ class JobCenterClient:
         keep = replace(self.reading, refused=frozenset()) if self.calibrated else rd.UNDECIDED
         decided = rd.decide(rd.Evidence(head, second, nothing, tuple(statuses), third), keep)
         if decided.times == "naive":
+            # The zone of naive times needs a clock to compare with: whoever polls says
+            # (learn_naive_offset); until then what was learnt stays.
             offset = self.reading.naive_offset_min if self.reading.times == "naive" else 0
-            if self.server_date is not None:
-                # GES's own clock (its Date header) against the times it wrote: none is in the future.
-                seen = [t for p in (head, second) for j in p.jobs or () for t in (j.begin_time, j.end_time) if t]
-                offset = max(offset, rd.naive_offset_hint(seen, self.server_date))
             decided = replace(decided, naive_offset_min=offset)
         self.calibrated = True
         self.stale = False
