@@ -29,6 +29,23 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.SUCCESS, JobStatus.PART
 ACTIVE_STATUSES: frozenset[str] = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
 KNOWN_STATUSES: frozenset[str] = frozenset(s.value for s in JobStatus)
 
+#: Words other GES APIs use for the job list's outcomes, by lower case: per-file import status says
+#: ``partFailed``, other job APIs ``complete``; any case of these counts. Only the terminal words:
+#: an active status in another case is not taken for one (it is an unknown outcome, and alerts).
+_OUTCOME_WORDS: dict[str, JobStatus] = {
+    "success": JobStatus.SUCCESS,
+    "complete": JobStatus.SUCCESS,
+    "failed": JobStatus.FAILED,
+    "partiallyfailed": JobStatus.PARTIALLY_FAILED,
+    "partfailed": JobStatus.PARTIALLY_FAILED,
+}
+
+
+def outcome_of(status: str) -> JobStatus | None:
+    """The documented outcome a job status means (``Failed`` → failed, ``partFailed`` → partially
+    failed, ``complete`` → success), or ``None`` for an active or unknown status."""
+    return _OUTCOME_WORDS.get(status.lower())
+
 
 class QueryStatus(StrEnum):
     """Job status as the job center's ``status`` query parameter *accepts* it (request vocabulary).
@@ -93,8 +110,9 @@ class FileImport:
 class Job:
     """One job of the job center, as ges-bot understands it.
 
-    ``status`` is a plain string so that a status GES invents tomorrow is kept, recorded and
-    shown, never a crash; compare it with :class:`JobStatus` members (a ``StrEnum``).
+    ``status`` is a plain string, exactly as GES sent it, so that a status GES invents tomorrow is
+    kept, recorded and shown, never a crash; :attr:`outcome` is what it means when it is a known
+    outcome or a synonym of one (``Failed``, ``partFailed``, ``complete``).
     ``files`` is empty for jobs without ``job_detail`` (everything but imports).
     """
 
@@ -110,8 +128,14 @@ class Job:
     files: tuple[FileImport, ...] = ()
 
     @property
+    def outcome(self) -> JobStatus | None:
+        """success, failed or partiallyFailed (a synonym of one included); ``None`` otherwise."""
+        return outcome_of(self.status)
+
+    @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        """Ended in a known outcome (or a synonym of one)."""
+        return self.outcome is not None
 
     @property
     def is_active(self) -> bool:
@@ -120,6 +144,11 @@ class Job:
     @property
     def is_known_status(self) -> bool:
         return self.status in KNOWN_STATUSES
+
+    @property
+    def is_unknown_status(self) -> bool:
+        """Neither in flight nor a known outcome: a status ges-bot does not know (``cancelled``…)."""
+        return not self.is_active and not self.is_terminal
 
     @property
     def problem_files(self) -> tuple[FileImport, ...]:
@@ -136,15 +165,31 @@ class EventKind(StrEnum):
     RECOVERED = "recovered"
     #: Running or pending for longer than the configured threshold (once per job).
     STUCK = "stuck"
-    #: Any other transition (pending → running, an unknown status …): recorded, never alerted.
+    #: Left pending/running for a status ges-bot does not know (``cancelled``, …): alerted like a
+    #: failure, with the raw status shown, so a new GES status cannot hide one.
+    UNKNOWN_OUTCOME = "unknown_outcome"
+    #: Any other transition (pending → running, unknown → another unknown …): recorded, never alerted.
     STATUS_CHANGED = "status_changed"
 
 
 #: Event kinds a subscription may ask for; ``status_changed`` is history only.
 ALERTABLE_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.SUCCEEDED, EventKind.RECOVERED, EventKind.STUCK}
+    {
+        EventKind.FAILED,
+        EventKind.PARTIALLY_FAILED,
+        EventKind.UNKNOWN_OUTCOME,
+        EventKind.SUCCEEDED,
+        EventKind.RECOVERED,
+        EventKind.STUCK,
+    }
 )
-DEFAULT_SUBSCRIPTION_KINDS: frozenset[EventKind] = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
+DEFAULT_SUBSCRIPTION_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.UNKNOWN_OUTCOME}
+)
+#: Kinds that are (or may be) failures: their alerts are what a later recovery replies to.
+FAILURE_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.UNKNOWN_OUTCOME}
+)
 
 
 #: User-facing words for subscription statuses → event kinds.
@@ -158,18 +203,22 @@ _STATUS_WORDS: dict[str, frozenset[EventKind]] = {
     "success": frozenset({EventKind.SUCCEEDED, EventKind.RECOVERED}),
     "recovered": frozenset({EventKind.RECOVERED}),
     "stuck": frozenset({EventKind.STUCK}),
+    "unknown": frozenset({EventKind.UNKNOWN_OUTCOME}),
+    "unknown_outcome": frozenset({EventKind.UNKNOWN_OUTCOME}),
+    "unknown-outcome": frozenset({EventKind.UNKNOWN_OUTCOME}),
     "all": ALERTABLE_KINDS,
 }
 
 
 def kinds_from_words(words: list[str] | tuple[str, ...]) -> frozenset[EventKind]:
-    """Subscription status words (``failed``, ``partial``, ``succeeded``, ``recovered``, ``stuck``,
-    ``all``) → event kinds. Raises ``ValueError`` naming the bad word."""
+    """Subscription status words (``failed``, ``partial``, ``unknown``, ``succeeded``,
+    ``recovered``, ``stuck``, ``all``) → event kinds; none → the default (failed, partial,
+    unknown). Raises ``ValueError`` naming the bad word."""
     kinds: set[EventKind] = set()
     for word in words:
         found = _STATUS_WORDS.get(word.strip().lower())
         if found is None:
-            allowed = ", ".join(sorted({"failed", "partial", "succeeded", "recovered", "stuck", "all"}))
+            allowed = ", ".join(sorted({"failed", "partial", "unknown", "succeeded", "recovered", "stuck", "all"}))
             raise ValueError(f"unknown status {word!r}; use any of: {allowed}")
         kinds |= found
     return frozenset(kinds) if kinds else DEFAULT_SUBSCRIPTION_KINDS

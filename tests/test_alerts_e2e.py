@@ -86,6 +86,29 @@ async def test_the_right_channels_get_the_right_messages(db_url: str) -> None:
         assert [job_ids(m) for m in w.messages("C0ALERTS")] == [["j-movies"], ["j-people-2"]]
 
 
+async def test_a_running_job_ending_in_an_unknown_status_alerts_once(db_url: str) -> None:
+    async with world(db_url) as w:
+        await w.subscribe("C0ALERTS", "movies", ())  # the default: failed, partial and unknown outcomes
+        await w.subscribe("C0TEAM", "movies", ["failed", "partial"])  # left it out
+        await w.job("j-run")
+        await w.settle()
+
+        await w.advance(60)
+        await w.finish("j-run", "cancelled")
+        report = await w.settle()
+        assert [(e.kind.value, e.job.status) for e in report.events] == [("unknown_outcome", "cancelled")]
+        for _ in range(3):  # later ticks: still cancelled, never alerted again
+            await w.advance(60)
+            await w.settle()
+
+        [alert] = w.messages("C0ALERTS")
+        assert header(alert) == "❓ ImportGraph ended as “cancelled” (a status ges-bot does not know) · movies"
+        assert job_ids(alert) == ["j-run"]
+        assert "*Status*\\n`cancelled`" in json.dumps(alert["blocks"], ensure_ascii=False)
+        assert w.messages("C0TEAM") == []
+        assert_fits_and_never_pings(w)
+
+
 async def test_one_message_per_graph_per_tick_per_channel(sqlite_url: str) -> None:
     async with world(sqlite_url) as w:
         await w.subscribe("C0ALERTS", "*", ["failed", "partial"])

@@ -172,7 +172,14 @@ def test_subscription_words_are_the_config_vocabulary() -> None:
     )
     default = parse("subscribe movies")
     assert isinstance(default, Subscribe)
-    assert default.kinds == {EventKind.FAILED, EventKind.PARTIALLY_FAILED}
+    # Unknown outcomes are in the default set: a new GES status may be a failure.
+    assert default.kinds == {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.UNKNOWN_OUTCOME}
+    unknown = parse("subscribe movies unknown")
+    assert isinstance(unknown, Subscribe)
+    assert unknown.kinds == {EventKind.UNKNOWN_OUTCOME}
+    without = parse("subscribe movies failed partial")
+    assert isinstance(without, Subscribe)
+    assert EventKind.UNKNOWN_OUTCOME not in without.kinds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +276,7 @@ def test_subscription_words_are_the_config_vocabulary() -> None:
         ("subscribe", "`subscribe` needs a graph name or pattern, e.g. `/gesjobs subscribe prod-*`.", None),
         (
             "subscribe movies running",
-            "alerts come when a job ends or gets stuck, so `running` can't be subscribed to; choose from `failed`, `partial`, `succeeded`, `recovered`, `stuck`, `all`.",
+            "alerts come when a job ends or gets stuck, so `running` can't be subscribed to; choose from `failed`, `partial`, `unknown`, `succeeded`, `recovered`, `stuck`, `all`.",
             None,
         ),
         (

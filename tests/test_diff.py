@@ -156,13 +156,75 @@ def test_pending_to_running_is_status_changed_and_unchanged_is_silent() -> None:
     assert (by_id["j2"].last_change, by_id["j2"].last_seen) == (T0, NOW)
 
 
-def test_unknown_status_is_recorded_never_a_crash() -> None:
-    result = run([job("j1", "running")], [job("j1", "complete")])
-    assert summary(result.events) == [("j1", "status_changed", "running", None)]
-    assert result.snapshots[0].job.status == "complete"
-    # …and from an unknown status to a terminal one is a normal terminal event.
-    result = run([job("j1", "complete")], [job("j1", "failed")])
-    assert summary(result.events) == [("j1", "failed", "complete", None)]
+def test_leaving_running_or_pending_for_an_unknown_status_is_an_unknown_outcome() -> None:
+    cancelled = job("j1", "cancelled", end=NOW - timedelta(seconds=5))
+    result = run([job("j1", "running"), job("j2", "pending")], [cancelled, job("j2", "Stopped")])
+
+    assert sorted(summary(result.events)) == [
+        ("j1", "unknown_outcome", "running", None),
+        ("j2", "unknown_outcome", "pending", None),
+    ]
+    # The raw status is kept, in the event and the snapshot; no outcome is remembered.
+    assert result.events[0].job == cancelled
+    assert {s.job.job_id: s.job.status for s in result.snapshots} == {"j1": "cancelled", "j2": "Stopped"}
+    assert result.outcomes == ()
+    # One key per (job, status): the store alerts on it once, ever.
+    assert result.events[0].dedup_key == f"{P}\x1fj1\x1fcancelled"
+
+
+def test_an_active_status_in_another_case_is_an_unknown_outcome_too() -> None:
+    result = run([job("j1", "running")], [job("j1", "Running")])
+    assert summary(result.events) == [("j1", "unknown_outcome", "running", None)]
+
+
+def test_after_an_unknown_status_only_a_known_outcome_alerts() -> None:
+    later = run([job("j1", "cancelled")], [job("j1", "failed")])
+    back = run([job("j1", "cancelled")], [job("j1", "running")])
+    other = run([job("j1", "cancelling")], [job("j1", "cancelled")])
+
+    assert summary(later.events) == [("j1", "failed", "cancelled", None)]
+    assert summary(back.events) == [("j1", "status_changed", "cancelled", None)]
+    assert summary(other.events) == [("j1", "status_changed", "cancelling", None)]
+
+
+def test_synonyms_of_outcomes_from_other_ges_apis_count_as_them() -> None:
+    fetched = [
+        job("j1", "Failed", end=NOW - timedelta(seconds=30), graph="a"),
+        job("j2", "partFailed", end=NOW - timedelta(seconds=20), graph="b"),
+        job("j3", "complete", end=NOW - timedelta(seconds=10), graph="c"),
+        job("j4", "SUCCESS", end=NOW - timedelta(seconds=5), graph="d"),
+    ]
+    result = run([job(f"j{i}", "running") for i in range(1, 5)], fetched)
+
+    assert summary(result.events) == [
+        ("j1", "failed", "running", None),
+        ("j2", "partially_failed", "running", None),
+        ("j3", "succeeded", "running", None),
+        ("j4", "succeeded", "running", None),
+    ]
+    assert [e.job.status for e in result.events] == ["Failed", "partFailed", "complete", "SUCCESS"]
+    # Outcomes are remembered in the documented words.
+    assert sorted(o.status for o in result.outcomes) == ["failed", "partiallyFailed", "success", "success"]
+
+
+def test_a_synonym_success_recovers_a_failure() -> None:
+    last = Outcome(P, "g1", "ImportGraph", "j0", "failed", T0)
+    result = run([job("j1", "running")], [job("j1", "complete")], outcomes=[last])
+    assert summary(result.events) == [("j1", "recovered", "running", "j0")]
+
+
+def test_a_job_first_seen_in_an_unknown_status_alerts_except_as_old_history() -> None:
+    ended = NOW - timedelta(minutes=2)
+    fresh = run([], [job("j1", "cancelled", end=ended)])
+    baseline = run([], [job("j1", "cancelled", end=ended)], baseline=True)
+    backfilled = run([], [job("j1", "cancelled", end=ended)], baseline=True, backfill_since=NOW - timedelta(hours=1))
+    too_old = run([], [job("j1", "cancelled", end=ended)], baseline=True, backfill_since=NOW - timedelta(minutes=1))
+
+    assert summary(fresh.events) == [("j1", "unknown_outcome", None, None)]
+    assert baseline.events == ()
+    assert summary(backfilled.events) == [("j1", "unknown_outcome", None, None)]
+    assert too_old.events == ()
+    assert [s.job.status for s in baseline.snapshots] == ["cancelled"]
 
 
 def test_a_terminal_job_never_goes_back() -> None:
@@ -260,7 +322,7 @@ def test_snapshots_not_fetched_are_left_alone() -> None:
     assert result == DiffResult(events=(), snapshots=(), outcomes=())
 
 
-_STATUSES = ["pending", "running", "success", "failed", "partiallyFailed", "complete"]
+_STATUSES = ["pending", "running", "success", "failed", "partiallyFailed", "complete", "cancelled"]
 
 
 @given(

@@ -214,19 +214,22 @@ async def test_stuck_is_reported_once_not_every_tick(sqlite_url: str) -> None:
         assert summary(await w.tick()) == [("j-slow", "failed", "running")]
 
 
-async def test_pending_to_running_and_an_unknown_status_are_recorded_never_alerted(sqlite_url: str) -> None:
+async def test_pending_to_running_is_recorded_and_an_unknown_outcome_alerted(sqlite_url: str) -> None:
     async with world(sqlite_url) as w:
         await w.job("j-wait", "pending")
+        await w.job("j-done", "running")
         await w.tick()
         await w.emu.patch_job("j-wait", status="running")
         report = await w.tick()
         assert summary(report) == [("j-wait", "status_changed", "pending")]
         assert report.outbox_ids == ()
-        # A status GES invents tomorrow: listed by no status filter, found by the vanished lookup.
-        await w.emu.patch_job("j-wait", status="complete")
+        # A status GES invents tomorrow: listed by no status filter, found by the vanished lookup,
+        # and alerted (it may be a failure). A synonym of an outcome counts as that outcome.
+        await w.emu.patch_job("j-wait", status="cancelled")
+        await w.emu.patch_job("j-done", status="complete")
         report = await w.tick()
-        assert summary(report) == [("j-wait", "status_changed", "running")]
-        assert report.outbox_ids == ()
+        assert summary(report) == [("j-done", "succeeded", "running"), ("j-wait", "unknown_outcome", "running")]
+        assert len(report.outbox_ids) == 1
         assert (await w.tick()).events == ()
 
 
@@ -826,6 +829,91 @@ async def test_ges_bot_poll_once_json_from_the_command_line(tmp_path: Path) -> N
         assert proc.returncode == 0, err.decode()
         (line,) = out.decode().splitlines()
         assert json.loads(line)["job_id"] == "j-2"
+
+
+async def _poll_process(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """``ges-bot poll --once`` in a process of its own (each run is a new replica, as from cron)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ges_bot",
+        "poll",
+        "--once",
+        *args,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", ""), **env},
+        cwd=Path(__file__).parents[1],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_poll_once_releases_its_lease_after_a_failed_run(tmp_path: Path) -> None:
+    async with run_emulator() as emu:
+        env = _env(emu, f"sqlite:///{tmp_path / 'cli.db'}")
+        await emu.add_job(job_id="j-1", status="running", job_name="ImportGraph", related_graph="movies")
+        assert (await _poll_process(env))[0] == 0
+        await emu.fault(status=503, count=-1)
+
+        failed = await _poll_process(env)
+        await emu.clear_faults()
+        await emu.patch_job("j-1", status="failed")
+        after = await _poll_process(env, "--json")
+
+    code, _, err = failed
+    assert code == 1
+    assert "GES answered HTTP 503" in err
+    code, out, err = after
+    assert code == 0, err
+    assert "not polled" not in err
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["failed"]
+
+
+async def test_poll_once_that_polled_nothing_exits_non_zero(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    async with run_emulator() as emu:
+        env = _env(emu, db)
+        assert (await _poll(env))[0] == 0
+        store = await open_store(db)
+        try:
+            assert await store.try_lease("poll:prod", "a-running-bot", datetime.now(UTC), 300)
+            code, out, err = await _poll(env)
+            holder = await store.lease_holder("poll:prod", datetime.now(UTC))
+        finally:
+            await store.close()
+
+    assert code == 1
+    assert "prod: not polled — another ges-bot replica holds the poll lease for this project" in err
+    assert out == ""
+    # Not ours to release: the other replica keeps it.
+    assert holder is not None
+    assert holder[0] == "a-running-bot"
+
+
+async def test_poll_once_json_names_an_unknown_outcome(tmp_path: Path) -> None:
+    async with run_emulator() as emu:
+        env = _env(emu, f"sqlite:///{tmp_path / 'cli.db'}")
+        await emu.add_job(job_id="j-1", status="running", job_name="ImportGraph", related_graph="movies")
+        await emu.add_job(job_id="j-2", status="running", job_name="ExportGraph", related_graph="movies")
+        assert (await _poll(env))[0] == 0
+        await emu.patch_job("j-1", status="cancelled")
+        await emu.patch_job("j-2", status="Failed", fail_reason="disk full")
+
+        code_text, text, _ = await _poll(env, dry_run=True)
+        code, out, err = await _poll(env, as_json=True)
+        again = await _poll(env, as_json=True)
+
+    assert code_text == 0
+    assert "unknown_outcome  movies  ImportGraph  j-1  (running → cancelled)" in text
+    assert code == 0, err
+    events = sorted((json.loads(line) for line in out.splitlines()), key=lambda e: e["job_id"])
+    assert [(e["job_id"], e["kind"], e["status"], e["previous_status"]) for e in events] == [
+        ("j-1", "unknown_outcome", "cancelled", "running"),
+        ("j-2", "failed", "Failed", "running"),
+    ]
+    assert again[:2] == (0, "")
 
 
 def test_poll_without_ges_settings_exits_2_and_says_how_to_fix_it(

@@ -212,6 +212,34 @@ def test_partially_failed_alert() -> None:
     assert rendered.message.text == "🟠 ImportGraph partially failed on graph movies (job ff80808167b…)"
 
 
+def test_unknown_outcome_alert_shows_the_raw_status() -> None:
+    job = import_job(status="cancelled", fail_reason=None, files=())
+    rendered = render_alert(delivery(ev(job, EventKind.UNKNOWN_OUTCOME, previous_status="running")), PROJECT, NOW)
+    assert_golden("unknown_outcome", alert_json(rendered))
+    assert_valid_alert(rendered)
+    message = rendered.message
+    assert message.blocks[0]["text"]["text"] == (
+        "❓ ImportGraph ended as “cancelled” (a status ges-bot does not know) · movies"
+    )
+    assert message.text == (
+        "❓ ImportGraph ended as “cancelled” (a status ges-bot does not know) on graph movies (job ff80808167b…)"
+    )
+    assert "*Status*\n`cancelled`" in [f["text"] for f in message.blocks[1]["fields"]]
+    # Like a failure: it can be acknowledged and muted.
+    assert action_ids(message.blocks) == [ACTION_DETAILS, ACTION_MUTE_1H, ACTION_MUTE_24H, ACTION_ACK]
+
+
+def test_unknown_outcome_status_is_inert_and_short() -> None:
+    job = import_job(status=EVIL * 5, fail_reason=None, files=())
+    other = import_job(job_id="job-2", status="failed")
+    single = render_alert(delivery(ev(job, EventKind.UNKNOWN_OUTCOME)), PROJECT, NOW)
+    multi = render_alert(delivery(ev(other), ev(job, EventKind.UNKNOWN_OUTCOME)), PROJECT, NOW)
+
+    assert_valid_alert(single)
+    assert_valid_alert(multi)
+    assert multi.message.blocks[0]["text"]["text"].startswith("🔴 1 failed, 1 ended in an unknown status · movies")
+
+
 def test_stuck_alert_says_how_long_at_now() -> None:
     job = import_job(status="running", end_time=None, fail_reason=None, files=())
     rendered = render_alert(delivery(ev(job, EventKind.STUCK)), PROJECT, NOW)

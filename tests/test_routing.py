@@ -13,6 +13,7 @@ from ges_bot.domain import (
     Mute,
     MutedDelivery,
     Subscription,
+    kinds_from_words,
 )
 from ges_bot.notify.routing import RoutingResult, route
 
@@ -26,6 +27,7 @@ _STATUS = {
     EventKind.RECOVERED: "success",
     EventKind.STUCK: "running",
     EventKind.STATUS_CHANGED: "running",
+    EventKind.UNKNOWN_OUTCOME: "cancelled",
 }
 
 
@@ -91,6 +93,28 @@ def test_kinds_filter() -> None:
     assert channels(route(events, [default_kinds], [], NOW)) == [("C1", "prod", "movies", ("f", "p"))]
     only_success = sub(2, kinds=frozenset({EventKind.SUCCEEDED}))
     assert channels(route(events, [only_success], [], NOW)) == [("C1", "prod", "movies", ("s",))]
+
+
+def test_unknown_outcomes_route_like_failures_unless_a_subscription_leaves_them_out() -> None:
+    events = [
+        event("ok", EventKind.SUCCEEDED, end_minute=1),
+        event("odd", EventKind.UNKNOWN_OUTCOME, end_minute=2),
+        event("part", EventKind.PARTIALLY_FAILED, end_minute=3),
+        event("f", end_minute=4),
+    ]
+    default_kinds = Subscription(id=1, channel="C1", graph_pattern="movies")
+    failures_only = sub(2, channel="C2", kinds=kinds_from_words(["failed", "partial"]))
+    unknown_only = sub(3, channel="C3", kinds=kinds_from_words(["unknown"]))
+
+    result = route(events, [default_kinds, failures_only, unknown_only], [], NOW)
+
+    # Failed first, then the unknown outcome (it may be a failure), then the partial one.
+    assert channels(result) == [
+        ("C1", "prod", "movies", ("f", "odd", "part")),
+        ("C2", "prod", "movies", ("f", "part")),
+        ("C3", "prod", "movies", ("odd",)),
+    ]
+    assert result.deliveries[0].events[1].job.status == "cancelled"
 
 
 def test_project_filter() -> None:

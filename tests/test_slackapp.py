@@ -663,7 +663,9 @@ async def test_subscribe_list_unsubscribe(servers: Servers, tmp_path: Path) -> N
         text = seen(await bot.ask("subscriptions"))
         assert "*Subscriptions of <#C0GENERAL>* (2)" in text
         assert "`prod-*` — failed, stuck in project prod · by <@U0BOB>" in text
-        assert "`nightly-*` — failed, partially failed · 🔒 from the config file (read-only here)" in text
+        assert (
+            "`nightly-*` — failed, partially failed, unknown outcome · 🔒 from the config file (read-only here)" in text
+        )
 
         await bot.store.mark_channel_broken("C0GENERAL", "not_in_channel")
         text = seen(await bot.ask("subscriptions"))

@@ -399,12 +399,14 @@ def test_subscriptions_list_marks_config_and_broken() -> None:
     text = seen(message.payload())
     assert "*Subscriptions of <#C0ALERTS>* (2)" in text
     assert (
-        "• `graph-000` — failed, partially failed, stuck, succeeded, recovered · by <@U0BOB> "
+        "• `graph-000` — failed, partially failed, unknown outcome, stuck, succeeded, recovered · by <@U0BOB> "
         "<!date^1773185400^{date_short_pretty}|2026-03-10 23:30 UTC>\n"
         "   ⚠️ *broken*: Slack answered `channel_not_found` — the channel is gone, or private without the bot in it: "
         "invite the bot or subscribe another channel, then `/gesjobs subscribe graph-000` here again to resume."
     ) in text
-    assert "• `nightly-*` — failed, partially failed · 🔒 from the config file (read-only here)" in text
+    assert (
+        "• `nightly-*` — failed, partially failed, unknown outcome · 🔒 from the config file (read-only here)" in text
+    )
     assert (
         "• 🔇 `movies` until <!date^1773187200^{date_short_pretty} {time}|2026-03-11 00:00 UTC> (30m 00s left)" in text
     )

@@ -194,6 +194,28 @@ def test_unknown_status_and_extra_fields_are_kept_and_ignored() -> None:
 
 
 @pytest.mark.parametrize(
+    ("status", "outcome", "unknown"),
+    [
+        ("Failed", "failed", False),
+        ("FAILED", "failed", False),
+        ("partFailed", "partiallyFailed", False),
+        ("PartiallyFailed", "partiallyFailed", False),
+        ("complete", "success", False),
+        ("cancelled", None, True),
+        ("Running", None, True),
+        ("running", None, False),
+    ],
+)
+def test_statuses_are_kept_raw_and_synonyms_read_as_outcomes(status: str, outcome: str | None, unknown: bool) -> None:
+    job = parse_job({"job_id": "j", "status": status})
+    assert job.status == status
+    assert job.outcome == outcome
+    assert job.is_terminal is (outcome is not None)
+    assert job.is_unknown_status is unknown
+    assert job_to_wire(job)["status"] == status
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ([], "not a JSON object"),

@@ -13,7 +13,9 @@ Tolerance, as the job center's documentation and the official SDK require:
   → ``None``;
 - ``job_detail`` only on imports, and any part of it may be null, empty or contain nulls;
 - line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;
-- statuses GES may add tomorrow are kept as sent; unknown extra fields are ignored.
+- statuses are kept exactly as sent — a status GES adds tomorrow, or a synonym (``Failed``,
+  ``partFailed``, ``complete``) that :func:`ges_bot.domain.outcome_of` reads as an outcome, is never
+  rewritten, so alerts show what GES said; unknown extra fields are ignored.
 
 What is *not* tolerated, because no reading of it is safe, raises
 :class:`~ges_bot.errors.ResponseError` naming the problem: a body that is not an object, a

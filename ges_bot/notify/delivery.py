@@ -101,7 +101,7 @@ from enum import Enum
 from typing import Any
 
 from ges_bot import metrics
-from ges_bot.domain import Delivery, EventKind, JobEvent, ProjectInfo, Subscription
+from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.slack import FailureScope, Posted, SlackGateway, SlackPermanentError
@@ -111,7 +111,6 @@ __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_del
 
 log = logging.getLogger(__name__)
 
-_FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED})
 #: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
 NOTE_INSTALLATION = "slack"
 
@@ -651,7 +650,7 @@ class DeliveryWorker:
     async def _deliver_alert(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
-        failures = [e for e in delivery.events if e.kind in _FAILURE_KINDS]
+        failures = [e for e in delivery.events if e.kind in FAILURE_KINDS]
 
         async def record(posted: Posted) -> tuple[_Claimed, ...]:
             remembered = None

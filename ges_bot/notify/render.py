@@ -134,6 +134,8 @@ class _Look:
 _LOOKS: dict[EventKind, _Look] = {
     EventKind.FAILED: _Look("🔴", "failed"),
     EventKind.PARTIALLY_FAILED: _Look("🟠", "partially failed"),
+    # The raw status is in the verb of a one-event alert (see _verb) and in the Status field.
+    EventKind.UNKNOWN_OUTCOME: _Look("❓", "ended in an unknown status"),
     EventKind.STUCK: _Look("⏳", "stuck"),
     EventKind.RECOVERED: _Look("✅", "recovered"),
     EventKind.SUCCEEDED: _Look("🟢", "succeeded"),
@@ -236,6 +238,14 @@ def _details_button(project: ProjectInfo, job: Job) -> dict[str, Any] | None:
 
 def _look(kind: EventKind) -> _Look:
     return _LOOKS.get(kind, _LOOKS[EventKind.STATUS_CHANGED])
+
+
+def _verb(event: JobEvent, *, mrkdwn: bool) -> str:
+    """What happened to the job, said once: an unknown outcome names the status GES sent."""
+    if event.kind is not EventKind.UNKNOWN_OUTCOME:
+        return _look(event.kind).verb
+    status = _one_line(event.job.status)
+    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
 
 
 def _label(job: Job) -> str:
@@ -395,7 +405,8 @@ def _alert_header(delivery: Delivery) -> dict[str, Any]:
     elif len(events) == 1:
         event = events[0]
         look = _look(event.kind)
-        title = f"{look.emoji} {_one_line(_label(event.job))} {look.verb} · {_one_line(_graph_name(delivery.graph))}"
+        verb = _verb(event, mrkdwn=False)
+        title = f"{look.emoji} {_one_line(_label(event.job))} {verb} · {_one_line(_graph_name(delivery.graph))}"
     else:
         title = f"{_look(_lead(events)).emoji} {_summary(events)} · {_one_line(_graph_name(delivery.graph))}"
     return _header(title)
@@ -411,12 +422,12 @@ def _alert_text(delivery: Delivery) -> str:
         event = events[0]
         look = _look(event.kind)
         job = event.job
-        text = f"{look.emoji} {fit(_one_line(_label(job)), 100)} {look.verb} on graph {graph} (job {escape(_short_id(job.job_id))})"
+        text = f"{look.emoji} {fit(_one_line(_label(job)), 100)} {_verb(event, mrkdwn=True)} on graph {graph} (job {escape(_short_id(job.job_id))})"
         if job.fail_reason and job.fail_reason.strip():
             text += f": {fit(_one_line(job.fail_reason), 300)}"
         return text
     listed = "; ".join(
-        f"{fit(_one_line(_label(e.job)), 60)} {_look(e.kind).verb} (job {escape(_short_id(e.job.job_id))})"
+        f"{fit(_one_line(_label(e.job)), 60)} {_verb(e, mrkdwn=True)} (job {escape(_short_id(e.job.job_id))})"
         for e in events[:MAX_EVENTS_INLINE]
     )
     more = f"; …and {len(events) - MAX_EVENTS_INLINE} more" if len(events) > MAX_EVENTS_INLINE else ""
@@ -425,7 +436,7 @@ def _alert_text(delivery: Delivery) -> str:
 
 def _event_headline(event: JobEvent) -> str:
     look = _look(event.kind)
-    return f"{look.emoji} *{fit(_one_line(_label(event.job)), _NAME_BUDGET)}* {look.verb}"
+    return f"{look.emoji} *{fit(_one_line(_label(event.job)), _NAME_BUDGET)}* {_verb(event, mrkdwn=True)}"
 
 
 def _event_fields(event: JobEvent, project: ProjectInfo, now: datetime) -> list[str]:

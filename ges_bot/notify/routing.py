@@ -7,7 +7,9 @@ job names, graph pattern — :meth:`ges_bot.domain.Subscription.matches`). Event
 gets one message per graph per tick; ``recovered`` events form a delivery of their own, because
 delivery posts them in the thread of the graph's last failure rather than as a new alert.
 A mute in force for (channel, graph) turns a delivery into a
-:class:`~ges_bot.domain.MutedDelivery`. ``status_changed`` events never route.
+:class:`~ges_bot.domain.MutedDelivery`. ``status_changed`` events never route; ``unknown_outcome``
+events (a status ges-bot does not know) route like failures, to subscriptions that ask for them
+(the default ones do).
 
 It also owns the order of events inside a delivery (:func:`event_order`: failures first), which
 rendering keeps. Pure: no I/O, no clock (``now`` is an argument), no database; it must not render.
@@ -26,11 +28,13 @@ __all__ = ["KIND_SEVERITY", "RoutingResult", "event_order", "route"]
 #: Most urgent first: the order of events in a delivery and the kind a multi-event alert leads with.
 KIND_SEVERITY: dict[EventKind, int] = {
     EventKind.FAILED: 0,
-    EventKind.PARTIALLY_FAILED: 1,
-    EventKind.STUCK: 2,
-    EventKind.RECOVERED: 3,
-    EventKind.SUCCEEDED: 4,
-    EventKind.STATUS_CHANGED: 5,
+    # A status nobody knows may be a failure: right after the certain ones.
+    EventKind.UNKNOWN_OUTCOME: 1,
+    EventKind.PARTIALLY_FAILED: 2,
+    EventKind.STUCK: 3,
+    EventKind.RECOVERED: 4,
+    EventKind.SUCCEEDED: 5,
+    EventKind.STATUS_CHANGED: 6,
 }
 
 

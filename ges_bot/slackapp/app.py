@@ -71,7 +71,9 @@ log = logging.getLogger(__name__)
 #: Where Slack sends commands, interactivity and events in HTTP mode (bolt's default path).
 EVENTS_PATH = "/slack/events"
 _SLASH_COMMAND = "/gesjobs"
-_HOME_FAILURE_KINDS = frozenset({EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.STUCK})
+_HOME_FAILURE_KINDS = frozenset(
+    {EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.UNKNOWN_OUTCOME, EventKind.STUCK}
+)
 _SORRY = "Something went wrong on the bot's side (it is logged). Please try again in a minute."
 _STORE_DOWN = "The bot's database is not answering right now, so nothing was changed. Please try again in a minute."
 

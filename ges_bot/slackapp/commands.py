@@ -169,7 +169,8 @@ class JobDetail:
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     """Alert this channel about graphs matching ``pattern``. ``statuses`` are the user's words
-    (lower-cased, as typed); empty means the default (failed and partially failed)."""
+    (lower-cased, as typed); empty means the default (failed, partially failed and unknown
+    outcomes)."""
 
     pattern: str
     statuses: tuple[str, ...] = ()
@@ -255,6 +256,9 @@ _SUB_STATUS = (
     "success",
     "recovered",
     "stuck",
+    "unknown",
+    "unknown_outcome",
+    "unknown-outcome",
     "all",
 )
 _ANYTIME = ("anytime", "ever")
@@ -348,8 +352,8 @@ _HELP_JOB = """\
 
 _HELP_SUBSCRIBE = """\
 *Alerts in this channel*
-• `/gesjobs subscribe prod-*` — alert here when a job of a graph matching `prod-*` fails or partially fails
-• `/gesjobs subscribe movies failed succeeded stuck project prod` — choose what to hear about: `failed`, `partial`, `succeeded`, `recovered`, `stuck`, `all`
+• `/gesjobs subscribe prod-*` — alert here when a job of a graph matching `prod-*` fails, partially fails or ends in a status the bot does not know (`unknown`: it may be a failure)
+• `/gesjobs subscribe movies failed succeeded stuck project prod` — choose what to hear about: `failed`, `partial`, `unknown`, `succeeded`, `recovered`, `stuck`, `all`
 • `/gesjobs unsubscribe prod-*`
 • `/gesjobs subscriptions` — this channel's subscriptions"""
 
@@ -876,7 +880,7 @@ class _Parser:
             if low in ("running", "pending", "waiting"):
                 raise _Problem(
                     f"alerts come when a job ends or gets stuck, so `{low}` can't be subscribed to; "
-                    "choose from `failed`, `partial`, `succeeded`, `recovered`, `stuck`, `all`."
+                    "choose from `failed`, `partial`, `unknown`, `succeeded`, `recovered`, `stuck`, `all`."
                 )
             self.bare_word(i, token, vocabulary, "`subscribe`")
             if pattern is not None:

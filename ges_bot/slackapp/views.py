@@ -87,6 +87,7 @@ _STATUS_ORDER = [JobStatus.FAILED, JobStatus.PARTIALLY_FAILED, JobStatus.RUNNING
 _KIND_WORDS: dict[EventKind, str] = {
     EventKind.FAILED: "failed",
     EventKind.PARTIALLY_FAILED: "partially failed",
+    EventKind.UNKNOWN_OUTCOME: "unknown outcome",
     EventKind.STUCK: "stuck",
     EventKind.SUCCEEDED: "succeeded",
     EventKind.RECOVERED: "recovered",
@@ -95,6 +96,7 @@ _KIND_WORDS: dict[EventKind, str] = {
 _KIND_EMOJI: dict[EventKind, str] = {
     EventKind.FAILED: "🔴",
     EventKind.PARTIALLY_FAILED: "🟠",
+    EventKind.UNKNOWN_OUTCOME: "❓",
     EventKind.STUCK: "⏳",
     EventKind.SUCCEEDED: "🟢",
     EventKind.RECOVERED: "✅",
@@ -217,6 +219,7 @@ def _who(user: str | None) -> str:
 _KIND_VERBS: dict[EventKind, str] = {
     EventKind.FAILED: "fails",
     EventKind.PARTIALLY_FAILED: "partially fails",
+    EventKind.UNKNOWN_OUTCOME: "ends in an unknown status",
     EventKind.STUCK: "gets stuck",
     EventKind.SUCCEEDED: "succeeds",
     EventKind.RECOVERED: "recovers",
@@ -233,7 +236,14 @@ def _kinds_phrase(kinds: Iterable[EventKind]) -> str:
 
 
 def _kinds_text(kinds: Iterable[EventKind]) -> str:
-    order = [EventKind.FAILED, EventKind.PARTIALLY_FAILED, EventKind.STUCK, EventKind.SUCCEEDED, EventKind.RECOVERED]
+    order = [
+        EventKind.FAILED,
+        EventKind.PARTIALLY_FAILED,
+        EventKind.UNKNOWN_OUTCOME,
+        EventKind.STUCK,
+        EventKind.SUCCEEDED,
+        EventKind.RECOVERED,
+    ]
     chosen = set(kinds)
     return ", ".join(_KIND_WORDS[k] for k in order if k in chosen) or "nothing"
 

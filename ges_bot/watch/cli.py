@@ -6,9 +6,12 @@ prints the events, as JSON lines or as readable lines. ``--dry-run`` diffs again
 and writes nothing (no lease, no events, no outbox rows, no migration). Holds no logic of its own:
 the tick is the poller's, the rules are diff's.
 
-Exit status: 0 when every project was polled, 1 when GES (or the database) failed for at least one
-(each failure is printed as one line on stderr), 2 on configuration errors (raised as
-:class:`~ges_bot.errors.ConfigError` for ``ges_bot.cli`` to print).
+Exit status: 0 when every project was polled; 1 when at least one was not — GES (or the database)
+failed, or another replica holds its poll lease (each printed as one line on stderr) — so a run that
+polled nothing never passes for a good one; 2 on configuration errors (raised as
+:class:`~ges_bot.errors.ConfigError` for ``ges_bot.cli`` to print). The poll lease is released
+however the tick ends: each run is a new process (a new replica id), so a lease left behind by a
+failed run would make the next runs skip until it expired.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = ["add_parser", "event_json", "poll_once", "run"]
 _KIND_STYLE = {
     "failed": "bold red",
     "partially_failed": "bold yellow",
+    "unknown_outcome": "bold red",
     "stuck": "bold magenta",
     "recovered": "bold green",
     "succeeded": "green",
@@ -132,7 +136,7 @@ def _line(event: JobEvent) -> str:
 
 def _summary(report: TickReport) -> str:
     if report.skipped:
-        return f"{report.project}: skipped — another ges-bot replica holds the poll lease for this project"
+        return f"{report.project}: not polled — another ges-bot replica holds the poll lease for this project"
     what = "would record" if report.dry_run else "recorded"
     parts = [
         f"{report.project}: {what} {len(report.events)} event(s)",
@@ -226,8 +230,15 @@ async def poll_once(
                 continue
             finally:
                 await client.aclose()
-            if not dry_run and not report.skipped:
-                await poller.release()
+                if not dry_run:
+                    # Only this replica's own lease is released (a skipped tick holds none).
+                    await _release(poller, notes)
+            if report.skipped:
+                status = 1
+                notes.print(
+                    f"ges-bot: {escape(_summary(report))}; a running `ges-bot run` polls it by itself", style="red"
+                )
+                continue
             for event in report.events:
                 if as_json:
                     out.write(json.dumps(event_json(event), ensure_ascii=False) + "\n")
@@ -240,6 +251,13 @@ async def poll_once(
             scratch.cleanup()
     out.flush()
     return status
+
+
+async def _release(poller: Poller, notes: Console) -> None:
+    try:
+        await poller.release()
+    except GesBotError as exc:
+        notes.print(f"ges-bot: could not release the poll lease: {escape(describe_error(exc))}", style="red")
 
 
 async def _record(poller: Poller, text: str, notes: Console) -> None:

@@ -9,15 +9,21 @@ Rules
 - A job seen before whose status did not change: ``last_seen`` moves, nothing else (no event).
 - pending/running/unknown → a terminal status: ``failed``, ``partially_failed`` or ``succeeded``;
   a success whose (graph, job_name)'s last terminal outcome was a failure (or a partial one) is
-  ``recovered`` instead, carrying ``recovers_job_id``.
-- Any other change (pending → running, anything → a status we do not know): ``status_changed``,
-  recorded and never alerted.
+  ``recovered`` instead, carrying ``recovers_job_id``. Synonyms of the outcomes other GES APIs
+  use count as them (``Failed``, ``partFailed``, ``complete``: :func:`ges_bot.domain.outcome_of`);
+  the event keeps the raw status.
+- pending/running → a status ges-bot does not know (``cancelled``…): ``unknown_outcome``, alerted
+  like a failure (it may be one), so a new GES status cannot hide a failure. A later known
+  outcome of the same job is an event as usual.
+- Any other change (pending → running, unknown → running or another unknown status):
+  ``status_changed``, recorded and never alerted.
 - A terminal job never goes back: if GES reports another status for it, that is recorded as
   ``status_changed`` while the snapshot keeps the terminal status (and no second alert follows).
 - A job first seen active: snapshot only. A job first seen already terminal (it started and ended
-  between two polls) is an event like any terminal transition — except on the *baseline* tick
-  (the first tick of a project), where history is recorded silently; only failures whose
-  ``end_time`` ≥ ``backfill_since`` still alert then.
+  between two polls), or already in an unknown status, is an event like any such transition —
+  except on the *baseline* tick (the first tick of a project), where history is recorded
+  silently; only failures (unknown outcomes included) whose ``end_time`` ≥ ``backfill_since``
+  still alert then.
 - ``stuck``: active for ``stuck_after`` or more since ``begin_time`` (``first_seen`` when GES gives
   no begin time); once per job (``stuck_reported``). On the baseline tick a job that was already
   stuck before ``backfill_since`` is marked reported silently, like the rest of history.
@@ -35,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ges_bot.domain import ACTIVE_STATUSES, EventKind, Job, JobEvent, JobStatus
+from ges_bot.domain import ACTIVE_STATUSES, EventKind, Job, JobEvent, JobStatus, outcome_of
 from ges_bot.store.api import Outcome, Snapshot
 
 __all__ = ["DiffResult", "diff", "outcome_key"]
@@ -110,12 +116,21 @@ def diff(
     # Terminal transitions wait until every job is seen, to be processed in end_time order.
     terminal: list[tuple[Job, str | None]] = []
 
+    def unknown_outcome(job: Job, previous_status: str | None) -> None:
+        if baseline and not (
+            backfill_since is not None and job.end_time is not None and job.end_time >= backfill_since
+        ):
+            return
+        events.append(JobEvent(project, EventKind.UNKNOWN_OUTCOME, job, at=now, previous_status=previous_status))
+
     for job_id, job in jobs.items():
         prev = previous.get(job_id)
         if prev is None:
             snapshots[job_id] = Snapshot(project=project, job=job, first_seen=now, last_seen=now, last_change=now)
             if job.is_terminal:
                 terminal.append((job, None))
+            elif job.is_unknown_status:
+                unknown_outcome(job, None)
             continue
         old = prev.job
         if old.status == job.status:
@@ -131,6 +146,8 @@ def diff(
         snapshots[job_id] = replace(prev, job=job, last_seen=now, last_change=now)
         if job.is_terminal:
             terminal.append((job, old.status))
+        elif old.is_active and job.is_unknown_status:
+            unknown_outcome(job, old.status)
         elif not baseline:
             events.append(JobEvent(project, EventKind.STATUS_CHANGED, job, at=now, previous_status=old.status))
 
@@ -140,18 +157,21 @@ def diff(
         key = outcome_key(job)
         last = new_outcomes.get(key) or outcomes.get(key)
         ended = _ended(job, now)
-        kind = _TERMINAL_KIND[job.status]
+        outcome = job.outcome
+        assert outcome is not None  # only terminal jobs are queued here
+        kind = _TERMINAL_KIND[outcome]
         recovers: str | None = None
         is_newer = last is None or ended >= last.at
-        if kind is EventKind.SUCCEEDED and last is not None and is_newer and last.status in _FAILURES:
+        if kind is EventKind.SUCCEEDED and last is not None and is_newer and outcome_of(last.status) in _FAILURES:
             kind = EventKind.RECOVERED
             recovers = last.job_id
         if is_newer:
-            new_outcomes[key] = Outcome(project, key[0], key[1], job.job_id, job.status, ended)
+            # The outcome is remembered in the documented word, whatever synonym GES used.
+            new_outcomes[key] = Outcome(project, key[0], key[1], job.job_id, outcome.value, ended)
         if baseline:
             backfilled = (
                 backfill_since is not None
-                and job.status in _FAILURES
+                and outcome in _FAILURES
                 and job.end_time is not None
                 and job.end_time >= backfill_since
             )
