@@ -265,5 +265,5 @@ async def test_check_prints_the_reading_and_the_fallback_cost(world: World) -> N
     assert "status filter: partiallyFailed refused — listing without it and filtering here" in out
     assert "job_count: filtered total" in out
     assert "the poller's listing status=failed since" in out
-    assert "each tick also lists the jobs new since" in out
+    assert "partiallyFailed cannot be listed by its filter" in out
     assert "a steady poll tick costs about" in out

@@ -31,6 +31,8 @@ T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ALIAS = "prod"
 #: Requests the first tick spends learning the GES's reading (``JobCenterClient.calibrate``).
 CALIBRATION = 5
+#: A steady tick with nothing new: 2 active lists, 3 terminal lists, the arrivals (any status).
+STEADY = 6
 EVERYTHING = Subscription(id=-1, channel="C0ALERTS", graph_pattern="*", kinds=ALERTABLE_KINDS, source="config")
 
 Summary = list[tuple[str, str, str | None]]
@@ -424,15 +426,15 @@ async def test_an_active_job_deleted_from_ges_is_kept_with_a_warning_and_looked_
         assert report.missing == ("j-gone",)
         assert "j-gone" in caplog.text
         assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-gone"}
-        # Within the back-off the lookup is not repeated: the usual five requests only.
+        # Within the back-off the lookup is not repeated: the usual six requests only.
         await w.emu.advance(60)
         await w.emu.reset_stats()
         assert (await w.tick()).missing == ("j-gone",)
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
         await w.emu.advance(180)
         await w.emu.reset_stats()
         await w.tick()
-        assert await w.emu.list_calls() == 6
+        assert await w.emu.list_calls() == STEADY + 1
 
 
 # --- moving lists and orders ------------------------------------------------------------------
@@ -671,7 +673,7 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         assert (await w.tick()).events == ()
         recent = (await w.emu.stats())["recent"]
         terminal = {r["query"] for r in recent if "start_time" in r["query"]}
-        assert len(recent) == 5
+        assert len(recent) == STEADY
         assert {q for q in terminal if "status=success" in q} == {
             f"status=success&start_time={(T0 - timedelta(days=1)).date()}&offset=900&limit=100"
         }
@@ -684,11 +686,11 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         await w.emu.reset_stats()
         report = await w.tick()
         assert sorted(e.job.job_id for e in report.events) == ["new-f", *(f"new{i}" for i in range(7))]
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, order: str) -> None:
+async def test_steady_ticks_cost_six_requests_in_either_order(sqlite_url: str, order: str) -> None:
     """Jobs that ran a while land a little before the end in ascending order (jobs begun after
     them finished first): the last page finds them. In descending order new jobs are on page 1,
     which the poller learns to read first."""
@@ -727,9 +729,9 @@ async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, 
             report = await w.tick()
             assert len(report.events) == 4
             costs.append(await w.emu.list_calls())
-        # 2 active lists + 3 terminal lists; growth found where this order puts it. Descending
-        # order pays twice to learn where (tail probe, last page, then page 1), once.
-        assert costs[1:] == [5 if order == "desc" else 6] * 3, costs
+        # 2 active lists + 3 terminal lists + the arrivals; growth found where this order puts it.
+        # Descending order pays twice to learn where (tail probe, last page, then page 1), once.
+        assert costs[1:] == [STEADY if order == "desc" else STEADY + 1] * 3, costs
 
 
 # --- the command line ---------------------------------------------------------------------------

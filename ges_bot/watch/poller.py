@@ -70,17 +70,20 @@ Readings and degrading
 Before the fetch the tick makes sure the client knows this GES's reading of the list API
 (``JobCenterClient.calibrate``; kept per project in the cursor as ``reading:*`` and redone when an
 answer contradicts it, or every few minutes while a point is undecided). Statuses whose filter
-cannot be used (refused with a 400, ignored by GES, or not decided yet) are not listed by status:
-one *arrivals* scan (key ``*@<date>``) of the date window without a status filter, with the same
-tail probe and memory, takes every job not known at all (whatever its status, unknown ones too);
-active jobs that change status are then found by the terminal lists that work, else by the
-vanished lookup. Naive times that put a job in the future give the zone they are written in
+cannot be used (refused with a 400, ignored by GES, or not decided yet) are not listed by status.
+One *arrivals* scan (key ``*@<date>``) of the date window without a status filter, with the same
+tail probe and memory, takes every job not known at all, whatever its status: a job that began
+and ended between two ticks in a status no filter names (``cancelled``, or ``partiallyFailed``
+where that filter is refused) is found there (one request a steady tick). Active jobs that change
+status are found by the active and terminal lists that work, else by the vanished lookup. Naive times that put a job in the future give the zone they are written in
 (``reading.naive_offset_hint``); the tick's jobs are corrected at once.
 
-Each scan (active list, terminal list, arrivals, vanished lookup) fails alone: the tick commits
+Each scan (active list, terminal list, arrivals, vanished lookup) fails alone when the failure is
+its own (a refused query that cannot be broadened further, an unreadable answer): the tick commits
 what the others found and is recorded *degraded* (``TickResult.degraded``: last_error set,
 last_success_at kept, so the next tick's window reaches back and the failed scan's memory is not
-advanced). Only when every scan failed does the tick fail as a whole.
+advanced). GES down (no answer, 5xx after retries) or refusing the credentials fails the tick as a
+whole, as does every scan failing.
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
@@ -99,7 +102,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
-from ges_bot.errors import AuthError, GesBotError, JobCenterError
+from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
@@ -252,8 +255,9 @@ def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
     plan += [
         PlannedQuery("terminal", s.value, ListQuery(status=s, start_date=start)) for s in TERMINAL_QUERIES if usable(s)
     ]
-    if not all(usable(s) for s in (*_ACTIVE_QUERIES, *TERMINAL_QUERIES)):
-        plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start)))
+    # Always: a job that begins and ends between two ticks in a status no filter names (cancelled,
+    # Failed, complete…, or one whose filter is refused) is found nowhere else.
+    plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start)))
     return plan
 
 
@@ -473,6 +477,8 @@ class _TickWork:
         #: What failed this tick (scan name → the error, as a sentence).
         self.failures: dict[str, str] = {}
         self.first_error: JobCenterError | None = None
+        #: Jobs the status lists found that the store did not know at all (new to the window).
+        self.window_new: set[str] = set()
         self.succeeded = 0
         self._lookup = asyncio.Lock()
         client = poller.client
@@ -489,12 +495,21 @@ class _TickWork:
         self.jobs.extend(listed.jobs)
 
     async def _guarded(self, name: str, work: Awaitable[None]) -> bool:
-        """Run one scan; a GES failure is noted (the tick degrades) instead of ending the tick.
-        Refused credentials end it: nothing else can work either."""
+        """Run one scan; a failure of this scan alone (a refused query, an unreadable answer) is
+        noted and the tick degrades instead of ending. GES down (no answer, 5xx after the
+        client's retries) or credentials refused end the tick: the other scans would fail too,
+        and the next tick redoes everything at no loss."""
         try:
             await work
-        except AuthError:
+        except (AuthError, TransportError):
             raise
+        except ApiError as exc:
+            if exc.retryable:
+                raise
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
         except JobCenterError as exc:
             self.first_error = self.first_error or exc
             self.failures[name] = describe_error(exc)
@@ -581,7 +596,14 @@ class _TickWork:
             self.scans.append(
                 _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
             )
-        await asyncio.gather(*(self._scan(scan, start) for scan in self.scans))
+        status_scans = [scan for scan in self.scans if scan.status != _ANY]
+        await asyncio.gather(*(self._scan(scan, start) for scan in status_scans))
+        for scan in self.scans:
+            if scan.status == _ANY:
+                # After the status lists: what they found new in the same window is new here too,
+                # so the arrivals need not read back for it.
+                scan.new_ids |= self.window_new
+                await self._scan(scan, start)
         await self._follow_vanished()
 
     async def _scan(self, scan: _Scan, start: date) -> None:
@@ -666,6 +688,8 @@ class _TickWork:
             if prev is None or prev.job.status != scan.status:
                 scan.new_ids.add(job.job_id)
                 self.jobs.append(job)
+            if prev is None:
+                self.window_new.add(job.job_id)
 
     async def _follow_vanished(self) -> None:
         listed = {j.job_id for j in self.jobs}
