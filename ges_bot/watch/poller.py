@@ -256,8 +256,11 @@ def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
         PlannedQuery("terminal", s.value, ListQuery(status=s, start_date=start)) for s in TERMINAL_QUERIES if usable(s)
     ]
     # Always: a job that begins and ends between two ticks in a status no filter names (cancelled,
-    # Failed, complete…, or one whose filter is refused) is found nowhere else.
-    plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start)))
+    # Failed, complete…, or one whose filter is refused) is found nowhere else. When the active
+    # lists cannot be asked for, new jobs are looked for in the whole list: a date filter on the
+    # end time (one reading) leaves a running job out of every window.
+    active_listed = all(usable(s) for s in _ACTIVE_QUERIES)
+    plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start if active_listed else None)))
     return plan
 
 
@@ -591,28 +594,32 @@ class _TickWork:
         for planned in plan:
             if planned.kind == "active":
                 continue
-            key = f"{planned.status}@{start.isoformat()}"
+            key = f"{planned.status}@{planned.query.start_date.isoformat() if planned.query.start_date else 'all'}"
             head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
             self.scans.append(
                 _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
             )
+        queries = {p.status: p.query for p in plan}
+
+        def planned_query(scan: _Scan) -> ListQuery:
+            return queries[scan.status]
+
         status_scans = [scan for scan in self.scans if scan.status != _ANY]
-        await asyncio.gather(*(self._scan(scan, start) for scan in status_scans))
+        await asyncio.gather(*(self._scan(scan, planned_query(scan)) for scan in status_scans))
         for scan in self.scans:
             if scan.status == _ANY:
-                # After the status lists: what they found new in the same window is new here too,
-                # so the arrivals need not read back for it.
+                # After the status lists: what they found new in the same window (or a narrower
+                # one) is new here too, so the arrivals need not read back for it.
                 scan.new_ids |= self.window_new
-                await self._scan(scan, start)
+                await self._scan(scan, planned_query(scan))
         await self._follow_vanished()
 
-    async def _scan(self, scan: _Scan, start: date) -> None:
+    async def _scan(self, scan: _Scan, query: ListQuery) -> None:
         name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
-        if not await self._guarded(name, self._scan_terminal(scan, start)):
+        if not await self._guarded(name, self._scan_terminal(scan, query)):
             scan.failed = True
 
-    async def _scan_terminal(self, scan: _Scan, start: date) -> None:
-        query = ListQuery(status=None if scan.status == _ANY else scan.status, start_date=start)
+    async def _scan_terminal(self, scan: _Scan, query: ListQuery) -> None:
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
             return
         first = await self._page(query, 0)
@@ -724,10 +731,18 @@ class _TickWork:
                         self.jobs.append(job)
                 return not wanted
 
-            async def look(query: ListQuery = query, take: Callable[[Sequence[Job]], Awaitable[bool]] = take) -> None:
+            async def look(
+                query: ListQuery = query,
+                take: Callable[[Sequence[Job]], Awaitable[bool]] = take,
+                wanted: set[str] = wanted,
+            ) -> None:
                 first = await self._page(query, 0)
                 if not await take(first.jobs):
                     await self._search(query, first, take)
+                if wanted and query.start_date is not None:
+                    # Not in its window: a date filter on the end time leaves a running job out.
+                    # The graph's whole list, then.
+                    await look(replace(query, start_date=None))
 
             if not await self._guarded(f"lookup of graph {graph}", look()):
                 # Not looked for, so not missing: the next tick tries again.
