@@ -60,7 +60,7 @@ with the size of the job center's history:
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
 Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
-100): a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
+100), before the arrivals scan (below) added one request: a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
 100 000 jobs a day in ascending order, 5 in descending order, whatever the history; a naive poller
 listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
