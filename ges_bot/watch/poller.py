@@ -626,7 +626,8 @@ class _TickWork:
         await self._note(scan, first.jobs)
         count = first.job_count
         if count is None:
-            # GES gave no count: nothing to compare with next time, so read it all every time.
+            # No count to trust: read it all; what was seen is then the memory the next tick's
+            # probe starts from (see _probe_tail).
             scan.counted = False
         elif scan.remembered is not None and count == scan.remembered:
             scan.unchanged = True
@@ -643,6 +644,8 @@ class _TickWork:
 
         if scan.full or len(scan.new_ids) < need:
             scan.exhausted = await self._search(query, first, on_page)
+            if count is None and scan.exhausted:
+                scan.counted = True
 
     async def _probe_tail(self, scan: _Scan, query: ListQuery) -> bool:
         """The page just past the jobs remembered; True when it settles the scan (count
@@ -650,6 +653,10 @@ class _TickWork:
         assert scan.remembered is not None
         probe = await self.p.client.list_page(query, scan.remembered, self.p.page_size)
         count = probe.job_count
+        if count is None:
+            # No count to trust (a page's length, the job center's total): the length of the list
+            # is what was remembered plus the rows from there on, read to an empty page.
+            count = await self._length_from(scan, query, probe)
         if count is None or count < scan.remembered:
             return False
         if count == scan.remembered:
@@ -670,6 +677,25 @@ class _TickWork:
             scan.found_at = "tail"
             return True
         return False
+
+    async def _length_from(self, scan: _Scan, query: ListQuery, probe: Page) -> int | None:
+        """``remembered`` + the rows from ``probe`` (at offset ``remembered``) to an empty page,
+        noting the jobs of the pages after it; ``None`` when a page brings nothing new (a GES
+        whose offsets do not work as its reading says: page 1 and the full read take over)."""
+        assert scan.remembered is not None
+        rows = probe.size
+        seen = set(probe.row_ids)
+        page = probe
+        while page.size:
+            page = await self.p.client.list_page(query, scan.remembered + rows, self.p.page_size)
+            fresh = set(page.row_ids) - seen
+            if page.size and not fresh:
+                self._distrust()
+                return None
+            seen |= fresh
+            rows += page.size
+            await self._note(scan, page.jobs)
+        return scan.remembered + rows
 
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
