@@ -146,6 +146,8 @@ _DEFAULT_PAGE_SIZE = 100
 _ANY = "*"
 #: Cursor key: when the reading was last calibrated (epoch seconds).
 _CALIBRATED_AT = "reading:at"
+#: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
+_WINDOW_ACTIVE = "window:active"
 #: An undecided reading (too few jobs to tell) is calibrated again after this long.
 _RECALIBRATE_UNDECIDED = timedelta(minutes=5)
 _ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
@@ -221,6 +223,10 @@ class _Scan:
     found_at: str | None = None
     #: The scan failed (its memory is kept as it was).
     failed: bool = False
+    #: An active job was among the rows read (arrivals: the date window holds running jobs).
+    saw_active: bool = False
+    #: The listing's lower date bound.
+    query_start: date | None = None
 
 
 def utcnow() -> datetime:
@@ -482,6 +488,9 @@ class _TickWork:
         self.first_error: JobCenterError | None = None
         #: Jobs the status lists found that the store did not know at all (new to the window).
         self.window_new: set[str] = set()
+        #: Whether the date window leaves running jobs out (a filter on the end time), as learnt
+        #: by an earlier full read of the arrivals (cursor ``window:active``: 1 holds, 2 leaves out).
+        self.window_excludes_active = False
         self.succeeded = 0
         self._lookup = asyncio.Lock()
         client = poller.client
@@ -583,6 +592,7 @@ class _TickWork:
 
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
+        self.window_excludes_active = self.cursor_in.get(_WINDOW_ACTIVE) == 2
         self.active = await self.p.store.active_snapshots(self.p.alias)
         since = min(self.now, state.last_success_at or self.now)
         start = since.astimezone(UTC).date() - timedelta(days=1)
@@ -597,7 +607,13 @@ class _TickWork:
             key = f"{planned.status}@{planned.query.start_date.isoformat() if planned.query.start_date else 'all'}"
             head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
             self.scans.append(
-                _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+                _Scan(
+                    status=planned.status,
+                    key=key,
+                    remembered=self.cursor_in.get(key),
+                    head_first=head_first,
+                    query_start=planned.query.start_date,
+                )
             )
         queries = {p.status: p.query for p in plan}
 
@@ -666,11 +682,14 @@ class _TickWork:
         need = count - scan.remembered
         offset = scan.remembered
         step = probe.limit
+        paged = self.reading.offset in ("page0", "page1")
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
             if len(scan.new_ids) >= need or offset <= step:
                 break
-            offset -= step
+            # A GES counting pages answers whole pages only: step back to the page boundary,
+            # or the rows between it and the probe would be skipped.
+            offset = (offset - 1) // step * step if paged else offset - step
             page = await self.p.client.list_page(query, offset, self.p.page_size)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
@@ -704,12 +723,16 @@ class _TickWork:
         if scan.status == _ANY:
             for job in jobs:
                 scan.seen.add(job.job_id)
+                scan.saw_active = scan.saw_active or job.is_active
                 prev = self.known.get(job.job_id)
                 if prev is None:
                     scan.new_ids.add(job.job_id)
                     self.jobs.append(job)
                 elif prev.job.status != job.status:
                     self.jobs.append(job)
+                    if self.window_excludes_active and prev.job.is_active:
+                        # A date filter on the end time: a job enters the window when it ends.
+                        scan.new_ids.add(job.job_id)
             return
         for job in jobs:
             if job.status != scan.status:
@@ -835,7 +858,19 @@ class _TickWork:
             return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
+        if _WINDOW_ACTIVE in self.cursor_in:
+            cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
         for scan in self.scans:
+            if scan.status == _ANY and scan.query_start is not None and not scan.failed:
+                if scan.saw_active:
+                    cursor[_WINDOW_ACTIVE] = 1
+                elif scan.exhausted and any(
+                    s.job.begin_time is not None
+                    and s.job.begin_time.astimezone(UTC).date() >= scan.query_start + timedelta(days=1)
+                    for s in self.active.values()
+                ):
+                    # Read whole, and no running job in it though some began well inside it.
+                    cursor[_WINDOW_ACTIVE] = 2
             if scan.failed:
                 # It saw less than it should have: remember what was known before, no more.
                 for key in (scan.key, f"{_HEAD}{scan.status}"):
