@@ -75,7 +75,15 @@ One *arrivals* scan (key ``*@<date>``) of the date window without a status filte
 tail probe and memory, takes every job not known at all, whatever its status: a job that began
 and ended between two ticks in a status no filter names (``cancelled``, or ``partiallyFailed``
 where that filter is refused) is found there (one request a steady tick). Active jobs that change
-status are found by the active and terminal lists that work, else by the vanished lookup. Naive times that put a job in the future give the zone they are written in
+status are found by the active and terminal lists that work, else by the vanished lookup.
+Where the date filter leaves running jobs out (it is on the end time: learnt when a whole read
+of the arrivals window held none of the running jobs begun inside it; cursor ``window:active``),
+a job enters the arrivals window when it ends, and counts there as new.
+
+Without a ``job_count`` to trust (it counts the page, or the whole job center), the tail probe
+reads from the remembered length to an empty page, and that length stands in for the count; a
+whole read leaves the memory the next probe starts from. Where GES counts offsets in pages, the
+client turns item offsets into the page holding them, and the walk back goes by whole pages. Naive times that put a job in the future give the zone they are written in
 (``reading.naive_offset_hint``); the tick's jobs are corrected at once.
 
 Each scan (active list, terminal list, arrivals, vanished lookup) fails alone when the failure is
