@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 from ges_bot.cli import main as cli_main
@@ -103,6 +105,39 @@ async def test_downgrade_to_base_and_up_again(db_url: str) -> None:
     assert await _diffs(db_url) == []
 
 
+async def test_subscriptions_to_failures_gain_unknown_outcomes(db_url: str) -> None:
+    await migrate.upgrade(db_url, "0002")
+    engine = create_engine(db_url, pooled=False)
+    try:
+        async with engine.begin() as conn:
+            for channel, kinds in (
+                ("C0DEFAULT", ["failed", "partially_failed"]),
+                ("C0SUCCESS", ["recovered", "succeeded"]),
+                ("C0FAILED", ["failed"]),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO subscriptions (channel, graph_pattern, kinds, project, job_names, created_at) "
+                        "VALUES (:channel, '*', :kinds, '', '[]', :at)"
+                    ),
+                    {"channel": channel, "kinds": json.dumps(kinds), "at": datetime(2026, 11, 1, tzinfo=UTC)},
+                )
+    finally:
+        await engine.dispose()
+
+    store = await open_store(db_url)
+    try:
+        kinds = {s.channel: {k.value for k in s.kinds} for s in await store.subscriptions()}
+    finally:
+        await store.close()
+
+    assert kinds == {
+        "C0DEFAULT": {"failed", "partially_failed", "unknown_outcome"},
+        "C0SUCCESS": {"recovered", "succeeded"},
+        "C0FAILED": {"failed", "unknown_outcome"},
+    }
+
+
 def test_history_lists_the_shipped_migrations() -> None:
     revisions = migrate.history()
     assert revisions[-1].revision == "0001"
@@ -125,6 +160,7 @@ def test_migration_files_ship_with_the_package() -> None:
     assert sorted(p.name for p in versions.glob("*.py")) == [
         "0001_initial.py",
         "0002_failed_job_ids_and_durable_replies.py",
+        "0003a_unknown_outcomes_for_failure_subscriptions.py",
     ]
 
 
