@@ -80,7 +80,12 @@ def explain_ges_error(project: ProjectSettings, exc: JobCenterError) -> tuple[st
 async def check_ges(config: Config, report: Report) -> None:
     for project in config.projects:
         client = JobCenterClient(
-            project, page_size=1, concurrency=1, timeout=config.settings.ges_timeout, max_retries=0
+            project,
+            page_size=1,
+            concurrency=1,
+            timeout=config.settings.ges_timeout,
+            max_retries=0,
+            max_answer_bytes=config.settings.ges_max_answer_bytes,
         )
         try:
             page = await client.list_page(ListQuery(), 0, 1)

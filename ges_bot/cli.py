@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from ges_bot import __version__
+from ges_bot import __version__, check, demo
+from ges_bot.emulator import cli as emulator_cli
 from ges_bot.errors import ConfigError, GesBotError
-
-
-class _Subcommand(Protocol):
-    def add_parser(self, subparsers: Any) -> argparse.ArgumentParser: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-#: Subcommand name → module providing ``add_parser(subparsers)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, str] = {
-    "run": "ges_bot.cli",
-    "poll": "ges_bot.watch.cli",
-    "demo": "ges_bot.demo",
-    "emulator": "ges_bot.emulator.cli",
-    "db": "ges_bot.store.cli",
-    "check": "ges_bot.check",
-}
+from ges_bot.store import cli as store_cli
+from ges_bot.watch import cli as watch_cli
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,12 +38,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record (tracebacks aside): line breaks and control characters in the message
+    are escaped, so no text from outside (a GES error, a Slack answer) can forge a log line or
+    drive the terminal that shows the log. JSON lines get the same from ``json.dumps``."""
+
+    _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if text.isprintable():
+            return text
+        return self._UNSAFE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -89,21 +89,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(name: str) -> _Subcommand:
-    module: Any = importlib.import_module(SUBCOMMANDS[name])
-    return module  # type: ignore[no-any-return]
+_Runner = Callable[[argparse.Namespace], int]
 
 
-def _unavailable(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(
-            f"ges-bot: the {name!r} command cannot load ({exc}); reinstall ges-bot (pip install -e .) and check its "
-            "dependencies",
-            file=sys.stderr,
-        )
-        return 1
-
-    return run
+def _subcommands() -> dict[str, tuple[Callable[[Any], argparse.ArgumentParser], _Runner]]:
+    """Subcommand name → its ``add_parser(subparsers)`` and ``run(args) -> int``."""
+    return {
+        "run": (add_parser, run),
+        "poll": (watch_cli.add_parser, watch_cli.run),
+        "demo": (demo.add_parser, demo.run),
+        "emulator": (emulator_cli.add_parser, emulator_cli.run),
+        "db": (store_cli.add_parser, store_cli.run),
+        "check": (check.add_parser, check.run),
+    }
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -114,16 +112,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     parser.add_argument("--version", action="version", version=f"ges-bot {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
-    for name in SUBCOMMANDS:
-        try:
-            module = _load(name)
-        except ImportError as exc:
-            # One broken part must not take the other commands down, but choosing it must say why.
-            subparsers.add_parser(name, help=f"(unavailable: {exc})")
-            runners[name] = _unavailable(name, exc)
-            continue
-        module.add_parser(subparsers)
-        runners[name] = module.run
+    for name, (add, runner) in _subcommands().items():
+        add(subparsers)
+        runners[name] = runner
     return parser, runners
 
 

@@ -8,6 +8,7 @@
     │   ├── QueryError               a query rejected before sending (bad date, status, limit…)
     │   ├── TransportError           timeout, connection refused/reset (retryable)
     │   ├── ResponseError            GES answered something we cannot read (non-JSON, truncated)
+    │   │   └── UnusableAnswerError  …and asking again would not help (too large, nested too deep)
     │   └── ApiError                 GES answered with an error body (status, code, msg, request id)
     │       └── AuthError            401/403: token, signature or IAM credentials refused
     ├── StoreError                   database unreachable or a migration failed
@@ -19,6 +20,8 @@ Errors never carry secrets: tokens, passwords and signatures stay out of message
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 
 class GesBotError(Exception):
@@ -54,6 +57,14 @@ class ResponseError(JobCenterError):
         super().__init__(message)
         self.http_status = http_status
         self.request_id = request_id
+
+
+class UnusableAnswerError(ResponseError):
+    """GES answered something no retry will fix and no reader should hold: an answer over the byte
+    cap, JSON nested too deep to parse. Not retried within a request (the same answer would come
+    again, at the same cost); a poll tick fails with it and the next tick tries afresh."""
+
+    retryable = False
 
 
 class ApiError(JobCenterError):
@@ -109,5 +120,18 @@ class RetryableSlackError(SlackDeliveryError):
     """Rate limited, a server error, or no answer: the same message may be tried again later."""
 
 
+class FailureScope(StrEnum):
+    """Whom a permanent Slack failure concerns: used to decide who must be told."""
+
+    TARGET = "target"  # this channel: the subscription is broken
+    MESSAGE = "message"  # this payload: Slack will never take it as it is
+    INSTALLATION = "installation"  # the token or app: nothing can be posted anywhere
+
+
 class PermanentSlackError(SlackDeliveryError):
-    """Slack will not accept this message for this target until a person acts."""
+    """Slack will not accept this message for this target until a person acts; ``scope`` says
+    whom the refusal concerns (:class:`FailureScope`)."""
+
+    def __init__(self, error: str, scope: FailureScope = FailureScope.MESSAGE) -> None:
+        super().__init__(error)
+        self.scope = scope

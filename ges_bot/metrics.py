@@ -49,3 +49,27 @@ COMMANDS = Counter(
     ["command", "result"],
     registry=REGISTRY,
 )
+POLL_LAST_SUCCESS = Gauge(
+    "ges_bot_poll_last_success_timestamp_seconds",
+    "Unix time of the project's last successful poll (as the store records it, whichever replica polled).",
+    ["project"],
+    registry=REGISTRY,
+)
+POLL_SECONDS_SINCE_SUCCESS = Gauge(
+    "ges_bot_poll_seconds_since_success",
+    "Seconds since the project's last successful poll (since this replica started, if none).",
+    ["project"],
+    registry=REGISTRY,
+)
+PROJECT_BLIND = Gauge(
+    "ges_bot_project_blind",
+    "1 while the project is blind (polls failing past GES_BOT_BLIND_AFTER, or credentials refused).",
+    ["project"],
+    registry=REGISTRY,
+)
+OPS_INCIDENTS = Gauge(
+    "ges_bot_ops_incidents",
+    "Open health problems of the bot by kind (blind, channel, slack, backlog, dead).",
+    ["kind"],
+    registry=REGISTRY,
+)

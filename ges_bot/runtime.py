@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,14 +28,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ges_bot import metrics
+from ges_bot import frontdoor, metrics
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker
+from ges_bot.notify.ops import OpsWatch, ops_watch_for
 from ges_bot.notify.slack import SlackGateway, WebApiGateway
-from ges_bot.services import Services, utcnow
+from ges_bot.services import Services
+from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
@@ -61,6 +64,36 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between health checks of the dead man's switch (default: the poll interval, ≤ 30 s).
+    ops_check_s: float | None = None
+
+
+def schedule_polls(
+    scheduler: AsyncIOScheduler,
+    pollers: Sequence[Poller],
+    tick: Callable[[Poller], Awaitable[object]],
+    *,
+    interval_s: float,
+    jitter_s: float = 0.0,
+) -> None:
+    """Add one APScheduler interval job per project, calling ``tick(poller)``, the first at once.
+
+    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
+    missed runs collapse into one. ``jitter_s`` spreads projects and replicas apart.
+    """
+    for poller in pollers:
+        scheduler.add_job(
+            tick,
+            "interval",
+            seconds=interval_s,
+            jitter=jitter_s or None,
+            args=[poller],
+            id=f"poll:{poller.project.alias}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utc_now() + timedelta(milliseconds=50),
+        )
 
 
 class Runtime:
@@ -70,7 +103,7 @@ class Runtime:
         self,
         config: Config,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utc_now,
         options: RuntimeOptions | None = None,
     ) -> None:
         self.config = config
@@ -83,6 +116,7 @@ class Runtime:
         self.pollers: list[Poller] = []
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
+        self.ops: OpsWatch | None = None
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -117,6 +151,7 @@ class Runtime:
                 concurrency=s.ges_page_concurrency,
                 timeout=s.ges_timeout,
                 max_retries=s.ges_max_retries,
+                max_answer_bytes=s.ges_max_answer_bytes,
             )
         self.services = Services(
             config=self.config, store=self.store, clients=self.clients, clock=self.clock, replica=self.replica
@@ -150,6 +185,8 @@ class Runtime:
                     # replica retries each interval). A tick outliving it is harmless: events are
                     # unique by dedup key, so an overlapping tick records and routes nothing twice.
                     lease_ttl=s.poll_interval * 3,
+                    max_pages=s.tick_max_pages,
+                    tick_deadline=s.tick_deadline_s,
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
@@ -160,6 +197,20 @@ class Runtime:
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
+        # The dead man's switch: says so (ops channel, log, notes, /healthz) when a project is blind.
+        worker = self.worker
+        self.ops = ops_watch_for(
+            self.config,
+            self.store,
+            self._gateway,
+            self.services.notes,
+            clock=self.clock,
+            replica=self.replica,
+            installation_error=lambda: worker.last_installation_error,
+            broken_config_channels=lambda: dict(worker.broken_config_channels),
+            check_every_s=self.options.ops_check_s,
+        )
+        self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -199,19 +250,7 @@ class Runtime:
         interval = self.settings.poll_interval
         jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        for poller in self.pollers:
-            scheduler.add_job(
-                self._tick,
-                "interval",
-                seconds=interval,
-                jitter=jitter or None,
-                args=[poller],
-                id=f"poll:{poller.project.alias}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-                next_run_time=datetime.now(UTC) + timedelta(milliseconds=50),
-            )
+        schedule_polls(scheduler, self.pollers, self._tick, interval_s=interval, jitter_s=jitter)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -237,13 +276,10 @@ class Runtime:
                 self._ticks_in_flight.discard(current)
         if report is not None and report.outbox_ids and self.worker is not None:
             self.worker.wake()
+        if self.ops is not None:
+            self.ops.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
-        try:
-            from ges_bot.slackapp.app import build_app
-        except ImportError:  # pragma: no cover - during development only
-            log.warning("Slack app module unavailable; slash commands disabled")
-            return None
         assert self.services is not None
         secret = self.settings.slack_signing_secret
         return build_app(
@@ -257,21 +293,26 @@ class Runtime:
     async def _start_http(self, slack_app: Any) -> None:
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/metrics", self._metrics)]
         if slack_app is not None:
-            from ges_bot.slackapp.app import build_http_routes
-
             routes.extend(build_http_routes(slack_app))
-        app = Starlette(routes=routes)
+        app: Any = Starlette(routes=routes)
+        if slack_app is not None:
+            app = frontdoor.guard_slack_events(app, self.settings)
+        host = self.settings.serve_host
         config = uvicorn.Config(
             app,
-            host=self.settings.http_host,
+            host=host,
             port=self.settings.http_port,
             log_level="warning",
+            # None: uvicorn's lines go through the bot's own handler and format (frontdoor).
+            log_config=None,
             lifespan="off",
             access_log=False,
+            limit_concurrency=self.settings.http_concurrency,
         )
+        frontdoor.route_server_logs()
         # Bind the socket ourselves: uvicorn answers a busy port with sys.exit(), which would end
         # the whole event loop with a traceback instead of a message saying what to change.
-        sock = _bind(self.settings.http_host, self.settings.http_port)
+        sock = _bind(host, self.settings.http_port)
         server = EmbeddedServer(config)
         self._server = server
         task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -281,15 +322,13 @@ class Runtime:
                 break
             await asyncio.sleep(0.01)
         if task.done():
-            raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
+            raise ConfigError(f"could not serve HTTP on {host}:{self.settings.http_port}")
         self.http_port = int(sock.getsockname()[1])
         log.info(
             "serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port
         )
 
     async def _start_socket_mode(self, slack_app: Any) -> None:
-        from ges_bot.slackapp.app import start_socket_mode
-
         app_token = self.settings.slack_app_token
         assert app_token is not None
         # A rejected app token fails start-up with a ConfigError; an unreachable Slack does not:
@@ -320,7 +359,12 @@ class Runtime:
 
     async def _healthz(self, request: Request) -> Response:
         body = await self.health()
-        return JSONResponse(body, status_code=200 if body["status"] != "down" else 503)
+        status = 200 if body["status"] != "down" else 503
+        if not frontdoor.trusted(request, self.settings.health_token):
+            # Anyone who can reach the port learns whether the bot works, not where its
+            # database lives or what GES said.
+            body = frontdoor.public_health(body)
+        return JSONResponse(body, status_code=status)
 
     async def _metrics(self, request: Request) -> Response:
         if self.store is not None:
@@ -357,7 +401,8 @@ class Runtime:
             )
         slack_error = self.worker.last_installation_error if self.worker else None
         socket_connected = await self.socket_mode_connected()
-        if slack_error or health.outbox_dead or socket_connected is False:
+        incidents = self.ops.health() if self.ops is not None else []
+        if slack_error or health.outbox_dead or socket_connected is False or incidents:
             status = "degraded"
         return {
             "status": status,
@@ -370,6 +415,7 @@ class Runtime:
             "slack_error": slack_error,
             "socket_mode_connected": socket_connected,
             "notes": dict(self.services.notes) if self.services else {},
+            "incidents": incidents,
         }
 
     # --- stop ----------------------------------------------------------------------------------

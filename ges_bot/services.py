@@ -6,18 +6,15 @@ per project, the clock and a few live figures. ``runtime`` builds it; handlers r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
 from ges_bot.domain import ProjectInfo, Subscription
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.store.api import Store
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -27,9 +24,9 @@ class Services:
     config: Config
     store: Store
     clients: Mapping[str, JobCenterClient]
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = utc_now
     replica: str = "ges-bot"
-    started_at: datetime = field(default_factory=utcnow)
+    started_at: datetime = field(default_factory=utc_now)
     #: Live remarks for health (e.g. "Slack rejects the bot token"), keyed by source.
     notes: dict[str, str] = field(default_factory=dict)
 

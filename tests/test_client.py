@@ -17,13 +17,13 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import QueryStatus
-from ges_bot.errors import ApiError, AuthError, QueryError, ResponseError, TransportError
+from ges_bot.errors import ApiError, AuthError, QueryError, ResponseError, TransportError, UnusableAnswerError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
 from tests.support.asgi import free_port, serve
 from tests.support.emulator import run_emulator
@@ -75,6 +75,8 @@ class FakeGes:
         self.jobs = [wire_job(i) for i in range(n)]
         self.cap = cap
         self.omit_count = omit_count
+        #: A job_count to claim instead of the real one (a hostile or broken GES).
+        self.claimed_count: int | None = None
         self.delay = delay
         #: Answers given (in order) before the normal ones: factories of Starlette responses.
         self.script: list[Callable[[], Response]] = []
@@ -108,7 +110,7 @@ class FakeGes:
                 limit = min(limit, self.cap)
             body: dict[str, Any] = {"job_list": self.jobs[offset : offset + limit]}
             if not self.omit_count:
-                body["job_count"] = len(self.jobs)
+                body["job_count"] = len(self.jobs) if self.claimed_count is None else self.claimed_count
             return JSONResponse(body, headers={"X-Request-Id": f"req-{len(self.requests)}"})
         finally:
             self.in_flight -= 1
@@ -615,3 +617,86 @@ async def test_emulator_rejected_limit_is_a_400_not_retried() -> None:
             await client.list_jobs()
         assert client.requests_sent == 1
     assert err.value.request_id
+
+
+# --- bounded reads ----------------------------------------------------------------------------
+
+
+class Endless:
+    """A 200 answer of ``total`` bytes in 1 MiB chunks (a JSON object whose one string never
+    ends soon), counting what was actually sent before the reader hung up."""
+
+    def __init__(self, total: int, *, announce: bool = False) -> None:
+        self.total = total
+        self.announce = announce
+        self.sent = 0
+
+    def __call__(self) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"job_count": 1, "job_list": [], "pad": "'
+            chunk = b"x" * (1 << 20)
+            while self.sent < self.total:
+                self.sent += len(chunk)
+                yield chunk
+            yield b'"}'
+
+        headers = {"Content-Length": str(self.total + 45)} if self.announce else {}
+        return StreamingResponse(chunks(), media_type="application/json", headers=headers)
+
+
+@pytest.mark.parametrize("announce", [False, True], ids=["chunked", "content-length"])
+async def test_a_100_mb_answer_is_abandoned_at_the_cap_and_not_retried(
+    ges: tuple[FakeGes, str], announce: bool
+) -> None:
+    fake, url = ges
+    huge = Endless(100 << 20, announce=announce)
+    fake.script = [huge, huge, huge]
+    async with client_for(url, max_answer_bytes=4 << 20, max_retries=2) as client:
+        with pytest.raises(UnusableAnswerError, match=r"too large: .*the cap is 4,194,304") as err:
+            await client.list_jobs()
+        assert client.requests_sent == 1
+    assert err.value.http_status == 200
+    # The reader hung up at the cap: the server never got to send the hundred megabytes.
+    assert huge.sent < 40 << 20
+
+
+async def test_an_answer_just_under_the_cap_is_read(ges: tuple[FakeGes, str]) -> None:
+    fake, url = ges
+    fake.jobs = [{**wire_job(0, "failed"), "fail_reason": "r" * (1 << 20)}]
+    async with client_for(url, max_answer_bytes=2 << 20) as client:
+        result = await client.list_jobs()
+    assert [j.job_id for j in result.jobs] == ["job-00000"]
+
+
+async def test_deeply_nested_json_is_a_bad_answer_not_a_crash(ges: tuple[FakeGes, str]) -> None:
+    fake, url = ges
+    depth = 200_000
+    nested = b'{"job_count": 1, "job_list": [' + b"[" * depth + b"]" * depth + b"]}"
+    fake.script = [lambda: Response(nested, media_type="application/json")] * 3
+    async with client_for(url, max_retries=2) as client:
+        with pytest.raises(UnusableAnswerError, match="nested too deep"):
+            await client.list_jobs()
+        assert client.requests_sent == 1
+
+
+async def test_a_nested_error_body_is_still_an_api_error(ges: tuple[FakeGes, str]) -> None:
+    fake, url = ges
+    nested = b"[" * 100_000 + b"]" * 100_000
+    fake.script = [lambda: Response(nested, 400, media_type="application/json")]
+    async with client_for(url) as client:
+        with pytest.raises(ApiError) as err:
+            await client.list_jobs()
+    assert err.value.http_status == 400
+
+
+async def test_a_job_count_of_a_million_does_not_page_a_million(ges: tuple[FakeGes, str]) -> None:
+    fake, url = ges
+    fake.jobs = [wire_job(i) for i in range(250)]
+    fake.claimed_count = 1_000_000
+    async with client_for(url, page_size=100, concurrency=4) as client:
+        result = await client.list_jobs()
+        # Pages 1-3 hold the jobs; page 4 is empty, and with it the paging stops (plus the pages
+        # in flight when it landed, and one read past the end).
+        assert client.requests_sent <= 10
+    assert len(result.jobs) == 250
+    assert fake.max_in_flight <= 4

@@ -135,3 +135,25 @@ def test_config_file_problems_are_explained(tmp_path: Path, body: str, message: 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config({**BASE, "GES_TOKEN": "t", "GES_BOT_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_blind_after_defaults_to_the_longer_of_5_minutes_and_3_poll_intervals() -> None:
+    env = {**BASE, "GES_TOKEN": "t"}
+    assert load_config(env).settings.blind_after.total_seconds() == 300
+    assert load_config({**env, "GES_BOT_POLL_INTERVAL": "5m"}).settings.blind_after.total_seconds() == 900
+    assert load_config({**env, "GES_BOT_BLIND_AFTER": "90s"}).settings.blind_after.total_seconds() == 90
+    with pytest.raises(ConfigError, match="GES_BOT_BLIND_AFTER"):
+        load_config({**env, "GES_BOT_BLIND_AFTER": "soon"})
+
+
+def test_the_ops_channel_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
+    env = {**BASE, "GES_TOKEN": "t"}
+    assert load_config(env).ops_channel is None
+    file = tmp_path / "bot.toml"
+    file.write_text('[ops]\nchannel = "#ges-bot-ops"\n', encoding="utf-8")
+    assert load_config({**env, "GES_BOT_CONFIG": str(file)}).ops_channel == "#ges-bot-ops"
+    both = {**env, "GES_BOT_CONFIG": str(file), "GES_BOT_OPS_CHANNEL": "C0OPS"}
+    assert load_config(both).ops_channel == "C0OPS"  # the environment wins
+    file.write_text('[ops]\nchannel = "two words"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"ops\.channel"):
+        load_config({**env, "GES_BOT_CONFIG": str(file)})

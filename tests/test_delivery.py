@@ -27,7 +27,7 @@ from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, Proje
 from ges_bot.errors import ConfigError, RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import limits, render
 from ges_bot.notify.delivery import DeliveryPolicy, DeliveryWorker, backoff_delay
-from ges_bot.notify.slack import FailureScope, Posted, SlackPermanentError, WebApiGateway
+from ges_bot.notify.slack import FailureScope, PermanentSlackError, Posted, WebApiGateway
 from ges_bot.runtime import Runtime, RuntimeOptions
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn, User
 from ges_bot.store import SqlStore, open_store
@@ -232,7 +232,7 @@ async def test_a_wrong_slack_api_url_is_an_installation_problem_and_timeouts_are
         wrong = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=f"{r.slack.base_url}/not-the-api/", timeout=2)
         slow = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=r.slack.api_url, timeout=0.2)
         r.gateways += [wrong, slow]
-        with pytest.raises(SlackPermanentError) as caught:
+        with pytest.raises(PermanentSlackError) as caught:
             await wrong.post("C0ALERTS", "hi", [])
         assert (caught.value.scope, caught.value.error) == (FailureScope.INSTALLATION, "http_404")
         r.slack.fail("chat.postMessage", delay=1.0, count=1)

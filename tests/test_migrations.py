@@ -33,6 +33,7 @@ TABLES = {
     "mutes",
     "outbox",
     "posted_messages",
+    "ops_incidents",
     "posted_message_jobs",
     "muted_deliveries",
     "leases",
@@ -161,6 +162,9 @@ def test_migration_files_ship_with_the_package() -> None:
         "0001_initial.py",
         "0002_failed_job_ids_and_durable_replies.py",
         "0003a_unknown_outcomes_for_failure_subscriptions.py",
+        "0003c_ops_incidents.py",
+        "0005_exact_mutes.py",
+        "0007_snapshot_placement_indexes.py",
     ]
 
 

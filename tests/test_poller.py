@@ -9,7 +9,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +22,10 @@ from ges_bot.cli import main
 from ges_bot.config import load_config
 from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
+from ges_bot.runtime import schedule_polls
 from ges_bot.store import SqlStore, open_store
 from ges_bot.watch.cli import poll_once
-from ges_bot.watch.poller import Poller, TickReport, run_tick, schedule
+from ges_bot.watch.poller import Poller, TickReport, run_tick
 from tests.support.emulator import EmulatorHandle, run_emulator
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -526,6 +527,9 @@ class MovingList:
     async def list_jobs(self, query: ListQuery | None = None) -> JobList:
         return await self.client.list_jobs(query)
 
+    def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]:
+        return self.client.iter_pages(query)
+
 
 @pytest.mark.parametrize("order", ["asc", "desc", "random"])
 async def test_the_list_shifting_between_pages_loses_and_repeats_nothing(sqlite_url: str, order: str) -> None:
@@ -661,7 +665,7 @@ async def test_scheduled_ticks_survive_errors_and_record_them(
         await w.job("j-1")
         await w.emu.fault(status=503, count=1, error_msg="service unavailable")
         scheduler = AsyncIOScheduler(timezone=UTC)
-        schedule(scheduler, [w.poller()], timedelta(seconds=0.2), jitter=0)
+        schedule_polls(scheduler, [w.poller()], run_tick, interval_s=0.2)
         scheduler.start()
         try:
             for _ in range(100):
@@ -1001,3 +1005,153 @@ async def test_dry_run_before_any_database_exists_shows_a_first_start_and_create
     assert "no database yet; dry run against an empty one" in err
     assert "baseline" in err
     assert not path.exists()
+
+
+# --- the tick's budget ------------------------------------------------------------------------
+
+
+def _history(n: int, prefix: str = "h") -> list[dict[str, Any]]:
+    return [
+        {
+            "job_id": f"{prefix}{i:05d}",
+            "status": "success" if i % 3 else "failed",
+            "job_name": "ImportGraph",
+            "related_graph": f"g{i % 7}",
+            "begin_time": wire(T0 - timedelta(hours=30, minutes=-i)),
+            "end_time": wire(T0 - timedelta(hours=29, minutes=-i)),
+        }
+        for i in range(n)
+    ]
+
+
+async def settle(w: World, poller: Poller, most: int = 40) -> Summary:
+    """Tick (a minute apart) until a tick reads everything; every event of those ticks."""
+    events: Summary = []
+    for _ in range(most):
+        report = await poller.tick()
+        events += summary(report)
+        await w.emu.advance(60)
+        if not report.partial:
+            return sorted(events)
+    raise AssertionError(f"still partial after {most} ticks")
+
+
+async def test_a_baseline_larger_than_the_tick_budget_continues_next_tick(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(250))
+        poller = w.poller(max_pages=8)
+        reports = []
+        for _ in range(10):
+            await w.emu.reset_stats()
+            report = await poller.tick()
+            assert await w.emu.list_calls() <= 8
+            reports.append(report)
+            await w.emu.advance(60)
+            if not report.partial:
+                break
+        # 26 pages (the last one short) at 8 a tick.
+        assert [r.partial for r in reports] == [True, True, True, False]
+        assert all(r.baseline and r.events == () and r.outbox_ids == () for r in reports)
+        # Every job of the history is recorded, silently; the project is baselined only now.
+        assert (
+            len(await w.store.job_ids_with_status(ALIAS, "success"))
+            + len(await w.store.job_ids_with_status(ALIAS, "failed"))
+            == 250
+        )
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.baselined_at is not None
+        # The terminal windows and the arrivals (250 jobs of the last day each) are read whole
+        # once, over a few ticks, and then remembered: a steady tick is cheap again.
+        assert await settle(w, poller) == []
+        await w.emu.reset_stats()
+        steady = await poller.tick()
+        assert not steady.partial
+        assert await w.emu.list_calls() == STEADY
+        await w.job("j-new", "failed", related_graph="g3")
+        assert await settle(w, poller) == [("j-new", "failed", None)]
+
+
+async def test_a_job_count_of_a_million_is_cut_at_the_budget_and_loses_nothing(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(30))
+        poller = w.poller(max_pages=12)
+        assert not (await poller.tick()).partial
+        await w.emu.advance(60)
+        for i in range(35):
+            await w.job(f"f{i:02d}", "failed", related_graph=f"n{i}")
+        await w.job("r1", "running")
+        # Every list answer now claims a million jobs (its pages hold the real ones).
+        await w.emu.fault(job_count=1_000_000, count=-1)
+        reported: list[str] = []
+        for _ in range(8):
+            await w.emu.reset_stats()
+            report = await poller.tick()
+            assert report.partial
+            assert await w.emu.list_calls() <= 12
+            reported += [e.job.job_id for e in report.events]
+            await w.emu.advance(60)
+        await w.emu.clear_faults()
+        for _ in range(3):
+            reported += [e.job.job_id for e in (await poller.tick()).events]
+            await w.emu.advance(60)
+        # Each failure once, none lost; then quiet and cheap again.
+        assert sorted(reported) == [f"f{i:02d}" for i in range(35)]
+        await w.emu.reset_stats()
+        steady = await poller.tick()
+        assert steady.events == () and not steady.partial
+        assert await w.emu.list_calls() <= 6
+
+
+async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(100))
+        # A clock on which each request to GES takes a second (no waiting involved): the
+        # calibration's requests come first (CALIBRATION seconds), then the baseline asks for
+        # page 1, then batches of four while time is left (at 1 and 5 s): nine requests, and its
+        # six seconds are up.
+        poller = w.poller(tick_deadline=6 + CALIBRATION, monotonic=lambda: float(w.client.requests_sent))
+        first = await poller.tick()
+        assert first.partial and first.baseline
+        assert first.requests == CALIBRATION + 9
+        reports = [first]
+        while reports[-1].partial:
+            reports.append(await poller.tick())
+            assert len(reports) < 20
+        assert len(await w.store.job_ids_with_status(ALIAS, "failed")) == 34
+        assert await settle(w, poller) == []
+        await w.job("j-new", "failed", related_graph="g3")
+        assert await settle(w, poller) == [("j-new", "failed", None)]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+async def test_a_window_larger_than_the_budget_loses_and_repeats_nothing_while_jobs_keep_coming(
+    sqlite_url: str, order: str
+) -> None:
+    async with world(sqlite_url, page_size=10, order=order) as w:
+        await w.emu.add_jobs(_history(200))
+        poller = w.poller(max_pages=9)
+        await settle(w, poller)  # the baseline, over several ticks
+        expected: list[str] = []
+        reported: list[str] = []
+        # The terminal windows (200 jobs) are read whole over several ticks; meanwhile failures
+        # keep landing (at the head in a descending order, shifting every page under the pass).
+        for wave in range(12):
+            for i in range(3):
+                job_id = f"w{wave:02d}-{i}"
+                await w.job(job_id, "failed", related_graph=f"n{wave}")
+                expected.append(job_id)
+            report = await poller.tick()
+            reported += [e.job.job_id for e in report.events]
+            await w.emu.advance(60)
+        # A tick that read within its budget is not yet one that knows everything (a pass may just
+        # have ended short of jobs that moved under it): give the passes a few ticks to finish.
+        # (The arrivals' pass as well: in a random order, about 25 ticks at 9 pages.)
+        for _ in range(30):
+            reported += [e.job.job_id for e in (await poller.tick()).events]
+            await w.emu.advance(60)
+        assert sorted(reported) == sorted(expected)
+        # And then the memory is whole: a quiet tick costs the six requests of the cheap path.
+        await w.emu.reset_stats()
+        quiet = await poller.tick()
+        assert quiet.events == () and not quiet.partial
+        assert await w.emu.list_calls() <= 6

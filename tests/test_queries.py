@@ -26,6 +26,7 @@ from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.jobcenter.reading import ASSUMED
 from ges_bot.services import Services
 from ges_bot.slackapp.commands import JobDetail, Query, TimeRange
+from ges_bot.slackapp.fairuse import LiveQueryLimiter
 from ges_bot.slackapp.queries import (
     JobLookup,
     JobsAnswer,
@@ -41,6 +42,7 @@ from tests.support.emulator import EmulatorHandle, run_emulator
 
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
+UTC_ZONE = ZoneInfo("UTC")
 ALIAS = "prod"
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
 FAILED_TODAY = Query(statuses=frozenset({"failed"}), range=TimeRange.today())
@@ -325,6 +327,29 @@ async def test_unreachable_ges_is_answered_from_snapshots(tmp_path: Path) -> Non
         assert source.reason.startswith("GES (project prod) is unreachable: GES answered HTTP 503")
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [({"huge_bytes": 100 << 20}, "is too large"), ({"nested": 200_000}, "nested too deep")],
+    ids=["100-MB-answer", "deeply-nested-JSON"],
+)
+async def test_an_unusable_answer_is_answered_from_snapshots(tmp_path: Path, fault: dict[str, int], said: str) -> None:
+    async with world(tmp_path) as w:
+        ended = Job(
+            "f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)
+        )
+        await w.remember(ended, at=NOW - timedelta(minutes=3))
+        await w.emu.fault(**fault, count=-1)
+        await w.emu.reset_stats()
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert ids(answer) == ["f1"]
+        assert isinstance(answer, JobsAnswer)
+        (source,) = answer.sources
+        assert source.kind is SourceKind.SNAPSHOTS
+        assert source.reason is not None and said in source.reason
+        # Not retried: the same answer would come again.
+        assert await w.emu.list_calls() == 1
+
+
 async def test_ges_too_slow_is_unreachable(tmp_path: Path) -> None:
     async with world(tmp_path, live_timeout_s=0.3) as w:
         await w.emu.fault(latency_ms=1000, count=-1)
@@ -392,7 +417,7 @@ async def test_errors_that_are_not_about_reachability_are_sentences(
 async def test_a_job_unknown_to_the_store_is_found_without_reading_every_page(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         jobs = [
-            {"job_id": f"j{i:04d}", "status": "success", "begin_time": wire_time(NOW - timedelta(hours=i))}
+            {"job_id": f"j{i:04d}", "status": "success", "begin_time": wire_time(NOW - timedelta(minutes=3 * i))}
             for i in range(1000)
         ]
         await w.emu.add_jobs(jobs)
@@ -405,8 +430,105 @@ async def test_a_job_unknown_to_the_store_is_found_without_reading_every_page(tm
         assert w.client.requests_sent - before == 1  # the first page had it; nothing else was fetched
         missing = await w.runner.job(JobDetail("nope"))
         assert missing == QueryProblem(
-            "No job nope in GES project prod. Check the id (the job center keeps jobs for a limited time)."
+            "No job nope in GES project prod since 2026-03-07. Check the id "
+            "(older jobs are found only if the bot has seen them)."
         )
+
+
+async def test_an_unknown_job_is_looked_for_in_a_recent_window_only(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.job("ancient", "failed", NOW - timedelta(days=40), NOW - timedelta(days=41))
+        await w.job("recent", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await w.emu.reset_stats()
+        problem = await w.runner.job(JobDetail("ancient"))
+        assert problem == QueryProblem(
+            "No job ancient in GES project prod since 2026-03-07. Check the id "
+            "(older jobs are found only if the bot has seen them)."
+        )
+        (request,) = [str(r) for r in (await w.emu.stats())["recent"]]
+        assert "start_time=2026-03-07" in request
+        # A job the bot has seen is found whatever its age: its snapshot says where to look.
+        await w.remember(Job("ancient", "running", graph="movies", begin_time=NOW - timedelta(days=41)), at=NOW)
+        found = await w.runner.job(JobDetail("ancient"))
+        assert isinstance(found, JobLookup) and found.job.status == "failed"
+
+
+async def test_an_unknown_job_search_reads_a_bounded_number_of_pages_and_says_so(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.emu.add_jobs(
+            [
+                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
+                for i in range(3000)
+            ]
+        )
+        await w.emu.reset_stats()
+        problem = await w.runner.job(JobDetail("nope"))
+        assert isinstance(problem, QueryProblem)
+        assert problem.message.startswith(
+            "Job nope is not among the jobs one lookup reads of those GES lists since 2026-03-07: "
+            "prod (the first 1,000 of 3,000)."
+        )
+        assert "graph <name>" in problem.message
+        # Ten pages, plus at most the pages already in flight when the tenth landed.
+        assert await w.emu.list_calls() <= 10 + 4
+
+
+async def test_identical_lookups_at_the_same_moment_share_one_search(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.emu.add_jobs(
+            [
+                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
+                for i in range(3000)
+            ]
+        )
+        await w.emu.reset_stats()
+        # A slow GES, so that the twenty are in flight together (as a crowd clicking at once).
+        await w.emu.fault(latency_ms=500, count=-1)
+        answers = await asyncio.gather(*(w.runner.job(JobDetail("nope")) for _ in range(20)))
+        assert len(set(answers)) == 1
+        assert await w.emu.list_calls() <= 10 + 4
+
+
+async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answers_resume(tmp_path: Path) -> None:
+    clock = [1000.0]
+    async with world(tmp_path) as w:
+        w.runner.limiter = LiveQueryLimiter(per_user=2, overall=3, clock=lambda: clock[0])
+        await w.job("f1", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await w.remember(
+            Job("f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)),
+            at=NOW,
+        )
+        await w.emu.reset_stats()
+        for _ in range(2):
+            answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
+            assert isinstance(answer, JobsAnswer) and not answer.snapshot_sources
+        clock[0] += 10
+        slow = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
+        assert isinstance(slow, JobsAnswer)
+        assert ids(slow) == ["f1"]
+        [source] = slow.snapshot_sources
+        assert source.reason == (
+            "Slow down — you have asked GES 2 times in the last minute; live answers again in 50 s"
+        )
+        # The same person's job lookups: the snapshot, or a sentence, never GES.
+        looked = await w.runner.job(JobDetail("f1"), user="U1")
+        assert isinstance(looked, JobLookup) and looked.source.kind is SourceKind.SNAPSHOTS
+        unknown = await w.runner.job(JobDetail("nope"), user="U1")
+        assert unknown == QueryProblem(
+            "Slow down — you have asked GES 2 times in the last minute; live answers again in 50 s. "
+            "The bot has no record of job nope yet."
+        )
+        assert await w.emu.list_calls() == 2
+        # Someone else still gets a live answer, until everyone's limit is reached.
+        assert not (await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U2")).snapshot_sources  # type: ignore[union-attr]
+        crowd = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U3")
+        assert isinstance(crowd, JobsAnswer)
+        assert crowd.snapshot_sources[0].reason is not None
+        assert crowd.snapshot_sources[0].reason.startswith("Slow down — GES has been asked 3 times by everyone")
+        # A minute after the first question, U1 asks live again.
+        clock[0] += 51
+        again = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
+        assert isinstance(again, JobsAnswer) and not again.snapshot_sources
 
 
 async def test_a_known_job_is_asked_by_graph_and_date(tmp_path: Path) -> None:
@@ -507,3 +629,40 @@ async def test_failed_today_lists_every_failure_under_every_reading(tmp_path: Pa
         assert sorted(ids(await w.runner.jobs(partial, now=NOW, zone=ZoneInfo("UTC")))) == [
             f"j{i:04d}" for i in range(2, 500, 4)
         ]
+
+
+# -- answering from a recent poll --------------------------------------------------------------
+
+
+async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path: Path) -> None:
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        await w.job("today-1", "failed", NOW - timedelta(hours=2), NOW - timedelta(hours=3))
+        await w.job("today-2", "failed", NOW - timedelta(minutes=5), NOW - timedelta(days=2))  # a long runner
+        await w.job("today-ok", "success", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await w.job("yesterday", "failed", NOW - timedelta(days=1), NOW - timedelta(days=1, hours=1))
+        await w.job("running", "running", None, NOW - timedelta(minutes=30))
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at)
+        await poller.tick()
+        live = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        before = w.client.requests_sent
+        answer = await recent.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert w.client.requests_sent == before  # GES was not asked
+        assert isinstance(answer, JobsAnswer)
+        assert [(s.kind, s.as_of) for s in answer.sources] == [(SourceKind.RECENT, polled_at)]
+        assert ids(answer) == ids(live) == ["today-2", "today-1"]
+        running = Query(statuses=frozenset({"running"}))
+        assert ids(await recent.jobs(running, now=NOW, zone=ZoneInfo("UTC"))) == ["running"]
+        assert w.client.requests_sent == before
+
+        # A poll older than the limit: GES is asked, live.
+        stale = QueryRunner(w.services, fresh_within=timedelta(seconds=30), clock=lambda: NOW)
+        answer = await stale.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
+        assert w.client.requests_sent > before
+        assert ids(answer) == ["today-2", "today-1"]

@@ -670,7 +670,7 @@ async def test_subscribe_list_unsubscribe(servers: Servers, tmp_path: Path) -> N
             "`nightly-*` — failed, partially failed, unknown outcome · 🔒 from the config file (read-only here)" in text
         )
 
-        await bot.store.mark_channel_broken("C0GENERAL", "not_in_channel")
+        await bot.store.mark_channel_broken("C0GENERAL", "not_in_channel", NOW)
         text = seen(await bot.ask("subscriptions"))
         assert text.count("⚠️ *broken*: Slack answered `not_in_channel` — invite the bot (`/invite @ges-bot`)") == 2
         assert "alerts resume by themselves once Slack accepts them there" in text  # the config-file one
@@ -724,7 +724,7 @@ async def test_status_shows_polls_lag_errors_backlog_and_broken(bot: Bot) -> Non
     await bot.remember(at=NOW - timedelta(minutes=2))
     await bot.store.record_poll_error(ALIAS, NOW - timedelta(minutes=1), "GES at http://x did not answer")
     await bot.store.add_subscription(Subscription(id=0, channel="C0ALERTS", graph_pattern="movies", created_by="U0BOB"))
-    await bot.store.mark_channel_broken("C0ALERTS", "is_archived")
+    await bot.store.mark_channel_broken("C0ALERTS", "is_archived", NOW)
     bot.services.notes["slack"] = "Slack rejects the bot token"
     text = seen(await bot.ask("status"))
     assert "*prod* · last successful poll" in text

@@ -683,11 +683,11 @@ async def test_subscriptions_add_replace_remove_and_break(store: SqlStore) -> No
     assert [s.id for s in await store.subscriptions("C1")] == sorted([any_project.id, one_project.id])
     assert len(await store.subscriptions()) == 3
 
-    broken = await store.mark_channel_broken("C1", "channel_not_found")
+    broken = await store.mark_channel_broken("C1", "channel_not_found", T0)
     assert {s.broken for s in broken} == {"channel_not_found"}
     assert len(broken) == 2
     assert {s.id for s in (await store.health(T0)).broken_subscriptions} == {any_project.id, one_project.id}
-    await store.mark_channel_broken("C1", None)
+    await store.mark_channel_broken("C1", None, T0)
     assert (await store.health(T0)).broken_subscriptions == ()
 
     assert await store.remove_subscription("C1", "prod-*") == 2
@@ -708,6 +708,22 @@ async def test_mutes_in_force_and_expired(store: SqlStore) -> None:
     assert await store.mutes(at(4000)) == []
     assert await store.remove_mutes("C1", "prod-*") == 1
     assert await store.mutes(at(30), "C1") == [short]
+
+
+async def test_muting_again_extends_the_one_mute_and_purges_ended_ones(store: SqlStore) -> None:
+    first = await store.add_mute(Mute(0, "C1", "g*", at(3600), "U1", at(0), exact=True))
+    pattern = await store.add_mute(Mute(0, "C1", "g*", at(600), "U1", at(0)))
+    assert pattern.id != first.id  # the pattern g* and the graph named g* are different mutes
+    again = await store.add_mute(Mute(0, "C1", "g*", at(1800), "U2", at(60), exact=True))
+    # The same row; a shorter press never shortens it; the latest asker is credited.
+    assert (again.id, again.until, again.created_by, again.exact) == (first.id, at(3600), "U2", True)
+    later = await store.add_mute(Mute(0, "C1", "g*", at(7200), "U3", at(120), exact=True))
+    assert (later.id, later.until) == (first.id, at(7200))
+    # The pattern mute ended at 600 s: the next mute (any channel) deletes it.
+    await store.add_mute(Mute(0, "C2", "other", at(9000), "U1", at(700)))
+    assert {(m.channel, m.graph_pattern) for m in await store.mutes(at(-1))} == {("C1", "g*"), ("C2", "other")}
+    assert await store.purge_mutes(at(7200)) == 1
+    assert [m.graph_pattern for m in await store.mutes(at(-1))] == ["other"]
 
 
 # ---------------------------------------------------------------------- leases
@@ -798,6 +814,31 @@ async def test_query_jobs_filters(store: SqlStore) -> None:
     # since inclusive, until exclusive, on begin_time — or end_time when the job has no begin.
     assert await _ids(store, project="prod", since=at(200), until=at(500)) == ["d", "c", "b"]
     assert await _ids(store, limit=0) == []
+
+
+async def test_query_jobs_by_placement_uses_end_time_then_begin_time(store: SqlStore) -> None:
+    # A job is placed at its end time, or its begin time while it has none (as /gesjobs answers do).
+    jobs = [
+        job("long", "failed", begin=at(0), end=at(1000)),  # began long before, ended inside
+        job("early", "failed", begin=at(100), end=at(150)),  # ended before the range
+        job("inside", "success", begin=at(600), end=at(700)),
+        job("late", "failed", begin=at(900), end=at(2000)),  # began inside, ends after it
+        job("running", "running", begin=at(800)),
+        job("begun-after", "running", begin=at(1500)),
+        job("no-times", "failed"),
+    ]
+    await store.commit_tick(tick(snapshots=[snap(j) for j in jobs]))
+    assert await _ids(store, project="prod", placed_since=at(500), placed_until=at(1500)) == [
+        "running",
+        "inside",
+        "long",
+    ]
+    assert await _ids(store, project="prod", placed_since=at(1000), placed_until=at(1000)) == []
+    assert await _ids(store, project="prod", placed_since=at(1000)) == ["begun-after", "late", "long"]
+    assert await _ids(store, project="prod", placed_until=at(151)) == ["early"]
+    assert await _ids(store, project="prod", placed_until=at(150)) == []  # exclusive
+    failed = frozenset({"failed"})
+    assert await _ids(store, project="prod", statuses=failed, placed_since=at(500), placed_until=at(1500)) == ["long"]
 
 
 async def test_recent_events_newest_first_by_kind(store: SqlStore) -> None:

@@ -306,6 +306,25 @@ def test_answer_from_snapshots_says_so_and_how_old() -> None:
     assert message.text.endswith("(from snapshots: GES is unreachable)")
 
 
+def test_answer_from_a_recent_poll_says_how_recent_without_a_warning() -> None:
+    source = Source("prod", SourceKind.RECENT, as_of=NOW - timedelta(seconds=25))
+    message = views.jobs_message(answer_for([job()], sources=(source,)), NOW)
+    assert_valid(message)
+    assert message.blocks[1] == {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": "From the bot's records of project prod, as of its last poll "
+                "<!date^1773185375^{date_short_pretty} {time}|2026-03-10 23:29 UTC> (25s ago)",
+                "verbatim": True,
+            }
+        ],
+    }
+    assert message.text.endswith("(as of the bot's last poll)")
+    assert "⚠️" not in seen(message.payload())
+
+
 def test_answer_when_every_project_failed_is_the_reason() -> None:
     source = Source("prod", SourceKind.ERROR, reason=f"GES refused the bot's credentials for project prod ({EVIL}).")
     message = views.jobs_message(answer_for([], sources=(source,)), NOW)
@@ -608,3 +627,12 @@ def test_any_subscriptions_and_mutes_are_valid_and_inert(patterns: list[str], us
         assert_valid(views.muted_message(mutes[0], NOW))
         assert_valid(views.mute_button_message(mutes[0], timedelta(hours=1), user))
         assert_valid(views.unmuted_message(p, 1))
+
+
+def test_status_shows_a_project_the_ops_watch_calls_blind_in_red_with_its_cause_and_fix() -> None:
+    blind = "project prod is blind: GES refuses the bot's credentials. Fix: check HUAWEICLOUD_SDK_AK"
+    message = views.status_message(health(), ["prod"], NOW, poll_interval_s=60, notes={"ops:blind:prod": blind})
+    text = seen(message.payload())
+    assert "🔴 *prod* · last successful poll" in text
+    assert f"⚠️ {blind}" in text
+    assert "🟢 *prod*" in seen(views.status_message(health(), ["prod"], NOW, poll_interval_s=60).payload())

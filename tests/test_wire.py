@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ges_bot.domain import FileImport, FileKind, Job
 from ges_bot.errors import ResponseError
-from ges_bot.jobcenter.wire import job_to_wire, parse_error_body, parse_job, parse_job_list, parse_time
+from ges_bot.jobcenter.wire import TEXT_LIMITS, job_to_wire, parse_error_body, parse_job, parse_job_list, parse_time
 
 # Verbatim from job-center-api.txt ("Example Response", status code 200).
 API_PAGE_EXAMPLE = """
@@ -321,9 +321,11 @@ _times = st.one_of(
         lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)
     ),
 )
-# NUL is replaced on parsing (PostgreSQL text cannot hold it; see the test below), so text that
-# must round-trip exactly is NUL-free.
-_text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20)
+# Control characters are replaced on parsing (NUL: PostgreSQL text cannot hold it; the rest could
+# drive a terminal or forge a log line; see the tests below), so text that must round-trip exactly
+# has none (tab and newline, kept in free text, are checked there).
+_plain = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029")
+_text = st.text(alphabet=_plain, max_size=20)
 _opt_text = st.one_of(st.none(), _text)
 _counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**12))
 _files = st.lists(
@@ -342,7 +344,7 @@ _files = st.lists(
 ).map(lambda fs: tuple(sorted(fs, key=lambda f: [FileKind.SCHEMA, FileKind.VERTEX, FileKind.EDGE].index(f.kind))))
 _jobs = st.builds(
     Job,
-    job_id=st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=32),
+    job_id=st.text(alphabet=_plain, min_size=1, max_size=32),
     status=st.sampled_from(["pending", "running", "success", "partiallyFailed", "failed", "complete"]),
     job_type=_opt_text,
     job_name=_opt_text,
@@ -388,3 +390,42 @@ def test_epoch_and_text_agree() -> None:
     moment = datetime(2026, 11, 3, 4, 5, 6, tzinfo=UTC)
     job = Job(job_id="j", status="running", begin_time=moment, end_time=moment + timedelta(minutes=1))
     assert {parse_job(job_to_wire(job, f)).begin_time for f in ("T", " ", "ms")} == {moment}
+
+
+# --- bounded text ------------------------------------------------------------------------------
+
+
+def test_a_10_mb_fail_reason_and_huge_causes_are_cut_once_with_a_marker() -> None:
+    reason = "Import failed: " + "x" * (10 << 20)
+    cause = "é" * 50_000
+    job = parse_job(
+        {
+            "job_id": "j1",
+            "status": "failed",
+            "fail_reason": reason,
+            "related_graph": "g" * 5000,
+            "job_detail": {"edgeset_path": [{"path": "p" * 9000, "cause": cause, "log": "l" * 9000}]},
+        }
+    )
+    assert job.fail_reason is not None
+    assert job.fail_reason.startswith("Import failed: xxx")
+    assert job.fail_reason.endswith(f" … [truncated, {len(reason):,} bytes]")
+    assert len(job.fail_reason) < TEXT_LIMITS["fail_reason"] + 40
+    [file] = job.files
+    # Bytes, not characters: 'é' is two bytes in UTF-8.
+    assert file.cause is not None and file.cause.endswith(" … [truncated, 100,000 bytes]")
+    assert file.path is not None and len(file.path) < TEXT_LIMITS["path"] + 40
+    assert file.log is not None and file.log.endswith("[truncated, 9,000 bytes]")
+    assert job.graph is not None and job.graph.startswith("g" * 100) and "truncated" in job.graph
+
+
+def test_text_within_its_limit_is_untouched() -> None:
+    reason = "r" * TEXT_LIMITS["fail_reason"]
+    job = parse_job({"job_id": "j1", "status": "failed", "fail_reason": reason})
+    assert job.fail_reason == reason
+
+
+def test_a_huge_error_message_is_cut_too() -> None:
+    code, msg = parse_error_body({"error_code": "GES.9999", "error_msg": "m" * (1 << 20)})
+    assert code == "GES.9999"
+    assert msg is not None and msg.endswith(f"[truncated, {1 << 20:,} bytes]") and len(msg) < 5000

@@ -6,20 +6,17 @@ clock-skew rule deliberately does not (clients sign with their own, real clock).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["EmulatedClock", "real_utcnow"]
+from ges_bot.clock import Clock, utc_now
 
-
-def real_utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["EmulatedClock"]
 
 
 class EmulatedClock:
     """``now()`` = real time + offset. ``advance`` only moves forward; ``set`` may go anywhere."""
 
-    def __init__(self, real: Callable[[], datetime] = real_utcnow) -> None:
+    def __init__(self, real: Clock = utc_now) -> None:
         self._real = real
         self._offset = timedelta(0)
 

@@ -10,6 +10,10 @@ delay with one effect::
     {"truncated": true}                      the real JSON answer cut mid-way
     {"shift": true}                          after the next list answer, a new job is inserted at
                                              the head of the list order (offsets shift)
+    {"job_count": 1000000}                   the list answer claims this job_count (its jobs are real)
+    {"huge_bytes": 104857600}                200 with a JSON body of that many bytes, streamed
+                                             (a job list whose one extra string never ends soon)
+    {"nested": 100000}                       200 with JSON nested that deep (``[[[…]]]``)
     {"error_code": "GES.7005", "error_msg": "…"}   override the error body of a status fault
 
 ``count`` defaults to 1; ``-1`` means until ``DELETE /_emulator/faults``. ``target`` chooses
@@ -29,7 +33,20 @@ __all__ = ["Fault", "FaultQueue", "FaultSpecError", "Target", "parse_fault"]
 
 Target = Literal["ges", "iam", "all"]
 _KEYS = frozenset(
-    {"status", "error_code", "error_msg", "latency_ms", "malformed", "truncated", "shift", "count", "target"}
+    {
+        "status",
+        "error_code",
+        "error_msg",
+        "latency_ms",
+        "malformed",
+        "truncated",
+        "shift",
+        "job_count",
+        "huge_bytes",
+        "nested",
+        "count",
+        "target",
+    }
 )
 
 
@@ -46,6 +63,9 @@ class Fault:
     malformed: bool = False
     truncated: bool = False
     shift: bool = False
+    job_count: int | None = None
+    huge_bytes: int | None = None
+    nested: int | None = None
     count: int = 1
     target: Target = "ges"
 
@@ -60,6 +80,9 @@ class Fault:
                 ("malformed", self.malformed or None),
                 ("truncated", self.truncated or None),
                 ("shift", self.shift or None),
+                ("job_count", self.job_count),
+                ("huge_bytes", self.huge_bytes),
+                ("nested", self.nested),
                 ("count", self.count),
                 ("target", self.target),
             )
@@ -95,6 +118,12 @@ def parse_fault(spec: object) -> Fault:
     for name in ("error_code", "error_msg"):
         if spec.get(name) is not None and not isinstance(spec[name], str):
             raise FaultSpecError(f"{name} must be a string")
+    sizes: dict[str, int | None] = {}
+    for name in ("job_count", "huge_bytes", "nested"):
+        value = spec.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise FaultSpecError(f"{name} must be a non-negative integer")
+        sizes[name] = value
     fault = Fault(
         status=status,
         error_code=spec.get("error_code"),
@@ -103,14 +132,28 @@ def parse_fault(spec: object) -> Fault:
         malformed=_flag(spec, "malformed"),
         truncated=_flag(spec, "truncated"),
         shift=_flag(spec, "shift"),
+        job_count=sizes["job_count"],
+        huge_bytes=sizes["huge_bytes"],
+        nested=sizes["nested"],
         count=count,
         target=target,
     )
-    effects = sum((fault.status is not None, fault.malformed, fault.truncated, fault.shift))
+    effects = sum(
+        (
+            fault.status is not None,
+            fault.malformed,
+            fault.truncated,
+            fault.shift,
+            fault.job_count is not None,
+            fault.huge_bytes is not None,
+            fault.nested is not None,
+        )
+    )
+    kinds = "status, malformed, truncated, shift, job_count, huge_bytes, nested"
     if effects > 1:
-        raise FaultSpecError("give at most one of status, malformed, truncated, shift per fault (queue several)")
+        raise FaultSpecError(f"give at most one of {kinds} per fault (queue several)")
     if effects == 0 and not fault.latency_ms:
-        raise FaultSpecError("a fault needs status, latency_ms, malformed, truncated or shift")
+        raise FaultSpecError(f"a fault needs latency_ms or one of {kinds}")
     return fault
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.errors import AuthError, ConfigError, ResponseError, TransportError
 from ges_bot.jobcenter.signing import SDK_DATE_FORMAT, authorization_header, compute_signature
@@ -32,18 +33,14 @@ from ges_bot.jobcenter.wire import parse_error_body, parse_time
 
 __all__ = [
     "AkSkAuth",
-    "Clock",
     "IamAuthError",
     "IamPasswordAuth",
     "IamToken",
     "TokenAuth",
     "auth_for",
-    "utc_now",
 ]
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 #: Headers :class:`AkSkAuth` signs — the ones it sets itself. Not httpx's ``Accept-Encoding`` or
 #: ``Connection``, which a proxy may rewrite on the way and so break a valid signature.
@@ -55,10 +52,6 @@ _UNKNOWN_LIFETIME = timedelta(hours=1)
 _RENEW_FRACTION = 0.1
 #: … or less than this much, whichever is smaller.
 _RENEW_MARGIN_CAP = timedelta(hours=1)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _AsyncOnly(httpx.Auth):

@@ -4,7 +4,9 @@ This module owns the HTTP conversation with one GES project: the typed query (:c
 paging (every page, de-duplicated, fetched concurrently once the count is known, adapting to a
 server that caps ``limit``, following a list that grows while it is read), retries (capped
 exponential backoff with full jitter, on 408/429/5xx, timeouts, connection errors and unreadable
-bodies) and the mapping of failures onto :mod:`ges_bot.errors`. It turns JSON into domain types
+bodies), bounded reads (an answer is streamed and abandoned past ``max_answer_bytes``; JSON nested
+too deep to parse is a bad answer, not a crash) and the mapping of failures onto
+:mod:`ges_bot.errors`. It turns JSON into domain types
 only through :mod:`ges_bot.jobcenter.wire` and authenticates only through
 :mod:`ges_bot.jobcenter.auth`. It decides nothing about events and keeps no state between calls
 beyond the connection pool, the cached IAM token, :attr:`JobCenterClient.requests_sent` and the
@@ -43,11 +45,20 @@ from urllib.parse import quote, urlencode
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobStatus, QueryStatus
-from ges_bot.errors import ApiError, AuthError, JobCenterError, QueryError, ResponseError, TransportError
+from ges_bot.errors import (
+    ApiError,
+    AuthError,
+    JobCenterError,
+    QueryError,
+    ResponseError,
+    TransportError,
+    UnusableAnswerError,
+)
 from ges_bot.jobcenter import reading as rd
-from ges_bot.jobcenter.auth import Clock, auth_for, utc_now
+from ges_bot.jobcenter.auth import auth_for
 from ges_bot.jobcenter.reading import ASSUMED, Reading
 from ges_bot.jobcenter.wire import naive_times, parse_error_body, parse_job, parse_job_list
 
@@ -63,6 +74,12 @@ _ACCEPTED_STATUSES = "running, waiting (or pending), success, partiallyFailed, f
 _NO_SUCH_GRAPH = "ges-bot-calibration-no-such-graph"
 #: How much of an unreadable body an error message quotes.
 _SNIPPET = 120
+#: Default byte cap of one answer: a page of 1000 imports with their files is a few MB, and a
+#: 10 MB ``fail_reason`` still fits; a 100 MB answer is refused after 16 MiB were read.
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+#: Reading one answer's body may take this many times the per-request timeout in all (a server
+#: dripping a byte at a time would otherwise hold a tick for ever: httpx's timeout is per read).
+_BODY_DEADLINE_FACTOR = 3
 
 
 def _status(value: str) -> QueryStatus:
@@ -205,7 +222,9 @@ class JobCenterClient:
 
     ``concurrency`` bounds the pages fetched at once (1 = one after another). Each request is
     tried at most ``1 + max_retries`` times; the wait before retry *n* is uniform in
-    ``[0, min(backoff_cap, backoff_base * 2**(n-1))]`` seconds.
+    ``[0, min(backoff_cap, backoff_base * 2**(n-1))]`` seconds. An answer longer than
+    ``max_answer_bytes`` (decoded) is abandoned as soon as that many bytes were read and raises
+    :class:`~ges_bot.errors.UnusableAnswerError` (not retried).
     """
 
     def __init__(
@@ -216,6 +235,7 @@ class JobCenterClient:
         concurrency: int = 4,
         timeout: float = 10.0,
         max_retries: int = 4,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -230,11 +250,14 @@ class JobCenterClient:
             raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
+        if max_answer_bytes < 1:
+            raise ValueError(f"max_answer_bytes must be at least 1, not {max_answer_bytes}")
         self.project = project
         self.page_size = page_size
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
+        self.max_answer_bytes = max_answer_bytes
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         #: HTTP requests sent to GES (every attempt, every page, every re-authenticated retry;
@@ -531,24 +554,36 @@ class JobCenterClient:
             for offset in offsets:
                 page = await self.list_page(query, offset, limit)
                 yield page
-                if not page.jobs:
+                if not page.size:
                     return  # the list shrank; later pages are empty too
             return
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(offset: int) -> Page:
-            async with gate:
-                return await self.list_page(query, offset, limit)
-
-        tasks = [asyncio.create_task(one(offset)) for offset in offsets]
+        # A sliding window, not a task per page: a job_count of a million must not create ten
+        # thousand tasks up front; a page is asked for only when one in flight has landed.
+        pending = iter(offsets)
+        tasks: set[asyncio.Task[Page]] = set()
+        done: set[asyncio.Task[Page]] = set()
         try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+            for offset in pending:
+                tasks.add(asyncio.create_task(self.list_page(query, offset, limit)))
+                if len(tasks) >= self.concurrency:
+                    break
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    page = task.result()
+                    yield page
+                    # An empty page: the list ends before it (or shrank), and a job_count that says
+                    # otherwise is not worth a request per page; pages in flight still land.
+                    following = next(pending, None) if page.size else None
+                    if following is None:
+                        pending = iter(())
+                    else:
+                        tasks.add(asyncio.create_task(self.list_page(query, following, limit)))
         finally:
             # An error (or a consumer that stops early) abandons the rest.
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *done, return_exceptions=True)
 
     async def _walk(
         self, query: ListQuery, offset: int, step: int, seen: set[str], *, target: int | None
@@ -647,7 +682,12 @@ class JobCenterClient:
         self.server_date = _http_date(response.headers.get("Date"))
         try:
             try:
-                raw = await response.aread()
+                raw = await self._read_capped(response, where)
+            except TimeoutError:
+                raise TransportError(
+                    f"GES at {self.project.endpoint} took more than {self.timeout * _BODY_DEADLINE_FACTOR:g}s "
+                    f"to send its answer to {where} (HTTP {status})"
+                ) from None
             except httpx.TimeoutException:
                 raise TransportError(
                     f"GES at {self.project.endpoint} stopped sending its answer to {where} (HTTP {status}) "
@@ -666,6 +706,12 @@ class JobCenterClient:
             raise self._api_error(response, raw, request_id)
         try:
             return json.loads(raw)
+        except RecursionError:
+            raise UnusableAnswerError(
+                f"GES answered {where} with HTTP {status} but its JSON is nested too deep to read ({len(raw)} bytes)",
+                http_status=status,
+                request_id=request_id,
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ResponseError(
                 f"GES answered {where} with HTTP {status} but {_describe_unreadable(response, raw, exc)}",
@@ -673,11 +719,34 @@ class JobCenterClient:
                 request_id=request_id,
             ) from None
 
+    async def _read_capped(self, response: httpx.Response, where: str) -> bytearray:
+        """The body, streamed: at most ``max_answer_bytes`` are ever held, and reading it all may
+        take at most a few timeouts. Past the cap the connection is dropped and the answer refused."""
+        cap = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(response, where, f"it announces {int(declared):,} bytes")
+        body = bytearray()
+        async with asyncio.timeout(self.timeout * _BODY_DEADLINE_FACTOR):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    raise self._too_large(response, where, f"more than {cap:,} bytes were sent")
+        return body  # not bytes(body): a copy would double the peak
+
+    def _too_large(self, response: httpx.Response, where: str, how: str) -> UnusableAnswerError:
+        return UnusableAnswerError(
+            f"GES's answer to {where} (HTTP {response.status_code}) is too large: {how}, and the cap is "
+            f"{self.max_answer_bytes:,} (GES_BOT_GES_MAX_ANSWER_BYTES; a smaller GES_BOT_PAGE_SIZE makes pages smaller)",
+            http_status=response.status_code,
+            request_id=response.headers.get("X-Request-Id"),
+        )
+
     @staticmethod
-    def _api_error(response: httpx.Response, raw: bytes, request_id: str | None) -> ApiError:
+    def _api_error(response: httpx.Response, raw: bytes | bytearray, request_id: str | None) -> ApiError:
         try:
             code, msg = parse_error_body(json.loads(raw))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             code, msg = None, None
         if code is None and msg is None:
             msg = response.reason_phrase or None
@@ -685,7 +754,7 @@ class JobCenterClient:
         return cls(response.status_code, code, msg, request_id)
 
 
-def _describe_unreadable(response: httpx.Response, raw: bytes, exc: Exception) -> str:
+def _describe_unreadable(response: httpx.Response, raw: bytes | bytearray, exc: Exception) -> str:
     kind = response.headers.get("Content-Type", "no content type")
     if not raw.strip():
         return f"an empty body ({kind})"

@@ -16,7 +16,12 @@ Tolerance, as the job center's documentation and the official SDK require:
 - line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;
 - statuses are kept exactly as sent — a status GES adds tomorrow, or a synonym (``Failed``,
   ``partFailed``, ``complete``) that :func:`ges_bot.domain.outcome_of` reads as an outcome, is never
-  rewritten, so alerts show what GES said; unknown extra fields are ignored.
+  rewritten, so alerts show what GES said; unknown extra fields are ignored;
+- control characters in any text are replaced with U+FFFD (tab and newline survive only in
+  free text such as ``fail_reason``), so GES text cannot drive a terminal or forge a log line;
+- text is bounded here, once (:data:`TEXT_LIMITS`): a longer ``fail_reason``, cause, path or name
+  keeps its head and ends with ``… [truncated, N bytes]``, so a 10 MB reason is never stored,
+  copied into events and outbox rows, or rendered whole.
 
 What is *not* tolerated, because no reading of it is safe, raises
 :class:`~ges_bot.errors.ResponseError` naming the problem: a body that is not an object, a
@@ -34,7 +39,10 @@ from ges_bot.domain import FileImport, FileKind, Job
 from ges_bot.errors import ResponseError
 
 __all__ = [
+    "TEXT_LIMITS",
     "TimeFormat",
+    "clean_line",
+    "clean_text",
     "job_to_wire",
     "naive_times",
     "parse_error_body",
@@ -55,6 +63,28 @@ _TIME_RE = re.compile(
     r"(?:\.(?P<frac>\d{1,9}))?\s*(?P<zone>Z|[+-]\d{2}:?\d{2})?",
     re.IGNORECASE,
 )
+
+#: Characters kept of each text field (Slack shows at most 3000 per block; the job-detail modal
+#: pages files, not text). Past its limit a value keeps its head and a marker with the full size.
+TEXT_LIMITS: dict[str, int] = {
+    "job_id": 200,
+    "status": 100,
+    "job_type": 200,
+    "job_name": 500,
+    "related_graph": 500,
+    "fail_reason": 4000,
+    "path": 1000,
+    "cause": 2000,
+    "log": 1000,
+}
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    """``value`` cut to ``limit`` characters and marked, or ``value`` itself when it fits."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]} … [truncated, {len(value.encode('utf-8', 'surrogatepass')):,} bytes]"
+
 
 #: ``"T"`` → ``2018-12-17T12:55:40`` (the SDK's form), ``" "`` → ``2018-12-17 12:55:40`` (the
 #: reference table's form), ``"ms"`` → epoch milliseconds (other GES APIs' form).
@@ -133,14 +163,33 @@ def _from_epoch_ms(value: float) -> datetime:
         raise ValueError(f"time {value!r} is out of range for epoch milliseconds") from None
 
 
+#: Control characters GES text must not carry further: C0 (but tab and newline, which multi-line
+#: failure reasons use), DEL and C1. An escape sequence in a job's text would restyle or rewrite
+#: an operator's terminal; a carriage return forge a log line. A NUL also cannot be stored in
+#: PostgreSQL text: a job named with one would fail every tick of its project for ever.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: The same plus tab and newline, for one-line texts (error messages, ids, statuses).
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_text(value: str) -> str:
+    """GES text with control characters replaced (tab and newline kept)."""
+    # isprintable() is C-fast and true for almost every field; only the rest pay for the regex.
+    return value if value.isprintable() else _CONTROL.sub("\ufffd", value)
+
+
+def clean_line(value: str) -> str:
+    """GES text that goes into one line (a log line, an error message): every control character
+    and line break replaced, so it can neither forge a second line nor drive a terminal."""
+    return value if value.isprintable() else _CONTROL_OR_BREAK.sub("\ufffd", value)
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     # ``type() is`` before ``isinstance``: this runs for every field of every job of every page.
     if type(value) is str or isinstance(value, str):
-        # A NUL means nothing to anyone, and PostgreSQL text cannot hold one: a job named with
-        # one would fail every tick of its project for ever (and stop every other alert).
-        return value.replace("\x00", "\ufffd")
+        return clean_text(value)
     if isinstance(value, int | float | bool):
         return str(value)
     raise TypeError(f"expected text, got {type(value).__name__}")
@@ -195,10 +244,10 @@ def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
                 files.append(
                     FileImport(
                         kind,
-                        _text(get("path")),
-                        _text(get("status")),
-                        _text(get("cause")),
-                        _text(get("log")),
+                        clip(_text(get("path")), TEXT_LIMITS["path"]),
+                        clip(_text(get("status")), TEXT_LIMITS["status"]),
+                        clip(_text(get("cause")), TEXT_LIMITS["cause"]),
+                        clip(_text(get("log")), TEXT_LIMITS["log"]),
                         _count(get("total_lines")),
                         _count(get("failed_lines")),
                         _count(get("successful_lines")),
@@ -217,12 +266,12 @@ def parse_job(obj: Mapping[str, Any], naive_offset: timedelta = _NO_OFFSET) -> J
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
         raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
-    job_id = str(raw_id).replace("\x00", "\ufffd")
+    job_id = clip(clean_line(str(raw_id)), TEXT_LIMITS["job_id"]) or ""
     where = f"job {job_id}"
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
-    status = status.replace("\x00", "\ufffd")
+    status = clip(clean_line(status), TEXT_LIMITS["status"]) or status
     name = "begin_time"
     try:
         begin_time = parse_time(obj.get(name), naive_offset)
@@ -231,10 +280,10 @@ def parse_job(obj: Mapping[str, Any], naive_offset: timedelta = _NO_OFFSET) -> J
     except ValueError as exc:
         raise ResponseError(f"{where}: {name}: {exc}") from None
     try:
-        job_type = _text(obj.get("job_type"))
-        job_name = _text(obj.get("job_name"))
-        graph = _text(obj.get("related_graph"))
-        fail_reason = _text(obj.get("fail_reason"))
+        job_type = clip(_text(obj.get("job_type")), TEXT_LIMITS["job_type"])
+        job_name = clip(_text(obj.get("job_name")), TEXT_LIMITS["job_name"])
+        graph = clip(_text(obj.get("related_graph")), TEXT_LIMITS["related_graph"])
+        fail_reason = clip(_text(obj.get("fail_reason")), TEXT_LIMITS["fail_reason"])
     except TypeError as exc:
         raise ResponseError(f"{where}: {exc}") from None
     return Job(
@@ -261,7 +310,7 @@ def parse_job_list(body: Any, naive_offset: timedelta = _NO_OFFSET) -> tuple[int
     if not isinstance(body, Mapping):
         raise ResponseError(f"the job list answer is a {type(body).__name__}, not a JSON object")
     if "job_list" not in body and "job_count" not in body:
-        keys = ", ".join(sorted(str(k) for k in body)[:8]) or "none"
+        keys = ", ".join(sorted(clean_line(str(k)) for k in body)[:8]) or "none"
         raise ResponseError(f"the job list answer has neither job_list nor job_count (keys: {keys})")
     raw_count = body.get("job_count")
     count: int | None
@@ -310,8 +359,9 @@ def parse_error_body(body: Any) -> tuple[str | None, str | None]:
 def _plain(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    # Error messages are logged and shown in /healthz and status: one clean, bounded line each.
+    text = clean_line(str(value)).strip()
+    return clip(text, TEXT_LIMITS["fail_reason"]) or None
 
 
 def _format_time(value: datetime | None, time_format: TimeFormat) -> str | int | None:

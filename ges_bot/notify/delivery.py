@@ -104,8 +104,8 @@ from ges_bot import metrics
 from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
-from ges_bot.notify.slack import FailureScope, Posted, SlackGateway, SlackPermanentError
-from ges_bot.store.api import MarkedSent, OutboxItem, PostedMessage, Store, ThreadReply
+from ges_bot.notify.slack import FailureScope, PermanentSlackError, Posted, SlackGateway
+from ges_bot.store.api import MarkedSent, OutboxItem, OutboxStore, PostedMessage, ThreadReply
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
@@ -226,7 +226,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         gateway: SlackGateway,
         projects: Mapping[str, ProjectInfo],
         *,
@@ -576,7 +576,7 @@ class DeliveryWorker:
                 follow = await self._deliver_alert(item, project, now)
         except _ClaimLost:
             return _Outcome(_Result.LOST)
-        except SlackPermanentError as exc:
+        except PermanentSlackError as exc:
             return await self._permanent(item, exc)
         except SlackDeliveryError as exc:
             return await self._retry(item, exc)
@@ -618,7 +618,7 @@ class DeliveryWorker:
         await self._turn(channel)
         try:
             return await self._post_once(channel, message.text, message.blocks, thread_ts, record)
-        except SlackPermanentError as exc:
+        except PermanentSlackError as exc:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
@@ -743,7 +743,7 @@ class DeliveryWorker:
             try:
                 posted, _ = await self._post(channel, message, thread_ts=thread_ts)
                 return posted
-            except SlackPermanentError as exc:
+            except PermanentSlackError as exc:
                 log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
                 break
             except SlackDeliveryError as exc:
@@ -768,17 +768,17 @@ class DeliveryWorker:
         marked sent with it and its later events move to a new row (posted next). A recovery that
         Slack refuses even as plain text is logged and skipped."""
         delivery = item.delivery
-        refused: SlackPermanentError | None = None
+        refused: PermanentSlackError | None = None
         for i, event in enumerate(delivery.events):
             rest = replace(delivery, events=delivery.events[i + 1 :]) if i + 1 < len(delivery.events) else None
             try:
                 return await self._recover_one(item, event, rest, project, now)
-            except SlackPermanentError as exc:
+            except PermanentSlackError as exc:
                 if exc.scope is not FailureScope.MESSAGE:
                     raise
                 log.error("delivery: recovery of job %s refused by Slack: %s", event.job.job_id, exc.error)
                 refused = exc
-        raise refused or SlackPermanentError("no_recovery_posted", FailureScope.MESSAGE)
+        raise refused or PermanentSlackError("no_recovery_posted", FailureScope.MESSAGE)
 
     async def _recover_one(
         self, item: OutboxItem, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
@@ -812,7 +812,7 @@ class DeliveryWorker:
         message = render.render_recovered_original(source.delivery, event, project, now)
         try:
             await self.gateway.update(original.channel, original.ts, message.text, message.blocks)
-        except SlackPermanentError as exc:
+        except PermanentSlackError as exc:
             if exc.scope is FailureScope.INSTALLATION:
                 raise
             # Deleted, or too old to edit: the reply in the thread still carries the news.
@@ -860,7 +860,7 @@ class DeliveryWorker:
         await self._send_back(item, until, exc.error, keep_order=keep_order)
         return _Outcome(_Result.RETRY, until=until)
 
-    async def _permanent(self, item: OutboxItem, exc: SlackPermanentError) -> _Outcome:
+    async def _permanent(self, item: OutboxItem, exc: PermanentSlackError) -> _Outcome:
         now = self.clock()
         channel = item.delivery.channel
         metrics.SLACK_FAILURES.labels(exc.scope.value).inc()
@@ -897,7 +897,7 @@ class DeliveryWorker:
     async def _channel_broken(self, delivery: Delivery, error: str) -> None:
         channel = delivery.channel
         before = {s.id: s.broken for s in await self.store.subscriptions(channel)}
-        broken = await self.store.mark_channel_broken(channel, error)
+        broken = await self.store.mark_channel_broken(channel, error, self.clock())
         newly = [s for s in broken if before.get(s.id) is None]
         log.error(
             "delivery: cannot post to channel %s (%s); its %d subscription(s) are marked broken",
@@ -939,7 +939,7 @@ class DeliveryWorker:
         for attempt in range(1, self.policy.inline_attempts + 1):
             try:
                 return await self.gateway.open_dm(user)
-            except SlackPermanentError:
+            except PermanentSlackError:
                 raise
             except SlackDeliveryError:
                 if attempt == self.policy.inline_attempts:

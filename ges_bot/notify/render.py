@@ -1,7 +1,10 @@
 """Block Kit for alerts: deliveries, recovery replies, acknowledgements and the job-detail modal.
 
-This module owns how an alert looks in Slack. It is pure: domain objects and ``now`` in, Slack
-payloads out; it must not read the database, the clock or the network. Untrusted text (fail
+This module owns how an alert looks in Slack: the Slack renderer of
+:class:`~ges_bot.notify.document.AlertDocument` (what the alert says is decided there; how Slack
+shows it, here). It is pure: domain objects and ``now`` in, Slack payloads out; it must not read
+the database, the clock or the network. Blocks, looks and guards come from
+:mod:`ges_bot.notify.blockkit`, shared with the Slack app's answers. Untrusted text (fail
 reasons, causes, graph names, paths, job names, types and ids) reaches Slack only through
 :mod:`ges_bot.notify.mrkdwn`; no payload sets ``link_names`` or ``parse``.
 
@@ -9,8 +12,7 @@ Every payload it returns passes :mod:`ges_bot.notify.limits` whatever the input:
 300 files, a 20 kB cause or a 40-failure tick is summarised ("…and 37 more files", causes cut
 with "…"), and what does not fit the alert goes into ``thread_replies``, each valid on its own.
 
-Each event kind has its own look: failed 🔴, partially failed 🟠, stuck ⏳, recovered ✅,
-succeeded 🟢. An alert carries an actions block (:data:`ACTION_DETAILS`, :data:`ACTION_MUTE_1H`,
+Each event kind has its own look (:data:`~ges_bot.notify.blockkit.KIND_LOOKS`). An alert carries an actions block (:data:`ACTION_DETAILS`, :data:`ACTION_MUTE_1H`,
 :data:`ACTION_MUTE_24H`, :data:`ACTION_ACK`) that ``slackapp`` wires up; button values are
 built and parsed by :func:`job_ref` / :func:`parse_job_ref` (``project|job_id``) and, for mutes,
 are the graph name.
@@ -23,8 +25,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, EventKind, FileImport, FileStatus, Job, JobEvent, JobStatus, ProjectInfo
+from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
+from ges_bot.notify.blockkit import (
+    CHANNEL_FIXES,
+    DEFAULT_CHANNEL_FIX,
+    FILE_STATUS_WORDS,
+    STATUS_EMOJI,
+    TEXT_LIMIT,
+    UNKNOWN_STATUS_EMOJI,
+    SlackMessage,
+    button,
+    context,
+    count,
+    divider,
+    file_emoji,
+    guard,
+    header,
+    kind_look,
+    label,
+    modal,
+    one_line,
+    pack,
+    section,
+)
+from ges_bot.notify.document import (
+    MUTE_SPANS,
+    Action,
+    ActionKind,
+    AlertDocument,
+    AlertItem,
+    Field,
+    FieldKey,
+    FileTally,
+    Headline,
+    alert_document,
+    file_tally,
+    graph_name,
+    job_fields,
+    problems_first,
+)
 from ges_bot.notify.mrkdwn import (
     NOTHING,
     Mrkdwn,
@@ -36,13 +76,10 @@ from ges_bot.notify.mrkdwn import (
     escape,
     fit,
     mention,
-    mrkdwn_text,
-    plain_text,
     slack_len,
     truncate,
     trusted,
 )
-from ges_bot.notify.routing import KIND_SEVERITY
 
 __all__ = [
     "ACTION_ACK",
@@ -63,6 +100,7 @@ __all__ = [
     "render_acknowledged",
     "render_alert",
     "render_broken_channel_notice",
+    "render_document",
     "render_job_detail_blocks",
     "render_job_detail_modal",
     "render_notice",
@@ -80,9 +118,10 @@ ACTION_ACK = "gesjobs_ack"
 #: Paging through the files of the job-detail modal. Value: :func:`page_ref` of the page to show.
 ACTION_DETAIL_PREV = "gesjobs_detail_prev"
 ACTION_DETAIL_NEXT = "gesjobs_detail_next"
-MUTE_ACTIONS: dict[str, timedelta] = {ACTION_MUTE_1H: timedelta(hours=1), ACTION_MUTE_24H: timedelta(hours=24)}
+MUTE_ACTIONS: dict[str, timedelta] = dict(zip((ACTION_MUTE_1H, ACTION_MUTE_24H), MUTE_SPANS, strict=True))
 ALERT_ACTIONS_BLOCK_ID = "gesjobs_alert_actions"
 DETAIL_MODAL_CALLBACK_ID = "gesjobs_job_detail"
+DETAIL_MODAL_TITLE = "GES job details"
 
 #: How much of a delivery the alert itself shows; the rest goes to thread replies.
 MAX_EVENTS_INLINE = 5
@@ -101,20 +140,7 @@ _CAUSE_MODAL = 1200
 _REASON_INLINE = 1500
 _REASON_FULL = 2900
 _FIELD_BUDGET = 300
-_TEXT_LIMIT = 1000
 _SHORT_ID = 12
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    """A message payload. ``text`` is the plain fallback (notifications, screen readers): always set."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-
-    def payload(self) -> dict[str, Any]:
-        """``text`` and ``blocks``, ready for ``chat.postMessage`` / ``chat.update`` keyword arguments."""
-        return {"text": self.text, "blocks": self.blocks}
 
 
 @dataclass(frozen=True)
@@ -123,37 +149,6 @@ class RenderedAlert:
 
     message: SlackMessage
     thread_replies: tuple[SlackMessage, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Look:
-    emoji: str
-    verb: str
-
-
-_LOOKS: dict[EventKind, _Look] = {
-    EventKind.FAILED: _Look("🔴", "failed"),
-    EventKind.PARTIALLY_FAILED: _Look("🟠", "partially failed"),
-    # The raw status is in the verb of a one-event alert (see _verb) and in the Status field.
-    EventKind.UNKNOWN_OUTCOME: _Look("❓", "ended in an unknown status"),
-    EventKind.STUCK: _Look("⏳", "stuck"),
-    EventKind.RECOVERED: _Look("✅", "recovered"),
-    EventKind.SUCCEEDED: _Look("🟢", "succeeded"),
-    EventKind.STATUS_CHANGED: _Look("🔵", "changed status"),
-}
-_STATUS_EMOJI: dict[str, str] = {
-    JobStatus.SUCCESS: "🟢",
-    JobStatus.FAILED: "🔴",
-    JobStatus.PARTIALLY_FAILED: "🟠",
-    JobStatus.RUNNING: "🔵",
-    JobStatus.PENDING: "⚪",
-}
-#: Per-file statuses as people say them; unknown ones are shown as GES sent them.
-_FILE_STATUS_WORDS: dict[str, str] = {
-    FileStatus.FAILED: "failed",
-    FileStatus.PART_FAILED: "partly failed",
-    FileStatus.SUCCESS: "imported",
-}
 
 
 # -- button values ---------------------------------------------------------------------------
@@ -189,144 +184,68 @@ def parse_page_ref(value: str) -> tuple[str, str, int]:
 # -- blocks ----------------------------------------------------------------------------------
 
 
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": plain_text(text, limits.MAX_HEADER_TEXT)}
-
-
-def _section(
-    text: str | None, *, fields: Sequence[str] = (), accessory: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section"}
-    if text is not None:
-        block["text"] = mrkdwn_text(text)
-    if fields:
-        block["fields"] = [mrkdwn_text(f) for f in fields]
-    if accessory is not None:
-        block["accessory"] = accessory
-    return block
-
-
-def _context(*texts: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [mrkdwn_text(t) for t in texts]}
-
-
-def _divider() -> dict[str, Any]:
-    return {"type": "divider"}
-
-
-def _button(text: str, action_id: str, value: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": plain_text(text, limits.MAX_BUTTON_TEXT),
-        "action_id": action_id,
-    }
-    if value is not None:
-        button["value"] = value
-    return button
-
-
 def _details_button(project: ProjectInfo, job: Job) -> dict[str, Any] | None:
     """A "Details" button, or ``None`` when the job id is too long to fit a button value."""
     value = job_ref(project.alias, job.job_id)
     if slack_len(value) > limits.MAX_BUTTON_VALUE:
         return None
-    return _button("Details", ACTION_DETAILS, value)
+    return button("Details", ACTION_DETAILS, value)
 
 
 # -- shared pieces of text -------------------------------------------------------------------
-
-
-def _look(kind: EventKind) -> _Look:
-    return _LOOKS.get(kind, _LOOKS[EventKind.STATUS_CHANGED])
-
-
-def _verb(event: JobEvent, *, mrkdwn: bool) -> str:
-    """What happened to the job, said once: an unknown outcome names the status GES sent."""
-    if event.kind is not EventKind.UNKNOWN_OUTCOME:
-        return _look(event.kind).verb
-    status = _one_line(event.job.status)
-    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
-
-
-def _label(job: Job) -> str:
-    """What people call the job: its name (``ImportGraph``), else its type, else "Job". Untrusted."""
-    return (job.job_name or "").strip() or (job.job_type or "").strip() or "Job"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _project_text(project: ProjectInfo) -> str:
-    text: str = fit(project.alias, _NAME_BUDGET)
-    if project.region:
-        text += f" · {fit(project.region, 100)}"
-    return text
 
 
 def _when(dt: datetime | None) -> str:
     return date_token(dt) if dt is not None else NOTHING
 
 
-def _job_fields(job: Job, project: ProjectInfo, now: datetime, *, recovers: str | None = None) -> list[str]:
+def _field_value(f: Field) -> str:
+    """A field's value as mrkdwn: identifiers as inert code, words escaped, times as date tokens."""
+    key = f.key
+    if key is FieldKey.TYPE:
+        return fit(f.text, _FIELD_BUDGET) if f.text else NOTHING
+    if key is FieldKey.PROJECT:
+        text: str = fit(f.text or "", _NAME_BUDGET)
+        return text + f" · {fit(f.detail, 100)}" if f.detail else text
+    if key is FieldKey.STATUS:
+        return code(f.text or "", 100)
+    if key in (FieldKey.BEGAN, FieldKey.ENDED):
+        return _when(f.at)
+    if key in (FieldKey.RUNNING_FOR, FieldKey.WAITING_FOR):
+        running = duration(f.span) if f.span is not None else NOTHING
+        return f"{running} (at {_when(f.at)})"
+    if key is FieldKey.DURATION:
+        return duration(f.span) if f.span is not None else NOTHING
+    return code(f.text or "", _FIELD_BUDGET)  # graph, job id, the recovered job's id
+
+
+def _fields(fields: Sequence[Field]) -> list[str]:
     """The facts of a job as section fields (≤ 10, each well under 2000 units)."""
-    fields = [
-        f"*Graph*\n{code(job.graph, _FIELD_BUDGET)}",
-        f"*Job id*\n{code(job.job_id, _FIELD_BUDGET)}",
-        f"*Type*\n{fit(job.job_type, _FIELD_BUDGET) if job.job_type else NOTHING}",
-        f"*Project*\n{_project_text(project)}",
-        f"*Status*\n{code(job.status, 100)}",
-        f"*Began*\n{_when(job.begin_time)}",
-    ]
-    if job.is_active:
-        label = "Waiting for" if job.status == JobStatus.PENDING else "Running for"
-        running = duration(now - job.begin_time) if job.begin_time is not None else NOTHING
-        fields.append(f"*{label}*\n{running} (at {date_token(now)})")
-    else:
-        fields.append(f"*Ended*\n{_when(job.end_time)}")
-        if job.begin_time is not None and job.end_time is not None:
-            fields.append(f"*Duration*\n{duration(job.end_time - job.begin_time)}")
-    if recovers:
-        fields.append(f"*Recovers failed job*\n{code(recovers, _FIELD_BUDGET)}")
-    return fields
+    return [f"*{f.label}*\n{_field_value(f)}" for f in fields]
 
 
-def _reason_block(job: Job, budget: int) -> dict[str, Any] | None:
-    if not job.fail_reason or not job.fail_reason.strip():
+def _reason_block(reason: str | None, budget: int) -> dict[str, Any] | None:
+    if not reason or not reason.strip():
         return None
-    return _section(f"*Reason*\n{code_block(job.fail_reason, budget)}")
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+    return section(f"*Reason*\n{code_block(reason, budget)}")
 
 
 def _lines_text(f: FileImport) -> str:
     failed = f.failed_lines if f.failed_lines is not None and f.failed_lines >= 0 else None
     total = f.total_lines if f.total_lines is not None and f.total_lines >= 0 else None
     if failed is not None and total is not None:
-        return f" · {failed:,} of {_count(total, 'line')} failed"
+        return f" · {failed:,} of {count(total, 'line')} failed"
     if failed is not None:
-        return f" · {_count(failed, 'line')} failed"
+        return f" · {count(failed, 'line')} failed"
     if total is not None:
-        return f" · {_count(total, 'line')}"
+        return f" · {count(total, 'line')}"
     return ""
-
-
-def _file_emoji(f: FileImport) -> str:
-    if f.status == FileStatus.FAILED:
-        return "🔴"
-    if f.status == FileStatus.PART_FAILED or (f.status == FileStatus.SUCCESS and f.is_problem):
-        return "🟠"  # "success" with failed lines is a partial failure in all but name
-    if f.status == FileStatus.SUCCESS:
-        return "🟢"
-    return "⚠️" if f.is_problem else "⚪"
 
 
 def _file_entry(f: FileImport, cause_budget: int) -> str:
     """One import file: kind, path, status, lines, cause and log (≤ ~2200 units by construction)."""
-    status = _FILE_STATUS_WORDS.get(f.status or "") or (fit(f.status, 60) if f.status else "status unknown")
-    text = f"{_file_emoji(f)} *{f.kind.value}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f)}"
+    status = FILE_STATUS_WORDS.get(f.status or "") or (fit(f.status, 60) if f.status else "status unknown")
+    text = f"{file_emoji(f)} *{f.kind.value}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f)}"
     if f.cause and f.cause.strip():
         text += f"\n{code_block(f.cause, cause_budget)}"
     if f.log and f.log.strip():
@@ -334,44 +253,14 @@ def _file_entry(f: FileImport, cause_budget: int) -> str:
     return text
 
 
-def _problem_rank(f: FileImport) -> int:
-    if f.status == FileStatus.FAILED:
-        return 0
-    return 1 if f.is_problem else 2
-
-
-def _ordered_files(files: Sequence[FileImport]) -> list[FileImport]:
-    """Problem files first (failed, then partly failed), the rest after; otherwise as GES listed them."""
-    return sorted(files, key=_problem_rank)
-
-
-def _ok_summary(files: Sequence[FileImport]) -> str | None:
+def _ok_summary(tally: FileTally) -> str | None:
     """The "+ 12 files imported OK" note (and files of no known status), or ``None`` for no such files."""
-    ok = sum(1 for f in files if not f.is_problem and f.status == FileStatus.SUCCESS)
-    other = sum(1 for f in files if not f.is_problem and f.status != FileStatus.SUCCESS)
     parts = []
-    if ok:
-        parts.append(f"+ {_count(ok, 'file')} imported OK")
-    if other:
-        parts.append(f"+ {_count(other, 'other file')} (no failure reported)")
+    if tally.ok:
+        parts.append(f"+ {count(tally.ok, 'file')} imported OK")
+    if tally.other:
+        parts.append(f"+ {count(tally.other, 'other file')} (no failure reported)")
     return " · ".join(parts) or None
-
-
-def _pack(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) -> list[tuple[str, int]]:
-    """Entries joined into as few texts of ≤ ``limit`` units as possible, with how many each holds."""
-    packed: list[tuple[str, int]] = []
-    current: list[str] = []
-    size = 0
-    for entry in entries:
-        entry_size = slack_len(entry)
-        if current and size + 2 + entry_size > limit:
-            packed.append(("\n\n".join(current), len(current)))
-            current, size = [], 0
-        current.append(entry)
-        size += entry_size + (2 if len(current) > 1 else 0)
-    if current:
-        packed.append(("\n\n".join(current), len(current)))
-    return packed
 
 
 def _short_id(job_id: str) -> str:
@@ -381,73 +270,65 @@ def _short_id(job_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------
 
 
-def _summary(events: Sequence[JobEvent]) -> str:
+def _verb(item: AlertItem, *, mrkdwn: bool) -> str:
+    """What happened to the job, said once: an unknown outcome names the status GES sent."""
+    if item.kind is not EventKind.UNKNOWN_OUTCOME:
+        return kind_look(item.kind).verb
+    status = one_line(item.job.status)
+    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
+
+
+def _summary(headline: Headline) -> str:
     """Counts by kind, most severe first: "2 failed, 1 stuck"."""
-    counts: dict[EventKind, int] = {}
-    for event in events:
-        counts[event.kind] = counts.get(event.kind, 0) + 1
-    kinds = sorted(counts, key=lambda k: KIND_SEVERITY.get(k, len(KIND_SEVERITY)))
-    return ", ".join(f"{counts[k]} {_look(k).verb}" for k in kinds)
+    return ", ".join(f"{n} {kind_look(k).verb}" for k, n in headline.counts)
 
 
-def _lead(events: Sequence[JobEvent]) -> EventKind:
-    return min((e.kind for e in events), key=lambda k: KIND_SEVERITY.get(k, len(KIND_SEVERITY)))
+def _graph(doc: AlertDocument) -> str:
+    return one_line(graph_name(doc.graph))
 
 
-def _graph_name(graph: str) -> str:
-    return graph if graph.strip() else "(no graph)"
-
-
-def _alert_header(delivery: Delivery) -> dict[str, Any]:
-    events = delivery.events
-    if not events:  # the store drops recorded events from deliveries; never crash on what is left
-        title = f"GES jobs · {_one_line(_graph_name(delivery.graph))}"
-    elif len(events) == 1:
-        event = events[0]
-        look = _look(event.kind)
-        verb = _verb(event, mrkdwn=False)
-        title = f"{look.emoji} {_one_line(_label(event.job))} {verb} · {_one_line(_graph_name(delivery.graph))}"
+def _alert_header(doc: AlertDocument) -> dict[str, Any]:
+    items = doc.items
+    if not items or doc.headline.lead is None:  # the store drops recorded events from deliveries
+        title = f"GES jobs · {_graph(doc)}"
+    elif len(items) == 1:
+        look = kind_look(items[0].kind)
+        title = f"{look.emoji} {label(items[0].job)} {_verb(items[0], mrkdwn=False)} · {_graph(doc)}"
     else:
-        title = f"{_look(_lead(events)).emoji} {_summary(events)} · {_one_line(_graph_name(delivery.graph))}"
-    return _header(title)
+        title = f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} · {_graph(doc)}"
+    return header(title)
 
 
-def _alert_text(delivery: Delivery) -> str:
+def _alert_text(doc: AlertDocument) -> str:
     """The plain fallback: "🔴 ImportGraph failed on graph movies (job ff80808167b…): reason"."""
-    events = delivery.events
-    graph = fit(_one_line(_graph_name(delivery.graph)), _NAME_BUDGET)
-    if not events:
+    items = doc.items
+    graph = fit(_graph(doc), _NAME_BUDGET)
+    if not items or doc.headline.lead is None:
         return f"ges-bot: nothing to report on graph {graph}"
-    if len(events) == 1:
-        event = events[0]
-        look = _look(event.kind)
-        job = event.job
-        text = f"{look.emoji} {fit(_one_line(_label(job)), 100)} {_verb(event, mrkdwn=True)} on graph {graph} (job {escape(_short_id(job.job_id))})"
+    if len(items) == 1:
+        item = items[0]
+        look = kind_look(item.kind)
+        job = item.job
+        text = f"{look.emoji} {fit(label(job), 100)} {_verb(item, mrkdwn=True)} on graph {graph} (job {escape(_short_id(job.job_id))})"
         if job.fail_reason and job.fail_reason.strip():
-            text += f": {fit(_one_line(job.fail_reason), 300)}"
+            text += f": {fit(one_line(job.fail_reason), 300)}"
         return text
     listed = "; ".join(
-        f"{fit(_one_line(_label(e.job)), 60)} {_verb(e, mrkdwn=True)} (job {escape(_short_id(e.job.job_id))})"
-        for e in events[:MAX_EVENTS_INLINE]
+        f"{fit(label(i.job), 60)} {_verb(i, mrkdwn=True)} (job {escape(_short_id(i.job.job_id))})"
+        for i in items[:MAX_EVENTS_INLINE]
     )
-    more = f"; …and {len(events) - MAX_EVENTS_INLINE} more" if len(events) > MAX_EVENTS_INLINE else ""
-    return f"{_look(_lead(events)).emoji} {_summary(events)} on graph {graph}: {listed}{more}"
+    more = f"; …and {len(items) - MAX_EVENTS_INLINE} more" if len(items) > MAX_EVENTS_INLINE else ""
+    return f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} on graph {graph}: {listed}{more}"
 
 
-def _event_headline(event: JobEvent) -> str:
-    look = _look(event.kind)
-    return f"{look.emoji} *{fit(_one_line(_label(event.job)), _NAME_BUDGET)}* {_verb(event, mrkdwn=True)}"
+def _item_headline(item: AlertItem) -> str:
+    look = kind_look(item.kind)
+    return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {_verb(item, mrkdwn=True)}"
 
 
-def _event_fields(event: JobEvent, project: ProjectInfo, now: datetime) -> list[str]:
-    recovers = event.recovers_job_id if event.kind is EventKind.RECOVERED else None
-    return _job_fields(event.job, project, now, recovers=recovers)
-
-
-def _event_blocks(
-    event: JobEvent,
+def _item_blocks(
+    item: AlertItem,
     project: ProjectInfo,
-    now: datetime,
     *,
     headline: bool,
     accessory: bool,
@@ -455,52 +336,69 @@ def _event_blocks(
     max_files: int | None,
     cause_budget: int,
     pack_files: bool,
-) -> tuple[list[dict[str, Any]], list[FileImport]]:
-    """An event's blocks, and the problem files that did not fit (``max_files``).
+) -> tuple[list[dict[str, Any]], tuple[FileImport, ...]]:
+    """An item's blocks, and the problem files that did not fit (``max_files``).
 
     Without ``headline`` the facts stand alone (a one-event alert: its header already says it).
     """
-    job = event.job
-    button = _details_button(project, job) if accessory else None
-    text = _event_headline(event) if headline else None
-    blocks = [_section(text, fields=_event_fields(event, project, now), accessory=button)]
-    reason = _reason_block(job, reason_budget)
+    details = _details_button(project, item.job) if accessory else None
+    text = _item_headline(item) if headline else None
+    blocks = [section(text, fields=_fields(item.fields), accessory=details)]
+    reason = _reason_block(item.reason, reason_budget)
     if reason is not None:
         blocks.append(reason)
-    problems = [f for f in _ordered_files(job.files) if f.is_problem]
+    problems = item.problem_files
     shown = problems if max_files is None else problems[:max_files]
     rest = problems[len(shown) :]
     entries = [_file_entry(f, cause_budget) for f in shown]
     if pack_files:
-        blocks.extend(_section(text) for text, _ in _pack(entries))
+        blocks.extend(section(text) for text, _ in pack(entries, sep="\n\n"))
     else:
-        blocks.extend(_section(entry) for entry in entries)
+        blocks.extend(section(entry) for entry in entries)
     notes = []
-    ok = _ok_summary(job.files)
+    ok = _ok_summary(item.tally)
     if ok:
         notes.append(ok)
     if rest:
-        notes.append(f"…and {_count(len(rest), 'more file')} with problems, listed in the thread")
+        notes.append(f"…and {count(len(rest), 'more file')} with problems, listed in the thread")
     if notes:
-        blocks.append(_context(" · ".join(notes)))
+        blocks.append(context(" · ".join(notes)))
     return blocks, rest
 
 
-def _alert_actions(delivery: Delivery, project: ProjectInfo, *, with_ack: bool) -> dict[str, Any] | None:
-    buttons: list[dict[str, Any]] = []
-    primary = delivery.events[0].job if delivery.events else None
-    if primary is not None:
-        details = _details_button(project, primary)
-        if details is not None:
-            buttons.append(details)
-    if delivery.graph and slack_len(delivery.graph) <= limits.MAX_BUTTON_VALUE:
-        buttons.append(_button("Mute 1h", ACTION_MUTE_1H, delivery.graph))
-        buttons.append(_button("Mute 24h", ACTION_MUTE_24H, delivery.graph))
-    if with_ack:
-        value = job_ref(project.alias, primary.job_id) if primary is not None else None
-        if value is not None and slack_len(value) > limits.MAX_BUTTON_VALUE:
-            value = None
-        buttons.append(_button("Acknowledge", ACTION_ACK, value))
+#: Mute span → (action id, button text).
+_MUTE_BUTTONS: dict[timedelta, tuple[str, str]] = {
+    MUTE_ACTIONS[ACTION_MUTE_1H]: (ACTION_MUTE_1H, "Mute 1h"),
+    MUTE_ACTIONS[ACTION_MUTE_24H]: (ACTION_MUTE_24H, "Mute 24h"),
+}
+
+
+def _action_button(action: Action, doc: AlertDocument) -> dict[str, Any] | None:
+    """The Slack button for an action, or ``None`` when its value cannot fit a button."""
+    alias = doc.project.alias
+    if action.kind is ActionKind.DETAILS and action.job_id is not None:
+        value = job_ref(alias, action.job_id)
+        return button("Details", ACTION_DETAILS, value) if slack_len(value) <= limits.MAX_BUTTON_VALUE else None
+    if action.kind is ActionKind.MUTE and action.graph and action.span in _MUTE_BUTTONS:
+        if slack_len(action.graph) > limits.MAX_BUTTON_VALUE:
+            return None
+        action_id, text = _MUTE_BUTTONS[action.span]
+        return button(text, action_id, action.graph)
+    if action.kind is ActionKind.ACKNOWLEDGE:
+        ref = job_ref(alias, action.job_id) if action.job_id is not None else None
+        return button(
+            "Acknowledge", ACTION_ACK, ref if ref is None or slack_len(ref) <= limits.MAX_BUTTON_VALUE else None
+        )
+    return None
+
+
+def _alert_actions(doc: AlertDocument, *, with_ack: bool) -> dict[str, Any] | None:
+    buttons = [
+        b
+        for a in doc.actions
+        if with_ack or a.kind is not ActionKind.ACKNOWLEDGE
+        if (b := _action_button(a, doc)) is not None
+    ]
     if not buttons:
         return None
     return {"type": "actions", "block_id": ALERT_ACTIONS_BLOCK_ID, "elements": buttons}
@@ -513,28 +411,25 @@ class _AlertParts:
 
 
 def _alert_parts(
-    delivery: Delivery,
-    project: ProjectInfo,
-    now: datetime,
+    doc: AlertDocument,
     *,
     banners: Sequence[dict[str, Any]] = (),
     buttons: bool = True,
     with_ack: bool = True,
 ) -> _AlertParts:
-    """The alert's blocks (header, banners, up to :data:`MAX_EVENTS_INLINE` events, actions) and
-    the blocks that go to the thread instead (further events, further problem files)."""
-    blocks: list[dict[str, Any]] = [_alert_header(delivery), *banners]
+    """The alert's blocks (header, banners, up to :data:`MAX_EVENTS_INLINE` items, actions) and
+    the blocks that go to the thread instead (further items, further problem files)."""
+    blocks: list[dict[str, Any]] = [_alert_header(doc), *banners]
     overflow: list[dict[str, Any]] = []
-    inline = delivery.events[:MAX_EVENTS_INLINE]
-    many = len(delivery.events) > 1
-    for index, event in enumerate(inline):
+    inline = doc.items[:MAX_EVENTS_INLINE]
+    many = len(doc.items) > 1
+    for index, item in enumerate(inline):
         if many:
-            blocks.append(_divider())
-        # The first event's Details button sits in the actions block; later ones get their own.
-        event_blocks, rest = _event_blocks(
-            event,
-            project,
-            now,
+            blocks.append(divider())
+        # The first item's Details button sits in the actions block; later ones get their own.
+        item_blocks, rest = _item_blocks(
+            item,
+            doc.project,
             headline=many,
             accessory=buttons and index > 0,
             reason_budget=_REASON_INLINE,
@@ -542,20 +437,19 @@ def _alert_parts(
             cause_budget=_CAUSE_INLINE,
             pack_files=False,
         )
-        blocks.extend(event_blocks)
+        blocks.extend(item_blocks)
         if rest:
-            label = fit(_one_line(_label(event.job)), _NAME_BUDGET)
+            name = fit(label(item.job), _NAME_BUDGET)
             overflow.append(
-                _section(f"More files of *{label}* job {code(event.job.job_id, _FIELD_BUDGET)} with problems:")
+                section(f"More files of *{name}* job {code(item.job.job_id, _FIELD_BUDGET)} with problems:")
             )
             entries = [_file_entry(f, _CAUSE_THREAD) for f in rest]
-            overflow.extend(_section(text) for text, _ in _pack(entries))
-    for event in delivery.events[MAX_EVENTS_INLINE:]:
-        overflow.append(_divider())
-        event_blocks, _ = _event_blocks(
-            event,
-            project,
-            now,
+            overflow.extend(section(text) for text, _ in pack(entries, sep="\n\n"))
+    for item in doc.items[MAX_EVENTS_INLINE:]:
+        overflow.append(divider())
+        item_blocks, _ = _item_blocks(
+            item,
+            doc.project,
             headline=True,
             accessory=buttons,
             reason_budget=_REASON_INLINE,
@@ -563,18 +457,18 @@ def _alert_parts(
             cause_budget=_CAUSE_THREAD,
             pack_files=True,
         )
-        overflow.extend(event_blocks)
-    hidden = len(delivery.events) - len(inline)
+        overflow.extend(item_blocks)
+    hidden = len(doc.items) - len(inline)
     if hidden > 0:
-        blocks.append(_context(f"…and {_count(hidden, 'more job')} on this graph, listed in the thread"))
+        blocks.append(context(f"…and {count(hidden, 'more job')} on this graph, listed in the thread"))
     if buttons:
-        actions = _alert_actions(delivery, project, with_ack=with_ack)
+        actions = _alert_actions(doc, with_ack=with_ack)
         if actions is not None:
             blocks.append(actions)
     return _AlertParts(blocks=blocks, overflow=overflow)
 
 
-def _thread_replies(delivery: Delivery, overflow: list[dict[str, Any]]) -> tuple[SlackMessage, ...]:
+def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]]) -> tuple[SlackMessage, ...]:
     if not overflow:
         return ()
     chunks = [overflow[i : i + REPLY_BLOCKS] for i in range(0, len(overflow), REPLY_BLOCKS)]
@@ -583,10 +477,10 @@ def _thread_replies(delivery: Delivery, overflow: list[dict[str, Any]]) -> tuple
         chunks = chunks[:MAX_THREAD_REPLIES]
         chunks[-1] = [
             *chunks[-1][: REPLY_BLOCKS - 1],
-            _context("…and more, too long for this thread: *Details* or `/gesjobs job ID` shows every job and file"),
+            context("…and more, too long for this thread: *Details* or `/gesjobs job ID` shows every job and file"),
         ]
-    graph = fit(_one_line(_graph_name(delivery.graph)), _NAME_BUDGET)
-    emoji = _look(_lead(delivery.events)).emoji if delivery.events else ""
+    graph = fit(_graph(doc), _NAME_BUDGET)
+    emoji = kind_look(doc.headline.lead).emoji if doc.headline.lead is not None else ""
     replies = []
     for number, chunk in enumerate(chunks, start=1):
         # A reply never starts with a divider: it would draw a line under nothing.
@@ -597,58 +491,52 @@ def _thread_replies(delivery: Delivery, overflow: list[dict[str, Any]]) -> tuple
 
 
 def _guard(message: SlackMessage) -> SlackMessage:
-    """Return ``message`` if Slack would accept it, else a minimal message that it surely accepts.
-
-    Budgets above make this a should-never-happen path; it exists so that a mistake in them
-    costs detail, not the alert (Slack rejects the whole message on one violation).
-    """
-    if not limits.check_message(message.payload()):
-        return message
-    text = truncate(message.text, _TEXT_LIMIT) if message.text.strip() else "ges-bot alert"
-    return SlackMessage(
-        text=text,
-        blocks=[
-            _section(
-                f"{escape(truncate(_one_line(text), 2000))}\n_(This message was too large to show in full; "
-                "`/gesjobs` shows its jobs.)_"
-            )
-        ],
+    return guard(
+        message,
+        fallback="ges-bot alert",
+        note="_(This message was too large to show in full; `/gesjobs` shows its jobs.)_",
     )
+
+
+def render_document(doc: AlertDocument) -> RenderedAlert:
+    """The Slack message for an alert document, plus the replies to post in its thread."""
+    parts = _alert_parts(doc)
+    message = _guard(SlackMessage(text=truncate(_alert_text(doc), TEXT_LIMIT), blocks=parts.blocks))
+    return RenderedAlert(message=message, thread_replies=_thread_replies(doc, parts.overflow))
 
 
 def render_alert(delivery: Delivery, project: ProjectInfo, now: datetime) -> RenderedAlert:
     """The message for a delivery (all events of one graph from one tick), plus thread replies."""
-    parts = _alert_parts(delivery, project, now)
-    message = _guard(SlackMessage(text=truncate(_alert_text(delivery), _TEXT_LIMIT), blocks=parts.blocks))
-    return RenderedAlert(message=message, thread_replies=_thread_replies(delivery, parts.overflow))
+    return render_document(alert_document(delivery, project, now))
 
 
 def render_recovery_reply(event: JobEvent, project: ProjectInfo, now: datetime) -> SlackMessage:
     """A reply in the failure's thread: this graph's job succeeded again."""
     job = event.job
-    label = fit(_one_line(_label(job)), _NAME_BUDGET)
-    text = f"✅ *{label}* recovered on graph {code(event.graph, _FIELD_BUDGET)}: job {code(job.job_id, _FIELD_BUDGET)} succeeded"
+    name = fit(label(job), _NAME_BUDGET)
+    text = f"✅ *{name}* recovered on graph {code(event.graph, _FIELD_BUDGET)}: job {code(job.job_id, _FIELD_BUDGET)} succeeded"
     if event.recovers_job_id:
         text += f" after the failure of job {code(event.recovers_job_id, _FIELD_BUDGET)}"
-    blocks = [_section(text, fields=_job_fields(job, project, now), accessory=_details_button(project, job))]
+    fields = _fields(job_fields(job, project, now))
+    blocks = [section(text, fields=fields, accessory=_details_button(project, job))]
     fallback = (
-        f"✅ {fit(_one_line(_label(job)), 100)} recovered on graph "
-        f"{fit(_one_line(_graph_name(event.graph)), _NAME_BUDGET)} (job {escape(_short_id(job.job_id))})"
+        f"✅ {fit(label(job), 100)} recovered on graph "
+        f"{fit(one_line(graph_name(event.graph)), _NAME_BUDGET)} (job {escape(_short_id(job.job_id))})"
     )
     return _guard(SlackMessage(text=fallback, blocks=blocks))
 
 
 def _recovered_banner(recovery: JobEvent) -> dict[str, Any]:
     job = recovery.job
-    label = fit(_one_line(_label(job)), _NAME_BUDGET)
-    return _section(
-        f"✅ *Recovered* by {label} job {code(job.job_id, _FIELD_BUDGET)} at {date_token(job.end_time or recovery.at)}"
+    name = fit(label(job), _NAME_BUDGET)
+    return section(
+        f"✅ *Recovered* by {name} job {code(job.job_id, _FIELD_BUDGET)} at {date_token(job.end_time or recovery.at)}"
     )
 
 
 def _ack_banner(by_user: str, now: datetime) -> dict[str, Any]:
     who = mention(by_user) or "someone"
-    return _context(f"👀 Acknowledged by {who} at {date_token(now)}")
+    return context(f"👀 Acknowledged by {who} at {date_token(now)}")
 
 
 def render_recovered_original(
@@ -656,8 +544,9 @@ def render_recovered_original(
 ) -> SlackMessage:
     """``chat.update`` of the original failure message: same content under a "✅ Recovered" banner,
     buttons removed (there is nothing left to mute or acknowledge)."""
-    parts = _alert_parts(original, project, now, banners=[_recovered_banner(recovery)], buttons=False)
-    text = truncate(f"✅ Recovered: {_alert_text(original)}", _TEXT_LIMIT)
+    doc = alert_document(original, project, now)
+    parts = _alert_parts(doc, banners=[_recovered_banner(recovery)], buttons=False)
+    text = truncate(f"✅ Recovered: {_alert_text(doc)}", TEXT_LIMIT)
     return _guard(SlackMessage(text=text, blocks=parts.blocks))
 
 
@@ -677,8 +566,9 @@ def render_acknowledged(
     banners = [_ack_banner(by_user, now)]
     if recovery is not None:
         banners.insert(0, _recovered_banner(recovery))
-    parts = _alert_parts(original, project, now, banners=banners, buttons=recovery is None, with_ack=False)
-    text = truncate(f"👀 Acknowledged: {_alert_text(original)}", _TEXT_LIMIT)
+    doc = alert_document(original, project, now)
+    parts = _alert_parts(doc, banners=banners, buttons=recovery is None, with_ack=False)
+    text = truncate(f"👀 Acknowledged: {_alert_text(doc)}", TEXT_LIMIT)
     return _guard(SlackMessage(text=text, blocks=parts.blocks))
 
 
@@ -686,34 +576,31 @@ def render_acknowledged(
 
 
 def _detail_head(job: Job, project: ProjectInfo, now: datetime) -> list[dict[str, Any]]:
-    emoji = _STATUS_EMOJI.get(job.status, "❔")
+    emoji = STATUS_EMOJI.get(job.status, UNKNOWN_STATUS_EMOJI)
     blocks = [
-        _header(f"{emoji} {_one_line(_label(job))} · {_one_line(job.status) or 'unknown'}"),
-        _section(None, fields=_job_fields(job, project, now)),
+        header(f"{emoji} {label(job)} · {one_line(job.status) or 'unknown'}"),
+        section(None, fields=_fields(job_fields(job, project, now))),
     ]
-    reason = _reason_block(job, _REASON_FULL)
+    reason = _reason_block(job.fail_reason, _REASON_FULL)
     if reason is not None:
         blocks.append(reason)
     return blocks
 
 
 def _file_counts(files: Sequence[FileImport]) -> str:
-    failed = sum(1 for f in files if f.status == FileStatus.FAILED)
-    problems = sum(1 for f in files if f.is_problem) - failed
-    ok = sum(1 for f in files if not f.is_problem and f.status == FileStatus.SUCCESS)
-    other = len(files) - failed - problems - ok
-    parts = [f"{failed:,} failed"] if failed else []
-    if problems:
-        parts.append(f"{problems:,} partly failed")
-    if ok:
-        parts.append(f"{ok:,} imported OK")
-    if other:
-        parts.append(f"{other:,} with no failure reported")
-    return f"*{_count(len(files), 'file')}*: " + ", ".join(parts)
+    tally = file_tally(files)
+    parts = [f"{tally.failed:,} failed"] if tally.failed else []
+    if tally.partly:
+        parts.append(f"{tally.partly:,} partly failed")
+    if tally.ok:
+        parts.append(f"{tally.ok:,} imported OK")
+    if tally.other:
+        parts.append(f"{tally.other:,} with no failure reported")
+    return f"*{count(len(files), 'file')}*: " + ", ".join(parts)
 
 
 def _file_sections(job: Job, cause_budget: int) -> list[tuple[str, int]]:
-    return _pack([_file_entry(f, cause_budget) for f in _ordered_files(job.files)])
+    return pack([_file_entry(f, cause_budget) for f in problems_first(job.files)], sep="\n\n")
 
 
 def render_job_detail_modal(job: Job, project: ProjectInfo, now: datetime, *, page: int = 0) -> dict[str, Any]:
@@ -731,32 +618,26 @@ def render_job_detail_modal(job: Job, project: ProjectInfo, now: datetime, *, pa
     page = min(max(page, 0), len(pages) - 1)
     blocks = list(head)
     if job.files:
-        blocks.append(_section(_file_counts(job.files)))
-        blocks.extend(_section(text) for text, _ in pages[page])
+        blocks.append(section(_file_counts(job.files)))
+        blocks.extend(section(text) for text, _ in pages[page])
     if len(pages) > 1:
         first = sum(n for p in pages[:page] for _, n in p) + 1
         last = first + sum(n for _, n in pages[page]) - 1
-        blocks.append(_context(f"Files {first:,}–{last:,} of {len(job.files):,} · page {page + 1} of {len(pages)}"))
+        blocks.append(context(f"Files {first:,}–{last:,} of {len(job.files):,} · page {page + 1} of {len(pages)}"))
         nav = []
         if page > 0:
-            nav.append(_button("‹ Previous", ACTION_DETAIL_PREV, page_ref(project.alias, job.job_id, page - 1)))
+            nav.append(button("‹ Previous", ACTION_DETAIL_PREV, page_ref(project.alias, job.job_id, page - 1)))
         if page < len(pages) - 1:
-            nav.append(_button("Next ›", ACTION_DETAIL_NEXT, page_ref(project.alias, job.job_id, page + 1)))
+            nav.append(button("Next ›", ACTION_DETAIL_NEXT, page_ref(project.alias, job.job_id, page + 1)))
         if all(slack_len(b["value"]) <= limits.MAX_BUTTON_VALUE for b in nav):
             blocks.append({"type": "actions", "block_id": "gesjobs_detail_pages", "elements": nav})
     ref = job_ref(project.alias, job.job_id)
-    view: dict[str, Any] = {
-        "type": "modal",
-        "callback_id": DETAIL_MODAL_CALLBACK_ID,
-        "title": plain_text("GES job details", limits.MAX_MODAL_TITLE),
-        "close": plain_text("Close", limits.MAX_MODAL_TITLE),
-        "blocks": blocks,
-    }
+    view = modal(DETAIL_MODAL_CALLBACK_ID, DETAIL_MODAL_TITLE, blocks)
     if slack_len(ref) <= limits.MAX_PRIVATE_METADATA:
         view["private_metadata"] = ref
     if limits.check_view(view):
         # Should never happen (see _guard); keep the modal openable with the facts alone.
-        view["blocks"] = [*head[:2], _context("The files of this job are too many to show here.")]
+        view["blocks"] = [*head[:2], context("The files of this job are too many to show here.")]
     return view
 
 
@@ -768,18 +649,18 @@ def render_job_detail_blocks(job: Job, project: ProjectInfo, now: datetime) -> S
     room = limits.MAX_MESSAGE_BLOCKS - len(head) - 3  # the counts, a "more" note, the Details button
     blocks = list(head)
     if job.files:
-        blocks.append(_section(_file_counts(job.files)))
-        blocks.extend(_section(text) for text, _ in sections[:room])
+        blocks.append(section(_file_counts(job.files)))
+        blocks.extend(section(text) for text, _ in sections[:room])
     shown = sum(n for _, n in sections[:room])
     if shown < len(job.files):
-        blocks.append(_context(f"…and {_count(len(job.files) - shown, 'more file')}: press Details to see them all"))
+        blocks.append(context(f"…and {count(len(job.files) - shown, 'more file')}: press Details to see them all"))
         details = _details_button(project, job)
         if details is not None:
             blocks.append({"type": "actions", "elements": [details]})
-    emoji = _STATUS_EMOJI.get(job.status, "❔")
+    emoji = STATUS_EMOJI.get(job.status, UNKNOWN_STATUS_EMOJI)
     text = (
-        f"{emoji} {fit(_one_line(_label(job)), 100)} ({escape(_short_id(job.job_id))}) "
-        f"on graph {fit(_one_line(_graph_name(job.graph or '')), _NAME_BUDGET)}: {fit(_one_line(job.status), 60)}"
+        f"{emoji} {fit(label(job), 100)} ({escape(_short_id(job.job_id))}) "
+        f"on graph {fit(one_line(graph_name(job.graph or '')), _NAME_BUDGET)}: {fit(one_line(job.status), 60)}"
     )
     return _guard(SlackMessage(text=text, blocks=blocks))
 
@@ -820,18 +701,12 @@ def render_notice(*parts: str, title: str | None = None) -> SlackMessage:
     body = _join_within(parts, limits.MAX_SECTION_TEXT) or NOTHING
     blocks: list[dict[str, Any]] = []
     if title:
-        blocks.append(_header(title))
-    blocks.append(_section(body))
-    text = _join_within(parts, _TEXT_LIMIT) or (title and escape(truncate(title, _TEXT_LIMIT))) or NOTHING
+        blocks.append(header(title))
+    blocks.append(section(body))
+    text = _join_within(parts, TEXT_LIMIT) or (title and escape(truncate(title, TEXT_LIMIT))) or NOTHING
     return _guard(SlackMessage(text=text, blocks=blocks))
 
 
-#: What a person can do about the Slack errors that break a channel.
-_CHANNEL_FIXES: dict[str, str] = {
-    "not_in_channel": "Invite the bot to the channel (`/invite @ges-bot`).",
-    "channel_not_found": "The channel was deleted, or it is private and the bot is not in it: invite the bot, or subscribe another channel.",
-    "is_archived": "The channel is archived: unarchive it, or subscribe another channel.",
-}
 _MAX_PATTERNS_LISTED = 10
 
 
@@ -844,7 +719,7 @@ def render_broken_channel_notice(channel: str, error: str, graph_patterns: Seque
         listed += [trusted(", ") if i else trusted(""), code(pattern, 100)]
     if len(patterns) > _MAX_PATTERNS_LISTED:
         listed.append(trusted(f" and {len(patterns) - _MAX_PATTERNS_LISTED} more"))
-    fix = _CHANNEL_FIXES.get(error, "Check the channel and the bot's access to it.")
+    fix = CHANNEL_FIXES.get(error, DEFAULT_CHANNEL_FIX).sentence
     return render_notice(
         trusted("⚠️ I can no longer post GES job alerts to "),
         where,

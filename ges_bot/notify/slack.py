@@ -1,8 +1,8 @@
 """The Slack Web API as delivery sees it: post, update, DM — and one table that classifies failures.
 
 This module owns the translation of slack_sdk outcomes into our error tree
-(:class:`~ges_bot.errors.RetryableSlackError` / :class:`SlackPermanentError` with a
-:class:`FailureScope`). It never retries by itself: the outbox worker owns backoff (one stage, one
+(:class:`~ges_bot.errors.RetryableSlackError` / :class:`~ges_bot.errors.PermanentSlackError` with a
+:class:`~ges_bot.errors.FailureScope`). It never retries by itself: the outbox worker owns backoff (one stage, one
 policy), so the ``AsyncWebClient`` here is built with no retry handlers. It must not decide what to
 do about a failure (``notify.delivery`` does) nor render anything.
 
@@ -25,33 +25,24 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ges_bot.errors import PermanentSlackError, RetryableSlackError, SlackDeliveryError
+from ges_bot.errors import FailureScope, PermanentSlackError, RetryableSlackError, SlackDeliveryError
 
 __all__ = [
     "PERMANENT_ERRORS",
     "RETRYABLE_ERRORS",
     "FailureScope",
+    "PermanentSlackError",
     "Posted",
     "SlackGateway",
-    "SlackPermanentError",
     "WebApiGateway",
     "classify",
 ]
-
-
-class FailureScope(StrEnum):
-    """Whom a permanent failure concerns: used to decide who must be told."""
-
-    TARGET = "target"  # this channel: the subscription is broken
-    MESSAGE = "message"  # this payload: Slack will never take it as it is
-    INSTALLATION = "installation"  # the token or app: nothing can be posted anywhere
 
 
 #: Slack error strings → scope (``chat.postMessage``, ``chat.update``, ``conversations.open``).
@@ -95,14 +86,6 @@ RETRYABLE_ERRORS: frozenset[str] = frozenset(
 )
 
 
-class SlackPermanentError(PermanentSlackError):
-    """A permanent Slack refusal, with the scope it concerns."""
-
-    def __init__(self, error: str, scope: FailureScope) -> None:
-        super().__init__(error)
-        self.scope = scope
-
-
 def classify(exc: BaseException) -> SlackDeliveryError:
     """Map anything a Web API call raised to a retryable or permanent delivery error (see the
     module docstring for the rules)."""
@@ -118,12 +101,12 @@ def classify(exc: BaseException) -> SlackDeliveryError:
         if status >= 500 or error in RETRYABLE_ERRORS:
             return RetryableSlackError(error or f"http_{status}")
         if error in PERMANENT_ERRORS:
-            return SlackPermanentError(error, PERMANENT_ERRORS[error])
+            return PermanentSlackError(error, PERMANENT_ERRORS[error])
         if not error:
             # Not Slack's answer at all: a wrong SLACK_API_URL or a proxy in the way.
             scope = FailureScope.INSTALLATION if status >= 400 else FailureScope.MESSAGE
-            return SlackPermanentError(f"http_{status}" if status >= 400 else "unknown_error", scope)
-        return SlackPermanentError(error, FailureScope.MESSAGE)
+            return PermanentSlackError(f"http_{status}" if status >= 400 else "unknown_error", scope)
+        return PermanentSlackError(error, FailureScope.MESSAGE)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return RetryableSlackError("timeout")
     if isinstance(exc, aiohttp.ClientError | SlackRequestError | OSError | ConnectionError):

@@ -3,7 +3,9 @@
 This module owns the conversation with people in Slack: every request is acknowledged first
 (Slack gives 3 seconds), and the work — parsing, asking GES or the store, rendering — happens after
 the ack, the answer going to the request's ``response_url``. It decides who may change
-subscriptions and mutes (``GES_BOT_ADMINS``), and counts commands in ``metrics.COMMANDS``.
+subscriptions and mutes (``GES_BOT_ADMINS``; a long mute of every graph is an admin's), logs and
+announces every mute and unmute in its channel, shows each person the Home tab of their own
+channels, and counts commands in ``metrics.COMMANDS``.
 
 It must not render alerts (``notify.render`` does, including the job-detail modal), parse command
 text itself (``slackapp.commands``), decide how to query GES (``slackapp.queries``) or draw answers
@@ -47,12 +49,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ges_bot import metrics
-from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription
+from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription, covers_every_graph
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
 from ges_bot.services import Services
 from ges_bot.slackapp import commands, views
+from ges_bot.slackapp.fairuse import LiveQueryLimiter
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
 from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.store.api import JobQuery
@@ -177,8 +180,16 @@ class GesSlackApp:
         self.options = options
         settings = services.config.settings
         self.admins = settings.admin_ids
+        self.max_wildcard_mute = settings.max_wildcard_mute
         self.runner = QueryRunner(
-            services, live_timeout_s=options.live_timeout_s, search_timeout_s=options.search_timeout_s
+            services,
+            live_timeout_s=options.live_timeout_s,
+            search_timeout_s=options.search_timeout_s,
+            fresh_within=timedelta(seconds=settings.answer_max_age_s),
+            clock=self._now,
+            limiter=LiveQueryLimiter(settings.live_queries_per_user, settings.live_queries_per_minute),
+            lookup_max_pages=settings.lookup_max_pages,
+            lookup_window=timedelta(seconds=settings.lookup_window_s),
         )
         self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
 
@@ -263,7 +274,7 @@ class GesSlackApp:
         if isinstance(command, commands.Query):
             return await self._query(command, asker)
         if isinstance(command, commands.JobDetail):
-            return await self._job(command)
+            return await self._job(command, asker.user)
         if isinstance(command, commands.ListSubscriptions):
             return await self._list_subscriptions(asker)
         if isinstance(command, commands.Status):
@@ -280,18 +291,20 @@ class GesSlackApp:
 
     async def _query(self, command: commands.Query, asker: _Asker) -> _Answer:
         zone: ZoneInfo = await self.timezones.zone_for(asker.user)
-        result = await self.runner.jobs(command, now=self._now(), zone=zone)
+        result = await self.runner.jobs(command, now=self._now(), zone=zone, user=asker.user)
         if isinstance(result, QueryProblem):
             return _Answer(views.problem_message(result), result="refused")
         outcome = "ok"
+        if any(s.kind is SourceKind.RECENT for s in result.sources):
+            outcome = "recent"
         if result.failed_sources:
             outcome = "ges_error"
         elif result.snapshot_sources:
             outcome = "snapshots"
         return _Answer(views.jobs_message(result, self._now()), result=outcome, public=command.public)
 
-    async def _job(self, command: commands.JobDetail) -> _Answer:
-        found = await self.runner.job(command)
+    async def _job(self, command: commands.JobDetail, user: str) -> _Answer:
+        found = await self.runner.job(command, user=user)
         if isinstance(found, QueryProblem):
             return _Answer(views.problem_message(found), result="not_found")
         return _Answer(self._job_view(found), result=self._job_result(found), public=command.public)
@@ -359,6 +372,19 @@ class GesSlackApp:
         return _Answer(views.unsubscribed_message(command.pattern, removed, in_config=in_config))
 
     async def _mute(self, command: commands.Mute, asker: _Asker) -> _Answer:
+        limit = self.max_wildcard_mute
+        if command.duration > limit and covers_every_graph(command.pattern) and asker.user not in self.admins:
+            # With GES_BOT_ADMINS unset anyone may mute; silencing a whole channel for long is
+            # still an admin's call.
+            log.info(
+                "/gesjobs: %s was refused muting %r in %s for %s (every graph; limit %s without admin rights)",
+                asker.user,
+                command.pattern,
+                asker.channel,
+                command.duration,
+                limit,
+            )
+            return _Answer(views.wildcard_mute_refused(command.pattern, limit, self.admins), result="refused")
         now = self._now()
         mute = await self.services.store.add_mute(
             Mute(
@@ -370,11 +396,37 @@ class GesSlackApp:
                 created_at=now,
             )
         )
+        await self._announce_mute(mute, now)
         return _Answer(views.muted_message(mute, now))
 
     async def _unmute(self, command: commands.Unmute, asker: _Asker) -> _Answer:
         removed = await self.services.store.remove_mutes(asker.channel, command.pattern)
+        if removed:
+            log.info("/gesjobs: %s unmuted %r in %s", asker.user, command.pattern, asker.channel)
+            await self._announce(asker.channel, views.unmute_announcement(command.pattern, asker.user))
         return _Answer(views.unmuted_message(command.pattern, removed))
+
+    async def _announce_mute(self, mute: Mute, now: datetime) -> None:
+        log.info(
+            "slack: %s muted %s %r in %s until %s",
+            mute.created_by,
+            "graph" if mute.exact else "pattern",
+            mute.graph_pattern,
+            mute.channel,
+            mute.until.isoformat(),
+        )
+        await self._announce(mute.channel, views.mute_announcement(mute, now))
+
+    async def _announce(self, channel: str, message: SlackMessage) -> bool:
+        """Tell the whole channel (a normal message, not an ephemeral one): mutes are never silent."""
+        try:
+            await self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except Exception as exc:
+            log.warning("slack: could not announce in %s: %s", channel, _slack_error(exc))
+            return False
+        return True
 
     # --- buttons -------------------------------------------------------------------------------
 
@@ -405,10 +457,10 @@ class GesSlackApp:
             return None
         return rows[0].job if rows else None
 
-    async def _modal_from_ges(self, project: str, job_id: str, page: int = 0) -> dict[str, Any]:
+    async def _modal_from_ges(self, project: str, job_id: str, user: str, page: int = 0) -> dict[str, Any]:
         """The detail modal of a job the store does not have, asked of GES (no trigger deadline here)."""
         alias = project if project in self.services.clients else None
-        found = await self.runner.job(commands.JobDetail(job_id, alias))
+        found = await self.runner.job(commands.JobDetail(job_id, alias), user=user)
         if isinstance(found, QueryProblem):
             return views.missing_job_modal(job_id, found.message)
         return render.render_job_detail_modal(found.job, self._project_info(found.project), self._now(), page=page)
@@ -443,7 +495,9 @@ class GesSlackApp:
             # Not in the store (e.g. an old job found by `/gesjobs job`): fill the open modal from GES.
             opened_view = opened.get("view") or {}
             await self._update_view(
-                opened_view.get("id"), opened_view.get("hash"), await self._modal_from_ges(project, job_id)
+                opened_view.get("id"),
+                opened_view.get("hash"),
+                await self._modal_from_ges(project, job_id, self._user(body)),
             )
 
     async def _update_view(self, view_id: object, view_hash: object, view: dict[str, Any]) -> None:
@@ -467,7 +521,7 @@ class GesSlackApp:
         if job is not None:
             view = render.render_job_detail_modal(job, self._project_info(project), self._now(), page=page)
         else:
-            view = await self._modal_from_ges(project, job_id, page)
+            view = await self._modal_from_ges(project, job_id, self._user(body), page)
         await self._update_view(view_info.get("id"), view_info.get("hash"), view)
 
     async def on_mute_button(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
@@ -487,8 +541,17 @@ class GesSlackApp:
             return
         now = self._now()
         try:
+            # exact: the button names one graph; a name with * or ? in it is not a pattern.
             mute = await self.services.store.add_mute(
-                Mute(id=0, channel=channel, graph_pattern=graph, until=now + span, created_by=user, created_at=now)
+                Mute(
+                    id=0,
+                    channel=channel,
+                    graph_pattern=graph,
+                    until=now + span,
+                    created_by=user,
+                    created_at=now,
+                    exact=True,
+                )
             )
         except StoreError as exc:
             log.error("slack: mute button: database unavailable: %s", exc)
@@ -496,6 +559,7 @@ class GesSlackApp:
             await self._respond(response_url, views.problem_message(QueryProblem(_STORE_DOWN)))
             return
         metrics.COMMANDS.labels("mute_button", "ok").inc()
+        await self._announce_mute(mute, now)
         await self._respond(response_url, views.mute_button_message(mute, span, user))
 
     async def on_acknowledge(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
@@ -524,6 +588,31 @@ class GesSlackApp:
 
     # --- Home tab ------------------------------------------------------------------------------
 
+    async def _channels_of(self, user: str) -> set[str]:
+        """Ids and names of the channels ``user`` is in (as far as the bot can see them:
+        ``users.conversations``); empty when Slack does not say, so nothing is shown by mistake."""
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(_HOME_CHANNEL_PAGES):
+            try:
+                page = await self.client.users_conversations(
+                    user=user,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+            except Exception as exc:
+                log.warning("slack: users.conversations for the Home tab failed: %s", _slack_error(exc))
+                return set()
+            for channel in page.get("channels") or ():
+                if isinstance(channel, Mapping):
+                    found |= _names(channel)
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
+
     async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -541,7 +630,14 @@ class GesSlackApp:
         except StoreError as exc:
             log.error("slack: Home tab: database unavailable: %s", exc)
             return
-        subs = [s for s in stored if s.team in (None, team)] + list(self.services.config_subscriptions)
+        # Only the channels the viewer is in: another channel's subscriptions (a private
+        # channel's id and graphs above all) are not theirs to read.
+        theirs = await self._channels_of(user)
+        subs = [
+            s
+            for s in [*(s for s in stored if s.team in (None, team)), *self.services.config_subscriptions]
+            if s.channel in theirs
+        ]
         data = views.HomeData(
             subscriptions=subs,
             events=events,
@@ -555,6 +651,15 @@ class GesSlackApp:
             await self.client.views_publish(user_id=user, view=views.home_view(data, now))
         except Exception as exc:
             log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
+
+
+_HOME_CHANNEL_PAGES = 10
+
+
+def _names(channel: Mapping[str, Any]) -> set[str]:
+    # Config files may name a channel by id, by name or by #name.
+    name = str(channel.get("name") or "")
+    return {str(channel.get("id") or ""), name, f"#{name}"} - {"", "#"}
 
 
 def _slack_error(exc: BaseException) -> str:

@@ -11,13 +11,19 @@ This module owns how a parsed :class:`~ges_bot.slackapp.commands.Query` or
 - the client follows the reading of the job list this GES was calibrated to (kept by the poller in
   the poll state; calibrated here when there is none), so listings page, count and filter right
   under every reading (``ges_bot.jobcenter.reading``);
-- when GES is unreachable (no answer in time, a transport error, an unreadable or retryable
-  answer) the same question goes to the store's snapshots, and the answer says so and how old
-  they are; any other GES error (credentials, a rejected query) becomes a sentence a person can
-  act on, never a traceback.
+- when GES is unreachable (no answer in time, a transport error, an unreadable, oversized or
+  retryable answer) the same question goes to the store's snapshots, and the answer says so and
+  how old they are; any other GES error (credentials, a rejected query) becomes a sentence a
+  person can act on, never a traceback;
+- fair use: past a person's (or everyone's) limit of live questions
+  (:class:`~ges_bot.slackapp.fairuse.LiveQueryLimiter`) the question is answered from snapshots,
+  saying so and when live answers resume; a job the bot has never seen is looked for only in a
+  recent window of GES's list (``lookup_window``) and in at most ``lookup_max_pages`` pages, and
+  the answer says when the search stopped there and how to narrow it; identical listings and
+  lookups in flight share one GES listing.
 
-It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`QueryProblem`);
-``slackapp.views`` turns them into Block Kit. It must not render, ack, or talk to Slack.
+It returns plain records (:class:`JobsAnswer`, :class:`JobLookup`, :class:`QueryProblem`, defined
+in the pure :mod:`ges_bot.slackapp.answers`); ``slackapp.views`` turns them into Block Kit. It must not render, ack, or talk to Slack.
 """
 
 from __future__ import annotations
@@ -25,14 +31,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
+from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
-from typing import TypeVar
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.domain import TERMINAL_STATUSES, Job, graph_matches
 from ges_bot.errors import (
     ApiError,
@@ -46,7 +52,18 @@ from ges_bot.errors import (
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery
 from ges_bot.jobcenter.reading import Reading
 from ges_bot.services import Services
+from ges_bot.slackapp.answers import (
+    FoundJob,
+    JobLookup,
+    JobsAnswer,
+    QueryProblem,
+    Source,
+    SourceKind,
+    in_range,
+    job_time,
+)
 from ges_bot.slackapp.commands import JobDetail, Query, ges_date_window, resolve
+from ges_bot.slackapp.fairuse import Admission, LiveQueryLimiter
 from ges_bot.store.api import JobQuery, Snapshot
 
 __all__ = [
@@ -66,85 +83,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
-#: A job that ended inside the range may have begun before it; snapshots are selected by their
-#: begin time, so the store is asked this much further back and the answer filtered exactly.
-SNAPSHOT_LOOKBACK = timedelta(days=3)
 #: At most this many snapshots per project answer one question (the answer says when it was cut).
-#: How far back a job may have begun and still be found by its end time in a live answer.
-LONG_RUN_LOOKBACK = timedelta(days=14)
 MAX_SNAPSHOT_ROWS = 10_000
+#: Defaults of the unknown-job search (``GES_BOT_LOOKUP_WINDOW``, ``GES_BOT_LOOKUP_PAGES``).
+DEFAULT_LOOKUP_WINDOW = timedelta(days=3)
+DEFAULT_LOOKUP_MAX_PAGES = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class SourceKind(StrEnum):
-    LIVE = "live"
-    SNAPSHOTS = "snapshots"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where one project's part of an answer came from.
-
-    ``reason`` says why GES was not used (for ``snapshots``) or what went wrong (for ``error``);
-    ``as_of`` is the last successful poll behind the snapshots. Both are sentences for people
-    and may quote GES (untrusted: views escape them).
-    """
-
-    project: str
-    kind: SourceKind
-    reason: str | None = None
-    as_of: datetime | None = None
-    truncated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FoundJob:
-    project: str
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class JobsAnswer:
-    """Every job matching a query, newest first, and where each project's part came from."""
-
-    query: Query
-    zone: str
-    start: datetime | None
-    end: datetime | None
-    jobs: tuple[FoundJob, ...]
-    sources: tuple[Source, ...]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Jobs per status (statuses as GES answered them)."""
-        return dict(Counter(found.job.status for found in self.jobs))
-
-    @property
-    def failed_sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in self.sources if s.kind is SourceKind.ERROR)
-
-    @property
-    def snapshot_sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in self.sources if s.kind is SourceKind.SNAPSHOTS)
-
-
-@dataclass(frozen=True, slots=True)
-class JobLookup:
-    """One job for ``/gesjobs job <id>`` and where its state came from."""
-
-    project: str
-    job: Job
-    source: Source
-
-
-@dataclass(frozen=True, slots=True)
-class QueryProblem:
-    """The question could not be answered; ``message`` says why and what to do (plain text)."""
-
-    message: str
-    choices: tuple[str, ...] = field(default_factory=tuple)
 
 
 def is_glob(pattern: str) -> bool:
@@ -156,21 +102,6 @@ def is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | TransportError | ResponseError):
         return True
     return isinstance(exc, ApiError) and not isinstance(exc, AuthError) and exc.retryable
-
-
-def job_time(job: Job) -> datetime | None:
-    """The instant a job is placed at: when it ended, or when it began while it has no end."""
-    return job.end_time if job.end_time is not None else job.begin_time
-
-
-def in_range(job: Job, start: datetime | None, end: datetime | None) -> bool:
-    """Whether the job falls in ``[start, end)`` (no bounds: always)."""
-    if start is None and end is None:
-        return True
-    when = job_time(job)
-    if when is None:
-        return False
-    return (start is None or when >= start) and (end is None or when < end)
 
 
 def _newest_first(found: Iterable[FoundJob]) -> list[FoundJob]:
@@ -216,21 +147,32 @@ async def _first_error_cancels(calls: Sequence[Callable[[], Awaitable[_T]]]) -> 
 
 
 @dataclass(slots=True)
-class _Flight:
-    task: asyncio.Future[JobList]
+class _Flight(Generic[_R]):
+    task: asyncio.Future[_R]
     waiters: int = 0
 
 
-class _Shared:
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A search for one job in a listing: the job (if seen), and how much of the listing was read."""
+
+    job: Job | None
+    #: Every page of the listing was read (so a job not found is not in it).
+    complete: bool
+    read: int
+    job_count: int | None
+
+
+class _Shared(Generic[_R]):
     """Concurrent identical listings share one: twenty people asking "all last 7d" at the same
     moment cost GES (and the bot's CPU) one listing, not twenty. Only listings *in flight* are
     shared — nothing is cached — so an answer is never older than the asker's own wait. The
     listing is cancelled when the last asker stops waiting (its own timeout)."""
 
     def __init__(self) -> None:
-        self._flights: dict[Hashable, _Flight] = {}
+        self._flights: dict[Hashable, _Flight[_R]] = {}
 
-    async def run(self, key: Hashable, make: Callable[[], Awaitable[JobList]]) -> JobList:
+    async def run(self, key: Hashable, make: Callable[[], Awaitable[_R]]) -> _R:
         flight = self._flights.get(key)
         if flight is None:
             flight = _Flight(asyncio.ensure_future(make()))
@@ -246,7 +188,7 @@ class _Shared:
                 self._flights.pop(key, None)
                 flight.task.cancel()
 
-    def _landed(self, key: Hashable, flight: _Flight, task: asyncio.Future[JobList]) -> None:
+    def _landed(self, key: Hashable, flight: _Flight[_R], task: asyncio.Future[_R]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not task.cancelled():
@@ -258,14 +200,48 @@ class QueryRunner:
 
     ``live_timeout_s`` bounds how long a question waits for the live job center before it is
     answered from snapshots (the client's own retries included); ``search_timeout_s`` bounds
-    paging through a whole job list to find a job the bot has never seen.
+    the search for a job the bot has never seen, which reads at most ``lookup_max_pages`` pages
+    of the jobs GES lists since ``lookup_window`` ago. ``limiter`` (none: no limit) decides who
+    may ask GES live right now.
     """
 
-    def __init__(self, services: Services, *, live_timeout_s: float = 8.0, search_timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        live_timeout_s: float = 8.0,
+        search_timeout_s: float = 20.0,
+        fresh_within: timedelta = timedelta(0),
+        clock: Clock = utc_now,
+        limiter: LiveQueryLimiter | None = None,
+        lookup_max_pages: int = DEFAULT_LOOKUP_MAX_PAGES,
+        lookup_window: timedelta = DEFAULT_LOOKUP_WINDOW,
+    ) -> None:
+        if lookup_max_pages < 1:
+            raise ValueError(f"lookup_max_pages must be at least 1, not {lookup_max_pages}")
         self.services = services
         self.live_timeout_s = live_timeout_s
         self.search_timeout_s = search_timeout_s
-        self._shared = _Shared()
+        #: A project whose last successful poll is at most this old is answered from the store
+        #: (one indexed read) instead of GES (pages to fetch and parse): the snapshots *are* the job
+        #: center as of that poll, and the answer says how recent it is. Zero: always ask GES.
+        self.fresh_within = fresh_within
+        self._clock = clock
+        self.limiter = limiter
+        self.lookup_max_pages = lookup_max_pages
+        self.lookup_window = lookup_window
+        self._shared: _Shared[JobList] = _Shared()
+        self._lookups: _Shared[_Found] = _Shared()
+
+    def _admit(self, user: str | None) -> Admission:
+        if self.limiter is None:
+            return Admission(True)
+        admission = self.limiter.admit(user)
+        if not admission.admitted:
+            log.info(
+                "/gesjobs: %s over the %s limit of live questions; answering from snapshots", user, admission.limit
+            )
+        return admission
 
     # --- which projects --------------------------------------------------------------------
 
@@ -281,8 +257,11 @@ class QueryRunner:
 
     # --- lists of jobs ---------------------------------------------------------------------
 
-    async def jobs(self, query: Query, *, now: datetime, zone: ZoneInfo) -> JobsAnswer | QueryProblem:
-        """Every job matching ``query`` (``today`` & co. in ``zone``), newest first."""
+    async def jobs(
+        self, query: Query, *, now: datetime, zone: ZoneInfo, user: str | None = None
+    ) -> JobsAnswer | QueryProblem:
+        """Every job matching ``query`` (``today`` & co. in ``zone``), newest first; from snapshots
+        when ``user`` (or everyone) has asked GES too often lately."""
         projects = self._projects(query.project)
         if isinstance(projects, QueryProblem):
             return projects
@@ -290,9 +269,27 @@ class QueryRunner:
         end: datetime | None = None
         if query.range is not None:
             start, end = resolve(query.range, now, zone)
-        parts = await asyncio.gather(
-            *(self._project_jobs(alias, client, query, start, end) for alias, client in projects)
-        )
+        # A project polled moments ago is answered from the store and costs GES nothing, so only
+        # the others count against the asker's share of live questions.
+        recent = {alias: await self._recent_poll(alias) for alias, _ in projects}
+        live = any(when is None for when in recent.values())
+        admission = self._admit(user) if live else Admission(True)
+        slow_down: str | None = None
+        if not admission.admitted:
+            assert self.limiter is not None
+            slow_down = self.limiter.sentence(admission)
+
+        async def part(alias: str, client: JobCenterClient) -> tuple[Source, list[FoundJob]]:
+            as_of = recent[alias]
+            if as_of is not None:
+                source, found = await self._snapshot_jobs(alias, query, start, end, reason=None)
+                if source.kind is SourceKind.SNAPSHOTS:
+                    return Source(alias, SourceKind.RECENT, as_of=as_of, truncated=source.truncated), found
+            if slow_down is not None:
+                return await self._snapshot_jobs(alias, query, start, end, slow_down)
+            return await self._project_jobs(alias, client, query, start, end)
+
+        parts = await asyncio.gather(*(part(alias, client) for alias, client in projects))
         sources = tuple(source for source, _ in parts)
         found = _newest_first(f for _, jobs in parts for f in jobs)
         return JobsAnswer(query=query, zone=zone.key, start=start, end=end, jobs=tuple(found), sources=sources)
@@ -318,6 +315,20 @@ class QueryRunner:
             found.extend(await self._long_runners(alias, query, start, end, {j.job_id for j in jobs}))
         return Source(alias, SourceKind.LIVE), found
 
+    async def _recent_poll(self, alias: str) -> datetime | None:
+        """When the project was last polled successfully, if that is recent enough to answer from."""
+        if self.fresh_within <= timedelta(0):
+            return None
+        try:
+            state = await self.services.store.poll_state(alias)
+        except StoreError:
+            return None
+        last = state.last_success_at if state is not None else None
+        now = self._clock()
+        if last is None or now - last > self.fresh_within:
+            return None
+        return last
+
     async def _long_runners(
         self, alias: str, query: Query, start: datetime, end: datetime | None, seen: set[str]
     ) -> list[FoundJob]:
@@ -342,8 +353,9 @@ class QueryRunner:
                     statuses=statuses,
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - LONG_RUN_LOOKBACK,
                     until=began_before,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
@@ -392,7 +404,7 @@ class QueryRunner:
         return in_range(job, start, end)
 
     async def _snapshot_jobs(
-        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str
+        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str | None
     ) -> tuple[Source, list[FoundJob]]:
         store = self.services.store
         try:
@@ -402,13 +414,16 @@ class QueryRunner:
                     statuses=frozenset(query.statuses),
                     graph_pattern=query.graph,
                     job_name=query.job_name,
-                    since=start - SNAPSHOT_LOOKBACK if start is not None else None,
-                    until=end,
+                    placed_since=start,
+                    placed_until=end,
                     limit=MAX_SNAPSHOT_ROWS,
                 )
             )
             state = await store.poll_state(alias)
         except StoreError as exc:
+            if reason is None:
+                log.warning("/gesjobs: could not read snapshots (%s); asking GES", exc)
+                return Source(alias, SourceKind.ERROR, reason="the bot's own records could not be read"), []
             log.error("/gesjobs: %s, and the database failed too: %s", reason, exc)
             return Source(
                 alias, SourceKind.ERROR, reason=f"{reason}, and the bot's own records could not be read either"
@@ -422,12 +437,21 @@ class QueryRunner:
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def job(self, command: JobDetail) -> JobLookup | QueryProblem:
-        """One job by id: its snapshot tells graph and begin date, GES tells its current state."""
+    async def job(self, command: JobDetail, *, user: str | None = None) -> JobLookup | QueryProblem:
+        """One job by id: its snapshot tells graph and begin date, GES tells its current state.
+        A job the bot has never seen is searched for in GES's recent jobs only (bounded)."""
         projects = self._projects(command.project)
         if isinstance(projects, QueryProblem):
             return projects
         snapshot = await self._known_snapshot(command.job_id, command.project)
+        admission = self._admit(user)
+        if not admission.admitted:
+            assert self.limiter is not None
+            slow_down = self.limiter.sentence(admission)
+            if snapshot is not None:
+                source = Source(snapshot.project, SourceKind.SNAPSHOTS, reason=slow_down, as_of=snapshot.last_seen)
+                return JobLookup(snapshot.project, snapshot.job, source)
+            return QueryProblem(f"{slow_down}. The bot has no record of job {command.job_id} yet.")
         if snapshot is not None and snapshot.project in self.services.clients:
             return await self._refresh(snapshot)
         return await self._search(command.job_id, projects)
@@ -453,7 +477,7 @@ class QueryRunner:
         try:
             async with asyncio.timeout(self.live_timeout_s):
                 await self._calibrated(alias, client)
-                found = await self._first_in_pages(client, query, known.job_id)
+                search = await self._find(client, query, known.job_id)
         except Exception as exc:
             if is_unreachable(exc):
                 reason = _describe_unreachable(alias, exc, self.live_timeout_s)
@@ -463,18 +487,34 @@ class QueryRunner:
                 raise
             log.warning("/gesjobs job: %s; showing the snapshot", reason)
             return JobLookup(alias, known, Source(alias, SourceKind.SNAPSHOTS, reason=reason, as_of=snapshot.last_seen))
-        if found is None:
-            reason = "GES no longer lists this job"
+        if search.job is None:
+            reason = (
+                "GES no longer lists this job"
+                if search.complete
+                else f"GES lists too many jobs of its graph since it began to look further than {search.read:,}"
+            )
             return JobLookup(alias, known, Source(alias, SourceKind.SNAPSHOTS, reason=reason, as_of=snapshot.last_seen))
-        return JobLookup(alias, found, Source(alias, SourceKind.LIVE))
+        return JobLookup(alias, search.job, Source(alias, SourceKind.LIVE))
+
+    async def _find(self, client: JobCenterClient, query: ListQuery, job_id: str) -> _Found:
+        """A bounded search for ``job_id`` in ``query``'s pages; the same search in flight is shared."""
+        return await self._lookups.run(
+            (id(client), query, job_id, self.lookup_max_pages),
+            functools.partial(self._first_in_pages, client, query, job_id, self.lookup_max_pages),
+        )
 
     async def _search(self, job_id: str, projects: list[tuple[str, JobCenterClient]]) -> JobLookup | QueryProblem:
         problems: list[str] = []
+        cut: list[str] = []
+        since = (self.services.clock() - self.lookup_window).astimezone(UTC).date()
+        # Only a recent window: paging through every job GES keeps costs a request per hundred
+        # jobs per lookup (and jobs the bot has seen were found by their snapshot already).
+        window = ListQuery(start_date=since)
         for alias, client in projects:
             try:
                 async with asyncio.timeout(self.search_timeout_s):
                     await self._calibrated(alias, client)
-                    found = await self._first_in_pages(client, ListQuery(), job_id)
+                    search = await self._find(client, window, job_id)
             except Exception as exc:
                 if is_unreachable(exc):
                     problems.append(_describe_unreachable(alias, exc, self.search_timeout_s))
@@ -483,17 +523,32 @@ class QueryRunner:
                 else:
                     raise
                 continue
-            if found is not None:
-                return JobLookup(alias, found, Source(alias, SourceKind.LIVE))
+            if search.job is not None:
+                return JobLookup(alias, search.job, Source(alias, SourceKind.LIVE))
+            if not search.complete:
+                of = f" of {search.job_count:,}" if search.job_count is not None else ""
+                cut.append(f"{alias} (the first {search.read:,}{of})")
         where = ", ".join(alias for alias, _ in projects)
         if problems:
             return QueryProblem(
                 f"The bot has no record of job {job_id}, and GES could not be searched: " + "; ".join(problems) + "."
             )
+        window_words = f"since {since.isoformat()}"
+        if cut:
+            narrow = (
+                " Add `project <alias>` to search one project" if len(projects) > 1 else " Find it by its graph instead"
+            )
+            return QueryProblem(
+                f"Job {job_id} is not among the jobs one lookup reads of those GES lists {window_words}: "
+                + "; ".join(cut)
+                + f".{narrow}, e.g. `/gesjobs all last 24h graph <name>`, or check the id."
+            )
         return QueryProblem(
-            f"No job {job_id} in GES project {where}. Check the id (the job center keeps jobs for a limited time)."
+            f"No job {job_id} in GES project {where} {window_words}. Check the id "
+            "(older jobs are found only if the bot has seen them)."
             if len(projects) == 1
-            else f"No job {job_id} in any of the GES projects {where}. Check the id."
+            else f"No job {job_id} in any of the GES projects {where} {window_words}. Check the id "
+            "(older jobs are found only if the bot has seen them)."
         )
 
     async def _calibrated(self, alias: str, client: JobCenterClient) -> None:
@@ -515,20 +570,25 @@ class QueryRunner:
         await client.calibrate()
 
     @staticmethod
-    async def _first_in_pages(client: JobCenterClient, query: ListQuery, job_id: str) -> Job | None:
-        """The job with ``job_id`` from ``query``'s pages, stopping at the first page that has it."""
-        pages = client.iter_pages(query)
-        try:
+    async def _first_in_pages(client: JobCenterClient, query: ListQuery, job_id: str, max_pages: int) -> _Found:
+        """The job with ``job_id`` from at most ``max_pages`` of ``query``'s pages, stopping at the
+        first page that has it."""
+        read = pages_read = 0
+        count: int | None = None
+        async with aclosing(client.iter_pages(query)) as pages:
+            # aclosing: stop paging now (and cancel pages in flight), not whenever collected.
             async for page in pages:
+                pages_read += 1
+                read += len(page.jobs)
+                count = page.job_count if page.job_count is not None else count
                 for job in page.jobs:
                     if job.job_id == job_id:
-                        return job
-        finally:
-            # Stop paging now (and cancel pages in flight), not whenever the generator is collected.
-            closer = getattr(pages, "aclose", None)
-            if closer is not None:
-                await closer()
-        return None
+                        return _Found(job, True, read, count)
+                if not page.jobs:
+                    break
+                if pages_read >= max_pages:
+                    return _Found(None, count is not None and read >= count, read, count)
+        return _Found(None, True, read, count)
 
 
 def unknown_project(alias: str, choices: Sequence[str]) -> QueryProblem:

@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ges_bot.domain import EventKind, Job, JobEvent, JobStatus, Mute, ProjectInfo, Subscription
+from ges_bot.notify import blockkit as kit
 from ges_bot.notify import limits, render
+from ges_bot.notify.blockkit import SlackMessage
 from ges_bot.notify.mrkdwn import (
     NOTHING,
     channel_link,
@@ -31,15 +33,11 @@ from ges_bot.notify.mrkdwn import (
     escape,
     fit,
     mention,
-    mrkdwn_text,
-    plain_text,
-    slack_len,
     truncate,
     trusted,
 )
-from ges_bot.notify.render import SlackMessage
+from ges_bot.slackapp.answers import JobLookup, JobsAnswer, QueryProblem, Source, SourceKind, job_time
 from ges_bot.slackapp.commands import UsageError, command_text, help_text
-from ges_bot.slackapp.queries import JobLookup, JobsAnswer, QueryProblem, Source, SourceKind, job_time
 from ges_bot.store.api import Health, PollState
 
 __all__ = [
@@ -52,6 +50,7 @@ __all__ = [
     "jobs_message",
     "loading_job_modal",
     "missing_job_modal",
+    "mute_announcement",
     "mute_button_message",
     "muted_message",
     "not_allowed_message",
@@ -59,150 +58,36 @@ __all__ = [
     "status_message",
     "subscribed_message",
     "subscriptions_message",
+    "unmute_announcement",
     "unmuted_message",
     "unsubscribed_message",
     "usage_message",
+    "wildcard_mute_refused",
 ]
 
-#: Fallback ``text`` budget (notifications and screen readers; keep it short).
-_TEXT_LIMIT = 1000
 _NAME = 200
 _REASON = 300
 _ERROR = 600
-_STATUS_EMOJI: dict[str, str] = {
-    JobStatus.FAILED: "🔴",
-    JobStatus.PARTIALLY_FAILED: "🟠",
-    JobStatus.SUCCESS: "🟢",
-    JobStatus.RUNNING: "🔵",
-    JobStatus.PENDING: "⚪",
-}
-_STATUS_WORDS: dict[str, str] = {
-    JobStatus.FAILED: "failed",
-    JobStatus.PARTIALLY_FAILED: "partially failed",
-    JobStatus.SUCCESS: "succeeded",
-    JobStatus.RUNNING: "running",
-    JobStatus.PENDING: "pending",
-}
-_STATUS_ORDER = [JobStatus.FAILED, JobStatus.PARTIALLY_FAILED, JobStatus.RUNNING, JobStatus.PENDING, JobStatus.SUCCESS]
-_KIND_WORDS: dict[EventKind, str] = {
-    EventKind.FAILED: "failed",
-    EventKind.PARTIALLY_FAILED: "partially failed",
-    EventKind.UNKNOWN_OUTCOME: "unknown outcome",
-    EventKind.STUCK: "stuck",
-    EventKind.SUCCEEDED: "succeeded",
-    EventKind.RECOVERED: "recovered",
-    EventKind.STATUS_CHANGED: "changed status",
-}
-_KIND_EMOJI: dict[EventKind, str] = {
-    EventKind.FAILED: "🔴",
-    EventKind.PARTIALLY_FAILED: "🟠",
-    EventKind.UNKNOWN_OUTCOME: "❓",
-    EventKind.STUCK: "⏳",
-    EventKind.SUCCEEDED: "🟢",
-    EventKind.RECOVERED: "✅",
-}
-#: What a person can do about the Slack errors that break a channel's subscriptions.
-_CHANNEL_FIXES: dict[str, str] = {
-    "not_in_channel": "invite the bot (`/invite @ges-bot`)",
-    "channel_not_found": "the channel is gone, or private without the bot in it: invite the bot or subscribe another channel",
-    "is_archived": "unarchive the channel, or subscribe another one",
-}
-
-
 # -- blocks ----------------------------------------------------------------------------------
 
 
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": plain_text(text, limits.MAX_HEADER_TEXT)}
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": mrkdwn_text(text or NOTHING)}
-
-
-def _context(*texts: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [mrkdwn_text(t) for t in texts[: limits.MAX_CONTEXT_ELEMENTS]]}
-
-
-def _divider() -> dict[str, Any]:
-    return {"type": "divider"}
-
-
-def _pack_counted(
-    entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT, sep: str = "\n"
-) -> list[tuple[str, int]]:
-    """Entries joined by ``sep`` into as few texts of ≤ ``limit`` units as possible, with how
-    many entries each holds."""
-    packed: list[tuple[str, int]] = []
-    current: list[str] = []
-    size = 0
-    for raw in entries:
-        entry = raw if slack_len(raw) <= limit else _cut(raw, limit)
-        entry_size = slack_len(entry)
-        if current and size + len(sep) + entry_size > limit:
-            packed.append((sep.join(current), len(current)))
-            current, size = [], 0
-        current.append(entry)
-        size += entry_size + (len(sep) if len(current) > 1 else 0)
-    if current:
-        packed.append((sep.join(current), len(current)))
-    return packed
-
-
-def _pack(entries: Sequence[str], limit: int = limits.MAX_SECTION_TEXT) -> list[str]:
-    return [text for text, _ in _pack_counted(entries, limit)]
-
-
-def _cut(text: str, limit: int) -> str:
-    # Only our own entries reach here, built of whole pieces; cutting at a line keeps tokens whole.
-    lines = text.split("\n")
-    while len(lines) > 1 and slack_len("\n".join(lines)) > limit - 2:
-        lines.pop()
-    kept = "\n".join(lines)
-    return kept + " …" if slack_len(kept) <= limit - 2 else escape(truncate("(too long to show)", limit))
-
-
 def _guard(message: SlackMessage) -> SlackMessage:
-    """``message`` if Slack would take it, else a plain one that it surely takes."""
-    if not limits.check_message(message.payload()):
-        return message
-    text = message.text if 0 < slack_len(message.text) <= _TEXT_LIMIT else "ges-bot answer"
-    return SlackMessage(
-        text=text,
-        blocks=[
-            _section(f"{escape(truncate(' '.join(text.split()), 2000))}\n_(The full answer was too large to show.)_")
-        ],
-    )
+    return kit.guard(message, fallback="ges-bot answer", note="_(The full answer was too large to show.)_")
 
 
-def _guard_view(view: dict[str, Any], title: str) -> dict[str, Any]:
-    if not limits.check_view(view):
-        return view
-    fallback = {**view, "blocks": [_section(escape(f"{title}: too much to show here."))]}
-    fallback.pop("private_metadata", None)
-    return fallback
+def _lines(entries: Sequence[str]) -> list[str]:
+    """Entries, one a line, packed into as few section texts as fit."""
+    return [text for text, _ in kit.pack(entries, sep="\n")]
 
 
 def _message(fallback: str, blocks: list[dict[str, Any]]) -> SlackMessage:
     """A message with ``fallback`` (plain words, untrusted parts included) as its escaped ``text``."""
-    return _guard(SlackMessage(text=fit(_one_line(fallback), _TEXT_LIMIT) or NOTHING, blocks=blocks))
+    return _guard(SlackMessage(text=fit(kit.one_line(fallback), kit.TEXT_LIMIT) or NOTHING, blocks=blocks))
 
 
 def _command(words: str) -> str:
     """A command to copy, as an inert code span (a backtick in a pattern cannot break it)."""
     return code(f"/gesjobs {words}", 400)
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
-def _label(job: Job) -> str:
-    return _one_line(job.job_name) or _one_line(job.job_type) or "Job"
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -216,36 +101,29 @@ def _who(user: str | None) -> str:
     return mention(user) or code(user, 60)
 
 
-_KIND_VERBS: dict[EventKind, str] = {
-    EventKind.FAILED: "fails",
-    EventKind.PARTIALLY_FAILED: "partially fails",
-    EventKind.UNKNOWN_OUTCOME: "ends in an unknown status",
-    EventKind.STUCK: "gets stuck",
-    EventKind.SUCCEEDED: "succeeds",
-    EventKind.RECOVERED: "recovers",
-}
+#: The kinds a subscription can ask for, in the order they are listed.
+_SUBSCRIBABLE: tuple[EventKind, ...] = (
+    EventKind.FAILED,
+    EventKind.PARTIALLY_FAILED,
+    EventKind.UNKNOWN_OUTCOME,
+    EventKind.STUCK,
+    EventKind.SUCCEEDED,
+    EventKind.RECOVERED,
+)
 
 
 def _kinds_phrase(kinds: Iterable[EventKind]) -> str:
     """ "fails, partially fails or gets stuck" """
     chosen = set(kinds)
-    verbs = [verb for kind, verb in _KIND_VERBS.items() if kind in chosen]
+    verbs = [kit.KIND_LOOKS[k].present for k in _SUBSCRIBABLE if k in chosen]
     if not verbs:
         return "changes"
     return verbs[0] if len(verbs) == 1 else f"{', '.join(verbs[:-1])} or {verbs[-1]}"
 
 
 def _kinds_text(kinds: Iterable[EventKind]) -> str:
-    order = [
-        EventKind.FAILED,
-        EventKind.PARTIALLY_FAILED,
-        EventKind.UNKNOWN_OUTCOME,
-        EventKind.STUCK,
-        EventKind.SUCCEEDED,
-        EventKind.RECOVERED,
-    ]
     chosen = set(kinds)
-    return ", ".join(_KIND_WORDS[k] for k in order if k in chosen) or "nothing"
+    return ", ".join(kit.KIND_LOOKS[k].word for k in _SUBSCRIBABLE if k in chosen) or "nothing"
 
 
 # -- help and usage --------------------------------------------------------------------------
@@ -259,7 +137,7 @@ def help_message(topic: str | None = None) -> SlackMessage:
 
 def _help_sections(text: str) -> list[dict[str, Any]]:
     """Help text (ours, with ``<placeholders>`` that must not become links): a section per paragraph."""
-    return [_section(s) for part in text.split("\n\n") if part.strip() for s in _pack([escape(part)])]
+    return [kit.section(s) for part in text.split("\n\n") if part.strip() for s in _lines([escape(part)])]
 
 
 def usage_message(error: UsageError) -> SlackMessage:
@@ -267,39 +145,36 @@ def usage_message(error: UsageError) -> SlackMessage:
     lines = [f"🤔 {escape(error.message)}"]
     if error.suggestion:
         lines.append(f"Try {code('/gesjobs ' + error.suggestion, 300)}.")
-    blocks = [_section(fit_mrkdwn("\n".join(lines), limits.MAX_SECTION_TEXT))]
+    blocks = [kit.section(kit.fit_mrkdwn("\n".join(lines), limits.MAX_SECTION_TEXT))]
     if error.topic is not None:
         blocks.extend(_help_sections(help_text(error.topic)))
-    blocks.append(_context(trusted("`/gesjobs help` shows everything the bot understands.")))
+    blocks.append(kit.context(trusted("`/gesjobs help` shows everything the bot understands.")))
     return _message(f"/gesjobs: {error.message}", blocks)
-
-
-def fit_mrkdwn(text: str, limit: int) -> str:
-    """Our own (already safe) mrkdwn cut to ``limit`` at a line boundary."""
-    return text if slack_len(text) <= limit else _cut(text, limit)
 
 
 def problem_message(problem: QueryProblem) -> SlackMessage:
     """A question that could not be answered, as a sentence (GES's words escaped)."""
-    return _message(problem.message, [_section(f"⚠️ {fit(problem.message, 2900)}")])
+    return _message(problem.message, [kit.section(f"⚠️ {fit(problem.message, 2900)}")])
 
 
 # -- job lists --------------------------------------------------------------------------------
 
 
 def _status_word(status: str) -> str:
-    return _STATUS_WORDS.get(status) or fit(status, 60)
+    return kit.STATUS_WORDS.get(status) or fit(status, 60)
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:
-    ordered = [s for s in _STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in _STATUS_ORDER)
-    return " · ".join(f"{_STATUS_EMOJI.get(s, '❔')} {counts[s]:,} {_status_word(s)}" for s in ordered)
+    ordered = [s for s in kit.STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in kit.STATUS_ORDER)
+    return " · ".join(
+        f"{kit.STATUS_EMOJI.get(s, kit.UNKNOWN_STATUS_EMOJI)} {counts[s]:,} {_status_word(s)}" for s in ordered
+    )
 
 
 def _job_entry(job: Job, project: str | None, now: datetime) -> str:
     """One job in a list: what, where, when, why (≈ 900 units at most)."""
-    emoji = _STATUS_EMOJI.get(job.status, "❔")
-    head = f"{emoji} *{fit(_label(job), _NAME)}* on graph {code(job.graph, _NAME)} · {_status_word(job.status)}"
+    emoji = kit.STATUS_EMOJI.get(job.status, kit.UNKNOWN_STATUS_EMOJI)
+    head = f"{emoji} *{fit(kit.label(job), _NAME)}* on graph {code(job.graph, _NAME)} · {_status_word(job.status)}"
     when: list[str] = []
     if job.is_active or job.end_time is None:
         if job.begin_time is not None:
@@ -313,7 +188,7 @@ def _job_entry(job: Job, project: str | None, now: datetime) -> str:
     if project is not None:
         when.append(f"project {fit(project, 60)}")
     text = f"{head}\n{' · '.join(when)}"
-    reason = _one_line(job.fail_reason)
+    reason = kit.one_line(job.fail_reason)
     if reason:
         text += f"\nReason: {code(reason, _REASON)}"
     return text
@@ -334,6 +209,11 @@ def _range_text(answer: JobsAnswer) -> str:
 def _source_note(source: Source, now: datetime) -> str:
     if source.kind is SourceKind.ERROR:
         return f"⚠️ {fit(source.reason or 'GES could not be asked', _ERROR)}"
+    if source.kind is SourceKind.RECENT and source.as_of is not None:
+        # Not a warning: the bot's records are the job center as of a poll moments ago.
+        return (
+            f"From the bot's records of project {escape(source.project)}, as of its last poll {_ago(source.as_of, now)}"
+        )
     as_of = (
         f"as of the last successful poll {_ago(source.as_of, now)}" if source.as_of else "(never polled successfully)"
     )
@@ -354,25 +234,27 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
         reasons = "\n".join(f"⚠️ {fit(s.reason or 'GES could not be asked', _ERROR)}" for s in answer.sources)
         return _message(
             answer.sources[0].reason or "GES could not be asked",
-            [_section(fit_mrkdwn(f"No answer to {asked}:\n{reasons}", limits.MAX_SECTION_TEXT))],
+            [kit.section(kit.fit_mrkdwn(f"No answer to {asked}:\n{reasons}", limits.MAX_SECTION_TEXT))],
         )
     blocks: list[dict[str, Any]] = []
     if total == 0:
-        blocks.append(_section(f"No jobs match {asked} ({_range_text(answer)})."))
+        blocks.append(kit.section(f"No jobs match {asked} ({_range_text(answer)})."))
     else:
         blocks.append(
-            _section(f"*{_count(total, 'job')}* match {asked} ({_range_text(answer)})\n{_counts_text(answer.counts)}")
+            kit.section(
+                f"*{kit.count(total, 'job')}* match {asked} ({_range_text(answer)})\n{_counts_text(answer.counts)}"
+            )
         )
     if notes:
-        blocks.append(_context(*[fit_mrkdwn(n, limits.MAX_TEXT_OBJECT) for n in notes]))
+        blocks.append(kit.context(*[kit.fit_mrkdwn(n, limits.MAX_TEXT_OBJECT) for n in notes]))
     shown = answer.jobs[: query.limit]
     entries = [_job_entry(f.job, f.project if several_projects else None, now) for f in shown]
     room = limits.MAX_MESSAGE_BLOCKS - len(blocks) - 2
-    sections = _pack_counted(entries, sep="\n\n")[:room]
+    sections = kit.pack(entries, sep="\n\n")[:room]
     listed = sum(n for _, n in sections)
     if sections:
-        blocks.append(_divider())
-        blocks.extend(_section(text) for text, _ in sections)
+        blocks.append(kit.divider())
+        blocks.extend(kit.section(text) for text, _ in sections)
     footer: list[str] = []
     if listed < total:
         hint = "narrow it with `graph <name or pattern>` or `type <job name>`"
@@ -382,11 +264,13 @@ def jobs_message(answer: JobsAnswer, now: datetime) -> SlackMessage:
     if total:
         footer.append("`/gesjobs job <id>` shows one job with every file.")
     if footer:
-        blocks.append(_context(escape(" ".join(footer))))
-    counts = ", ".join(f"{n:,} {_STATUS_WORDS.get(s, s)}" for s, n in answer.counts.items())
+        blocks.append(kit.context(escape(" ".join(footer))))
+    counts = ", ".join(f"{n:,} {kit.STATUS_WORDS.get(s, s)}" for s, n in answer.counts.items())
     fallback = f"{total:,} jobs match /gesjobs {command_text(query)}" + (f": {counts}" if counts else "")
-    if notes:
+    if answer.snapshot_sources:
         fallback += " (from snapshots: GES is unreachable)"
+    elif any(s.kind is SourceKind.RECENT for s in answer.sources):
+        fallback += " (as of the bot's last poll)"
     return _message(fallback, blocks)
 
 
@@ -400,7 +284,7 @@ def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> Slack
         return rendered
     source = lookup.source
     when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
-    note = _context(f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})")
+    note = kit.context(f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})")
     blocks = list(rendered.blocks)
     # The note must not be lost: after the header, or instead of it when the message is full.
     if len(blocks) < limits.MAX_MESSAGE_BLOCKS:
@@ -411,19 +295,13 @@ def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> Slack
 
 
 def _job_modal(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    view = {
-        "type": "modal",
-        "callback_id": render.DETAIL_MODAL_CALLBACK_ID,
-        "title": plain_text("GES job details", limits.MAX_MODAL_TITLE),
-        "close": plain_text("Close", limits.MAX_MODAL_TITLE),
-        "blocks": blocks,
-    }
-    return _guard_view(view, "GES job details")
+    view = kit.modal(render.DETAIL_MODAL_CALLBACK_ID, render.DETAIL_MODAL_TITLE, blocks)
+    return kit.guard_view(view, render.DETAIL_MODAL_TITLE)
 
 
 def loading_job_modal(job_id: str) -> dict[str, Any]:
     """What the Details button opens at once when the job must be fetched from GES first."""
-    return _job_modal([_section(f"⏳ Asking GES for job {code(job_id, 300)}…")])
+    return _job_modal([kit.section(f"⏳ Asking GES for job {code(job_id, 300)}…")])
 
 
 def missing_job_modal(job_id: str, reason: str | None = None) -> dict[str, Any]:
@@ -431,7 +309,7 @@ def missing_job_modal(job_id: str, reason: str | None = None) -> dict[str, Any]:
     text = f"The bot has no record of job {code(job_id, 300)} any more."
     if reason:
         text = f"⚠️ {fit(reason, 2500)}"
-    return _job_modal([_section(f"{text}\n{_command('job ' + job_id)} asks GES for it again.")])
+    return _job_modal([kit.section(f"{text}\n{_command('job ' + job_id)} asks GES for it again.")])
 
 
 # -- subscriptions and mutes -----------------------------------------------------------------
@@ -451,7 +329,7 @@ def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
         f"stop with {_command('unsubscribe ' + sub.graph_pattern)}."
     )
     fallback = f"Subscribed to {sub.graph_pattern}: {_kinds_text(sub.kinds)}"
-    return _message(fallback, [_section(text)])
+    return _message(fallback, [kit.section(text)])
 
 
 def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> SlackMessage:
@@ -465,7 +343,7 @@ def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> Slac
         )
     else:
         text = f"This channel has no subscription to {shown}. `/gesjobs subscriptions` lists the ones it has."
-    return _message(f"Unsubscribe {pattern}: {'done' if removed else 'nothing to remove'}", [_section(text)])
+    return _message(f"Unsubscribe {pattern}: {'done' if removed else 'nothing to remove'}", [kit.section(text)])
 
 
 def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
@@ -484,7 +362,7 @@ def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
         parts.append(made)
     text = "".join(parts)
     if sub.broken:
-        fix = _CHANNEL_FIXES.get(sub.broken, "check the channel and the bot's access to it")
+        fix = kit.CHANNEL_FIXES.get(sub.broken, kit.DEFAULT_CHANNEL_FIX).clause
         again = (
             f", then {_command('subscribe ' + sub.graph_pattern)} here again to resume"
             if sub.source != "config"
@@ -495,7 +373,8 @@ def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
 
 
 def _mute_entry(mute: Mute, now: datetime) -> str:
-    text = f"• 🔇 {code(mute.graph_pattern, 300)} until {date_token(mute.until)} ({duration(mute.until - now)} left)"
+    what = f"graph {code(mute.graph_pattern, 300)} (this name only)" if mute.exact else code(mute.graph_pattern, 300)
+    text = f"• 🔇 {what} until {date_token(mute.until)} ({duration(mute.until - now)} left)"
     if mute.created_by:
         text += f" · by {_who(mute.created_by)}"
     return text
@@ -509,17 +388,17 @@ def subscriptions_message(
     blocks: list[dict[str, Any]] = []
     if subscriptions:
         entries = [_sub_entry(s, now, show_channel=False) for s in subscriptions]
-        blocks.append(_section(f"*Subscriptions of {where}* ({len(subscriptions)})"))
-        blocks.extend(_section(s) for s in _pack(entries)[:40])
+        blocks.append(kit.section(f"*Subscriptions of {where}* ({len(subscriptions)})"))
+        blocks.extend(kit.section(s) for s in _lines(entries)[:40])
     else:
         blocks.append(
-            _section(
+            kit.section(
                 f"{where} has no subscriptions. `/gesjobs subscribe prod-*` alerts here when a job of a `prod-*` graph fails."
             )
         )
     if mutes:
-        blocks.append(_section(f"*Muted in {where}*"))
-        blocks.extend(_section(s) for s in _pack([_mute_entry(m, now) for m in mutes])[:5])
+        blocks.append(kit.section(f"*Muted in {where}*"))
+        blocks.extend(kit.section(s) for s in _lines([_mute_entry(m, now) for m in mutes])[:5])
     broken = sum(1 for s in subscriptions if s.broken)
     fallback = f"{len(subscriptions)} subscriptions here" + (f", {broken} broken" if broken else "")
     return _message(fallback, blocks[: limits.MAX_MESSAGE_BLOCKS])
@@ -531,7 +410,7 @@ def muted_message(mute: Mute, now: datetime) -> SlackMessage:
         f"🔇 No alerts for graphs matching {pattern} in this channel until {date_token(mute.until)} "
         f"({duration(mute.until - now)}). {_command('unmute ' + mute.graph_pattern)} ends it sooner."
     )
-    return _message(f"Muted {mute.graph_pattern} for {duration(mute.until - now)}", [_section(text)])
+    return _message(f"Muted {mute.graph_pattern} for {duration(mute.until - now)}", [kit.section(text)])
 
 
 def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> SlackMessage:
@@ -541,7 +420,46 @@ def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> Sla
         f"🔇 {who} muted alerts for graph {code(mute.graph_pattern, 300)} in this channel for {duration(span)} "
         f"(until {date_token(mute.until)}). {_command('unmute ' + mute.graph_pattern)} ends it sooner."
     )
-    return _message(f"Muted {mute.graph_pattern} for {duration(span)}", [_section(text)])
+    return _message(f"Muted {mute.graph_pattern} for {duration(span)}", [kit.section(text)])
+
+
+def mute_announcement(mute: Mute, now: datetime) -> SlackMessage:
+    """What the whole channel sees when someone mutes its alerts: who, what, until when."""
+    what = (
+        f"graph {code(mute.graph_pattern, 300)}" if mute.exact else f"graphs matching {code(mute.graph_pattern, 300)}"
+    )
+    text = (
+        f"🔇 {_who(mute.created_by)} muted alerts for {what} in this channel until {date_token(mute.until)} "
+        f"({duration(mute.until - now)} from now). {_command('unmute ' + mute.graph_pattern)} ends it sooner; "
+        f"{_command('subscriptions')} lists the mutes in force."
+    )
+    return _message(f"Alerts for {mute.graph_pattern} muted until {mute.until:%Y-%m-%d %H:%M} UTC", [kit.section(text)])
+
+
+def unmute_announcement(pattern: str, by_user: str) -> SlackMessage:
+    """What the whole channel sees when someone ends a mute early."""
+    text = f"🔔 {_who(by_user)} unmuted alerts for graphs matching {code(pattern, 300)} in this channel."
+    return _message(f"Alerts for {pattern} are back on", [kit.section(text)])
+
+
+def wildcard_mute_refused(pattern: str, limit: timedelta, admins: Iterable[str]) -> SlackMessage:
+    """The refusal of a long mute of every graph by someone who is not an admin."""
+    people = ", ".join(_who(a) for a in sorted(admins)[:20])
+    who = f"an admin ({people})" if people else "an admin (`GES_BOT_ADMINS`)"
+    text = (
+        f"🙅 {code(pattern, 300)} matches every graph, so this would silence every alert in the channel. "
+        f"Without admin rights a mute like that lasts at most {duration(limit)}: try "
+        f"{_command(f'mute {pattern} {_span_word(limit)}')}, mute specific graphs instead, or ask {who}."
+    )
+    return _message(f"Muting every graph is limited to {duration(limit)}", [kit.section(text)])
+
+
+def _span_word(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{max(1, seconds // 60)}m"
 
 
 def unmuted_message(pattern: str, removed: int) -> SlackMessage:
@@ -550,7 +468,7 @@ def unmuted_message(pattern: str, removed: int) -> SlackMessage:
         text = f"🔔 Alerts for graphs matching {shown} are back on in this channel."
     else:
         text = f"No mute for {shown} in this channel. `/gesjobs subscriptions` lists the mutes in force."
-    return _message(f"Unmute {pattern}: {'done' if removed else 'nothing to unmute'}", [_section(text)])
+    return _message(f"Unmute {pattern}: {'done' if removed else 'nothing to unmute'}", [kit.section(text)])
 
 
 def not_allowed_message(admins: Iterable[str], action: str) -> SlackMessage:
@@ -561,11 +479,7 @@ def not_allowed_message(admins: Iterable[str], action: str) -> SlackMessage:
         f"🙏 Sorry — in this workspace only {listed} may {escape(action)}. "
         "Ask one of them; anyone may still ask about jobs."
     )
-    return _message(f"Only the bot's admins may {action}", [_section(text)])
-
-
-def unknown_project_message(problem: QueryProblem) -> SlackMessage:
-    return problem_message(problem)
+    return _message(f"Only the bot's admins may {action}", [kit.section(text)])
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -592,9 +506,7 @@ def _poll_look(alias: str, state: PollState | None, now: datetime, poll_interval
         emoji = "🔴"
     text = f"{name} · last successful poll {_ago(state.last_success_at, now)}"
     if state.last_error and state.consecutive_failures:
-        text += (
-            f"\n   last error ({_count(state.consecutive_failures, 'failure')} in a row): {code(state.last_error, 500)}"
-        )
+        text += f"\n   last error ({kit.count(state.consecutive_failures, 'failure')} in a row): {code(state.last_error, 500)}"
     return _PollLook(emoji, text)
 
 
@@ -607,7 +519,10 @@ def _health_entries(
     polls = []
     for alias in names:
         look = _poll_look(alias, states.get(alias), now, poll_interval_s)
-        polls.append(f"{look.emoji} {look.text}")
+        # A project the dead man's switch calls blind (notify.ops notes it as ops:blind:<alias>,
+        # with the cause and fix listed under Problems) is red whatever its lag says.
+        emoji = "🔴" if f"ops:blind:{alias}" in notes else look.emoji
+        polls.append(f"{emoji} {look.text}")
     delivery = f"📬 Alerts waiting to be delivered: {health.outbox_pending:,}"
     if health.oldest_pending_at is not None and health.outbox_pending:
         delivery += f" (oldest {_ago(health.oldest_pending_at, now)})"
@@ -633,15 +548,15 @@ def status_message(
 ) -> SlackMessage:
     """``/gesjobs status``: each project's last successful poll and lag, delivery, broken subscriptions."""
     polls, delivery, problems = _health_entries(health, projects, now, poll_interval_s, notes or {})
-    blocks: list[dict[str, Any]] = [_header("ges-bot status")]
-    blocks.append(_section(trusted("*GES projects*")))
-    blocks.extend(_section(s) for s in _pack(polls)[:20])
-    blocks.extend(_section(s) for s in _pack(delivery))
+    blocks: list[dict[str, Any]] = [kit.header("ges-bot status")]
+    blocks.append(kit.section(trusted("*GES projects*")))
+    blocks.extend(kit.section(s) for s in _lines(polls)[:20])
+    blocks.extend(kit.section(s) for s in _lines(delivery))
     if problems:
-        blocks.append(_section(trusted(f"*Problems* ({len(problems)})")))
-        blocks.extend(_section(s) for s in _pack(problems)[:20])
+        blocks.append(kit.section(trusted(f"*Problems* ({len(problems)})")))
+        blocks.extend(kit.section(s) for s in _lines(problems)[:20])
     else:
-        blocks.append(_context(trusted("No broken subscriptions.")))
+        blocks.append(kit.context(trusted("No broken subscriptions.")))
     behind = sum(1 for line in polls if not line.startswith("🟢"))
     fallback = f"ges-bot status: {len(polls)} projects, {behind} not up to date, {health.outbox_pending} alerts waiting, {len(problems)} problems"
     return _message(fallback, blocks[: limits.MAX_MESSAGE_BLOCKS])
@@ -669,10 +584,11 @@ _HOME_EVENTS = 20
 
 def _event_entry(event: JobEvent, now: datetime) -> str:
     job = event.job
-    emoji = _KIND_EMOJI.get(event.kind, "🔵")
+    look = kit.KIND_LOOKS.get(event.kind)
+    emoji, verb = (look.emoji, look.word) if look is not None else ("🔵", event.kind.value)
     when = job_time(job) or event.at
     return (
-        f"{emoji} *{fit(_label(job), _NAME)}* {_KIND_WORDS.get(event.kind, event.kind.value)} on graph "
+        f"{emoji} *{fit(kit.label(job), _NAME)}* {verb} on graph "
         f"{code(event.graph, _NAME)} · {date_token(when)} · job {code(job.job_id, 120)}"
     )
 
@@ -680,23 +596,23 @@ def _event_entry(event: JobEvent, now: datetime) -> str:
 def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
     """The App Home tab: subscriptions in this workspace, recent failures, the bot's health (≤ 100 blocks)."""
     blocks: list[dict[str, Any]] = [
-        _header("GES jobs"),
-        _section(
+        kit.header("GES jobs"),
+        kit.section(
             escape(
                 "Alerts for Huawei Cloud GES jobs. Ask with `/gesjobs failed today`, `/gesjobs running` or "
                 "`/gesjobs job <id>`; subscribe a channel with `/gesjobs subscribe <graph>`."
             )
         ),
-        _divider(),
+        kit.divider(),
     ]
     subs = list(data.subscriptions)
-    blocks.append(_section(trusted(f"*Subscriptions* ({len(subs)})")))
+    blocks.append(kit.section(trusted(f"*Subscriptions* ({len(subs)})")))
     if subs:
         entries = [_sub_entry(s, now, show_channel=True) for s in subs[:_HOME_SUBS]]
-        blocks.extend(_section(s) for s in _pack(entries)[:25])
+        blocks.extend(kit.section(s) for s in _lines(entries)[:25])
         if len(subs) > _HOME_SUBS:
             blocks.append(
-                _context(
+                kit.context(
                     trusted(
                         f"…and {len(subs) - _HOME_SUBS:,} more; `/gesjobs subscriptions` in a channel lists its own."
                     )
@@ -704,26 +620,26 @@ def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
             )
     else:
         blocks.append(
-            _context(
+            kit.context(
                 trusted(
                     "None yet: `/gesjobs subscribe prod-*` in a channel alerts it when a `prod-*` graph's job fails."
                 )
             )
         )
-    blocks.append(_divider())
+    blocks.append(kit.divider())
     events = list(data.events)
-    blocks.append(_section(f"*Recent failures* (since {date_token(data.events_since)})"))
+    blocks.append(kit.section(f"*Recent failures* (since {date_token(data.events_since)})"))
     if events:
-        blocks.extend(_section(s) for s in _pack([_event_entry(e, now) for e in events[:_HOME_EVENTS]])[:25])
+        blocks.extend(kit.section(s) for s in _lines([_event_entry(e, now) for e in events[:_HOME_EVENTS]])[:25])
     else:
-        blocks.append(_context(trusted("No failures. 🎉")))
-    blocks.append(_divider())
+        blocks.append(kit.context(trusted("No failures. 🎉")))
+    blocks.append(kit.divider())
     polls, delivery, problems = _health_entries(data.health, data.projects, now, data.poll_interval_s, data.notes)
-    blocks.append(_section(trusted("*Bot health*")))
-    blocks.extend(_section(s) for s in _pack([*polls, *delivery, *problems])[:15])
-    blocks.append(_context(f"Updated {date_token(now)}"))
+    blocks.append(kit.section(trusted("*Bot health*")))
+    blocks.extend(kit.section(s) for s in _lines([*polls, *delivery, *problems])[:15])
+    blocks.append(kit.context(f"Updated {date_token(now)}"))
     view = {"type": "home", "blocks": blocks[: limits.MAX_VIEW_BLOCKS]}
-    return _guard_view(view, "GES jobs")
+    return kit.guard_view(view, "GES jobs")
 
 
 # -- acknowledgement ------------------------------------------------------------------------
@@ -745,7 +661,7 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
     for block in blocks:
         if not replaced and _is_alert_actions(block):
             replaced = True
-            out.append(_context(f"👀 Acknowledged by {who} at {date_token(now)}"))
+            out.append(kit.context(f"👀 Acknowledged by {who} at {date_token(now)}"))
             rest = [copy.deepcopy(e) for e in block.get("elements", []) if e.get("action_id") != render.ACTION_ACK]
             if rest:
                 kept = {"type": "actions", "elements": rest}
@@ -759,7 +675,7 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
     # No mention in the fallback: it is what notifications show. Slack echoes the message's own
     # text (ours, already escaped), so it is kept as it came.
     fallback = f"👀 Acknowledged: {text}" if text else "👀 Acknowledged"
-    return SlackMessage(text=truncate(fallback, _TEXT_LIMIT), blocks=out)
+    return SlackMessage(text=truncate(fallback, kit.TEXT_LIMIT), blocks=out)
 
 
 def _is_alert_actions(block: Mapping[str, Any]) -> bool:

@@ -1,8 +1,13 @@
 """The store's interface: what the shell (poller, delivery, Slack app) may ask of the database.
 
-This module owns the *shape* of persistence — the records exchanged with the store and the
-``Store`` protocol — not its implementation (``ges_bot.store.sql`` implements it on SQLAlchemy,
-for SQLite and PostgreSQL). Tests may hand-write fakes of this protocol.
+This module owns the *shape* of persistence — the records exchanged with the store and one
+protocol per caller: :class:`WatchStore` (the poller), :class:`OutboxStore` (delivery),
+:class:`SubscriptionStore` (subscribe and mute), :class:`QueryStore` (answers, Home, health) and
+:class:`Leases`; :class:`Store` is their union, as the runtime holds it. Not its implementation
+(``ges_bot.store.sql`` implements it on SQLAlchemy, for SQLite and PostgreSQL). Each caller is
+typed with the narrowest protocol, so a test fakes only what its caller uses. The store never
+reads the clock: callers pass ``now``. It splits long id lists under the database's parameter
+caps itself; callers pass any number.
 
 Guarantees every implementation gives:
 - ``commit_tick`` is one transaction: snapshots, events, outcomes, outbox rows and the poll state
@@ -64,6 +69,10 @@ class PollState:
     consecutive_failures: int = 0
     #: Opaque, poller-owned memo (e.g. last ``job_count`` per query) kept between ticks.
     cursor: dict[str, int] = field(default_factory=dict)
+    #: The kind of the last error (``watch.blindness.ErrorKind`` values: ``auth``, ``server`` …).
+    last_error_kind: str | None = None
+    #: The first failure of the current run of failures; ``None`` once a tick succeeds.
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class TickResult:
     #: Some scan failed: what the others found is committed, but the tick is no success — the
     #: poll state records this as its error and keeps ``last_success_at``.
     degraded: str | None = None
+    #: The ``ErrorKind`` (``watch.blindness``) of what failed, recorded as ``last_error_kind``.
+    degraded_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +184,12 @@ class JobQuery:
     #: Inclusive lower / exclusive upper bound on begin_time (or end_time when begin is unknown).
     since: datetime | None = None
     until: datetime | None = None
+    #: Inclusive lower / exclusive upper bound on when a job is *placed*: its end time, or its
+    #: begin time while it has none — exactly how ``/gesjobs`` answers place a job in a range.
+    #: Served by indexes on (project, status, end_time) and (project, status, begin_time), so an
+    #: answer reads the rows it shows, not days of history around them.
+    placed_since: datetime | None = None
+    placed_until: datetime | None = None
     limit: int = 1000
 
 
@@ -187,36 +204,57 @@ class Health:
     broken_subscriptions: tuple[Subscription, ...]
 
 
-class Store(Protocol):
-    """Persistence for ges-bot. All methods are coroutines; all datetimes are aware UTC."""
+class Leases(Protocol):
+    """Coordination between replicas: named leases with a time to live."""
 
-    async def close(self) -> None: ...
+    async def try_lease(self, name: str, holder: str, now: datetime, ttl_seconds: float) -> bool:
+        """Take or renew the named lease if free, expired, or already ours."""
+        ...
 
-    # --- watcher ---
+    async def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class SubscriptionReader(Protocol):
+    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Database subscriptions (config-file ones are not stored; callers merge them)."""
+        ...
+
+
+class WatchStore(SubscriptionReader, Leases, Protocol):
+    """What a poll tick (``watch.poller``) reads and writes."""
+
     async def poll_state(self, project: str) -> PollState | None: ...
 
     async def active_snapshots(self, project: str) -> dict[str, Snapshot]:
         """Snapshots whose status is pending or running."""
         ...
 
-    async def snapshots(self, project: str, job_ids: Collection[str]) -> dict[str, Snapshot]: ...
+    async def snapshots(self, project: str, job_ids: Collection[str]) -> dict[str, Snapshot]:
+        """Snapshots of ``job_ids`` (any number: the store splits them under the database's caps)."""
+        ...
 
     async def job_ids_with_status(self, project: str, status: str) -> set[str]:
         """Ids of the project's snapshots currently in ``status``."""
         ...
 
     async def outcomes(self, project: str, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Outcome]:
-        """Last terminal outcome per (graph, job_name)."""
+        """Last terminal outcome per (graph, job_name) (any number of keys)."""
         ...
 
     async def commit_tick(self, tick: TickResult) -> TickCommit: ...
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None: ...
-
-    # --- subscriptions and mutes ---
-    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
-        """Database subscriptions (config-file ones are not stored; callers merge them)."""
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
+        """Count a failed tick: ``error`` (a sentence), its ``kind`` and, for the first failure in
+        a row, ``failing_since``."""
         ...
+
+    async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
+        """Mutes still in force at ``now``."""
+        ...
+
+
+class SubscriptionStore(SubscriptionReader, Protocol):
+    """What ``/gesjobs subscribe``, ``mute`` and their buttons change."""
 
     async def add_subscription(self, sub: Subscription) -> Subscription:
         """Insert, or replace the same (channel, graph_pattern, project); returns it with its id."""
@@ -226,19 +264,30 @@ class Store(Protocol):
         """Remove the channel's subscriptions to ``graph_pattern`` (only the one for ``project`` if given)."""
         ...
 
-    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
-        """Set (or clear with ``None``) ``broken`` on every subscription of the channel; returns them."""
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel, as of ``now``;
+        returns them."""
         ...
 
     async def mutes(self, now: datetime, channel: str | None = None) -> list[Mute]:
         """Mutes still in force at ``now``."""
         ...
 
-    async def add_mute(self, mute: Mute) -> Mute: ...
+    async def add_mute(self, mute: Mute) -> Mute:
+        """Insert, or extend the channel's mute with the same ``graph_pattern`` and ``exact`` (one
+        row per key: it ends at the later end); deletes mutes that ended by ``mute.created_at``."""
+        ...
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        ...
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 
-    # --- outbox ---
+
+class OutboxStore(SubscriptionReader, Protocol):
+    """What the delivery worker (``notify.delivery``) claims, records and follows up."""
+
     async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
         """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
         ...
@@ -286,16 +335,26 @@ class Store(Protocol):
 
     async def outbox_item(self, outbox_id: int) -> OutboxItem | None: ...
 
-    # --- queries ---
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
+        """Set (or clear with ``None``) ``broken`` on every subscription of the channel, as of ``now``;
+        returns them."""
+        ...
+
+
+class QueryStore(Protocol):
+    """What ``/gesjobs`` answers, the Home tab and ``/healthz`` read."""
+
+    async def poll_state(self, project: str) -> PollState | None: ...
+
     async def query_jobs(self, query: JobQuery) -> list[Snapshot]: ...
 
     async def recent_events(self, since: datetime, kinds: Collection[EventKind], limit: int) -> list[JobEvent]: ...
 
     async def health(self, now: datetime) -> Health: ...
 
-    # --- coordination between replicas ---
-    async def try_lease(self, name: str, holder: str, now: datetime, ttl_seconds: float) -> bool:
-        """Take or renew the named lease if free, expired, or already ours."""
-        ...
 
-    async def release_lease(self, name: str, holder: str) -> None: ...
+class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, Protocol):
+    """Persistence for ges-bot: every caller's protocol at once, as the runtime holds it. All
+    methods are coroutines; all datetimes are aware UTC; callers pass ``now``."""
+
+    async def close(self) -> None: ...

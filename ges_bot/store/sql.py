@@ -93,6 +93,23 @@ def _like_pattern(glob: str) -> str:
     return "".join(out)
 
 
+def _placed_between(
+    begin: ColumnElement[Any], end: ColumnElement[Any], since: datetime | None, until: datetime | None
+) -> ColumnElement[bool]:
+    """``coalesce(end, begin)`` in ``[since, until)``, written as two range conditions joined by OR
+    so that each branch can use its own index (a function of the columns could use neither)."""
+
+    def within(column: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+        bounds: list[ColumnElement[bool]] = []
+        if since is not None:
+            bounds.append(column >= since)
+        if until is not None:
+            bounds.append(column < until)
+        return bounds
+
+    return or_(and_(*within(end)), and_(end.is_(None), *within(begin)))
+
+
 class SqlStore:
     """The store on one database. Create it with :func:`open_store` (which migrates) or directly
     from a URL when the schema is known to be current."""
@@ -253,6 +270,8 @@ class SqlStore:
                 last_success_at=None if degraded else tick.at,
                 last_attempt_at=tick.at,
                 last_error=degraded,
+                last_error_kind=tick.degraded_kind if degraded else None,
+                failing_since=tick.at if degraded else None,
                 consecutive_failures=1 if degraded else 0,
                 cursor=dict(tick.cursor),
             )
@@ -262,10 +281,15 @@ class SqlStore:
                     set_={
                         # The first baseline is kept: it says since when the project has been watched.
                         "baselined_at": func.coalesce(poll_state.c.baselined_at, ins.excluded.baselined_at),
-                        # A degraded tick is no success: the next one reaches back to the last.
+                        # A degraded tick is no success: the next one reaches back to the last, and
+                        # the project is (in part) blind since its first failure.
                         "last_success_at": poll_state.c.last_success_at if degraded else ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
                         "last_error": ins.excluded.last_error,
+                        "last_error_kind": ins.excluded.last_error_kind,
+                        "failing_since": (
+                            func.coalesce(poll_state.c.failing_since, ins.excluded.failing_since) if degraded else None
+                        ),
                         "consecutive_failures": poll_state.c.consecutive_failures + 1 if degraded else 0,
                         "cursor": ins.excluded.cursor,
                     },
@@ -275,15 +299,24 @@ class SqlStore:
         new_events = tuple(e for key, e in unique_events.items() if key in new_keys)
         return TickCommit(new_events=new_events, outbox_ids=tuple(outbox_ids))
 
-    async def record_poll_error(self, project: str, at: datetime, error: str) -> None:
+    async def record_poll_error(self, project: str, at: datetime, error: str, *, kind: str | None = None) -> None:
         ins = self._insert(poll_state).values(
-            project=project, last_attempt_at=at, last_error=_text(error), consecutive_failures=1, cursor={}
+            project=project,
+            last_attempt_at=at,
+            last_error=_text(error),
+            last_error_kind=kind,
+            failing_since=at,
+            consecutive_failures=1,
+            cursor={},
         )
         stmt = ins.on_conflict_do_update(
             index_elements=["project"],
             set_={
                 "last_attempt_at": ins.excluded.last_attempt_at,
                 "last_error": ins.excluded.last_error,
+                "last_error_kind": ins.excluded.last_error_kind,
+                # The first failure of a run is kept: it says since when the project is blind.
+                "failing_since": func.coalesce(poll_state.c.failing_since, ins.excluded.failing_since),
                 "consecutive_failures": poll_state.c.consecutive_failures + 1,
             },
         )
@@ -310,7 +343,7 @@ class SqlStore:
             "created_by": sub.created_by,
             "created_at": sub.created_at,
             "broken": sub.broken,
-            "broken_at": _utcnow() if sub.broken else None,
+            "broken_at": sub.created_at if sub.broken else None,
         }
         ins = self._insert(subscriptions).values(**values)
         keys = ("channel", "graph_pattern", "project")
@@ -331,11 +364,11 @@ class SqlStore:
         async with self.transaction(write=True) as conn:
             return (await conn.execute(stmt)).rowcount
 
-    async def mark_channel_broken(self, channel: str, error: str | None) -> list[Subscription]:
+    async def mark_channel_broken(self, channel: str, error: str | None, now: datetime) -> list[Subscription]:
         stmt = (
             update(subscriptions)
             .where(subscriptions.c.channel == channel)
-            .values(broken=_text(error), broken_at=_utcnow() if error is not None else None)
+            .values(broken=_text(error), broken_at=now if error is not None else None)
             .returning(*subscriptions.c)
         )
         async with self.transaction(write=True) as conn:
@@ -350,20 +383,47 @@ class SqlStore:
             return [_mute(row) for row in await conn.execute(stmt)]
 
     async def add_mute(self, mute: Mute) -> Mute:
-        stmt = (
-            mutes.insert()
-            .values(
-                channel=mute.channel,
-                graph_pattern=mute.graph_pattern,
-                until=mute.until,
-                created_by=mute.created_by,
-                created_at=mute.created_at,
-            )
-            .returning(*mutes.c)
+        """Mute, or extend the channel's mute of the same graph or pattern (one row, never one per
+        press): it then lasts until the later of both ends, credited to the latest asker. Mutes
+        that ended before ``mute.created_at`` are deleted on the way."""
+        now = mute.created_at
+        key = (
+            mutes.c.channel == mute.channel,
+            mutes.c.graph_pattern == mute.graph_pattern,
+            mutes.c.exact == mute.exact,
         )
         async with self.transaction(write=True) as conn:
-            row = (await conn.execute(stmt)).one()
+            if now is not None:
+                await conn.execute(delete(mutes).where(mutes.c.until <= now))
+            existing = (await conn.execute(select(mutes).where(*key).order_by(mutes.c.id).limit(1))).first()
+            if existing is None:
+                stmt: Any = mutes.insert().values(
+                    channel=mute.channel,
+                    graph_pattern=mute.graph_pattern,
+                    until=mute.until,
+                    created_by=mute.created_by,
+                    created_at=mute.created_at,
+                    exact=mute.exact,
+                )
+            else:
+                stmt = (
+                    mutes.update()
+                    .where(mutes.c.id == existing.id)
+                    .values(
+                        until=max(existing.until, mute.until),
+                        created_by=mute.created_by,
+                        created_at=mute.created_at or existing.created_at,
+                    )
+                )
+                # Rows from before the extension rule (several per key) fold into this one.
+                await conn.execute(delete(mutes).where(*key, mutes.c.id != existing.id))
+            row = (await conn.execute(stmt.returning(*mutes.c))).one()
         return _mute(row)
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        async with self.transaction(write=True) as conn:
+            return (await conn.execute(delete(mutes).where(mutes.c.until <= before))).rowcount
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int:
         stmt = delete(mutes).where(mutes.c.channel == channel, mutes.c.graph_pattern == graph_pattern)
@@ -610,6 +670,8 @@ class SqlStore:
             conditions.append(when >= query.since)
         if query.until is not None:
             conditions.append(when < query.until)
+        if query.placed_since is not None or query.placed_until is not None:
+            conditions.append(_placed_between(s.begin_time, s.end_time, query.placed_since, query.placed_until))
         pattern = query.graph_pattern
         exact_in_sql = True
         if pattern is not None and pattern != "*":
@@ -707,11 +769,6 @@ class SqlStore:
 
 
 # ---------------------------------------------------------------------- rows ↔ records
-
-
-def _utcnow() -> datetime:
-    # Only for bookkeeping columns the protocol gives no time for (``broken_at``).
-    return datetime.now(UTC)
 
 
 def _as_utc(value: object) -> datetime | None:
@@ -825,6 +882,8 @@ def _poll_state(row: Row[Any]) -> PollState:
         last_error=row.last_error,
         consecutive_failures=int(row.consecutive_failures),
         cursor={str(k): int(v) for k, v in (row.cursor or {}).items()},
+        last_error_kind=row.last_error_kind,
+        failing_since=row.failing_since,
     )
 
 
@@ -858,6 +917,7 @@ def _mute(row: Row[Any]) -> Mute:
         until=row.until,
         created_by=row.created_by,
         created_at=row.created_at,
+        exact=bool(row.exact),
     )
 
 

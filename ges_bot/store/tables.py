@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 
@@ -100,6 +101,9 @@ job_snapshots = Table(
     PrimaryKeyConstraint("project", "job_id"),
     Index(None, "project", "status"),
     Index(None, "begin_time"),
+    # /gesjobs answers place a job by its end time (begin time while it runs): see JobQuery.placed_*.
+    Index(None, "project", "status", "end_time"),
+    Index(None, "project", "status", "begin_time"),
 )
 
 #: Every recorded transition, unique by ``JobEvent.dedup_key`` forever.
@@ -148,6 +152,10 @@ poll_state = Table(
     Column("last_error", Text),
     Column("consecutive_failures", Integer, nullable=False),
     Column("cursor", JSON, nullable=False),
+    #: What kind of error the last failure was (``watch.blindness.ErrorKind``: ``auth``, ``server`` …).
+    Column("last_error_kind", String(32)),
+    #: The first failure of the current run of failures (``NULL`` after a success): blind since when.
+    _time("failing_since"),
     PrimaryKeyConstraint("project"),
 )
 
@@ -182,6 +190,8 @@ mutes = Table(
     _time("until", nullable=False),
     Column("created_by", String(64)),
     _time("created_at"),
+    #: True: ``graph_pattern`` is one graph's name, matched exactly (mute buttons); else a pattern.
+    Column("exact", Boolean, nullable=False, server_default=false()),
     Index(None, "channel", "until"),
 )
 
@@ -270,4 +280,31 @@ leases = Table(
     Column("holder", Text, nullable=False),
     _time("expires_at", nullable=False),
     PrimaryKeyConstraint("name"),
+)
+
+#: The bot's own health problems posted to the ops channel (``notify.ops``): one row per
+#: (kind, subject), e.g. (``blind``, project alias). It records the Slack message (``ts``) so an
+#: incident is posted once, updated while it lasts and answered in its thread when it ends — by
+#: whichever replica holds the ``ops`` lease, across restarts.
+ops_incidents = Table(
+    "ops_incidents",
+    metadata,
+    Column("kind", String(32), nullable=False),
+    Column("subject", Text, nullable=False),
+    #: ``open`` → ``resolved`` (recovered; the thread reply is still to post) → ``closed``.
+    Column("state", String(16), nullable=False),
+    _time("since", nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("fix", Text, nullable=False),
+    #: Figures the decision keeps between rounds (e.g. the dead-row count when it opened).
+    Column("detail", JSON, nullable=False),
+    Column("channel", String(80)),
+    Column("ts", String(32)),
+    #: The text last posted or updated, so an unchanged incident is not updated again.
+    Column("posted_text", Text),
+    _time("posted_at"),
+    _time("updated_at"),
+    _time("resolved_at"),
+    Column("resolution", Text),
+    PrimaryKeyConstraint("kind", "subject"),
 )

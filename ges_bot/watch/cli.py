@@ -147,6 +147,10 @@ def _summary(report: TickReport) -> str:
         parts.append("first poll: history recorded as a baseline")
     if report.missing:
         parts.append(f"{len(report.missing)} active job(s) no longer listed by GES")
+    if report.partial:
+        parts.append(
+            "stopped at the tick's budget (GES_BOT_TICK_MAX_PAGES / GES_BOT_TICK_DEADLINE); poll again to go on"
+        )
     return ", ".join(parts)
 
 
@@ -208,6 +212,7 @@ async def poll_once(
                 concurrency=s.ges_page_concurrency,
                 timeout=s.ges_timeout,
                 max_retries=s.ges_max_retries,
+                max_answer_bytes=s.ges_max_answer_bytes,
             )
             poller = Poller(
                 project,
@@ -218,6 +223,8 @@ async def poll_once(
                 backfill=s.backfill,
                 replica=replica,
                 page_size=s.ges_page_size,
+                max_pages=s.tick_max_pages,
+                tick_deadline=s.tick_deadline_s,
             )
             try:
                 report = await poller.tick(dry_run=dry_run)

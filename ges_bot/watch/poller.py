@@ -60,7 +60,7 @@ with the size of the job center's history:
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
 Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
-100), before the arrivals scan (below) added one request: a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
+100): a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
 100 000 jobs a day in ascending order, 5 in descending order, whatever the history; a naive poller
 listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
@@ -93,6 +93,32 @@ last_success_at kept, so the next tick's window reaches back and the failed scan
 advanced). GES down (no answer, 5xx after retries) or refusing the credentials fails the tick as a
 whole, as does every scan failing.
 
+Budget
+------
+A tick may ask GES for at most ``max_pages`` pages and must not start a request after its
+``deadline`` (:class:`TickBudget`; ``GES_BOT_TICK_MAX_PAGES``, ``GES_BOT_TICK_DEADLINE``), so a
+``job_count`` of a million, a GES that answers slowly or a history of a million jobs can neither
+hold the tick (and the database) for ever nor fill memory. A tick that runs out stops asking,
+diffs and commits what it read, and the rest continues next tick; nothing is lost because every
+cursor stays a lower bound of what was read:
+
+- the baseline remembers how far it read (``baseline:offset``) and continues there; the project
+  counts as baselined only once the whole list was read;
+- a terminal search cut short that found what the count says is new keeps ``memory + found``;
+  one cut short of it forgets the memory (which may be too low — a deletion, jobs that moved
+  under a pass — and then no search finds enough), so the listing is read whole next, as a pass;
+  a listing not reached keeps its memory;
+- a listing read whole (no memory yet, a new date, a shrunk count) is a *pass* in offset order
+  that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
+  last job read as an anchor, so jobs inserted ahead of it are not counted twice; jobs inserted
+  ahead of the pass's first job are counted from page 1 when it ends), so a window larger than
+  one tick's budget is still read whole once and then remembered;
+- vanished jobs are not followed in a cut tick (an active list read in part would make every
+  unread active job look vanished), and their back-off is kept;
+- the terminal window is dated from ``complete_at``, the start of the last tick that read
+  everything, not from the last commit: a run of cut ticks never moves the window past jobs it
+  did not read.
+
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
 stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
@@ -101,13 +127,17 @@ stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+import zlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
 from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError
@@ -115,22 +145,20 @@ from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
-from ges_bot.store.api import Outcome, PollState, Snapshot, Store, TickResult
+from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
+from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
-
-if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 __all__ = [
     "Calibrating",
     "JobSource",
     "PlannedQuery",
     "Poller",
+    "TickBudget",
     "TickReport",
     "describe_error",
     "plan_queries",
     "run_tick",
-    "schedule",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,8 +174,6 @@ _VANISHED = "vanished:"
 _HEAD = "head:"
 #: Pages read back from the tail probe before page 1 and the search from both ends.
 _TAIL_PAGES = 2
-# Store calls with many ids are chunked: SQLite caps bound parameters per statement.
-_CHUNK = 500
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
 #: The arrivals scan's status: any (see "Readings and degrading").
@@ -159,6 +185,55 @@ _WINDOW_ACTIVE = "window:active"
 #: An undecided reading (too few jobs to tell) is calibrated again after this long.
 _RECALIBRATE_UNDECIDED = timedelta(minutes=5)
 _ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
+#: Cursor key: the next offset of a baseline that did not finish in one tick.
+_BASELINE = "baseline:offset"
+#: Cursor key: when (epoch seconds) the last tick that read everything began.
+_COMPLETE = "complete_at"
+#: Cursor key prefix of a terminal listing read whole over several ticks:
+#: ``whole:<key>:offset`` (where the next tick goes on), ``…:known`` (jobs of the pages read so
+#: far that the store knows in the status) and ``…:anchor`` (a hash of the last job read).
+_WHOLE = "whole:"
+#: Defaults of the per-tick budget (``GES_BOT_TICK_MAX_PAGES``, ``GES_BOT_TICK_DEADLINE``).
+DEFAULT_TICK_MAX_PAGES = 200
+DEFAULT_TICK_DEADLINE_S = 30.0
+#: Pages a baseline asks for at once.
+_BASELINE_BATCH = 4
+
+
+class _Spent(Exception):
+    """The tick's budget is used up: stop asking GES (caught inside the tick, never raised out)."""
+
+
+@dataclass
+class TickBudget:
+    """How much one tick may ask of GES: at most ``max_pages`` pages, none begun after ``deadline``
+    (a ``clock()`` reading). Shared by the tick's listings, which run concurrently."""
+
+    max_pages: int
+    deadline: float
+    clock: Callable[[], float] = time.monotonic
+    pages: int = 0
+    spent: bool = False
+
+    def reserve(self, wanted: int = 1) -> int:
+        """Take up to ``wanted`` pages; how many were granted (0 once the budget is spent)."""
+        if self.spent or self.clock() >= self.deadline or self.pages >= self.max_pages:
+            self.spent = True
+            return 0
+        granted = min(wanted, self.max_pages - self.pages)
+        self.pages += granted
+        return granted
+
+    def left(self) -> bool:
+        """Whether another page may be asked for (without taking it); marks the budget spent if not."""
+        if self.spent or self.clock() >= self.deadline or self.pages >= self.max_pages:
+            self.spent = True
+        return not self.spent
+
+    def take(self) -> None:
+        """One page, or :class:`_Spent`."""
+        if not self.reserve(1):
+            raise _Spent
 
 
 class JobSource(Protocol):
@@ -170,6 +245,8 @@ class JobSource(Protocol):
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page: ...
 
     async def list_jobs(self, query: ListQuery | None = None) -> JobList: ...
+
+    def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]: ...
 
 
 @runtime_checkable
@@ -204,6 +281,9 @@ class TickReport:
     dry_run: bool = False
     #: Active jobs that could not be found anywhere this tick (deleted?).
     missing: tuple[str, ...] = ()
+    #: The tick ran out of its budget (pages or time): what was read is committed, the rest
+    #: continues next tick.
+    partial: bool = False
     #: Set when a scan failed and the tick committed only what the others found: what failed.
     degraded: str | None = None
 
@@ -229,16 +309,27 @@ class _Scan:
     head_first: bool = False
     #: Where this tick's new jobs were all found: "head" (page 1), "tail" (probe or last page).
     found_at: str | None = None
+    #: The budget ran out before the first page: nothing is known of this listing this tick.
+    unread: bool = True
+    #: A whole read (a *pass*) in offset order, continued across ticks: where it stands.
+    pass_offset: int | None = None
+    pass_known: int = 0
+    pass_anchor: int | None = None
+    pass_ids: set[str] = field(default_factory=set)
+    pass_done: bool = False
+    pass_head: int | None = None
+    #: The last job_count GES gave for this listing this tick.
+    latest_count: int | None = None
+    #: How many jobs unknown in the status the count says there are (a scan with a memory).
+    need: int = 0
     #: The scan failed (its memory is kept as it was).
     failed: bool = False
     #: An active job was among the rows read (arrivals: the date window holds running jobs).
     saw_active: bool = False
     #: The listing's lower date bound.
     query_start: date | None = None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+    #: What it lists.
+    query: ListQuery = field(default_factory=ListQuery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +369,6 @@ def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
     return plan
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _page_offsets(count: int, limit: int) -> list[int]:
     """Offsets of every page but the first, alternating from both ends: last, second, second to last…"""
     last = (count - 1) // limit if count > 0 else 0
@@ -293,6 +379,11 @@ def _page_offsets(count: int, limit: int) -> list[int]:
         if rest:
             order.append(rest.pop(0))
     return [p * limit for p in order]
+
+
+def _anchor(job_id: str) -> int:
+    """A job id as a small int (the cursor holds ints)."""
+    return zlib.crc32(job_id.encode("utf-8", "surrogatepass"))
 
 
 def describe_error(exc: BaseException) -> str:
@@ -309,16 +400,21 @@ class Poller:
         self,
         project: ProjectSettings,
         client: JobSource,
-        store: Store,
+        store: WatchStore,
         *,
         config_subscriptions: Sequence[Subscription] = (),
         stuck_after: timedelta = timedelta(hours=6),
         backfill: timedelta = timedelta(0),
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utc_now,
         replica: str = "ges-bot",
         lease_ttl: timedelta | float = timedelta(minutes=5),
         page_size: int | None = None,
+        max_pages: int = DEFAULT_TICK_MAX_PAGES,
+        tick_deadline: timedelta | float = DEFAULT_TICK_DEADLINE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_pages < 1:
+            raise ValueError(f"max_pages must be at least 1, not {max_pages}")
         self.project = project
         self.alias = project.alias
         self.client = client
@@ -331,6 +427,16 @@ class Poller:
         self.lease_ttl = lease_ttl if isinstance(lease_ttl, timedelta) else timedelta(seconds=lease_ttl)
         # The client's own page size when it has one, so the poller's offsets match its pages.
         self.page_size: int = page_size or int(getattr(client, "page_size", 0) or _DEFAULT_PAGE_SIZE)
+        self.concurrency: int = max(1, int(getattr(client, "concurrency", 0) or _BASELINE_BATCH))
+        self.max_pages = max_pages
+        self.tick_deadline_s = (
+            tick_deadline.total_seconds() if isinstance(tick_deadline, timedelta) else float(tick_deadline)
+        )
+        self.monotonic = monotonic
+
+    def budget(self) -> TickBudget:
+        """A fresh budget for one tick, starting now."""
+        return TickBudget(self.max_pages, self.monotonic() + self.tick_deadline_s, self.monotonic)
 
     @property
     def lease_name(self) -> str:
@@ -370,15 +476,17 @@ class Poller:
             outbox_ids=report.outbox_ids,
             dry_run=dry_run,
             missing=report.missing,
+            partial=report.partial,
             degraded=report.degraded,
         )
 
     # --- the reading ------------------------------------------------------------------------
 
-    async def _ensure_reading(self, state: PollState | None) -> dict[str, int]:
+    async def _ensure_reading(self, state: PollState | None, budget: TickBudget) -> dict[str, int]:
         """Make the client follow this GES's reading: the one kept in the cursor, else a fresh
         calibration; again when an answer contradicted it, or (undecided) every few minutes.
-        Returns the cursor entries that record it."""
+        Returns the cursor entries that record it. The calibration's requests are charged to
+        ``budget``."""
         client = self.client
         if not isinstance(client, Calibrating):
             return {}
@@ -397,7 +505,10 @@ class Poller:
             )
         )
         if due:
+            sent = self.client.requests_sent
             await client.calibrate()
+            # Its requests come out of the tick's budget like any page.
+            budget.pages += self.client.requests_sent - sent
             at = int(self.clock().timestamp())
         return {_CALIBRATED_AT: at or int(self.clock().timestamp())}
 
@@ -412,10 +523,11 @@ class Poller:
     async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
         state = await self.store.poll_state(self.alias)
         baseline = state is None or state.baselined_at is None
-        calibrated = await self._ensure_reading(state)
-        tick = _TickWork(self, now)
+        budget = self.budget()
+        calibrated = await self._ensure_reading(state, budget)
+        tick = _TickWork(self, now, budget)
         if baseline:
-            await tick.fetch_everything()
+            await tick.fetch_everything(state)
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
@@ -425,6 +537,16 @@ class Poller:
         degraded = tick.degraded()
         if degraded:
             log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
+        partial = tick.budget.spent
+        if partial:
+            log.info(
+                "project %s: this tick used its budget (%d pages of %d, deadline %gs); what was read is "
+                "committed and the rest continues next tick",
+                self.alias,
+                tick.budget.pages,
+                self.max_pages,
+                self.tick_deadline_s,
+            )
         routed = route(
             result.events,
             [*(await self.store.subscriptions()), *self.config_subscriptions],
@@ -446,6 +568,7 @@ class Poller:
                 baseline=baseline,
                 deliveries=len(routed.deliveries),
                 missing=tuple(sorted(tick.missing)),
+                partial=partial,
                 degraded=degraded,
             )
         commit = await self.store.commit_tick(
@@ -458,8 +581,10 @@ class Poller:
                 deliveries=routed.deliveries,
                 muted=routed.muted,
                 cursor=cursor,
-                baseline=baseline,
+                # A baseline read in part is not one yet: the next tick continues it.
+                baseline=baseline and not tick.baseline_unfinished,
                 degraded=degraded,
+                degraded_kind=error_kind(tick.first_error).value if degraded and tick.first_error else None,
             )
         )
         for event in commit.new_events:
@@ -472,6 +597,7 @@ class Poller:
             deliveries=len(commit.outbox_ids),
             outbox_ids=commit.outbox_ids,
             missing=tuple(sorted(tick.missing)),
+            partial=partial,
             degraded=degraded,
         )
 
@@ -479,9 +605,14 @@ class Poller:
 class _TickWork:
     """The fetch side of one tick: what was listed, which snapshots were consulted."""
 
-    def __init__(self, poller: Poller, now: datetime) -> None:
+    def __init__(self, poller: Poller, now: datetime, budget: TickBudget) -> None:
         self.p = poller
         self.now = now
+        self.budget = budget
+        #: The baseline stopped at this offset (the budget ran out): it continues there.
+        self.baseline_next: int | None = None
+        #: What the next tick's terminal window is dated from (epoch seconds; see ``_COMPLETE``).
+        self.complete_at: int | None = None
         #: Everything diff will look at (duplicates allowed: diff keeps the latest state).
         self.jobs: list[Job] = []
         self.known: dict[str, Snapshot] = {}
@@ -506,13 +637,27 @@ class _TickWork:
 
     # --- GES ---
 
+    @property
+    def baseline_unfinished(self) -> bool:
+        return self.baseline_next is not None
+
     async def _page(self, query: ListQuery, offset: int) -> Page:
+        self.budget.take()
         return await self.p.client.list_page(query, offset, self.p.page_size)
 
     async def _list_all(self, query: ListQuery) -> None:
-        """Every page of ``query`` (the client pages concurrently and follows a moving list)."""
-        listed = await self.p.client.list_jobs(query)
-        self.jobs.extend(listed.jobs)
+        """Every page of ``query`` (the client pages concurrently and follows a moving list), as
+        far as the budget goes: past it, the pages in flight are cancelled and the rest is left."""
+        if not self.budget.left():
+            return
+        async with aclosing(self.p.client.iter_pages(query)) as pages:
+            async for page in pages:
+                # Charged as they land: the client pages ahead (its concurrency), so a listing
+                # may overrun the budget by the pages in flight when it ran out.
+                self.budget.pages += 1
+                self.jobs.extend(page.jobs)
+                if not self.budget.left():
+                    return
 
     async def _guarded(self, name: str, work: Awaitable[None]) -> bool:
         """Run one scan; a failure of this scan alone (a refused query, an unreadable answer) is
@@ -588,21 +733,58 @@ class _TickWork:
         # Scans run concurrently: one must not read ``known`` while another is filling it.
         async with self._lookup:
             wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
-            for chunk in _chunks(wanted):
-                self.known.update(await self.p.store.snapshots(self.p.alias, chunk))
+            # However many ids: the store splits them to stay under the database's parameter cap.
+            self.known.update(await self.p.store.snapshots(self.p.alias, wanted))
             self.looked_up.update(wanted)
 
     # --- strategies ---
 
-    async def fetch_everything(self) -> None:
+    async def fetch_everything(self, state: PollState | None) -> None:
+        """The baseline: every job, from where an earlier cut tick stopped, a few pages at a time."""
+        self.cursor_in = dict(state.cursor) if state is not None else {}
         self.active = await self.p.store.active_snapshots(self.p.alias)
-        await self._list_all(ListQuery())
+        # The window of the first cheap tick reaches back to when the baseline began.
+        self.complete_at = self.cursor_in.get(_COMPLETE, int(self.now.timestamp()))
+        query = ListQuery()
+        offset = self.cursor_in.get(_BASELINE, 0)
+        step = self.p.page_size
+        step_known = False
+        seen: set[str] = set()
+        while True:
+            # One page first (here or where an earlier tick stopped): it tells the page GES gives.
+            granted = self.budget.reserve(self.p.concurrency if step_known else 1)
+            if not granted:
+                self.baseline_next = offset
+                return
+            offsets = [offset + i * step for i in range(granted)]
+            pages = await asyncio.gather(*(self.p.client.list_page(query, at, self.p.page_size) for at in offsets))
+            fresh = False
+            for page in pages:
+                self.jobs.extend(page.jobs)
+                fresh = fresh or any(i not in seen for i in page.row_ids)
+                seen.update(page.row_ids)
+            first = pages[0]
+            if not step_known:
+                # The limit the client really sends (a cap the calibration found), then what GES
+                # gives when the count says there is more.
+                step = min(step, first.limit)
+                if 0 < first.size < step and (first.job_count or 0) > offset + first.size:
+                    # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
+                    step = first.size
+            step_known = True
+            if any(page.size < step for page in pages) or not fresh:
+                # The end of the list (or a GES ignoring offset: nothing new).
+                return
+            offset += granted * step
 
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
         self.window_excludes_active = self.cursor_in.get(_WINDOW_ACTIVE) == 2
         self.active = await self.p.store.active_snapshots(self.p.alias)
         since = min(self.now, state.last_success_at or self.now)
+        if _COMPLETE in self.cursor_in:
+            # Not past the last tick that read everything (a cut tick commits too).
+            since = min(since, datetime.fromtimestamp(self.cursor_in[_COMPLETE], UTC))
         start = since.astimezone(UTC).date() - timedelta(days=1)
         plan = plan_queries(self.reading, start)
         # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
@@ -621,32 +803,40 @@ class _TickWork:
                     remembered=self.cursor_in.get(key),
                     head_first=head_first,
                     query_start=planned.query.start_date,
+                    query=planned.query,
                 )
             )
-        queries = {p.status: p.query for p in plan}
-
-        def planned_query(scan: _Scan) -> ListQuery:
-            return queries[scan.status]
-
-        status_scans = [scan for scan in self.scans if scan.status != _ANY]
-        await asyncio.gather(*(self._scan(scan, planned_query(scan)) for scan in status_scans))
+        await asyncio.gather(*(self._scan(scan) for scan in self.scans if scan.status != _ANY))
         for scan in self.scans:
             if scan.status == _ANY:
                 # After the status lists: what they found new in the same window (or a narrower
                 # one) is new here too, so the arrivals need not read back for it.
                 scan.new_ids |= self.window_new
-                await self._scan(scan, planned_query(scan))
+                await self._scan(scan)
+        # Every terminal listing read to its end: the next window may start from this tick.
+        self.complete_at = int((since if self.budget.spent else self.now).timestamp())
+        if self.budget.spent:
+            # An active list read in part makes every unread active job look vanished: leave
+            # them for a tick that reads everything, back-off included.
+            self.vanished_cursor.update((k, v) for k, v in self.cursor_in.items() if k.startswith(_VANISHED))
+            return
         await self._follow_vanished()
 
-    async def _scan(self, scan: _Scan, query: ListQuery) -> None:
+    async def _scan(self, scan: _Scan) -> None:
         name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
-        if not await self._guarded(name, self._scan_terminal(scan, query)):
+        if not await self._guarded(name, self._scan_terminal(scan)):
             scan.failed = True
 
-    async def _scan_terminal(self, scan: _Scan, query: ListQuery) -> None:
+    async def _scan_terminal(self, scan: _Scan) -> None:
+        # Out of budget: next_cursor keeps what this scan's pages proved, and no more.
+        with contextlib.suppress(_Spent):
+            await self._scan_terminal_pages(scan, scan.query)
+
+    async def _scan_terminal_pages(self, scan: _Scan, query: ListQuery) -> None:
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
             return
         first = await self._page(query, 0)
+        scan.unread = False
         await self._note(scan, first.jobs)
         count = first.job_count
         if count is None:
@@ -657,7 +847,12 @@ class _TickWork:
             scan.unchanged = True
             return
         scan.full = count is None or scan.remembered is None or count < scan.remembered
+        scan.latest_count = count
+        if scan.full and count is not None:
+            await self._full_pass(scan, query, first)
+            return
         need = 0 if count is None or scan.remembered is None else count - scan.remembered
+        scan.need = need
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -671,11 +866,70 @@ class _TickWork:
             if count is None and scan.exhausted:
                 scan.counted = True
 
+    async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page) -> None:
+        """Read a terminal listing whole, in offset order, as far as the budget goes; a pass cut
+        short goes on next tick where it stopped, so a window larger than one tick's budget is
+        still read whole once (and remembered) rather than started afresh every tick.
+
+        Resuming reads from one before where it stopped, and looks for the last job it read
+        (the anchor): jobs inserted at the head meanwhile (a descending order) move it down the
+        page, and only the jobs after it are new to the pass; an anchor not found (jobs deleted)
+        starts the pass again. The count kept when the pass ends never exceeds GES's count."""
+        step = self.p.page_size
+        if 0 < len(first.jobs) < min(step, first.job_count or 0):
+            step = len(first.jobs)  # GES caps ``limit``: page by what it gives
+        prefix = f"{_WHOLE}{scan.key}:"
+        offset = self.cursor_in.get(prefix + "offset")
+        anchor = self.cursor_in.get(prefix + "anchor")
+        resume = offset is not None and anchor is not None and offset > 0
+        scan.pass_known = self.cursor_in.get(prefix + "known", 0) if resume else 0
+        scan.pass_offset = offset if resume else 0
+        scan.pass_anchor = anchor if resume else None
+        scan.pass_head = self.cursor_in.get(prefix + "head") if resume else None
+        while True:
+            at = scan.pass_offset or 0
+            if not resume:
+                page_jobs, fresh = list(first.jobs), list(first.jobs)
+                scan.pass_head = _anchor(first.jobs[0].job_id) if first.jobs else None
+            else:
+                assert scan.pass_anchor is not None
+                at = (scan.pass_offset or 0) - 1
+                page = await self._page(query, at)
+                if page.job_count is not None:
+                    scan.latest_count = page.job_count
+                await self._note(scan, page.jobs)
+                page_jobs = list(page.jobs)
+                hashes = [_anchor(j.job_id) for j in page_jobs]
+                if scan.pass_anchor not in hashes:
+                    log.info("project %s: listing %s moved under a pass; reading it again", self.p.alias, scan.key)
+                    scan.pass_known, scan.pass_offset, scan.pass_anchor = 0, 0, None
+                    scan.pass_ids.clear()
+                    resume = False
+                    continue
+                fresh = page_jobs[hashes.index(scan.pass_anchor) + 1 :]
+            scan.pass_ids.update(j.job_id for j in fresh)
+            scan.pass_offset = at + len(page_jobs)
+            if fresh:
+                scan.pass_anchor = _anchor(fresh[-1].job_id)
+            # A short page is the end — unless it stops at a page boundary: a GES counting pages
+            # answers a resumed offset with the rest of its page only.
+            if (len(page_jobs) < step and scan.pass_offset % step) or not fresh:
+                scan.pass_done = True
+                # Jobs inserted ahead of the pass's first job while it ran (a descending order
+                # puts every new job there) are on this tick's page 1, before that job: read this
+                # tick, so known after it, and not counted by the pass.
+                heads = [_anchor(j.job_id) for j in first.jobs]
+                if scan.pass_head in heads:
+                    scan.pass_ids.update(j.job_id for j in first.jobs[: heads.index(scan.pass_head)])
+                return
+            resume = True
+
     async def _probe_tail(self, scan: _Scan, query: ListQuery) -> bool:
         """The page just past the jobs remembered; True when it settles the scan (count
         unchanged, or grown by exactly the jobs it holds), False to go on from page 1."""
         assert scan.remembered is not None
-        probe = await self.p.client.list_page(query, scan.remembered, self.p.page_size)
+        probe = await self._page(query, scan.remembered)
+        scan.unread = False
         count = probe.job_count
         if count is None:
             # No count to trust (a page's length, the job center's total): the length of the list
@@ -687,7 +941,7 @@ class _TickWork:
             scan.unchanged = True
             return True
         await self._note(scan, probe.jobs)
-        need = count - scan.remembered
+        need = scan.need = count - scan.remembered
         offset = scan.remembered
         step = probe.limit
         paged = self.reading.offset in ("page0", "page1")
@@ -698,7 +952,7 @@ class _TickWork:
             # A GES counting pages answers whole pages only: step back to the page boundary,
             # or the rows between it and the probe would be skipped.
             offset = (offset - 1) // step * step if paged else offset - step
-            page = await self.p.client.list_page(query, offset, self.p.page_size)
+            page = await self._page(query, offset)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
             scan.found_at = "tail"
@@ -714,7 +968,7 @@ class _TickWork:
         seen = set(probe.row_ids)
         page = probe
         while page.size:
-            page = await self.p.client.list_page(query, scan.remembered + rows, self.p.page_size)
+            page = await self._page(query, scan.remembered + rows)
             fresh = set(page.row_ids) - seen
             if page.size and not fresh:
                 self._distrust()
@@ -801,8 +1055,17 @@ class _TickWork:
                     # The graph's whole list, then.
                     await look(replace(query, start_date=None))
 
-            if not await self._guarded(f"lookup of graph {graph}", look()):
-                # Not looked for, so not missing: the next tick tries again.
+            try:
+                if not await self._guarded(f"lookup of graph {graph}", look()):
+                    # Not looked for, so not missing: the next tick tries again.
+                    continue
+            except _Spent:
+                # Not looked for to the end: no miss counted, the back-off as it was.
+                for job_id in wanted:
+                    for suffix in (":misses", ":next"):
+                        key = f"{_VANISHED}{job_id}{suffix}"
+                        if key in self.cursor_in:
+                            self.vanished_cursor[key] = self.cursor_in[key]
                 continue
             for job_id in wanted:
                 self.missing.add(job_id)
@@ -840,9 +1103,7 @@ class _TickWork:
         await self._snapshots(j.job_id for j in self.jobs)
         previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        for chunk in _chunks(keys):
-            outcomes.update(await self.p.store.outcomes(self.p.alias, chunk))
+        outcomes = await self.p.store.outcomes(self.p.alias, keys)
         backfill_since = self.now - self.p.backfill if self.p.backfill > timedelta(0) else None
         return diff(
             self.p.alias,
@@ -868,26 +1129,45 @@ class _TickWork:
         cursor: dict[str, int] = dict(self.vanished_cursor)
         if _WINDOW_ACTIVE in self.cursor_in:
             cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
+        if self.baseline_next is not None:
+            cursor[_BASELINE] = self.baseline_next
+        if self.complete_at is not None:
+            cursor[_COMPLETE] = self.complete_at
         for scan in self.scans:
             if scan.status == _ANY and scan.query_start is not None and not scan.failed:
                 if scan.saw_active:
                     cursor[_WINDOW_ACTIVE] = 1
-                elif scan.exhausted and any(
+                elif (scan.exhausted or scan.pass_done) and any(
                     s.job.begin_time is not None
                     and s.job.begin_time.astimezone(UTC).date() >= scan.query_start + timedelta(days=1)
                     for s in self.active.values()
                 ):
                     # Read whole, and no running job in it though some began well inside it.
                     cursor[_WINDOW_ACTIVE] = 2
-            if scan.failed:
-                # It saw less than it should have: remember what was known before, no more.
-                for key in (scan.key, f"{_HEAD}{scan.status}"):
-                    if key in self.cursor_in:
-                        cursor[key] = self.cursor_in[key]
+            if scan.unread or scan.failed:
+                # Not read (or not read to the end: it failed) this tick: what was known stays known.
+                for key, value in self.cursor_in.items():
+                    if key in (scan.key, f"{_HEAD}{scan.status}") or key.startswith(f"{_WHOLE}{scan.key}:"):
+                        cursor[key] = value
                 continue
-            if scan.found_at == "head" or (scan.head_first and scan.found_at is None and scan.unchanged):
+            # A head-first scan cut short proved nothing about where new jobs are: keep reading
+            # page 1 first.
+            undecided = scan.head_first and scan.found_at is None and (scan.unchanged or self.budget.spent)
+            if scan.found_at == "head" or undecided:
                 cursor[f"{_HEAD}{scan.status}"] = 1
             if not scan.counted:
+                continue
+            if scan.pass_offset is not None:
+                known = scan.pass_known + known_as(scan.pass_ids, scan.status)
+                if scan.pass_done:
+                    cursor[scan.key] = min(known, scan.latest_count if scan.latest_count is not None else known)
+                elif scan.pass_anchor is not None:
+                    prefix = f"{_WHOLE}{scan.key}:"
+                    cursor[prefix + "offset"] = scan.pass_offset
+                    cursor[prefix + "known"] = known
+                    cursor[prefix + "anchor"] = scan.pass_anchor
+                    if scan.pass_head is not None:
+                        cursor[prefix + "head"] = scan.pass_head
                 continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
@@ -900,6 +1180,12 @@ class _TickWork:
                 # Same count; a job on page 1 that is new anyway means one was deleted: keep the
                 # memory rather than count the newcomer twice.
                 cursor[scan.key] = scan.remembered
+            elif self.budget.spent and scan.found_at is None and len(scan.new_ids) < scan.need:
+                # A search cut short of what the count says is new: the memory may be too low (a
+                # job deleted, a pass that ended while jobs moved), and then no search finds
+                # enough and each tick would read the same pages again. Forget it: the next
+                # ticks read the listing whole, as a pass, and remember exactly.
+                continue
             else:
                 cursor[scan.key] = scan.remembered + known_as(scan.new_ids, scan.status)
         return cursor
@@ -919,40 +1205,7 @@ async def run_tick(poller: Poller) -> TickReport | None:
         POLL_TICKS.labels(poller.alias, "error").inc()
         log.error("poll of project %s failed: %s", poller.alias, text)
         try:
-            await poller.store.record_poll_error(poller.alias, poller.clock(), text)
+            await poller.store.record_poll_error(poller.alias, poller.clock(), text, kind=error_kind(exc))
         except Exception as store_exc:
             log.error("could not record the poll error of %s: %s", poller.alias, describe_error(store_exc))
         return None
-
-
-def schedule(
-    scheduler: AsyncIOScheduler,
-    pollers: Sequence[Poller],
-    interval: timedelta,
-    jitter: float = 0.0,
-) -> list[Any]:
-    """Add one APScheduler 3.x interval job per project (``AsyncIOScheduler``), first run at once.
-
-    ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
-    missed runs collapse into one. ``jitter`` (seconds) spreads projects and replicas apart.
-    Returns the APScheduler jobs.
-    """
-    jobs = []
-    for poller in pollers:
-        jobs.append(
-            scheduler.add_job(
-                run_tick,
-                "interval",
-                args=[poller],
-                id=f"poll:{poller.alias}",
-                name=f"poll {poller.alias}",
-                seconds=interval.total_seconds(),
-                jitter=jitter or None,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval.total_seconds())),
-                next_run_time=datetime.now(UTC),
-                replace_existing=True,
-            )
-        )
-    return jobs

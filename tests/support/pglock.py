@@ -20,14 +20,21 @@ from pathlib import Path
 __all__ = ["LOCK_PATH", "exclusive", "shared"]
 
 LOCK_PATH = Path(tempfile.gettempdir()) / "ges-bot-tests-postgres.lock"
+# A second lock makes the exclusive holder a *waiting writer* first: while it waits for the test
+# databases in use to go away, no new one may start (without it, parallel pytest-xdist workers that
+# keep creating databases would starve the outage test forever).
+INTENT_PATH = Path(tempfile.gettempdir()) / "ges-bot-tests-postgres.intent"
 
 
 class _State:
     held_exclusively = False
+    #: Shared holds open in this process: a nested one skips the intent lock, or it would wait for
+    #: an exclusive waiter that waits for the outer hold (a deadlock until the timeout).
+    shared_depth = 0
 
 
-def _open() -> int:
-    return os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
+def _open(path: Path = LOCK_PATH) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
 
 
 @contextlib.contextmanager
@@ -37,10 +44,22 @@ def shared() -> Iterator[None]:
         yield
         return
     fd = _open()
+    intent = _open(INTENT_PATH)
     try:
+        if _State.shared_depth == 0:
+            # Pass through the intent lock: blocks only while an exclusive holder waits or holds.
+            fcntl.flock(intent, fcntl.LOCK_SH)
         fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
+        os.close(intent)
+        intent = -1
+        _State.shared_depth += 1
+        try:
+            yield
+        finally:
+            _State.shared_depth -= 1
     finally:
+        if intent >= 0:
+            os.close(intent)
         os.close(fd)
 
 
@@ -48,8 +67,17 @@ def shared() -> Iterator[None]:
 def exclusive(timeout: float = 300.0) -> Iterator[None]:
     """Held while PostgreSQL is stopped on purpose; waits up to ``timeout`` for the others."""
     fd = _open()
+    intent = _open(INTENT_PATH)
     deadline = time.monotonic() + timeout
     try:
+        while True:
+            try:
+                fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another test held {INTENT_PATH} for {timeout:.0f}s") from None
+                time.sleep(0.2)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -62,4 +90,5 @@ def exclusive(timeout: float = 300.0) -> Iterator[None]:
         yield
     finally:
         _State.held_exclusively = False
+        os.close(intent)
         os.close(fd)
