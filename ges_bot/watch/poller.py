@@ -120,8 +120,10 @@ cursor stays a lower bound of what was read:
   did not read.
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
-means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
-stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
+means the tick is skipped. The lease is short (the claim lease, 15 s by default); it is renewed
+each tick and, between ticks, by the runtime's heartbeat (``renew_lease``), so one replica stays
+the poller while it lives and another takes over within a lease and one poll interval after it
+dies; ``release()`` gives it up at once (shutdown, ``ges-bot poll --once``).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from ges_bot import faultpoints
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
@@ -433,6 +436,8 @@ class Poller:
             tick_deadline.total_seconds() if isinstance(tick_deadline, timedelta) else float(tick_deadline)
         )
         self.monotonic = monotonic
+        #: Whether the last attempt to take or renew the poll lease succeeded (renew_lease renews it).
+        self.holds_lease = False
 
     def budget(self) -> TickBudget:
         """A fresh budget for one tick, starting now."""
@@ -444,7 +449,17 @@ class Poller:
 
     async def release(self) -> None:
         """Give up the poll lease (so another replica may poll at once)."""
+        self.holds_lease = False
         await self.store.release_lease(self.lease_name, self.replica)
+
+    async def renew_lease(self) -> bool:
+        """The heartbeat: renew the poll lease if this replica holds it (never take it from
+        another). Returns whether it is still held."""
+        if self.holds_lease:
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, self.clock(), self.lease_ttl.total_seconds()
+            )
+        return self.holds_lease
 
     async def tick(self, *, dry_run: bool = False) -> TickReport:
         """One poll: fetch → diff → route → commit. Raises on GES or store errors (nothing is
@@ -453,11 +468,13 @@ class Poller:
         now = self.clock()
         started = time.monotonic()
         sent_before = self.client.requests_sent
-        if not dry_run and not await self.store.try_lease(
-            self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
-        ):
-            POLL_TICKS.labels(self.alias, "skipped").inc()
-            return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
+        if not dry_run:
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+            )
+            if not self.holds_lease:
+                POLL_TICKS.labels(self.alias, "skipped").inc()
+                return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
         try:
             report = await self._tick(now, dry_run=dry_run)
         finally:
@@ -571,6 +588,7 @@ class Poller:
                 partial=partial,
                 degraded=degraded,
             )
+        await faultpoints.reached("poll.tick")
         commit = await self.store.commit_tick(
             TickResult(
                 project=self.alias,
