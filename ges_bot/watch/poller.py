@@ -929,9 +929,7 @@ class _TickWork:
             scan.pass_offset = at + len(page_jobs)
             if fresh:
                 scan.pass_anchor = _anchor(fresh[-1].job_id)
-            # A short page is the end — unless it stops at a page boundary: a GES counting pages
-            # answers a resumed offset with the rest of its page only.
-            if (len(page_jobs) < step and scan.pass_offset % step) or not fresh:
+            if len(page_jobs) < step or not fresh:
                 scan.pass_done = True
                 # Jobs inserted ahead of the pass's first job while it ran (a descending order
                 # puts every new job there) are on this tick's page 1, before that job: read this
