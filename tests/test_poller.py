@@ -30,6 +30,10 @@ from tests.support.emulator import EmulatorHandle, run_emulator
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ALIAS = "prod"
+#: Requests the first tick spends learning the GES's reading (``JobCenterClient.calibrate``).
+CALIBRATION = 5
+#: A steady tick with nothing new: 2 active lists, 3 terminal lists, the arrivals (any status).
+STEADY = 6
 EVERYTHING = Subscription(id=-1, channel="C0ALERTS", graph_pattern="*", kinds=ALERTABLE_KINDS, source="config")
 
 Summary = list[tuple[str, str, str | None]]
@@ -303,7 +307,7 @@ async def test_ten_thousand_historical_jobs_on_first_start_are_a_silent_baseline
         assert report.baseline
         assert report.events == ()
         assert report.outbox_ids == ()
-        assert report.requests == await w.emu.list_calls() <= 10_005 // 500 + 2
+        assert report.requests == await w.emu.list_calls() <= 10_005 // 500 + 2 + CALIBRATION
         assert len(await w.store.job_ids_with_status(ALIAS, "failed")) == 1000
         assert len(await w.store.job_ids_with_status(ALIAS, "success")) == 8000
         assert len(await w.store.active_snapshots(ALIAS)) == 5
@@ -423,15 +427,79 @@ async def test_an_active_job_deleted_from_ges_is_kept_with_a_warning_and_looked_
         assert report.missing == ("j-gone",)
         assert "j-gone" in caplog.text
         assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-gone"}
-        # Within the back-off the lookup is not repeated: the usual five requests only.
+        # Within the back-off the lookup is not repeated: the usual six requests only.
         await w.emu.advance(60)
         await w.emu.reset_stats()
         assert (await w.tick()).missing == ("j-gone",)
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
         await w.emu.advance(180)
         await w.emu.reset_stats()
         await w.tick()
-        assert await w.emu.list_calls() == 6
+        # The lookup: its graph since its begin date, then (not found there) the graph's whole list.
+        assert await w.emu.list_calls() == STEADY + 2
+
+
+# --- degrade, never stop ----------------------------------------------------------------------
+
+
+async def test_a_status_filter_refused_mid_run_still_alerts_that_tick_and_the_reading_is_redone(
+    sqlite_url: str,
+) -> None:
+    """The GES starts refusing status=partiallyFailed after the bot learnt it accepts it: that
+    scan falls back (no status filter, filtered here), the partial failure is alerted that very
+    tick, and the next tick's calibration records the refusal."""
+    async with world(sqlite_url) as w:
+        await w.job("j-run")
+        await w.job("j-other", "success", related_graph="roads")
+        await w.tick()
+        await w.emu.advance(60)
+        await w.tick()
+        await w.emu.configure(status_filter="no-partial")
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-run", status="partiallyFailed")
+        report = await w.tick()
+        assert summary(report) == [("j-run", "partially_failed", "running")]
+        assert report.degraded is None
+        assert "partiallyFailed" in w.client.reading.refused
+        await w.emu.advance(60)
+        await w.job("j-quick", "partiallyFailed", related_graph="ships")
+        report = await w.tick()
+        assert summary(report) == [("j-quick", "partially_failed", None)]
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.last_error is None
+        assert state.cursor["reading:refused"] != 0  # kept per project
+
+
+async def test_one_scan_failing_commits_what_the_others_found_and_says_so(db_url: str) -> None:
+    """An unreadable answer to one listing does not cost the alerts the other listings found, and
+    the tick is recorded degraded (last error set, last success kept) — not as a success."""
+    async with world(db_url) as w:
+        await w.job("j-run")
+        await w.tick()
+        await w.emu.advance(60)
+        await w.tick()
+        before = await w.store.poll_state(ALIAS)
+        assert before is not None
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-run", status="failed")
+        # The first listing of the tick (status=waiting) gets an HTML page instead of JSON.
+        await w.emu.fault(malformed=True, count=1)
+        report = await w.tick()
+        assert summary(report) == [("j-run", "failed", "running")]
+        assert report.degraded is not None and "status=waiting" in report.degraded
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.last_error is not None and "status=waiting" in state.last_error
+        assert state.consecutive_failures == 1
+        assert state.last_error_kind == "unreadable"
+        assert state.failing_since is not None  # in part blind since then (the ops channel's clock)
+        assert state.last_success_at == before.last_success_at
+        await w.emu.advance(60)
+        report = await w.tick()
+        assert report.degraded is None and report.events == ()
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.last_error is None and state.consecutive_failures == 0
+        assert state.failing_since is None
 
 
 # --- moving lists and orders ------------------------------------------------------------------
@@ -673,7 +741,7 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         assert (await w.tick()).events == ()
         recent = (await w.emu.stats())["recent"]
         terminal = {r["query"] for r in recent if "start_time" in r["query"]}
-        assert len(recent) == 5
+        assert len(recent) == STEADY
         assert {q for q in terminal if "status=success" in q} == {
             f"status=success&start_time={(T0 - timedelta(days=1)).date()}&offset=900&limit=100"
         }
@@ -686,11 +754,11 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         await w.emu.reset_stats()
         report = await w.tick()
         assert sorted(e.job.job_id for e in report.events) == ["new-f", *(f"new{i}" for i in range(7))]
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, order: str) -> None:
+async def test_steady_ticks_cost_six_requests_in_either_order(sqlite_url: str, order: str) -> None:
     """Jobs that ran a while land a little before the end in ascending order (jobs begun after
     them finished first): the last page finds them. In descending order new jobs are on page 1,
     which the poller learns to read first."""
@@ -729,9 +797,9 @@ async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, 
             report = await w.tick()
             assert len(report.events) == 4
             costs.append(await w.emu.list_calls())
-        # 2 active lists + 3 terminal lists; growth found where this order puts it. Descending
-        # order pays twice to learn where (tail probe, last page, then page 1), once.
-        assert costs[1:] == [5 if order == "desc" else 6] * 3, costs
+        # 2 active lists + 3 terminal lists + the arrivals; growth found where this order puts it.
+        # Descending order pays twice to learn where (tail probe, last page, then page 1), once.
+        assert costs[1:] == [STEADY if order == "desc" else STEADY + 1] * 3, costs
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -959,7 +1027,7 @@ def _history(n: int, prefix: str = "h") -> list[dict[str, Any]]:
     ]
 
 
-async def settle(w: World, poller: Poller, most: int = 20) -> Summary:
+async def settle(w: World, poller: Poller, most: int = 40) -> Summary:
     """Tick (a minute apart) until a tick reads everything; every event of those ticks."""
     events: Summary = []
     for _ in range(most):
@@ -995,13 +1063,13 @@ async def test_a_baseline_larger_than_the_tick_budget_continues_next_tick(sqlite
         )
         state = await w.store.poll_state(ALIAS)
         assert state is not None and state.baselined_at is not None
-        # The terminal windows (250 jobs of the last day) are read whole once, in a few ticks,
-        # and then remembered: a steady tick is cheap again.
+        # The terminal windows and the arrivals (250 jobs of the last day each) are read whole
+        # once, over a few ticks, and then remembered: a steady tick is cheap again.
         assert await settle(w, poller) == []
         await w.emu.reset_stats()
         steady = await poller.tick()
         assert not steady.partial
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
         await w.job("j-new", "failed", related_graph="g3")
         assert await settle(w, poller) == [("j-new", "failed", None)]
 
@@ -1041,12 +1109,13 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
     async with world(sqlite_url, page_size=10) as w:
         await w.emu.add_jobs(_history(100))
         # A clock on which each request to GES takes a second (no waiting involved): the
-        # baseline asks for page 1, then batches of four while time is left (at 1 and 5 s): nine
-        # requests, and its six seconds are up.
-        poller = w.poller(tick_deadline=6, monotonic=lambda: float(w.client.requests_sent))
+        # calibration's requests come first (CALIBRATION seconds), then the baseline asks for
+        # page 1, then batches of four while time is left (at 1 and 5 s): nine requests, and its
+        # six seconds are up.
+        poller = w.poller(tick_deadline=6 + CALIBRATION, monotonic=lambda: float(w.client.requests_sent))
         first = await poller.tick()
         assert first.partial and first.baseline
-        assert first.requests == 9
+        assert first.requests == CALIBRATION + 9
         reports = [first]
         while reports[-1].partial:
             reports.append(await poller.tick())
@@ -1079,11 +1148,12 @@ async def test_a_window_larger_than_the_budget_loses_and_repeats_nothing_while_j
             await w.emu.advance(60)
         # A tick that read within its budget is not yet one that knows everything (a pass may just
         # have ended short of jobs that moved under it): give the passes a few ticks to finish.
-        for _ in range(12):
+        # (The arrivals' pass as well: in a random order, about 25 ticks at 9 pages.)
+        for _ in range(30):
             reported += [e.job.job_id for e in (await poller.tick()).events]
             await w.emu.advance(60)
         assert sorted(reported) == sorted(expected)
-        # And then the memory is whole: a quiet tick costs the five requests of the cheap path.
+        # And then the memory is whole: a quiet tick costs the six requests of the cheap path.
         await w.emu.reset_stats()
         quiet = await poller.tick()
         assert quiet.events == () and not quiet.partial

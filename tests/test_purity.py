@@ -29,6 +29,7 @@ CORE = {
     "domain",
     "jobcenter.wire",
     "jobcenter.signing",
+    "jobcenter.reading",
     "watch.diff",
     "notify.routing",
     "notify.mrkdwn",

@@ -65,6 +65,34 @@ Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs run
 listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
 
+Readings and degrading
+----------------------
+Before the fetch the tick makes sure the client knows this GES's reading of the list API
+(``JobCenterClient.calibrate``; kept per project in the cursor as ``reading:*`` and redone when an
+answer contradicts it, or every few minutes while a point is undecided). Statuses whose filter
+cannot be used (refused with a 400, ignored by GES, or not decided yet) are not listed by status.
+One *arrivals* scan (key ``*@<date>``) of the date window without a status filter, with the same
+tail probe and memory, takes every job not known at all, whatever its status: a job that began
+and ended between two ticks in a status no filter names (``cancelled``, or ``partiallyFailed``
+where that filter is refused) is found there (one request a steady tick). Active jobs that change
+status are found by the active and terminal lists that work, else by the vanished lookup.
+Where the date filter leaves running jobs out (it is on the end time: learnt when a whole read
+of the arrivals window held none of the running jobs begun inside it; cursor ``window:active``),
+a job enters the arrivals window when it ends, and counts there as new.
+
+Without a ``job_count`` to trust (it counts the page, or the whole job center), the tail probe
+reads from the remembered length to an empty page, and that length stands in for the count; a
+whole read leaves the memory the next probe starts from. Where GES counts offsets in pages, the
+client turns item offsets into the page holding them, and the walk back goes by whole pages. Naive times that put a job in the future give the zone they are written in
+(``reading.naive_offset_hint``); the tick's jobs are corrected at once.
+
+Each scan (active list, terminal list, arrivals, vanished lookup) fails alone when the failure is
+its own (a refused query that cannot be broadened further, an unreadable answer): the tick commits
+what the others found and is recorded *degraded* (``TickResult.degraded``: last_error set,
+last_success_at kept, so the next tick's window reaches back and the failed scan's memory is not
+advanced). GES down (no answer, 5xx after retries) or refusing the credentials fails the tick as a
+whole, as does every scan failing.
+
 Budget
 ------
 A tick may ask GES for at most ``max_pages`` pages and must not start a request after its
@@ -107,23 +135,34 @@ import time
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ges_bot import faultpoints
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
-from ges_bot.errors import GesBotError
+from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
+from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
 from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
 from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
-__all__ = ["JobSource", "Poller", "TickBudget", "TickReport", "describe_error", "run_tick"]
+__all__ = [
+    "Calibrating",
+    "JobSource",
+    "PlannedQuery",
+    "Poller",
+    "TickBudget",
+    "TickReport",
+    "describe_error",
+    "plan_queries",
+    "run_tick",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +179,15 @@ _HEAD = "head:"
 _TAIL_PAGES = 2
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
+#: The arrivals scan's status: any (see "Readings and degrading").
+_ANY = "*"
+#: Cursor key: when the reading was last calibrated (epoch seconds).
+_CALIBRATED_AT = "reading:at"
+#: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
+_WINDOW_ACTIVE = "window:active"
+#: An undecided reading (too few jobs to tell) is calibrated again after this long.
+_RECALIBRATE_UNDECIDED = timedelta(minutes=5)
+_ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
 #: Cursor key: the next offset of a baseline that did not finish in one tick.
 _BASELINE = "baseline:offset"
 #: Cursor key: when (epoch seconds) the last tick that read everything began.
@@ -204,6 +252,21 @@ class JobSource(Protocol):
     def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]: ...
 
 
+@runtime_checkable
+class Calibrating(Protocol):
+    """A job source that learns the GES's reading of the list API (``JobCenterClient`` is one)."""
+
+    reading: Reading
+    stale: bool
+    calibrated: bool
+
+    async def calibrate(self) -> Reading: ...
+
+    def use_reading(self, reading: Reading) -> None: ...
+
+    def learn_naive_offset(self, minutes: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TickReport:
     """What one tick did. ``events`` are those newly recorded (or, in a dry run, those found)."""
@@ -224,6 +287,8 @@ class TickReport:
     #: The tick ran out of its budget (pages or time): what was read is committed, the rest
     #: continues next tick.
     partial: bool = False
+    #: Set when a scan failed and the tick committed only what the others found: what failed.
+    degraded: str | None = None
 
 
 @dataclass
@@ -260,6 +325,51 @@ class _Scan:
     latest_count: int | None = None
     #: How many jobs unknown in the status the count says there are (a scan with a memory).
     need: int = 0
+    #: The scan failed (its memory is kept as it was).
+    failed: bool = False
+    #: An active job was among the rows read (arrivals: the date window holds running jobs).
+    saw_active: bool = False
+    #: The listing's lower date bound.
+    query_start: date | None = None
+    #: What it lists.
+    query: ListQuery = field(default_factory=ListQuery)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedQuery:
+    """One listing a steady tick makes (``ges-bot check`` runs the same ones)."""
+
+    #: ``active`` (every page, each tick), ``terminal`` or ``arrivals`` (tail probe and memory).
+    kind: str
+    #: The status word the scan is about (``*``: any, for arrivals).
+    status: str
+    query: ListQuery
+
+    @property
+    def name(self) -> str:
+        since = f" since {self.query.start_date.isoformat()}" if self.query.start_date else ""
+        return f"{'new jobs (any status)' if self.status == _ANY else 'status=' + self.status}{since}"
+
+
+def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
+    """The listings of a steady tick under ``reading``, with the terminal window starting at
+    ``start``: the active lists and terminal lists whose status filter works, and — when some
+    status cannot be asked for — the arrivals scan (see the module docstring)."""
+
+    def usable(status: str) -> bool:
+        return not wire_status(reading, status)[1]
+
+    plan = [PlannedQuery("active", s.value, ListQuery(status=s)) for s in _ACTIVE_QUERIES if usable(s)]
+    plan += [
+        PlannedQuery("terminal", s.value, ListQuery(status=s, start_date=start)) for s in TERMINAL_QUERIES if usable(s)
+    ]
+    # Always: a job that begins and ends between two ticks in a status no filter names (cancelled,
+    # Failed, complete…, or one whose filter is refused) is found nowhere else. When the active
+    # lists cannot be asked for, new jobs are looked for in the whole list: a date filter on the
+    # end time (one reading) leaves a running job out of every window.
+    active_listed = all(usable(s) for s in _ACTIVE_QUERIES)
+    plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start if active_listed else None)))
+    return plan
 
 
 def _page_offsets(count: int, limit: int) -> list[int]:
@@ -370,7 +480,7 @@ class Poller:
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
-        POLL_TICKS.labels(self.alias, "ok").inc()
+        POLL_TICKS.labels(self.alias, "degraded" if report.degraded else "ok").inc()
         POLL_DURATION.labels(self.alias).observe(duration)
         return TickReport(
             project=self.alias,
@@ -384,21 +494,66 @@ class Poller:
             dry_run=dry_run,
             missing=report.missing,
             partial=report.partial,
+            degraded=report.degraded,
         )
+
+    # --- the reading ------------------------------------------------------------------------
+
+    async def _ensure_reading(self, state: PollState | None, budget: TickBudget) -> dict[str, int]:
+        """Make the client follow this GES's reading: the one kept in the cursor, else a fresh
+        calibration; again when an answer contradicted it, or (undecided) every few minutes.
+        Returns the cursor entries that record it. The calibration's requests are charged to
+        ``budget``."""
+        client = self.client
+        if not isinstance(client, Calibrating):
+            return {}
+        cursor = state.cursor if state is not None else {}
+        at = cursor.get(_CALIBRATED_AT)
+        if not client.calibrated:
+            kept = Reading.from_cursor(cursor)
+            if kept is not None:
+                client.use_reading(kept)
+        due = (
+            not client.calibrated
+            or client.stale
+            or (
+                not client.reading.decided
+                and (at is None or self.clock().timestamp() - at >= _RECALIBRATE_UNDECIDED.total_seconds())
+            )
+        )
+        if due:
+            sent = self.client.requests_sent
+            await client.calibrate()
+            # Its requests come out of the tick's budget like any page.
+            budget.pages += self.client.requests_sent - sent
+            at = int(self.clock().timestamp())
+        return {_CALIBRATED_AT: at or int(self.clock().timestamp())}
+
+    def _reading_cursor(self, calibrated: dict[str, int]) -> dict[str, int]:
+        client = self.client
+        if not isinstance(client, Calibrating) or not client.calibrated:
+            return {}
+        return {**client.reading.to_cursor(), **calibrated}
 
     # --- one tick ---------------------------------------------------------------------------
 
     async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
         state = await self.store.poll_state(self.alias)
         baseline = state is None or state.baselined_at is None
-        tick = _TickWork(self, now, self.budget())
+        budget = self.budget()
+        calibrated = await self._ensure_reading(state, budget)
+        tick = _TickWork(self, now, budget)
         if baseline:
             await tick.fetch_everything(state)
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
+        tick.correct_naive_times()
         result = await tick.diff(baseline=baseline)
-        cursor = tick.next_cursor(result)
+        cursor = {**tick.next_cursor(result), **self._reading_cursor(calibrated)}
+        degraded = tick.degraded()
+        if degraded:
+            log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
         partial = tick.budget.spent
         if partial:
             log.info(
@@ -431,6 +586,7 @@ class Poller:
                 deliveries=len(routed.deliveries),
                 missing=tuple(sorted(tick.missing)),
                 partial=partial,
+                degraded=degraded,
             )
         await faultpoints.reached("poll.tick")
         commit = await self.store.commit_tick(
@@ -445,6 +601,8 @@ class Poller:
                 cursor=cursor,
                 # A baseline read in part is not one yet: the next tick continues it.
                 baseline=baseline and not tick.baseline_unfinished,
+                degraded=degraded,
+                degraded_kind=error_kind(tick.first_error).value if degraded and tick.first_error else None,
             )
         )
         for event in commit.new_events:
@@ -458,6 +616,7 @@ class Poller:
             outbox_ids=commit.outbox_ids,
             missing=tuple(sorted(tick.missing)),
             partial=partial,
+            degraded=degraded,
         )
 
 
@@ -481,7 +640,18 @@ class _TickWork:
         self.cursor_in: dict[str, int] = {}
         self.vanished_cursor: dict[str, int] = {}
         self.missing: set[str] = set()
+        #: What failed this tick (scan name → the error, as a sentence).
+        self.failures: dict[str, str] = {}
+        self.first_error: JobCenterError | None = None
+        #: Jobs the status lists found that the store did not know at all (new to the window).
+        self.window_new: set[str] = set()
+        #: Whether the date window leaves running jobs out (a filter on the end time), as learnt
+        #: by an earlier full read of the arrivals (cursor ``window:active``: 1 holds, 2 leaves out).
+        self.window_excludes_active = False
+        self.succeeded = 0
         self._lookup = asyncio.Lock()
+        client = poller.client
+        self.reading: Reading = client.reading if isinstance(client, Calibrating) else ASSUMED
 
     # --- GES ---
 
@@ -507,27 +677,73 @@ class _TickWork:
                 if not self.budget.left():
                     return
 
+    async def _guarded(self, name: str, work: Awaitable[None]) -> bool:
+        """Run one scan; a failure of this scan alone (a refused query, an unreadable answer) is
+        noted and the tick degrades instead of ending. GES down (no answer, 5xx after the
+        client's retries) or credentials refused end the tick: the other scans would fail too,
+        and the next tick redoes everything at no loss."""
+        try:
+            await work
+        except (AuthError, TransportError):
+            raise
+        except ApiError as exc:
+            if exc.retryable:
+                raise
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
+        except JobCenterError as exc:
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
+        self.succeeded += 1
+        return True
+
+    def degraded(self) -> str | None:
+        """A sentence naming the scans that failed, or ``None``; raises the failure when every
+        scan failed (the tick then saw nothing, and is a failed tick)."""
+        if not self.failures:
+            return None
+        if not self.succeeded and self.first_error is not None:
+            raise self.first_error
+        text = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
+        return f"{len(self.failures)} scan(s) failed ({text})"
+
     async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
         """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
         Returns whether every page was read."""
         if first.job_count is None:
-            # No count to aim at: walk on until an empty page.
-            offset = len(first.jobs)
-            while first.jobs:
+            # No count to aim at (or none to trust): walk on until an empty page.
+            offset = first.size
+            seen = set(first.row_ids)
+            while first.size:
                 page = await self._page(query, offset)
-                if not page.jobs or await on_page(page.jobs):
-                    return not page.jobs
-                offset += len(page.jobs)
+                if not page.size or await on_page(page.jobs):
+                    return not page.size
+                fresh = set(page.row_ids) - seen
+                if not fresh:
+                    # A GES that ignores offset must not keep us here; the reading is suspect.
+                    self._distrust()
+                    return True
+                seen |= fresh
+                offset += page.size
             return True
-        step = self.p.page_size
-        if 0 < len(first.jobs) < min(step, first.job_count):
+        step = first.limit
+        if 0 < first.size < min(step, first.job_count):
             # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-            step = len(first.jobs)
+            step = first.size
         for offset in _page_offsets(first.job_count, step):
             page = await self._page(query, offset)
             if await on_page(page.jobs):
                 return False
         return True
+
+    def _distrust(self) -> None:
+        client = self.p.client
+        if isinstance(client, Calibrating):
+            client.stale = True
 
     # --- store ---
 
@@ -563,36 +779,58 @@ class _TickWork:
             fresh = False
             for page in pages:
                 self.jobs.extend(page.jobs)
-                fresh = fresh or any(j.job_id not in seen for j in page.jobs)
-                seen.update(j.job_id for j in page.jobs)
+                fresh = fresh or any(i not in seen for i in page.row_ids)
+                seen.update(page.row_ids)
             first = pages[0]
-            if not step_known and 0 < len(first.jobs) < step and (first.job_count or 0) > offset + len(first.jobs):
-                # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-                step = len(first.jobs)
+            if not step_known:
+                # The limit the client really sends (a cap the calibration found), then what GES
+                # gives when the count says there is more.
+                step = min(step, first.limit)
+                if 0 < first.size < step and (first.job_count or 0) > offset + first.size:
+                    # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
+                    step = first.size
             step_known = True
-            if any(len(page.jobs) < step for page in pages) or not fresh:
+            if any(page.size < step for page in pages) or not fresh:
                 # The end of the list (or a GES ignoring offset: nothing new).
                 return
             offset += granted * step
 
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
+        self.window_excludes_active = self.cursor_in.get(_WINDOW_ACTIVE) == 2
         self.active = await self.p.store.active_snapshots(self.p.alias)
-        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
-        await self._list_all(ListQuery(status=QueryStatus.WAITING))
-        await self._list_all(ListQuery(status=QueryStatus.RUNNING))
         since = min(self.now, state.last_success_at or self.now)
         if _COMPLETE in self.cursor_in:
             # Not past the last tick that read everything (a cut tick commits too).
             since = min(since, datetime.fromtimestamp(self.cursor_in[_COMPLETE], UTC))
         start = since.astimezone(UTC).date() - timedelta(days=1)
-        for status in TERMINAL_QUERIES:
-            key = f"{status.value}@{start.isoformat()}"
-            head_first = bool(self.cursor_in.get(f"{_HEAD}{status.value}"))
+        plan = plan_queries(self.reading, start)
+        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
+        for planned in plan:
+            if planned.kind == "active":
+                await self._guarded(planned.name, self._list_all(planned.query))
+        for planned in plan:
+            if planned.kind == "active":
+                continue
+            key = f"{planned.status}@{planned.query.start_date.isoformat() if planned.query.start_date else 'all'}"
+            head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
             self.scans.append(
-                _Scan(status=status.value, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+                _Scan(
+                    status=planned.status,
+                    key=key,
+                    remembered=self.cursor_in.get(key),
+                    head_first=head_first,
+                    query_start=planned.query.start_date,
+                    query=planned.query,
+                )
             )
-        await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
+        await asyncio.gather(*(self._scan(scan) for scan in self.scans if scan.status != _ANY))
+        for scan in self.scans:
+            if scan.status == _ANY:
+                # After the status lists: what they found new in the same window (or a narrower
+                # one) is new here too, so the arrivals need not read back for it.
+                scan.new_ids |= self.window_new
+                await self._scan(scan)
         # Every terminal listing read to its end: the next window may start from this tick.
         self.complete_at = int((since if self.budget.spent else self.now).timestamp())
         if self.budget.spent:
@@ -602,13 +840,17 @@ class _TickWork:
             return
         await self._follow_vanished()
 
-    async def _scan_terminal(self, scan: _Scan, start: date) -> None:
+    async def _scan(self, scan: _Scan) -> None:
+        name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
+        if not await self._guarded(name, self._scan_terminal(scan)):
+            scan.failed = True
+
+    async def _scan_terminal(self, scan: _Scan) -> None:
         # Out of budget: next_cursor keeps what this scan's pages proved, and no more.
         with contextlib.suppress(_Spent):
-            await self._scan_terminal_pages(scan, start)
+            await self._scan_terminal_pages(scan, scan.query)
 
-    async def _scan_terminal_pages(self, scan: _Scan, start: date) -> None:
-        query = ListQuery(status=scan.status, start_date=start)
+    async def _scan_terminal_pages(self, scan: _Scan, query: ListQuery) -> None:
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
             return
         first = await self._page(query, 0)
@@ -616,7 +858,8 @@ class _TickWork:
         await self._note(scan, first.jobs)
         count = first.job_count
         if count is None:
-            # GES gave no count: nothing to compare with next time, so read it all every time.
+            # No count to trust: read it all; what was seen is then the memory the next tick's
+            # probe starts from (see _probe_tail).
             scan.counted = False
         elif scan.remembered is not None and count == scan.remembered:
             scan.unchanged = True
@@ -638,6 +881,8 @@ class _TickWork:
 
         if scan.full or len(scan.new_ids) < need:
             scan.exhausted = await self._search(query, first, on_page)
+            if count is None and scan.exhausted:
+                scan.counted = True
 
     async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page) -> None:
         """Read a terminal listing whole, in offset order, as far as the budget goes; a pass cut
@@ -702,6 +947,10 @@ class _TickWork:
         probe = await self._page(query, scan.remembered)
         scan.unread = False
         count = probe.job_count
+        if count is None:
+            # No count to trust (a page's length, the job center's total): the length of the list
+            # is what was remembered plus the rows from there on, read to an empty page.
+            count = await self._length_from(scan, query, probe)
         if count is None or count < scan.remembered:
             return False
         if count == scan.remembered:
@@ -710,11 +959,15 @@ class _TickWork:
         await self._note(scan, probe.jobs)
         need = scan.need = count - scan.remembered
         offset = scan.remembered
+        step = probe.limit
+        paged = self.reading.offset in ("page0", "page1")
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
-            if len(scan.new_ids) >= need or offset <= self.p.page_size:
+            if len(scan.new_ids) >= need or offset <= step:
                 break
-            offset -= self.p.page_size
+            # A GES counting pages answers whole pages only: step back to the page boundary,
+            # or the rows between it and the probe would be skipped.
+            offset = (offset - 1) // step * step if paged else offset - step
             page = await self._page(query, offset)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
@@ -722,10 +975,43 @@ class _TickWork:
             return True
         return False
 
+    async def _length_from(self, scan: _Scan, query: ListQuery, probe: Page) -> int | None:
+        """``remembered`` + the rows from ``probe`` (at offset ``remembered``) to an empty page,
+        noting the jobs of the pages after it; ``None`` when a page brings nothing new (a GES
+        whose offsets do not work as its reading says: page 1 and the full read take over)."""
+        assert scan.remembered is not None
+        rows = probe.size
+        seen = set(probe.row_ids)
+        page = probe
+        while page.size:
+            page = await self._page(query, scan.remembered + rows)
+            fresh = set(page.row_ids) - seen
+            if page.size and not fresh:
+                self._distrust()
+                return None
+            seen |= fresh
+            rows += page.size
+            await self._note(scan, page.jobs)
+        return scan.remembered + rows
+
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
         Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
+        if scan.status == _ANY:
+            for job in jobs:
+                scan.seen.add(job.job_id)
+                scan.saw_active = scan.saw_active or job.is_active
+                prev = self.known.get(job.job_id)
+                if prev is None:
+                    scan.new_ids.add(job.job_id)
+                    self.jobs.append(job)
+                elif prev.job.status != job.status:
+                    self.jobs.append(job)
+                    if self.window_excludes_active and prev.job.is_active:
+                        # A date filter on the end time: a job enters the window when it ends.
+                        scan.new_ids.add(job.job_id)
+            return
         for job in jobs:
             if job.status != scan.status:
                 # Not what was asked for: diff judges it, but it says nothing about the count.
@@ -736,6 +1022,8 @@ class _TickWork:
             if prev is None or prev.job.status != scan.status:
                 scan.new_ids.add(job.job_id)
                 self.jobs.append(job)
+            if prev is None:
+                self.window_new.add(job.job_id)
 
     async def _follow_vanished(self) -> None:
         listed = {j.job_id for j in self.jobs}
@@ -770,10 +1058,23 @@ class _TickWork:
                         self.jobs.append(job)
                 return not wanted
 
-            try:
+            async def look(
+                query: ListQuery = query,
+                take: Callable[[Sequence[Job]], Awaitable[bool]] = take,
+                wanted: set[str] = wanted,
+            ) -> None:
                 first = await self._page(query, 0)
                 if not await take(first.jobs):
                     await self._search(query, first, take)
+                if wanted and query.start_date is not None:
+                    # Not in its window: a date filter on the end time leaves a running job out.
+                    # The graph's whole list, then.
+                    await look(replace(query, start_date=None))
+
+            try:
+                if not await self._guarded(f"lookup of graph {graph}", look()):
+                    # Not looked for, so not missing: the next tick tries again.
+                    continue
             except _Spent:
                 # Not looked for to the end: no miss counted, the back-off as it was.
                 for job_id in wanted:
@@ -788,6 +1089,29 @@ class _TickWork:
                 wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
                 self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
                 self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
+
+    # --- naive times ---
+
+    def correct_naive_times(self) -> None:
+        """Naive times that put a job in the future are written east of UTC: learn by how much
+        (the client reads them so from now on) and correct this tick's jobs at once."""
+        client = self.p.client
+        if self.reading.times != "naive" or not isinstance(client, Calibrating):
+            return
+        times = [t for j in self.jobs for t in (j.begin_time, j.end_time) if t is not None]
+        extra = naive_offset_hint(times, self.now)
+        if not extra:
+            return
+        client.learn_naive_offset(client.reading.naive_offset_min + extra)
+        shift = timedelta(minutes=extra)
+        self.jobs = [
+            replace(
+                j,
+                begin_time=j.begin_time - shift if j.begin_time else None,
+                end_time=j.end_time - shift if j.end_time else None,
+            )
+            for j in self.jobs
+        ]
 
     # --- diff and the next cursor ---
 
@@ -814,16 +1138,30 @@ class _TickWork:
         after = {s.job.job_id: s.job.status for s in result.snapshots}
 
         def known_as(ids: Collection[str], status: str) -> int:
+            if status == _ANY:
+                return sum(1 for i in ids if after.get(i, self._status_before(i)) is not None)
             return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
+        if _WINDOW_ACTIVE in self.cursor_in:
+            cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
         if self.baseline_next is not None:
             cursor[_BASELINE] = self.baseline_next
         if self.complete_at is not None:
             cursor[_COMPLETE] = self.complete_at
         for scan in self.scans:
-            if scan.unread:
-                # Not read at all this tick: what was known stays known.
+            if scan.status == _ANY and scan.query_start is not None and not scan.failed:
+                if scan.saw_active:
+                    cursor[_WINDOW_ACTIVE] = 1
+                elif (scan.exhausted or scan.pass_done) and any(
+                    s.job.begin_time is not None
+                    and s.job.begin_time.astimezone(UTC).date() >= scan.query_start + timedelta(days=1)
+                    for s in self.active.values()
+                ):
+                    # Read whole, and no running job in it though some began well inside it.
+                    cursor[_WINDOW_ACTIVE] = 2
+            if scan.unread or scan.failed:
+                # Not read (or not read to the end: it failed) this tick: what was known stays known.
                 for key, value in self.cursor_in.items():
                     if key in (scan.key, f"{_HEAD}{scan.status}") or key.startswith(f"{_WHOLE}{scan.key}:"):
                         cursor[key] = value
