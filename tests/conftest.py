@@ -25,6 +25,18 @@ from tests.support.emulator import EmulatorHandle, run_emulator
 from tests.support.processes import BotFleet, bot_fleet
 
 PG_ENV = "GES_BOT_TEST_POSTGRES_URL"
+_RELIABILITY = Path(__file__).parent / "reliability"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spread the suite over xdist workers (``--dist loadgroup``) by file, as ``loadfile`` would —
+    except the multi-process reliability suite, which runs as one group on one worker: its tests
+    each start several bot replicas, and two of them side by side on two cores measure the
+    machine's overload, not failover."""
+    for item in items:
+        path = Path(str(item.fspath))
+        group = "reliability" if _RELIABILITY in path.parents else str(path.relative_to(Path(__file__).parent))
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _pg_admin_url() -> str | None:
