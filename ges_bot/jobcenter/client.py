@@ -220,7 +220,9 @@ def _retryable(exc: BaseException) -> bool:
 class JobCenterClient:
     """Async client of one GES project's job center. Use as ``async with`` or call :meth:`aclose`.
 
-    ``concurrency`` bounds the pages fetched at once (1 = one after another). Each request is
+    ``concurrency`` bounds the requests in flight at once, whoever makes them (1 = one after
+    another), and so the memory held by answers being read (``concurrency × max_answer_bytes``
+    at most). Each request is
     tried at most ``1 + max_retries`` times; the wait before retry *n* is uniform in
     ``[0, min(backoff_cap, backoff_base * 2**(n-1))]`` seconds. An answer longer than
     ``max_answer_bytes`` (decoded) is abandoned as soon as that many bytes were read and raises
@@ -255,6 +257,7 @@ class JobCenterClient:
         self.project = project
         self.page_size = page_size
         self.concurrency = concurrency
+        self._in_flight = asyncio.Semaphore(concurrency)
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_answer_bytes = max_answer_bytes
@@ -677,6 +680,14 @@ class JobCenterClient:
         )
 
     async def _get_once(self, path: str, params: list[tuple[str, str]]) -> Any:
+        # Every request of this client — the poller's concurrent scans, calibration probes and
+        # /gesjobs questions together — holds one of ``concurrency`` slots while its answer is read
+        # and parsed: the memory of answers in hand is at most ``concurrency × max_answer_bytes``,
+        # however many scans run at once, and GES sees at most that many requests from us.
+        async with self._in_flight:
+            return await self._exchange(path, params)
+
+    async def _exchange(self, path: str, params: list[tuple[str, str]]) -> Any:
         request = self._http.build_request("GET", path, params=tuple(params))
         where = f"GET {path}"
         try:
@@ -715,21 +726,24 @@ class JobCenterClient:
             await response.aclose()
 
         if not 200 <= status < 300:
-            raise self._api_error(response, raw, request_id)
-        try:
-            return json.loads(raw)
-        except RecursionError:
-            raise UnusableAnswerError(
-                f"GES answered {where} with HTTP {status} but its JSON is nested too deep to read ({len(raw)} bytes)",
-                http_status=status,
-                request_id=request_id,
-            ) from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ResponseError(
-                f"GES answered {where} with HTTP {status} but {_describe_unreadable(response, raw, exc)}",
-                http_status=status,
-                request_id=request_id,
-            ) from None
+            error: Exception = self._api_error(response, raw, request_id)
+        else:
+            try:
+                return json.loads(raw)
+            except RecursionError:
+                error = UnusableAnswerError(
+                    f"GES answered {where} with HTTP {status} but its JSON is nested too deep to read ({len(raw)} bytes)",
+                    http_status=status,
+                    request_id=request_id,
+                )
+            except (ValueError, UnicodeDecodeError) as exc:
+                error = ResponseError(
+                    f"GES answered {where} with HTTP {status} but {_describe_unreadable(response, raw, exc)}",
+                    http_status=status,
+                    request_id=request_id,
+                )
+        raw.clear()  # as in _read_capped: the error's traceback must not hold the answer
+        raise error
 
     async def _read_capped(self, response: httpx.Response, where: str) -> bytearray:
         """The body, streamed: at most ``max_answer_bytes`` are ever held, and reading it all may
@@ -743,6 +757,10 @@ class JobCenterClient:
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > cap:
+                    # Let go of what was read before raising: a refusal's traceback keeps this
+                    # frame, and whoever keeps the error (a retry's state, a shared future) would
+                    # keep the answer's bytes with it — megabytes a tick, for ever.
+                    body.clear()
                     raise self._too_large(response, where, f"more than {cap:,} bytes were sent")
         return body  # not bytes(body): a copy would double the peak
 

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ges_bot import charts
 from ges_bot.domain import Subscription
 from ges_bot.slackapp.commands import ChartKind
 from ges_bot.slackapp.statsview import ChartScope, alt_text, chart_title
@@ -76,6 +75,10 @@ class RenderedChart:
 async def render_chart(stats: Stats, chart: ChartKind, scope: ChartScope) -> RenderedChart:
     """The PNG, drawn in a worker thread (matplotlib is CPU-bound; the loop keeps serving)."""
     title = chart_title(stats, chart, scope)
+    # Imported at the first chart, not at start: matplotlib and numpy are ~40 MB of a bot's
+    # memory that one that never draws a chart does not need.
+    from ges_bot import charts
+
     png = await asyncio.to_thread(charts.render, stats, chart, title)
     filename = f"ges-{chart}-{day_of(stats.start, ZoneInfo(stats.zone)).isoformat()}.png"
     return RenderedChart(png, title, alt_text(stats, chart), filename)
