@@ -117,7 +117,7 @@ from ges_bot import faultpoints, metrics
 from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
-from ges_bot.notify.slack import FailureScope, PermanentSlackError, Posted, SlackGateway
+from ges_bot.notify.slack import FailureCategory, FailureScope, PermanentSlackError, Posted, SlackGateway
 from ges_bot.store.api import MarkedSent, OutboxItem, OutboxStore, PostedMessage, ThreadReply
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
@@ -678,7 +678,11 @@ class DeliveryWorker:
         except Exception as exc:
             # A bug in rendering or bookkeeping must not lose the row (nor block its channel).
             log.exception("delivery: unexpected error delivering outbox row %s", item.id)
-            outcome = await self._retry(item, RetryableSlackError(f"internal: {type(exc).__name__}"), keep_order=False)
+            outcome = await self._retry(
+                item,
+                RetryableSlackError(f"internal: {type(exc).__name__}", category=FailureCategory.INTERNAL),
+                keep_order=False,
+            )
             return _Outcome(_Result.SKIPPED) if outcome.result is _Result.RETRY else outcome
         metrics.SLACK_SENDS.labels("sent").inc()
         if item.reply is None:
@@ -717,7 +721,7 @@ class DeliveryWorker:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
-            metrics.SLACK_FAILURES.labels("message").inc()
+            metrics.SLACK_FAILURES.labels(exc.category.value).inc()
         await self._turn(channel, claim)
         return await self._post_once(channel, message.text, [], thread_ts, record, claim)
 
@@ -854,11 +858,11 @@ class DeliveryWorker:
                 delay = min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, self.policy.max_turn_wait_s))
-                if exc.error == "ratelimited":
+                if exc.category is FailureCategory.RATELIMITED:
                     self._rate_limited(channel, exc.retry_after if exc.retry_after is not None else delay)
                 log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, exc.error, attempt)
                 await asyncio.sleep(delay)
-        metrics.SLACK_FAILURES.labels("inline").inc()
+        metrics.SLACK_FAILURES.labels(FailureCategory.INLINE.value).inc()
         return None
 
     # --- recoveries -----------------------------------------------------------------------------
@@ -936,7 +940,7 @@ class DeliveryWorker:
                 until, reason = now, "worker stopping"
             await self._send_back(item, until, reason)
             return _Outcome(_Result.RETRY, until=until)
-        metrics.SLACK_FAILURES.labels(_category(exc)).inc()
+        metrics.SLACK_FAILURES.labels(exc.category.value).inc()
         if item.attempts >= self.policy.max_attempts:
             log.error(
                 "delivery: giving up on outbox row %s to %s after %d attempts (last error %s): %s",
@@ -949,7 +953,7 @@ class DeliveryWorker:
             await self._give_up(item, f"gave up after {item.attempts} attempts: {exc.error}")
             return _Outcome(_Result.DEAD)
         delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
-        if exc.error == "ratelimited":
+        if exc.category is FailureCategory.RATELIMITED:
             self._rate_limited(channel, delay)
         log.warning(
             "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
@@ -967,7 +971,7 @@ class DeliveryWorker:
     async def _permanent(self, item: OutboxItem, exc: PermanentSlackError) -> _Outcome:
         now = self.clock()
         channel = item.delivery.channel
-        metrics.SLACK_FAILURES.labels(exc.scope.value).inc()
+        metrics.SLACK_FAILURES.labels(exc.category.value).inc()
         if exc.scope is FailureScope.INSTALLATION:
             # Nothing can be posted anywhere: keep the row (nothing lost) and pause everything.
             until = now + timedelta(seconds=self.policy.installation_pause_s)
@@ -1052,16 +1056,6 @@ class DeliveryWorker:
                     min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
                 )
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _category(exc: SlackDeliveryError) -> str:
-    if exc.error == "ratelimited":
-        return "ratelimited"
-    if exc.error.startswith("connection_error") or exc.error == "timeout":
-        return "connection"
-    if exc.error.startswith("internal:"):
-        return "internal"
-    return "server"
 
 
 def events_summary(events: Sequence[JobEvent]) -> str:
