@@ -114,88 +114,18 @@ from enum import Enum
 from typing import Any
 
 from ges_bot import faultpoints, metrics
-from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo, Subscription
+from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
+from ges_bot.notify.channels import NOTE_INSTALLATION, ChannelHealth
+from ges_bot.notify.pacing import BusyReason, Pacer
+from ges_bot.notify.policy import DeliveryPolicy, backoff_delay
 from ges_bot.notify.slack import FailureCategory, FailureScope, PermanentSlackError, Posted, SlackGateway
 from ges_bot.store.api import MarkedSent, OutboxItem, OutboxStore, PostedMessage, ThreadReply
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
-
-#: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
-NOTE_INSTALLATION = "slack"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    """Tunables of the outbox worker, with the defaults a production bot uses."""
-
-    #: Rows in flight at once (all channels together); also the most one claim takes.
-    batch_size: int = 50
-    #: How long a claim keeps other workers off a row unless renewed. A running worker renews its
-    #: claims (``heartbeat_s``), so this is how long the rows of a worker that died wait.
-    claim_lease_s: float = 15.0
-    #: A row is handed back instead of posted when its claim has less than this left (it must
-    #: cover a whole Slack call and its recording: the runtime keeps it above the Slack timeout).
-    lease_margin_s: float = 13.0
-    #: Seconds between renewals of the worker's claims while it runs (``None``: derived from the
-    #: lease and the margin, see :attr:`heartbeat_interval`).
-    heartbeat_s: float | None = None
-    #: At most one chat.postMessage per channel per this many seconds. A 429 doubles a channel's
-    #: interval (up to ``max_channel_interval_s``); each post Slack takes brings it back by 10 %.
-    channel_interval_s: float = 1.0
-    max_channel_interval_s: float = 30.0
-    #: Rows one channel's lane holds at once; the rest waits in the outbox, unclaimed, for its
-    #: turn. One: a row is claimed at most one turn (``channel_interval_s``) before it is posted,
-    #: so a worker that dies holds back one row per channel, for one lease at most.
-    channel_queue: int = 1
-    #: A lane waits this long at most for its channel's turn before handing the row back.
-    max_turn_wait_s: float = 10.0
-    backoff_base_s: float = 2.0
-    backoff_cap_s: float = 300.0
-    max_attempts: int = 100
-    #: How often the worker looks for due rows when nothing woke it.
-    idle_poll_s: float = 1.0
-    installation_pause_s: float = 300.0
-    #: DMs (about a broken channel) are tried this often, waiting at most ``inline_retry_cap_s``.
-    inline_attempts: int = 3
-    inline_retry_cap_s: float = 5.0
-    #: Tries to record a posted message (``mark_sent``) before leaving it to the claim's expiry.
-    record_attempts: int = 6
-    #: Post→mark-sent sections in flight at once (all lanes together): the most messages a crash
-    #: of the worker can leave posted and not recorded, i.e. post twice.
-    max_concurrent_posts: int = 4
-
-    @property
-    def heartbeat_interval(self) -> float:
-        """Seconds between claim renewals: often enough that a claim never drops below the margin
-        between two renewals (half the room the lease leaves above it), and at least three
-        renewals per lease, so one late renewal costs no claim."""
-        if self.heartbeat_s is not None:
-            return self.heartbeat_s
-        room = self.claim_lease_s - self.lease_margin_s
-        return max(0.1, min(self.claim_lease_s / 3, room / 2))
-
-
-def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait before attempt ``attempt + 1``.
-
-    When Slack says when to come back (``Retry-After`` of a 429), that is the delay, plus up to
-    10 % (at most 1 s) so that workers do not all return at the same instant; ``attempt`` does not
-    matter then (it also counts rows sent back for pacing, and Slack's word is exact). Otherwise
-    ``base × 2^(attempt−1)`` capped at ``backoff_cap_s``, times a jitter factor in [0.5, 1.0].
-    """
-    if retry_after is not None:
-        return retry_after + rng.random() * min(1.0, retry_after * 0.1)
-    exponent = min(max(0, attempt - 1), 62)
-    raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2.0**exponent))
-    return float(raw * (0.5 + rng.random() / 2))
-
-
-#: ``_ChannelBusy.error`` of a row handed back because the worker stops (due at once).
-_STOPPING = "worker_stopping"
 
 
 class _ChannelBusy(RetryableSlackError):
@@ -274,24 +204,31 @@ class DeliveryWorker:
         self.policy = policy or DeliveryPolicy()
         self.rng = rng or random.Random()
         self.notes: MutableMapping[str, str] = notes if notes is not None else {}
-        #: The Slack error that paused all delivery, until a post succeeds again.
-        self.last_installation_error: str | None = None
-        #: Channels of config-file subscriptions that Slack refuses (channel → error).
-        self.broken_config_channels: dict[str, str] = {}
-        self._paused_until: datetime | None = None
         self._lanes: dict[str, _Lane] = {}
         # outbox id → the claim this worker holds on it (queued in a lane or being posted).
         self._in_flight: dict[int, _Claimed] = {}
         # channel → {outbox id: next_attempt_at} of rows this worker sent back, to keep order.
         self._sent_back: dict[str, dict[int, datetime]] = {}
-        # channel → loop time before which no chat.postMessage may go to it, and its interval.
-        self._free_at: dict[str, float] = {}
-        self._interval: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
         # Set when the worker stops: a lane waiting for its channel's turn hands its row back.
         self._halt = asyncio.Event()
+        self.pacer = Pacer(
+            interval_s=self.policy.channel_interval_s,
+            max_interval_s=self.policy.max_channel_interval_s,
+            halt=self._halt,
+        )
+        self.health = ChannelHealth(
+            store,
+            gateway,
+            self.pacer,
+            post=self._post_dm,
+            policy=self.policy,
+            clock=clock,
+            rng=self.rng,
+            notes=self.notes,
+        )
         # Post→mark-sent sections in flight: bounds what a crash can post twice (module docstring).
         self._posting = asyncio.Semaphore(max(1, self.policy.max_concurrent_posts))
 
@@ -300,9 +237,17 @@ class DeliveryWorker:
     @property
     def paused_until(self) -> datetime | None:
         """Until when delivery is paused by an installation error (``None``: not paused)."""
-        if self._paused_until is not None and self.clock() >= self._paused_until:
-            return None
-        return self._paused_until
+        return self.health.paused_until
+
+    @property
+    def last_installation_error(self) -> str | None:
+        """The Slack error that paused all delivery, until a post succeeds again."""
+        return self.health.last_installation_error
+
+    @property
+    def broken_config_channels(self) -> dict[str, str]:
+        """Channels of config-file subscriptions that Slack refuses (channel → error)."""
+        return self.health.broken_config_channels
 
     @property
     def in_flight(self) -> int:
@@ -500,7 +445,7 @@ class DeliveryWorker:
         """When a row that does not fit in its lane is due again: after the channel's next free
         turn and the rows queued before it, or after the last row of the channel sent back."""
         interval = timedelta(seconds=self.channel_interval(channel))
-        free_in = max(0.0, self._free_at.get(channel, 0.0) - self._loop_time())
+        free_in = max(0.0, self.pacer.free_in(channel))
         slot = now + timedelta(seconds=free_in) + interval * max(1, len(lane.queue))
         latest = max(self._sent_back.get(channel, {}).values(), default=None)
         if latest is not None and latest + interval > slot:
@@ -603,49 +548,20 @@ class DeliveryWorker:
                 claimed = lane.queue.popleft()
                 await self._give_up(claimed.item, outcome.error)
 
-    def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
-
     async def _turn(self, channel: str, claim: _Claimed | None) -> None:
         """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
         that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
-        wait = self._free_at.get(channel, 0.0) - self._loop_time()
         limit = self.policy.max_turn_wait_s
         if claim is not None:
             # Never wait past the point where the claim could lapse before the post is made.
             limit = min(limit, (self._post_by(claim) - self.clock()).total_seconds())
-        if wait > limit:
-            raise _ChannelBusy("channel_busy", retry_after=wait)
-        if wait > 0:
-            await faultpoints.reached("delivery.pacing")
-            try:
-                # A worker that stops hands the row back at once rather than post it after the wait.
-                await asyncio.wait_for(self._halt.wait(), timeout=wait)
-            except TimeoutError:
-                pass
-            else:
-                raise _ChannelBusy(_STOPPING)
-        self._free_at[channel] = self._loop_time() + self.channel_interval(channel)
+        busy = await self.pacer.turn(channel, limit)
+        if busy is not None:
+            raise _ChannelBusy(busy.reason.value, retry_after=busy.retry_after)
 
     def channel_interval(self, channel: str) -> float:
         """Seconds between posts to ``channel`` now (the policy's, or more after 429s)."""
-        return self._interval.get(channel, self.policy.channel_interval_s)
-
-    def _rate_limited(self, channel: str, retry_after: float) -> None:
-        """Slack said 429: nothing to the channel for ``retry_after`` seconds, and slower after."""
-        until = self._loop_time() + retry_after
-        self._free_at[channel] = max(self._free_at.get(channel, 0.0), until)
-        slower = min(self.policy.max_channel_interval_s, self.channel_interval(channel) * 2)
-        self._interval[channel] = max(slower, self.policy.channel_interval_s)
-
-    def _accepted(self, channel: str) -> None:
-        current = self._interval.get(channel)
-        if current is not None:
-            faster = current * 0.9
-            if faster <= self.policy.channel_interval_s:
-                del self._interval[channel]
-            else:
-                self._interval[channel] = faster
+        return self.pacer.interval(channel)
 
     # --- one row --------------------------------------------------------------------------------
 
@@ -688,18 +604,8 @@ class DeliveryWorker:
         if item.reply is None:
             observed = min((e.at for e in delivery.events), default=item.created_at)
             metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
-        self._healthy(delivery.channel)
+        self.health.healthy(delivery.channel)
         return _Outcome(_Result.SENT, follow=follow)
-
-    def _healthy(self, channel: str) -> None:
-        """Slack took a message: forget installation and channel problems it disproves."""
-        if self.last_installation_error is not None:
-            log.warning("delivery: Slack accepts the bot token again; delivery resumed")
-            self.last_installation_error = None
-            self.notes.pop(NOTE_INSTALLATION, None)
-        if self.broken_config_channels.pop(channel, None) is not None:
-            log.warning("delivery: channel %s accepts alerts again", channel)
-            self.notes.pop(f"{NOTE_INSTALLATION}:{channel}", None)
 
     async def _post(
         self,
@@ -740,10 +646,10 @@ class DeliveryWorker:
         async with self._posting:
             if claim is not None and self.clock() >= self._post_by(claim):
                 # The wait for a slot ate the claim's margin: posting now could outlive the claim.
-                raise _ChannelBusy("claim_running_out", retry_after=0.0)
+                raise _ChannelBusy(BusyReason.CLAIM.value, retry_after=0.0)
             await faultpoints.reached("delivery.claimed")
             posted = await self.gateway.post(channel, text, blocks, thread_ts=thread_ts)
-            self._accepted(channel)
+            self.pacer.accepted(channel)
             await faultpoints.reached("delivery.posted")
             follow = await record(posted) if record is not None else ()
         return posted, follow
@@ -840,30 +746,9 @@ class DeliveryWorker:
             return tuple(_Claimed(row, now) for row in marked.rows)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post_inline(
-        self, channel: str, message: render.SlackMessage, *, thread_ts: str | None = None, what: str
-    ) -> Posted | None:
-        """A best-effort post (a DM): a few tries with short capped waits, then a log line."""
-        for attempt in range(1, self.policy.inline_attempts + 1):
-            try:
-                posted, _ = await self._post(channel, message, thread_ts=thread_ts)
-                return posted
-            except PermanentSlackError as exc:
-                log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
-                break
-            except SlackDeliveryError as exc:
-                if attempt == self.policy.inline_attempts:
-                    log.error("delivery: gave up on the %s in %s: %s", what, channel, exc.error)
-                    break
-                delay = min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
-                if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.policy.max_turn_wait_s))
-                if exc.category is FailureCategory.RATELIMITED:
-                    self._rate_limited(channel, exc.retry_after if exc.retry_after is not None else delay)
-                log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, exc.error, attempt)
-                await asyncio.sleep(delay)
-        metrics.SLACK_FAILURES.labels(FailureCategory.INLINE.value).inc()
-        return None
+    async def _post_dm(self, channel: str, message: render.SlackMessage) -> Posted:
+        posted, _ = await self._post(channel, message)
+        return posted
 
     # --- recoveries -----------------------------------------------------------------------------
 
@@ -934,9 +819,9 @@ class DeliveryWorker:
         if isinstance(exc, _ChannelBusy):
             until = now + timedelta(seconds=exc.retry_after or self.channel_interval(channel))
             reason = "waiting for this channel's rate limit"
-            if exc.error == "claim_running_out":
+            if exc.error == BusyReason.CLAIM:
                 reason = "claim about to expire"
-            elif exc.error == _STOPPING:
+            elif exc.error == BusyReason.STOPPING:
                 until, reason = now, "worker stopping"
             await self._send_back(item, until, reason)
             return _Outcome(_Result.RETRY, until=until)
@@ -954,7 +839,7 @@ class DeliveryWorker:
             return _Outcome(_Result.DEAD)
         delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
         if exc.category is FailureCategory.RATELIMITED:
-            self._rate_limited(channel, delay)
+            self.pacer.rate_limited(channel, delay)
         log.warning(
             "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
             item.id,
@@ -969,24 +854,11 @@ class DeliveryWorker:
         return _Outcome(_Result.RETRY, until=until)
 
     async def _permanent(self, item: OutboxItem, exc: PermanentSlackError) -> _Outcome:
-        now = self.clock()
         channel = item.delivery.channel
         metrics.SLACK_FAILURES.labels(exc.category.value).inc()
         if exc.scope is FailureScope.INSTALLATION:
             # Nothing can be posted anywhere: keep the row (nothing lost) and pause everything.
-            until = now + timedelta(seconds=self.policy.installation_pause_s)
-            self._paused_until = until
-            self.last_installation_error = exc.error
-            self.notes[NOTE_INSTALLATION] = (
-                f"Slack refuses the bot token ({exc.error}): no alert can be posted. Check SLACK_BOT_TOKEN, "
-                "SLACK_API_URL and the app's scopes; alerts are kept and go out once Slack accepts the token."
-            )
-            log.critical(
-                "delivery: Slack refuses the bot token (%s); check SLACK_BOT_TOKEN, SLACK_API_URL and the app's "
-                "scopes. Alerts are kept and delivery resumes by itself; pausing %.0fs",
-                exc.error,
-                self.policy.installation_pause_s,
-            )
+            until = self.health.installation_refused(exc.error)
             await self._send_back(item, until, exc.error)
             return _Outcome(_Result.PAUSED, until=until)
         await self._give_up(item, exc.error)
@@ -999,63 +871,8 @@ class DeliveryWorker:
                 events_summary(item.delivery.events),
             )
             return _Outcome(_Result.DEAD)
-        await self._channel_broken(item.delivery, exc.error)
+        await self.health.channel_broken(item.delivery, exc.error)
         return _Outcome(_Result.BROKEN, error=exc.error)
-
-    async def _channel_broken(self, delivery: Delivery, error: str) -> None:
-        channel = delivery.channel
-        before = {s.id: s.broken for s in await self.store.subscriptions(channel)}
-        broken = await self.store.mark_channel_broken(channel, error, self.clock())
-        newly = [s for s in broken if before.get(s.id) is None]
-        log.error(
-            "delivery: cannot post to channel %s (%s); its %d subscription(s) are marked broken",
-            channel,
-            error,
-            len(broken),
-        )
-        if any(i < 0 for i in delivery.subscription_ids):
-            self.broken_config_channels[channel] = error
-            self.notes[f"{NOTE_INSTALLATION}:{channel}"] = (
-                f"Alerts for channel {channel} (a [[subscriptions]] entry of GES_BOT_CONFIG) cannot be posted: "
-                f"Slack answered {error}. Fix the channel (invite the bot, unarchive it) or the config file."
-            )
-            log.error(
-                "delivery: channel %s comes from [[subscriptions]] in GES_BOT_CONFIG and Slack answers %s: "
-                "invite the bot to it, unarchive it, or change the config file",
-                channel,
-                error,
-            )
-        if newly:
-            await self._tell_subscribers(channel, error, newly)
-
-    async def _tell_subscribers(self, channel: str, error: str, subs: Sequence[Subscription]) -> None:
-        people = sorted({s.created_by for s in subs if s.created_by and s.created_by[:1] in ("U", "W")})
-        if not people:
-            log.error("delivery: no one to tell that channel %s is broken (%s)", channel, error)
-            return
-        notice = render.render_broken_channel_notice(channel, error, [s.graph_pattern for s in subs])
-        for user in people:
-            try:
-                dm = await self._open_dm(user)
-            except SlackDeliveryError as exc:
-                log.error("delivery: could not open a DM with %s about channel %s: %s", user, channel, exc.error)
-                continue
-            if await self._post_inline(dm, notice, what=f"notice to {user}") is not None:
-                log.info("delivery: told %s that channel %s is broken (%s)", user, channel, error)
-
-    async def _open_dm(self, user: str) -> str:
-        for attempt in range(1, self.policy.inline_attempts + 1):
-            try:
-                return await self.gateway.open_dm(user)
-            except PermanentSlackError:
-                raise
-            except SlackDeliveryError:
-                if attempt == self.policy.inline_attempts:
-                    raise
-                await asyncio.sleep(
-                    min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def events_summary(events: Sequence[JobEvent]) -> str:
