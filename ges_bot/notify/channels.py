@@ -23,24 +23,28 @@ import random
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import datetime, timedelta
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_attempt
+
 from ges_bot import metrics
 from ges_bot.domain import Delivery, Subscription
 from ges_bot.errors import FailureCategory, PermanentSlackError, SlackDeliveryError
 from ges_bot.notify import render
-from ges_bot.notify.pacing import Pacer
+from ges_bot.notify.pacing import Busy, Pacer
 from ges_bot.notify.policy import DeliveryPolicy, backoff_delay
 from ges_bot.notify.slack import Posted, SlackGateway
 from ges_bot.store.api import OutboxStore
 
 __all__ = ["NOTE_INSTALLATION", "ChannelHealth", "InlinePost"]
 
-log = logging.getLogger(__name__)
+# The delivery stages log as delivery: one logger name for operators to filter on, as before the split.
+log = logging.getLogger("ges_bot.notify.delivery")
 
 #: ``notes`` key of an installation-wide Slack problem; channel problems use ``slack:<channel>``.
 NOTE_INSTALLATION = "slack"
 
-#: A paced post of a message to a channel (a DM here), raising ``SlackDeliveryError``s.
-InlinePost = Callable[[str, render.SlackMessage], Awaitable[Posted]]
+#: A paced post of a message to a channel (a DM here): what Slack took, or a busy channel; raises
+#: ``SlackDeliveryError``s.
+InlinePost = Callable[[str, render.SlackMessage], Awaitable[Posted | Busy]]
 
 
 class ChannelHealth:
@@ -151,36 +155,80 @@ class ChannelHealth:
 
     async def _post_inline(self, channel: str, message: render.SlackMessage, *, what: str) -> Posted | None:
         """A best-effort post (a DM): a few tries with short capped waits, then a log line."""
-        for attempt in range(1, self.policy.inline_attempts + 1):
-            try:
-                return await self.post(channel, message)
-            except PermanentSlackError as exc:
-                log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
-                break
-            except SlackDeliveryError as exc:
-                if attempt == self.policy.inline_attempts:
-                    log.error("delivery: gave up on the %s in %s: %s", what, channel, exc.error)
-                    break
-                delay = min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
-                if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.policy.max_turn_wait_s))
-                if exc.category is FailureCategory.RATELIMITED:
-                    self.pacer.rate_limited(channel, exc.retry_after if exc.retry_after is not None else delay)
-                log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, exc.error, attempt)
-                await asyncio.sleep(delay)
+
+        def wait(state: RetryCallState) -> float:
+            delay = min(
+                self.policy.inline_retry_cap_s, backoff_delay(state.attempt_number, self.policy, None, self.rng)
+            )
+            _, retry_after, _ = _failure(state)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, self.policy.max_turn_wait_s))
+            return delay
+
+        def before_sleep(state: RetryCallState) -> None:
+            error, retry_after, category = _failure(state)
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            if category is FailureCategory.RATELIMITED:
+                self.pacer.rate_limited(channel, retry_after if retry_after is not None else delay)
+            log.warning("delivery: the %s in %s failed (%s), attempt %d", what, channel, error, state.attempt_number)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.inline_attempts),
+            wait=wait,
+            # A busy channel (a value) is tried again like a retryable error; a refusal is not.
+            retry=retry_if_exception(_retryable) | retry_if_result(lambda result: isinstance(result, Busy)),
+            before_sleep=before_sleep,
+            sleep=asyncio.sleep,
+            # Out of tries: the last outcome as it is (its error raised, or the last Busy returned).
+            retry_error_callback=_last_outcome,
+        )
+        try:
+            result: Posted | Busy = await retrying(self.post, channel, message)
+        except PermanentSlackError as exc:
+            log.error("delivery: Slack refused the %s in %s: %s", what, channel, exc.error)
+        except SlackDeliveryError as exc:
+            log.error("delivery: gave up on the %s in %s: %s", what, channel, exc.error)
+        else:
+            if isinstance(result, Posted):
+                return result
+            log.error("delivery: gave up on the %s in %s: %s", what, channel, result.reason.value)
         metrics.SLACK_FAILURES.labels(FailureCategory.INLINE.value).inc()
         return None
 
     async def _open_dm(self, user: str) -> str:
-        for attempt in range(1, self.policy.inline_attempts + 1):
-            try:
-                return await self.gateway.open_dm(user)
-            except PermanentSlackError:
-                raise
-            except SlackDeliveryError:
-                if attempt == self.policy.inline_attempts:
-                    raise
-                await asyncio.sleep(
-                    min(self.policy.inline_retry_cap_s, backoff_delay(attempt, self.policy, None, self.rng))
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.inline_attempts),
+            wait=lambda state: min(
+                self.policy.inline_retry_cap_s, backoff_delay(state.attempt_number, self.policy, None, self.rng)
+            ),
+            retry=retry_if_exception(_retryable),
+            sleep=asyncio.sleep,
+            reraise=True,
+        )
+        result: str = await retrying(self.gateway.open_dm, user)
+        return result
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, SlackDeliveryError) and not isinstance(exc, PermanentSlackError)
+
+
+def _failure(state: RetryCallState) -> tuple[str, float | None, FailureCategory | None]:
+    """What the last try met: its error (or busy reason), ``Retry-After`` and category."""
+    outcome = state.outcome
+    if outcome is None:
+        return "", None, None
+    if outcome.failed:
+        exc = outcome.exception()
+        if isinstance(exc, SlackDeliveryError):
+            return exc.error, exc.retry_after, exc.category
+        return type(exc).__name__, None, None
+    result = outcome.result()
+    if isinstance(result, Busy):
+        return result.reason.value, result.retry_after, None
+    return "", None, None
+
+
+def _last_outcome(state: RetryCallState) -> object:
+    assert state.outcome is not None
+    return state.outcome.result()

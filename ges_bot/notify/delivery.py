@@ -107,72 +107,35 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
-from typing import Any
 
-from ges_bot import faultpoints, metrics
-from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo
+from ges_bot import metrics
+from ges_bot.domain import EventKind, ProjectInfo
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.channels import NOTE_INSTALLATION, ChannelHealth
-from ges_bot.notify.pacing import BusyReason, Pacer
+from ges_bot.notify.claims import Claimed, ClaimLost, Outcome, Result
+from ges_bot.notify.failures import Failures, events_summary
+from ges_bot.notify.pacing import Busy, Pacer
 from ges_bot.notify.policy import DeliveryPolicy, backoff_delay
-from ges_bot.notify.slack import FailureCategory, FailureScope, PermanentSlackError, Posted, SlackGateway
-from ges_bot.store.api import MarkedSent, OutboxItem, OutboxStore, PostedMessage, ThreadReply
+from ges_bot.notify.posting import Poster
+from ges_bot.notify.recording import Recorder
+from ges_bot.notify.sending import Sender
+from ges_bot.notify.slack import FailureCategory, PermanentSlackError, Posted, SlackGateway
+from ges_bot.store.api import OutboxStore
 
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
 
 
-class _ChannelBusy(RetryableSlackError):
-    """Internal: the channel's next turn (or a free posting slot) is too far away to wait for
-    while holding the claim."""
-
-
-class _ClaimLost(Exception):
-    """Internal: the row was posted but is no longer this worker's (its claim ran out and another
-    worker took it, or it was settled meanwhile): the mark-sent did not apply."""
-
-
-class _Result(Enum):
-    SENT = "sent"
-    RETRY = "retry"  # this row went back to the outbox; rows behind it follow it
-    SKIPPED = "skipped"  # this row went back for an internal reason; rows behind it carry on
-    DEAD = "dead"
-    BROKEN = "broken"  # the channel refuses us: rows behind it die too
-    PAUSED = "paused"  # the installation is refused: everything pauses
-    LOST = "lost"  # the row is no longer ours (fenced out): leave it alone; rows behind it carry on
-
-
-@dataclass(slots=True)
-class _Claimed:
-    item: OutboxItem
-    claimed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    result: _Result
-    until: datetime | None = None
-    error: str = ""
-    #: Rows written with the sent mark, claimed by this worker: the rest of a recovery row (posted
-    #: next) and an alert's thread replies (queued at the end of the lane).
-    follow: tuple[_Claimed, ...] = ()
-
-
 @dataclass(slots=True)
 class _Lane:
     channel: str
-    queue: deque[_Claimed] = field(default_factory=deque)
+    queue: deque[Claimed] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
-
-
-#: Records a message Slack accepted; returns the rows written with the sent mark.
-_Recorder = Callable[[Posted], Awaitable[tuple[_Claimed, ...]]]
 
 
 class DeliveryWorker:
@@ -196,8 +159,8 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         notes: MutableMapping[str, str] | None = None,
     ) -> None:
-        self.store = store
-        self.gateway = gateway
+        self._store = store
+        self._gateway = gateway
         self.projects = dict(projects)
         self.worker_id = worker_id
         self.clock = clock
@@ -206,9 +169,7 @@ class DeliveryWorker:
         self.notes: MutableMapping[str, str] = notes if notes is not None else {}
         self._lanes: dict[str, _Lane] = {}
         # outbox id → the claim this worker holds on it (queued in a lane or being posted).
-        self._in_flight: dict[int, _Claimed] = {}
-        # channel → {outbox id: next_attempt_at} of rows this worker sent back, to keep order.
-        self._sent_back: dict[str, dict[int, datetime]] = {}
+        self._in_flight: dict[int, Claimed] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
@@ -229,8 +190,28 @@ class DeliveryWorker:
             rng=self.rng,
             notes=self.notes,
         )
-        # Post→mark-sent sections in flight: bounds what a crash can post twice (module docstring).
-        self._posting = asyncio.Semaphore(max(1, self.policy.max_concurrent_posts))
+        self.poster = Poster(gateway, self.pacer, policy=self.policy, clock=clock)
+        self.recorder = Recorder(store, worker_id=worker_id, policy=self.policy, clock=clock, in_flight=self._in_flight)
+        self.sender = Sender(store, gateway, self.poster, self.recorder, clock=clock)
+        self.failures = Failures(self.recorder, self.pacer, self.health, policy=self.policy, clock=clock, rng=self.rng)
+
+    @property
+    def store(self) -> OutboxStore:
+        return self._store
+
+    @store.setter
+    def store(self, store: OutboxStore) -> None:
+        # The stages write through the worker's store, whichever it is now (tests swap one in).
+        self._store = self.health.store = self.recorder.store = self.sender.store = store
+
+    @property
+    def gateway(self) -> SlackGateway:
+        return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: SlackGateway) -> None:
+        # Likewise the Slack gateway the stages post, update and open DMs through.
+        self._gateway = self.health.gateway = self.poster.gateway = self.sender.gateway = gateway
 
     # --- running -------------------------------------------------------------------------------
 
@@ -313,7 +294,7 @@ class DeliveryWorker:
     async def renew(self) -> int:
         """One heartbeat: renew the claims this worker holds; returns how many were renewed. A
         claim that is no longer ours (we stalled past the lease and another worker took the row)
-        is not renewed, and the row is posted by no one but its new holder (``_post_by``)."""
+        is not renewed, and the row is posted by no one but its new holder (``Poster.post_by``)."""
         held = dict(self._in_flight)
         if not held:
             return 0
@@ -331,10 +312,10 @@ class DeliveryWorker:
 
     def _until_next_turn(self) -> float:
         now = self.clock()
-        due = [when for rows in self._sent_back.values() for when in rows.values() if when > now]
-        if not due:
+        due = self.recorder.next_due(now)
+        if due is None:
             return self.policy.idle_poll_s
-        return max(0.01, min(self.policy.idle_poll_s, (min(due) - now).total_seconds()))
+        return max(0.01, min(self.policy.idle_poll_s, (due - now).total_seconds()))
 
     async def _wait(self, stop: asyncio.Event, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
         event.clear()
@@ -402,10 +383,10 @@ class DeliveryWorker:
             busy=busy,
         )
         for item in items:  # oldest first: the order lanes keep
-            await self._dispatch(_Claimed(item, now), now)
+            await self._dispatch(Claimed(item, now), now)
         return len(items)
 
-    async def _dispatch(self, claimed: _Claimed, now: datetime) -> None:
+    async def _dispatch(self, claimed: Claimed, now: datetime) -> None:
         item = claimed.item
         held = self._in_flight.get(item.id)
         if held is not None:
@@ -417,29 +398,17 @@ class DeliveryWorker:
         lane = self._lanes.get(channel)
         if lane is None:
             lane = self._lanes[channel] = _Lane(channel)
-        hold = self._hold(channel, item.id, now)
+        hold = self.recorder.hold(channel, item.id, now)
         if hold is not None:
-            await self._send_back(item, hold, "waiting behind an earlier message to this channel")
+            await self.recorder.send_back(item, hold, "waiting behind an earlier message to this channel")
             return
         if len(lane.queue) >= self.policy.channel_queue:
-            await self._send_back(item, self._next_slot(channel, lane, now), "waiting for this channel's turn")
+            await self.recorder.send_back(item, self._next_slot(channel, lane, now), "waiting for this channel's turn")
             return
         lane.queue.append(claimed)
         self._in_flight[item.id] = claimed
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._run_lane(lane), name=f"delivery:{channel}")
-
-    def _hold(self, channel: str, outbox_id: int, now: datetime) -> datetime | None:
-        """When an older row of the channel that this worker sent back is due, if it is not yet."""
-        sent_back = self._sent_back.get(channel)
-        if not sent_back:
-            return None
-        sent_back.pop(outbox_id, None)
-        for key in [k for k, due in sent_back.items() if due <= now]:
-            # Due already and not among the rows claimed before this one: another worker has it.
-            del sent_back[key]
-        older = [due for key, due in sent_back.items() if key < outbox_id]
-        return max(older) if older else None
 
     def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
         """When a row that does not fit in its lane is due again: after the channel's next free
@@ -447,37 +416,10 @@ class DeliveryWorker:
         interval = timedelta(seconds=self.channel_interval(channel))
         free_in = max(0.0, self.pacer.free_in(channel))
         slot = now + timedelta(seconds=free_in) + interval * max(1, len(lane.queue))
-        latest = max(self._sent_back.get(channel, {}).values(), default=None)
+        latest = self.recorder.latest_sent_back(channel)
         if latest is not None and latest + interval > slot:
             slot = latest + interval
         return slot
-
-    async def _send_back(self, item: OutboxItem, until: datetime, reason: str, *, keep_order: bool = True) -> None:
-        """Return a claimed row to the outbox, due at ``until``; with ``keep_order``, newer rows of
-        its channel claimed before then wait behind it."""
-        self._in_flight.pop(item.id, None)
-        if not await self.store.mark_retry(item.id, reason, until, worker=self.worker_id):
-            self._claim_lost(item, "hand it back")
-            return
-        if keep_order:
-            self._sent_back.setdefault(item.delivery.channel, {})[item.id] = until
-
-    async def _give_up(self, item: OutboxItem, error: str) -> None:
-        """``mark_dead``, fenced: a row another worker holds by now is left to it."""
-        self._in_flight.pop(item.id, None)
-        if await self.store.mark_dead(item.id, error, self.clock(), worker=self.worker_id):
-            metrics.SLACK_SENDS.labels("dead").inc()
-        else:
-            self._claim_lost(item, "give it up")
-
-    def _claim_lost(self, item: OutboxItem, action: str) -> None:
-        log.warning(
-            "delivery: outbox row %s to %s is no longer ours (our claim ran out and another worker took it, "
-            "or it was settled meanwhile); did not %s",
-            item.id,
-            item.delivery.channel,
-            action,
-        )
 
     # --- one channel ----------------------------------------------------------------------------
 
@@ -513,51 +455,35 @@ class DeliveryWorker:
             if self._lanes.get(lane.channel) is lane:
                 del self._lanes[lane.channel]
 
-    async def _next_in_lane(self, claimed: _Claimed) -> _Outcome:
+    async def _next_in_lane(self, claimed: Claimed) -> Outcome:
         item = claimed.item
         now = self.clock()
         paused = self.paused_until
         if paused is not None:
-            await self._send_back(item, paused, "delivery paused: Slack refuses the bot token")
-            return _Outcome(_Result.PAUSED, until=paused)
+            await self.recorder.send_back(item, paused, "delivery paused: Slack refuses the bot token")
+            return Outcome(Result.PAUSED, until=paused)
         if self._stopping:
-            await self._send_back(item, now, "worker stopping")
-            return _Outcome(_Result.SKIPPED)
-        if now >= self._post_by(claimed):
+            await self.recorder.send_back(item, now, "worker stopping")
+            return Outcome(Result.SKIPPED)
+        if now >= self.poster.post_by(claimed):
             # Posting now could outlive the claim and let another worker post it too.
-            await self._send_back(item, now, "claim about to expire")
-            return _Outcome(_Result.RETRY, until=now)
+            await self.recorder.send_back(item, now, "claim about to expire")
+            return Outcome(Result.RETRY, until=now)
         return await self._deliver(claimed)
 
-    def _post_by(self, claimed: _Claimed) -> datetime:
-        """The time by which a row must be posted: its claim (renewed if we claimed it again while
-        it waited in its lane) minus the margin."""
-        return claimed.claimed_at + timedelta(seconds=self.policy.claim_lease_s - self.policy.lease_margin_s)
-
-    async def _after(self, lane: _Lane, outcome: _Outcome) -> None:
+    async def _after(self, lane: _Lane, outcome: Outcome) -> None:
         """What a row's outcome means for the rows queued behind it in the lane."""
-        if outcome.result in (_Result.RETRY, _Result.PAUSED) and outcome.until is not None:
+        if outcome.result in (Result.RETRY, Result.PAUSED) and outcome.until is not None:
             reason = "waiting behind an earlier message to this channel"
-            if outcome.result is _Result.PAUSED:
+            if outcome.result is Result.PAUSED:
                 reason = "delivery paused: Slack refuses the bot token"
             while lane.queue:
                 claimed = lane.queue.popleft()
-                await self._send_back(claimed.item, outcome.until, reason)
-        elif outcome.result is _Result.BROKEN:
+                await self.recorder.send_back(claimed.item, outcome.until, reason)
+        elif outcome.result is Result.BROKEN:
             while lane.queue:
                 claimed = lane.queue.popleft()
-                await self._give_up(claimed.item, outcome.error)
-
-    async def _turn(self, channel: str, claim: _Claimed | None) -> None:
-        """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
-        that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
-        limit = self.policy.max_turn_wait_s
-        if claim is not None:
-            # Never wait past the point where the claim could lapse before the post is made.
-            limit = min(limit, (self._post_by(claim) - self.clock()).total_seconds())
-        busy = await self.pacer.turn(channel, limit)
-        if busy is not None:
-            raise _ChannelBusy(busy.reason.value, retry_after=busy.retry_after)
+                await self.recorder.give_up(claimed.item, outcome.error)
 
     def channel_interval(self, channel: str) -> float:
         """Seconds between posts to ``channel`` now (the policy's, or more after 429s)."""
@@ -568,313 +494,47 @@ class DeliveryWorker:
     def _project(self, alias: str) -> ProjectInfo:
         return self.projects.get(alias) or ProjectInfo(alias=alias, project_id="")
 
-    async def _deliver(self, claim: _Claimed) -> _Outcome:
+    async def _deliver(self, claim: Claimed) -> Outcome:
         item = claim.item
         delivery = item.delivery
         project = self._project(delivery.project)
         now = self.clock()
         try:
             if item.reply is not None:
-                follow = await self._deliver_reply(claim, item.reply)
+                sent = await self.sender.reply(claim, item.reply)
             elif not delivery.events:
-                await self._give_up(item, "nothing to deliver")
-                return _Outcome(_Result.DEAD)
+                await self.recorder.give_up(item, "nothing to deliver")
+                return Outcome(Result.DEAD)
             elif all(e.kind is EventKind.RECOVERED for e in delivery.events):
-                follow = await self._deliver_recovery(claim, project, now)
+                sent = await self.sender.recovery(claim, project, now)
             else:
-                follow = await self._deliver_alert(claim, project, now)
-        except _ClaimLost:
-            return _Outcome(_Result.LOST)
+                sent = await self.sender.alert(claim, project, now)
+            if isinstance(sent, Busy):
+                return await self.failures.busy(item, sent)
+        except ClaimLost:
+            return Outcome(Result.LOST)
         except PermanentSlackError as exc:
-            return await self._permanent(item, exc)
+            return await self.failures.permanent(item, exc)
         except SlackDeliveryError as exc:
-            return await self._retry(item, exc)
+            return await self.failures.retry(item, exc)
         except StoreError:
             raise
         except Exception as exc:
             # A bug in rendering or bookkeeping must not lose the row (nor block its channel).
             log.exception("delivery: unexpected error delivering outbox row %s", item.id)
-            outcome = await self._retry(
+            outcome = await self.failures.retry(
                 item,
                 RetryableSlackError(f"internal: {type(exc).__name__}", category=FailureCategory.INTERNAL),
                 keep_order=False,
             )
-            return _Outcome(_Result.SKIPPED) if outcome.result is _Result.RETRY else outcome
+            return Outcome(Result.SKIPPED) if outcome.result is Result.RETRY else outcome
         metrics.SLACK_SENDS.labels("sent").inc()
         if item.reply is None:
             observed = min((e.at for e in delivery.events), default=item.created_at)
             metrics.DELIVERY_LATENCY.observe(max(0.0, (self.clock() - observed).total_seconds()))
         self.health.healthy(delivery.channel)
-        return _Outcome(_Result.SENT, follow=follow)
+        return Outcome(Result.SENT, follow=sent.follow)
 
-    async def _post(
-        self,
-        channel: str,
-        message: render.SlackMessage,
-        *,
-        thread_ts: str | None = None,
-        record: _Recorder | None = None,
-        claim: _Claimed | None = None,
-    ) -> tuple[Posted, tuple[_Claimed, ...]]:
-        """One paced ``chat.postMessage``, recorded by ``record`` before its posting slot is given
-        up; a payload Slack refuses is re-sent once as plain text. ``claim`` is the row's claim (none
-        for a DM): the post is never made when it could outlive it. Returns what Slack said and the
-        rows ``record`` wrote."""
-        await self._turn(channel, claim)
-        try:
-            return await self._post_once(channel, message.text, message.blocks, thread_ts, record, claim)
-        except PermanentSlackError as exc:
-            if exc.scope is not FailureScope.MESSAGE or not message.blocks:
-                raise
-            log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
-            metrics.SLACK_FAILURES.labels(exc.category.value).inc()
-        await self._turn(channel, claim)
-        return await self._post_once(channel, message.text, [], thread_ts, record, claim)
-
-    async def _post_once(
-        self,
-        channel: str,
-        text: str,
-        blocks: list[dict[str, Any]],
-        thread_ts: str | None,
-        record: _Recorder | None,
-        claim: _Claimed | None,
-    ) -> tuple[Posted, tuple[_Claimed, ...]]:
-        # The slot is taken after the channel's turn (never held across pacing waits) and kept
-        # until the message is recorded: at most max_concurrent_posts messages are ever posted and
-        # not yet recorded, which is all a crash can post twice.
-        async with self._posting:
-            if claim is not None and self.clock() >= self._post_by(claim):
-                # The wait for a slot ate the claim's margin: posting now could outlive the claim.
-                raise _ChannelBusy(BusyReason.CLAIM.value, retry_after=0.0)
-            await faultpoints.reached("delivery.claimed")
-            posted = await self.gateway.post(channel, text, blocks, thread_ts=thread_ts)
-            self.pacer.accepted(channel)
-            await faultpoints.reached("delivery.posted")
-            follow = await record(posted) if record is not None else ()
-        return posted, follow
-
-    async def _deliver_alert(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
-        item = claim.item
-        delivery = item.delivery
-        rendered = render.render_alert(delivery, project, now)
-        failures = [e for e in delivery.events if e.kind in FAILURE_KINDS]
-
-        async def record(posted: Posted) -> tuple[_Claimed, ...]:
-            remembered = None
-            if failures:
-                # Keyed by the channel as routed (what recoveries look it up by), with Slack's ts.
-                remembered = PostedMessage(
-                    channel=delivery.channel,
-                    ts=posted.ts,
-                    project=delivery.project,
-                    graph=delivery.graph,
-                    job_names=tuple(sorted({e.job.job_name or "" for e in failures})),
-                    outbox_id=item.id,
-                    posted_at=self.clock(),
-                    job_ids=tuple(dict.fromkeys(e.job.job_id for e in failures)),
-                )
-            replies = [
-                ThreadReply(parent_id=item.id, part=n, thread_ts=posted.ts, text=reply.text, blocks=tuple(reply.blocks))
-                for n, reply in enumerate(rendered.thread_replies, start=1)
-            ]
-            return await self._record_sent(item, posted.ts, remembered, replies=replies)
-
-        _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
-        return follow
-
-    async def _deliver_reply(self, claim: _Claimed, reply: ThreadReply) -> tuple[_Claimed, ...]:
-        """A thread reply row: the message as rendered with its alert, in the alert's thread."""
-        message = render.SlackMessage(text=reply.text, blocks=list(reply.blocks))
-
-        async def record(posted: Posted) -> tuple[_Claimed, ...]:
-            return await self._record_sent(item, posted.ts, None)
-
-        item = claim.item
-        _, follow = await self._post(
-            item.delivery.channel, message, thread_ts=reply.thread_ts, record=record, claim=claim
-        )
-        return follow
-
-    async def _record_sent(
-        self,
-        item: OutboxItem,
-        ts: str,
-        remembered: PostedMessage | None,
-        *,
-        replies: Sequence[ThreadReply] = (),
-        rest: Delivery | None = None,
-    ) -> tuple[_Claimed, ...]:
-        """``mark_sent`` (fenced, with the rows that continue this one), tried again over a database
-        blip: the message is out, and failing to say so is the one way (besides a crash) it would
-        be posted twice. Raises :class:`_ClaimLost` when the row is no longer ours."""
-        for attempt in range(1, self.policy.record_attempts + 1):
-            now = self.clock()
-            try:
-                marked: MarkedSent = await self.store.mark_sent(
-                    item.id,
-                    ts,
-                    now,
-                    remembered,
-                    worker=self.worker_id,
-                    replies=replies,
-                    rest=rest,
-                    lease_seconds=self.policy.claim_lease_s,
-                )
-            except StoreError as exc:
-                if attempt == self.policy.record_attempts:
-                    log.error(
-                        "delivery: outbox row %s was posted to %s (ts %s) but could not be recorded: %s; "
-                        "it will be posted again once its claim expires",
-                        item.id,
-                        item.delivery.channel,
-                        ts,
-                        exc,
-                    )
-                    raise
-                await asyncio.sleep(min(self.policy.inline_retry_cap_s, 0.2 * 2.0 ** (attempt - 1)))
-                continue
-            if not marked.applied:
-                log.warning(
-                    "delivery: outbox row %s was posted to %s (ts %s) but is no longer ours (our claim ran out "
-                    "and another worker took it, or it was settled meanwhile); it may show twice",
-                    item.id,
-                    item.delivery.channel,
-                    ts,
-                )
-                raise _ClaimLost(item.id)
-            return tuple(_Claimed(row, now) for row in marked.rows)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _post_dm(self, channel: str, message: render.SlackMessage) -> Posted:
-        posted, _ = await self._post(channel, message)
-        return posted
-
-    # --- recoveries -----------------------------------------------------------------------------
-
-    async def _deliver_recovery(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
-        """The row's first recovery that Slack takes, as a reply under the message that reported the
-        job it recovers (updating that message), or on its own when there is none; the row is
-        marked sent with it and its later events move to a new row (posted next). A recovery that
-        Slack refuses even as plain text is logged and skipped."""
-        delivery = claim.item.delivery
-        refused: PermanentSlackError | None = None
-        for i, event in enumerate(delivery.events):
-            rest = replace(delivery, events=delivery.events[i + 1 :]) if i + 1 < len(delivery.events) else None
-            try:
-                return await self._recover_one(claim, event, rest, project, now)
-            except PermanentSlackError as exc:
-                if exc.scope is not FailureScope.MESSAGE:
-                    raise
-                log.error("delivery: recovery of job %s refused by Slack: %s", event.job.job_id, exc.error)
-                refused = exc
-        raise refused or PermanentSlackError("no_recovery_posted", FailureScope.MESSAGE)
-
-    async def _recover_one(
-        self, claim: _Claimed, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
-    ) -> tuple[_Claimed, ...]:
-        item = claim.item
-        delivery = item.delivery
-        original = None
-        if event.recovers_job_id:
-            original = await self.store.message_for_failure(delivery.channel, delivery.project, event.recovers_job_id)
-
-        async def record(posted: Posted) -> tuple[_Claimed, ...]:
-            return await self._record_sent(item, posted.ts, None, rest=rest)
-
-        if original is None:
-            # Nobody here saw that failure (or it went elsewhere): say it on its own, touch nothing.
-            rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
-            _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
-            return follow
-        await self._update_original(original, event, project, now)
-        reply = render.render_recovery_reply(event, project, now)
-        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record, claim=claim)
-        if not original.recovered:
-            await self.store.mark_message_recovered(original.channel, original.ts)
-        return follow
-
-    async def _update_original(
-        self, original: PostedMessage, event: JobEvent, project: ProjectInfo, now: datetime
-    ) -> None:
-        source = await self.store.outbox_item(original.outbox_id)
-        if source is None:
-            return
-        message = render.render_recovered_original(source.delivery, event, project, now)
-        try:
-            await self.gateway.update(original.channel, original.ts, message.text, message.blocks)
-        except PermanentSlackError as exc:
-            if exc.scope is FailureScope.INSTALLATION:
-                raise
-            # Deleted, or too old to edit: the reply in the thread still carries the news.
-            log.warning(
-                "delivery: could not mark message %s in %s recovered: %s", original.ts, original.channel, exc.error
-            )
-
-    # --- failures -------------------------------------------------------------------------------
-
-    async def _retry(self, item: OutboxItem, exc: SlackDeliveryError, *, keep_order: bool = True) -> _Outcome:
-        now = self.clock()
-        channel = item.delivery.channel
-        if isinstance(exc, _ChannelBusy):
-            until = now + timedelta(seconds=exc.retry_after or self.channel_interval(channel))
-            reason = "waiting for this channel's rate limit"
-            if exc.error == BusyReason.CLAIM:
-                reason = "claim about to expire"
-            elif exc.error == BusyReason.STOPPING:
-                until, reason = now, "worker stopping"
-            await self._send_back(item, until, reason)
-            return _Outcome(_Result.RETRY, until=until)
-        metrics.SLACK_FAILURES.labels(exc.category.value).inc()
-        if item.attempts >= self.policy.max_attempts:
-            log.error(
-                "delivery: giving up on outbox row %s to %s after %d attempts (last error %s): %s",
-                item.id,
-                channel,
-                item.attempts,
-                exc.error,
-                events_summary(item.delivery.events),
-            )
-            await self._give_up(item, f"gave up after {item.attempts} attempts: {exc.error}")
-            return _Outcome(_Result.DEAD)
-        delay = backoff_delay(item.attempts, self.policy, exc.retry_after, self.rng)
-        if exc.category is FailureCategory.RATELIMITED:
-            self.pacer.rate_limited(channel, delay)
-        log.warning(
-            "delivery: outbox row %s to %s failed (%s), attempt %d; next try in %.1fs",
-            item.id,
-            channel,
-            exc.error,
-            item.attempts,
-            delay,
-        )
-        metrics.SLACK_SENDS.labels("retry").inc()
-        until = now + timedelta(seconds=delay)
-        await self._send_back(item, until, exc.error, keep_order=keep_order)
-        return _Outcome(_Result.RETRY, until=until)
-
-    async def _permanent(self, item: OutboxItem, exc: PermanentSlackError) -> _Outcome:
-        channel = item.delivery.channel
-        metrics.SLACK_FAILURES.labels(exc.category.value).inc()
-        if exc.scope is FailureScope.INSTALLATION:
-            # Nothing can be posted anywhere: keep the row (nothing lost) and pause everything.
-            until = self.health.installation_refused(exc.error)
-            await self._send_back(item, until, exc.error)
-            return _Outcome(_Result.PAUSED, until=until)
-        await self._give_up(item, exc.error)
-        if exc.scope is FailureScope.MESSAGE:
-            log.error(
-                "delivery: Slack refused outbox row %s to %s even as plain text (%s): %s",
-                item.id,
-                channel,
-                exc.error,
-                events_summary(item.delivery.events),
-            )
-            return _Outcome(_Result.DEAD)
-        await self.health.channel_broken(item.delivery, exc.error)
-        return _Outcome(_Result.BROKEN, error=exc.error)
-
-
-def events_summary(events: Sequence[JobEvent]) -> str:
-    """A one-line description of events, for logs."""
-    return ", ".join(f"{e.kind.value}:{e.job.job_id}" for e in events)
+    async def _post_dm(self, channel: str, message: render.SlackMessage) -> Posted | Busy:
+        sent = await self.poster.post(channel, message)
+        return sent if isinstance(sent, Busy) else sent.posted
