@@ -106,10 +106,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ges_bot import metrics
 from ges_bot.domain import EventKind, ProjectInfo
@@ -118,6 +116,7 @@ from ges_bot.notify import render
 from ges_bot.notify.channels import NOTE_INSTALLATION, ChannelHealth
 from ges_bot.notify.claims import Claimed, ClaimLost, Outcome, Result
 from ges_bot.notify.failures import Failures, events_summary
+from ges_bot.notify.lanes import Lanes
 from ges_bot.notify.pacing import Busy, Pacer
 from ges_bot.notify.policy import DeliveryPolicy, backoff_delay
 from ges_bot.notify.posting import Poster
@@ -129,13 +128,6 @@ from ges_bot.store.api import OutboxStore
 __all__ = ["NOTE_INSTALLATION", "DeliveryPolicy", "DeliveryWorker", "backoff_delay", "events_summary"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Lane:
-    channel: str
-    queue: deque[Claimed] = field(default_factory=deque)
-    task: asyncio.Task[None] | None = None
 
 
 class DeliveryWorker:
@@ -167,12 +159,10 @@ class DeliveryWorker:
         self.policy = policy or DeliveryPolicy()
         self.rng = rng or random.Random()
         self.notes: MutableMapping[str, str] = notes if notes is not None else {}
-        self._lanes: dict[str, _Lane] = {}
         # outbox id → the claim this worker holds on it (queued in a lane or being posted).
         self._in_flight: dict[int, Claimed] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._stopping = False
         # Set when the worker stops: a lane waiting for its channel's turn hands its row back.
         self._halt = asyncio.Event()
         self.pacer = Pacer(
@@ -192,6 +182,18 @@ class DeliveryWorker:
         )
         self.poster = Poster(gateway, self.pacer, policy=self.policy, clock=clock)
         self.recorder = Recorder(store, worker_id=worker_id, policy=self.policy, clock=clock, in_flight=self._in_flight)
+        self.lanes = Lanes(
+            self.recorder,
+            self.poster,
+            self.pacer,
+            self.health,
+            deliver=self._deliver,
+            policy=self.policy,
+            clock=clock,
+            in_flight=self._in_flight,
+            progress=self._progress,
+            wake=self._wake,
+        )
         self.sender = Sender(store, gateway, self.poster, self.recorder, clock=clock)
         self.failures = Failures(self.recorder, self.pacer, self.health, policy=self.policy, clock=clock, rng=self.rng)
 
@@ -238,7 +240,7 @@ class DeliveryWorker:
     @property
     def idle(self) -> bool:
         """Nothing claimed and nothing queued in a lane."""
-        return not self._in_flight and not any(lane.queue for lane in self._lanes.values())
+        return not self._in_flight and not self.lanes.queued
 
     def wake(self) -> None:
         """New rows were written in this process: look now rather than at the next idle poll."""
@@ -247,7 +249,7 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then hand back what is still queued. Store outages are
         logged and retried; nothing escapes."""
-        self._stopping = False
+        self.lanes.stopping = False
         self._halt.clear()
         failures = 0
         heartbeat = asyncio.create_task(self._heartbeat(), name="delivery:heartbeat")
@@ -330,15 +332,9 @@ class DeliveryWorker:
     async def _shutdown(self) -> None:
         # Lanes finish a post in progress and hand every other row back (due at once), a row
         # waiting for its channel's turn included, so a restart need not wait for any lease.
-        self._stopping = True
+        self.lanes.stopping = True
         self._halt.set()
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.policy.max_turn_wait_s + 15.0)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._lanes.clear()
+        await self.lanes.close(timeout=self.policy.max_turn_wait_s + 15.0)
         self._in_flight.clear()
 
     async def run_once(self) -> int:
@@ -362,18 +358,14 @@ class DeliveryWorker:
 
     async def drain(self) -> None:
         """Wait until every lane has settled its rows."""
-        while True:
-            tasks = [lane.task for lane in self._lanes.values() if lane.task is not None and not lane.task.done()]
-            if not tasks:
-                return
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.lanes.drain()
 
     # --- claiming and dispatching ---------------------------------------------------------------
 
     async def _claim_and_dispatch(self, limit: int) -> int:
         now = self.clock()
         # Only what the lanes have room for: a row is claimed when its channel can take it next.
-        busy = [channel for channel, lane in self._lanes.items() if len(lane.queue) >= self.policy.channel_queue]
+        busy = self.lanes.full()
         items = await self.store.claim_outbox(
             self.worker_id,
             now,
@@ -383,107 +375,8 @@ class DeliveryWorker:
             busy=busy,
         )
         for item in items:  # oldest first: the order lanes keep
-            await self._dispatch(Claimed(item, now), now)
+            await self.lanes.add(Claimed(item, now), now)
         return len(items)
-
-    async def _dispatch(self, claimed: Claimed, now: datetime) -> None:
-        item = claimed.item
-        held = self._in_flight.get(item.id)
-        if held is not None:
-            # Our own claim ran out while the row waited in its lane (a slow Slack, a clock that
-            # jumped) and we claimed it again: it is still queued once; the claim is just fresher.
-            held.claimed_at = now
-            return
-        channel = item.delivery.channel
-        lane = self._lanes.get(channel)
-        if lane is None:
-            lane = self._lanes[channel] = _Lane(channel)
-        hold = self.recorder.hold(channel, item.id, now)
-        if hold is not None:
-            await self.recorder.send_back(item, hold, "waiting behind an earlier message to this channel")
-            return
-        if len(lane.queue) >= self.policy.channel_queue:
-            await self.recorder.send_back(item, self._next_slot(channel, lane, now), "waiting for this channel's turn")
-            return
-        lane.queue.append(claimed)
-        self._in_flight[item.id] = claimed
-        if lane.task is None or lane.task.done():
-            lane.task = asyncio.create_task(self._run_lane(lane), name=f"delivery:{channel}")
-
-    def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
-        """When a row that does not fit in its lane is due again: after the channel's next free
-        turn and the rows queued before it, or after the last row of the channel sent back."""
-        interval = timedelta(seconds=self.channel_interval(channel))
-        free_in = max(0.0, self.pacer.free_in(channel))
-        slot = now + timedelta(seconds=free_in) + interval * max(1, len(lane.queue))
-        latest = self.recorder.latest_sent_back(channel)
-        if latest is not None and latest + interval > slot:
-            slot = latest + interval
-        return slot
-
-    # --- one channel ----------------------------------------------------------------------------
-
-    async def _run_lane(self, lane: _Lane) -> None:
-        try:
-            while lane.queue:
-                claimed = lane.queue[0]
-                outcome = await self._next_in_lane(claimed)
-                lane.queue.popleft()
-                self._in_flight.pop(claimed.item.id, None)
-                self._progress.set()
-                # Room in this lane: claim the channel's next row now (it waits here for its turn).
-                self._wake.set()
-                for follow in outcome.follow:
-                    self._in_flight[follow.item.id] = follow
-                    if follow.item.reply is None:
-                        # The rest of a recovery row: its recoveries go out one after the other.
-                        lane.queue.appendleft(follow)
-                    else:
-                        # Thread replies: after the alerts already waiting in the lane.
-                        lane.queue.append(follow)
-                await self._after(lane, outcome)
-        except StoreError as exc:
-            # The rows still queued stay claimed; their leases expire and they are retried then.
-            log.warning("delivery: database unavailable while delivering to %s: %s", lane.channel, exc)
-        except Exception:
-            log.exception("delivery: unexpected error in the lane of %s", lane.channel)
-        finally:
-            for claimed in lane.queue:
-                self._in_flight.pop(claimed.item.id, None)
-            lane.queue.clear()
-            self._progress.set()
-            if self._lanes.get(lane.channel) is lane:
-                del self._lanes[lane.channel]
-
-    async def _next_in_lane(self, claimed: Claimed) -> Outcome:
-        item = claimed.item
-        now = self.clock()
-        paused = self.paused_until
-        if paused is not None:
-            await self.recorder.send_back(item, paused, "delivery paused: Slack refuses the bot token")
-            return Outcome(Result.PAUSED, until=paused)
-        if self._stopping:
-            await self.recorder.send_back(item, now, "worker stopping")
-            return Outcome(Result.SKIPPED)
-        if now >= self.poster.post_by(claimed):
-            # Posting now could outlive the claim and let another worker post it too.
-            await self.recorder.send_back(item, now, "claim about to expire")
-            return Outcome(Result.RETRY, until=now)
-        return await self._deliver(claimed)
-
-    async def _after(self, lane: _Lane, outcome: Outcome) -> None:
-        """What a row's outcome means for the rows queued behind it in the lane."""
-        if outcome.result in (Result.RETRY, Result.PAUSED) and outcome.until is not None:
-            reason = "waiting behind an earlier message to this channel"
-            if outcome.result is Result.PAUSED:
-                reason = "delivery paused: Slack refuses the bot token"
-            while lane.queue:
-                claimed = lane.queue.popleft()
-                await self.recorder.send_back(claimed.item, outcome.until, reason)
-        elif outcome.result is Result.BROKEN:
-            while lane.queue:
-                claimed = lane.queue.popleft()
-                await self.recorder.give_up(claimed.item, outcome.error)
 
     def channel_interval(self, channel: str) -> float:
         """Seconds between posts to ``channel`` now (the policy's, or more after 429s)."""
