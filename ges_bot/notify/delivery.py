@@ -1,9 +1,15 @@
-"""The outbox worker: claim due rows → render (pure) → post to Slack → record the ``ts``.
+"""The outbox worker: claim due rows → lane → render (pure) → pace → post to Slack → record the ``ts``.
 
-This module owns *how* a routed alert reaches Slack: claiming, per-channel lanes and pacing,
-per-row backoff with caps and jitter, threading of recoveries, and what happens on a permanent
-failure. It decides nothing about *who* gets *what* (routing did that before the row was written),
-never reads the job center, and never renders anything itself (``notify.render`` does).
+This module owns *how* a routed alert reaches Slack, as a pipeline of stages it wires together
+and runs: it claims (only what the lanes have room for), renews its claims while it lives, and
+stops gracefully; each stage is a module of its own — ``notify.lanes`` (per-channel order),
+``notify.sending`` (what a row posts; threading of recoveries), ``notify.pacing`` (turns, 429
+intervals), ``notify.posting`` (the post and its slot), ``notify.recording`` (fenced state changes),
+``notify.failures`` (what a failure becomes) and ``notify.channels`` (broken channels, the
+installation pause). The stages pass values: the claim (``notify.claims.Claimed``), the outcome,
+and ``pacing.Busy`` for "not now". This docstring describes the behaviour of the whole. It decides
+nothing about *who* gets *what* (routing did that before the row was written), never reads the job
+center, and never renders anything itself (``notify.render`` does).
 
 Lanes and pacing
 ----------------
