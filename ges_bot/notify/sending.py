@@ -57,6 +57,8 @@ class Sender:
         self.clock = clock
 
     async def alert(self, claim: Claimed, project: ProjectInfo, now: datetime) -> Sent | Busy:
+        """An alert row: rendered, posted, and marked sent with what recoveries look it up by (when it
+        reports failures) and its overflow as reply rows of their own."""
         item = claim.item
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
