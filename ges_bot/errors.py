@@ -107,13 +107,31 @@ class StoreError(GesBotError):
     """The database could not be reached or migrated."""
 
 
-class SlackDeliveryError(GesBotError):
-    """Slack refused a message."""
+class FailureCategory(StrEnum):
+    """What kind of failure a Slack call met, set once (``notify.slack.classify``, or the scope of a
+    permanent error); the values are the ``category`` label of ``ges_bot_slack_failures_total``,
+    which dashboards read, so they never change."""
 
-    def __init__(self, error: str, *, retry_after: float | None = None) -> None:
+    RATELIMITED = "ratelimited"  # 429 / ``ratelimited``
+    SERVER = "server"  # 5xx, Slack's ``internal_error`` & co, anything unexpected from the client
+    CONNECTION = "connection"  # timeouts, refused or dropped connections
+    INTERNAL = "internal"  # a bug of ours while delivering (rendering, bookkeeping)
+    TARGET = "target"  # permanent: this channel (or user)
+    MESSAGE = "message"  # permanent: this payload
+    INSTALLATION = "installation"  # permanent: the token or app
+    INLINE = "inline"  # a best-effort post (a DM) that was given up
+
+
+class SlackDeliveryError(GesBotError):
+    """Slack refused a message; ``category`` says what kind of failure it was."""
+
+    def __init__(
+        self, error: str, *, retry_after: float | None = None, category: FailureCategory = FailureCategory.SERVER
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.retry_after = retry_after
+        self.category = category
 
 
 class RetryableSlackError(SlackDeliveryError):
@@ -133,5 +151,5 @@ class PermanentSlackError(SlackDeliveryError):
     whom the refusal concerns (:class:`FailureScope`)."""
 
     def __init__(self, error: str, scope: FailureScope = FailureScope.MESSAGE) -> None:
-        super().__init__(error)
+        super().__init__(error, category=FailureCategory(scope.value))
         self.scope = scope

@@ -9,7 +9,8 @@ and then
   under ``ops:<kind>:<subject>`` keys — the same sentence as the log;
 - sets the health gauges of ``ges_bot.metrics`` (seconds since each project's last good poll,
   blind projects, open incidents by kind);
-- with an ops channel (``GES_BOT_OPS_CHANNEL``), posts one message per problem there — the
+- with an ops channel (``GES_BOT_OPS_CHANNEL``), has ``notify.ops_channel`` post one message per
+  problem there — the
   project, the cause in a sentence, how to fix it, since when — updates it (``chat.update``) when
   its cause changes (at most once per ``blind_after``), and when it ends updates it to resolved
   and replies in its thread with what the catch-up found.
@@ -20,7 +21,8 @@ several replicas post an incident once and a restart updates it instead of posti
 one duplicate window is the delivery worker's: a crash after Slack accepted a post and before its
 ``ts`` was recorded posts that message again.
 
-Ops messages' text is built only with ``notify.mrkdwn`` (causes quote GES and Slack errors).
+Ops messages' text is built only with ``notify.mrkdwn`` (causes quote GES and Slack errors); the
+messages and the posting are ``notify.ops_channel``'s, re-exported here.
 """
 
 from __future__ import annotations
@@ -35,10 +37,8 @@ from typing import Any
 
 from ges_bot import metrics
 from ges_bot.config import Config
-from ges_bot.domain import EventKind
-from ges_bot.errors import GesBotError, SlackDeliveryError, StoreError
-from ges_bot.notify.blockkit import SlackMessage, count, section
-from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
+from ges_bot.errors import GesBotError, StoreError
+from ges_bot.notify.ops_channel import NOTE_CHANNEL, OPS_LEASE, OpsChannel, render_open, render_reply, render_resolved
 from ges_bot.notify.slack import SlackGateway
 from ges_bot.store.api import Health, Store
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
@@ -49,82 +49,10 @@ __all__ = ["NOTE_PREFIX", "OPS_LEASE", "OpsWatch", "ops_watch_for", "render_open
 
 log = logging.getLogger(__name__)
 
-OPS_LEASE = "ops"
 NOTE_PREFIX = "ops:"
 #: Kinds whose problem ``Services.notes`` does not show already (the delivery worker notes a
 #: refused token and broken config-file channels; the store's broken subscriptions are listed).
 _NOTED_KINDS = frozenset({IncidentKind.BLIND, IncidentKind.BACKLOG, IncidentKind.DEAD})
-#: Each section's untrusted part (a section holds 3000); each part of the fallback text (≤ 3000 in all).
-_CAUSE_LIMIT = 2800
-_TEXT_PART = 1300
-#: What a blind project's catch-up reports, in this order: the kinds alerted like failures (an
-#: unknown outcome may be one, so it is not "nothing missed").
-_CAUGHT_UP = {
-    EventKind.FAILED: "failure",
-    EventKind.PARTIALLY_FAILED: "partial failure",
-    EventKind.UNKNOWN_OUTCOME: "unknown outcome",
-}
-#: ``notes`` key of a problem with the ops channel itself (kept outside ``NOTE_PREFIX`` upkeep).
-_NOTE_CHANNEL = "ops-channel"
-
-
-def _subject(finding_kind: str, subject: str) -> Mrkdwn:
-    if finding_kind == IncidentKind.CHANNEL.value:
-        return channel_link(subject) or code(subject, 100)
-    return code(subject, 100)
-
-
-def _title(kind: str, subject: str) -> Mrkdwn:
-    words = {
-        IncidentKind.BLIND.value: ("project ", " is blind"),
-        IncidentKind.CHANNEL.value: ("alerts cannot reach ", ""),
-        IncidentKind.SLACK.value: ("Slack refuses the bot", None),
-        IncidentKind.BACKLOG.value: ("alerts are not going out", None),
-        IncidentKind.DEAD.value: ("alerts were given up", None),
-        IncidentKind.SINK.value: ("alerts cannot reach sink ", ""),
-    }.get(kind, (f"{kind} ", ""))
-    head, tail = words
-    if tail is None:
-        return Mrkdwn(escape(head))
-    return Mrkdwn(f"{escape(head)}{_subject(kind, subject)}{escape(tail)}")
-
-
-def render_open(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an open incident (pure)."""
-    blocks = [
-        section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
-        section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
-        section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
-        section(f"*Since:* {date_token(record.since)}"),
-    ]
-    text = f"{_headline(record)} {fit(record.cause, _TEXT_PART)} Fix: {fit(record.fix, _TEXT_PART)}"
-    return SlackMessage(text, blocks)
-
-
-def _headline(record: IncidentRecord) -> str:
-    """The start of an open incident's fallback text: it changes only when the kind of trouble does."""
-    trouble = record.detail.get("error_kind") or record.kind
-    return f"ges-bot: {escape(record.kind)} {fit(record.subject, 100)} [{escape(str(trouble))}]:"
-
-
-def render_resolved(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an incident that ended (its first message, updated) (pure)."""
-    end = record.resolved_at or record.since
-    blocks = [
-        section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
-        section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
-        section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
-    ]
-    resolution = fit(record.resolution or "recovered", _TEXT_PART)
-    return SlackMessage(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
-
-
-def render_reply(record: IncidentRecord) -> SlackMessage:
-    """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
-    end = record.resolved_at or record.since
-    resolution = record.resolution or "recovered."
-    body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
-    return SlackMessage(f"Recovered: {fit(resolution, _TEXT_PART)}", [section(body)])
 
 
 class OpsWatch:
@@ -166,7 +94,20 @@ class OpsWatch:
         #: The problems open at the last round (``/healthz`` shows them).
         self.findings: list[Finding] = []
         self._memory: dict[tuple[str, str], PriorIncident] = {}
-        self._post_error: str | None = None
+        self._channel = (
+            OpsChannel(
+                store,
+                incidents,
+                gateway,
+                channel=self.channel,
+                replica=replica,
+                lease_ttl_s=lease_ttl_s,
+                blind_after=blind_after,
+                notes=notes,
+            )
+            if self.channel is not None and gateway is not None and incidents is not None
+            else None
+        )
         self._store_down = False
         self._wake = asyncio.Event()
         #: Set after each round; tests wait on it rather than on time.
@@ -239,17 +180,17 @@ class OpsWatch:
         prior = self._prior(records)
         findings = assess(self._observe(now, health), prior)
         self._tell(findings, now, health)
-        if self.channel is not None and records is not None:
-            self._post_error = None
+        if self._channel is not None and records is not None:
+            self._channel.post_error = None
             try:
-                await self._sync(findings, records, now)
+                await self._channel.sync(findings, records, now)
             except StoreError as exc:
                 log.warning("ops: could not record the ops channel's messages: %s", exc)
             else:
-                if self._post_error is not None:
-                    self.notes[_NOTE_CHANNEL] = self._post_error
+                if self._channel.post_error is not None:
+                    self.notes[NOTE_CHANNEL] = self._channel.post_error
                 else:
-                    self.notes.pop(_NOTE_CHANNEL, None)
+                    self.notes.pop(NOTE_CHANNEL, None)
         await self._done()
         return findings
 
@@ -320,158 +261,6 @@ class OpsWatch:
             metrics.PROJECT_BLIND.labels(alias).set(1 if (IncidentKind.BLIND.value, alias) in current else 0)
         for kind in IncidentKind:
             metrics.OPS_INCIDENTS.labels(kind.value).set(sum(1 for f in findings if f.kind is kind))
-
-    # --- the ops channel -------------------------------------------------------------------------
-
-    async def _hold(self, now: datetime) -> bool:
-        return await self.store.try_lease(OPS_LEASE, self.replica, now, self.lease_ttl_s)
-
-    async def _sync(
-        self, findings: Sequence[Finding], records: Mapping[tuple[str, str], IncidentRecord], now: datetime
-    ) -> None:
-        assert self.incidents is not None
-        if not await self._hold(now):
-            return
-        # Read again now that the lease is ours: what was read before it may predate a message
-        # another replica posted while it held the lease (a slow round outlives a short lease).
-        records = await self.incidents.all()
-        current = {f.key: f for f in findings}
-        for finding in findings:
-            record = records.get(finding.key)
-            if record is None or record.state == IncidentState.CLOSED:
-                record = IncidentRecord(
-                    kind=finding.kind.value,
-                    subject=finding.subject,
-                    state=IncidentState.OPEN,
-                    since=finding.since,
-                    cause=finding.cause,
-                    fix=finding.fix,
-                    detail=dict(finding.detail),
-                )
-                await self.incidents.save(record)
-            elif record.state == IncidentState.RESOLVED or (record.cause, record.fix, record.detail) != (
-                finding.cause,
-                finding.fix,
-                dict(finding.detail),
-            ):
-                # Back before its recovery was announced: the same message carries on.
-                record = replace(
-                    record,
-                    state=IncidentState.OPEN,
-                    cause=finding.cause,
-                    fix=finding.fix,
-                    detail=dict(finding.detail),
-                    resolved_at=None,
-                    resolution=None,
-                )
-                await self.incidents.save(record)
-            if not await self._post_open(record, now):
-                return
-        for key, stored in records.items():
-            if key in current or stored.state == IncidentState.CLOSED:
-                continue
-            ended = stored
-            if stored.state == IncidentState.OPEN:
-                ended = replace(
-                    stored,
-                    state=IncidentState.RESOLVED,
-                    resolved_at=now,
-                    resolution=await self._resolution(stored, now),
-                )
-                await self.incidents.save(ended)
-            if not await self._post_resolved(ended, now):
-                return
-
-    async def _post_open(self, record: IncidentRecord, now: datetime) -> bool:
-        """Post or update an open incident's message; ``False`` when this round should stop."""
-        assert self.gateway is not None
-        assert self.incidents is not None
-        assert self.channel is not None
-        message = render_open(record)
-        if record.ts is not None:
-            if record.posted_text == message.text:
-                return True
-            changed_cause = not (record.posted_text or "").startswith(_headline(record))
-            if record.updated_at is not None and now - record.updated_at < self.blind_after and not changed_cause:
-                return True  # at most one update per blind_after, unless the kind of trouble changed
-        if not await self._hold(now):
-            return False
-        try:
-            if record.ts is None:
-                posted = await self.gateway.post(self.channel, message.text, message.blocks)
-                record = replace(record, channel=posted.channel, ts=posted.ts, posted_at=now)
-            else:
-                await self.gateway.update(record.channel or self.channel, record.ts, message.text, message.blocks)
-        except SlackDeliveryError as exc:
-            self._cannot_post(exc)
-            return False
-        await self.incidents.save(replace(record, posted_text=message.text, updated_at=now))
-        return True
-
-    async def _post_resolved(self, record: IncidentRecord, now: datetime) -> bool:
-        assert self.gateway is not None
-        assert self.incidents is not None
-        assert self.channel is not None
-        if not await self._hold(now):
-            return False
-        try:
-            if record.ts is not None:
-                # The update first: repeating it is harmless, repeating the reply is not.
-                done = render_resolved(record)
-                await self.gateway.update(record.channel or self.channel, record.ts, done.text, done.blocks)
-                reply = render_reply(record)
-                await self.gateway.post(record.channel or self.channel, reply.text, reply.blocks, thread_ts=record.ts)
-            else:
-                # It ended before it could be posted (Slack was refusing): say so once, afterwards.
-                done = render_resolved(record)
-                reply = render_reply(record)
-                await self.gateway.post(self.channel, done.text, [*done.blocks, *reply.blocks])
-        except SlackDeliveryError as exc:
-            self._cannot_post(exc)
-            return False
-        await self.incidents.save(replace(record, state=IncidentState.CLOSED, updated_at=now))
-        return True
-
-    def _cannot_post(self, exc: SlackDeliveryError) -> None:
-        sentence = (
-            f"ges-bot cannot post to its ops channel {self.channel} (Slack answered {exc.error}). Fix: check "
-            "GES_BOT_OPS_CHANNEL and invite the bot there if it is private; it retries at every check."
-        )
-        # Once per distinct answer: a wrong channel must not fill the log at every check.
-        if self.notes.get(_NOTE_CHANNEL) != sentence:
-            log.warning("ops: %s", sentence)
-        self._post_error = sentence
-
-    async def _resolution(self, record: IncidentRecord, now: datetime) -> str:
-        """A sentence on how it ended, and for a blind project what the catch-up found."""
-        kind = record.kind
-        if kind == IncidentKind.BLIND.value:
-            try:
-                events = await self.store.recent_events(record.since, tuple(_CAUGHT_UP), 10_000)
-            except StoreError:
-                return "GES answers again."
-            mine = [e for e in events if e.project == record.subject]
-            if not mine:
-                found = "caught up: nothing was missed"
-            else:
-                parts = [
-                    count(n, _CAUGHT_UP[kind]) for kind in _CAUGHT_UP if (n := sum(1 for e in mine if e.kind is kind))
-                ]
-                found = f"caught up: {' and '.join(parts)} alerted"
-            return f"GES answers again; {found}."
-        if kind == IncidentKind.CHANNEL.value:
-            return "Slack accepts alerts for that channel again (or its subscriptions were removed)."
-        if kind == IncidentKind.SLACK.value:
-            return "Slack accepts the bot's token again; delivery resumed with what had waited."
-        if kind == IncidentKind.BACKLOG.value:
-            return "the outbox has drained: alerts are going out again."
-        if kind == IncidentKind.SINK.value:
-            return "the group bot accepts alerts again; what had waited went out."
-        dead = int(record.detail.get("dead", 0)) - int(record.detail.get("baseline", 0))
-        return (
-            f"no further alert given up for {duration(self.blind_after)} "
-            f"({count(dead, 'alert')} given up in this incident)."
-        )
 
 
 def ops_watch_for(

@@ -17,6 +17,9 @@ Classification, in order:
    not mark a channel's subscriptions broken (that needs a person to re-subscribe); the row is
    given up, logged and counted instead.
 6. Timeouts, connection errors and anything unexpected → retryable.
+
+Each error gets its :class:`~ges_bot.errors.FailureCategory` here, once (a permanent error's is its
+scope); delivery counts failures by it and never reads the error string back.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ges_bot.errors import FailureScope, PermanentSlackError, RetryableSlackError, SlackDeliveryError
+from ges_bot.errors import FailureCategory, FailureScope, PermanentSlackError, RetryableSlackError, SlackDeliveryError
 
 __all__ = [
     "PERMANENT_ERRORS",
     "RETRYABLE_ERRORS",
+    "FailureCategory",
     "FailureScope",
     "PermanentSlackError",
     "Posted",
@@ -97,7 +101,9 @@ def classify(exc: BaseException) -> SlackDeliveryError:
         error = str(data.get("error") or "") if isinstance(data, dict) else ""
         if status == 429 or error == "ratelimited":
             headers = getattr(exc.response, "headers", {}) or {}
-            return RetryableSlackError("ratelimited", retry_after=_retry_after(headers))
+            return RetryableSlackError(
+                "ratelimited", retry_after=_retry_after(headers), category=FailureCategory.RATELIMITED
+            )
         if status >= 500 or error in RETRYABLE_ERRORS:
             return RetryableSlackError(error or f"http_{status}")
         if error in PERMANENT_ERRORS:
@@ -108,10 +114,10 @@ def classify(exc: BaseException) -> SlackDeliveryError:
             return PermanentSlackError(f"http_{status}" if status >= 400 else "unknown_error", scope)
         return PermanentSlackError(error, FailureScope.MESSAGE)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return RetryableSlackError("timeout")
+        return RetryableSlackError("timeout", category=FailureCategory.CONNECTION)
     if isinstance(exc, aiohttp.ClientError | SlackRequestError | OSError | ConnectionError):
-        return RetryableSlackError(f"connection_error: {type(exc).__name__}")
-    return RetryableSlackError(f"unexpected: {type(exc).__name__}")
+        return RetryableSlackError(f"connection_error: {type(exc).__name__}", category=FailureCategory.CONNECTION)
+    return RetryableSlackError(f"unexpected: {type(exc).__name__}", category=FailureCategory.SERVER)
 
 
 def _retry_after(headers: Any) -> float | None:
