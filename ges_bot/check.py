@@ -1,10 +1,13 @@
 """``ges-bot check``: validate the configuration, then prove each connection works.
 
-This module owns the pre-flight checks a person runs after installing: settings, GES (auth and one
-list call per project), the database, Slack (``auth.test``) and every subscribed channel
-(``conversations.info``: exists, not archived, and the bot may post there). For each problem it
-prints what is wrong and how to fix it; it exits non-zero when anything failed. It never posts a
-message and never prints a secret.
+This module owns the pre-flight checks a person runs after installing: settings, GES (auth, then
+what the poller runs: the calibration of the job list's reading and each listing of a steady tick
+with its status, date bound and page size), the database, Slack (``auth.test``) and every
+subscribed channel (``conversations.info``: exists, not archived, and the bot may post there).
+For each problem it prints what is wrong and how to fix it; it exits non-zero when anything
+failed. It prints the reading of the job list GES follows, one line per point, and a warning for
+each fallback with its cost in requests per tick. It never posts a message and never prints a
+secret.
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ges_bot.config import Config, ProjectSettings, load_config
-from ges_bot.domain import Subscription
+from ges_bot.domain import ACTIVE_STATUSES, QueryStatus, Subscription
 from ges_bot.errors import ApiError, AuthError, ConfigError, JobCenterError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery
+from ges_bot.jobcenter.reading import describe, naive_offset_hint, trusts_count
+from ges_bot.watch.poller import plan_queries
 
 
 @dataclass
@@ -31,14 +37,16 @@ class Finding:
     ok: bool
     summary: str
     fix: str | None = None
+    #: Works, but not as cheaply or as well as it could: printed with a warning mark.
+    warning: bool = False
 
 
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, area: str, ok: bool, summary: str, fix: str | None = None) -> None:
-        self.findings.append(Finding(area, ok, summary, fix))
+    def add(self, area: str, ok: bool, summary: str, fix: str | None = None, *, warning: bool = False) -> None:
+        self.findings.append(Finding(area, ok, summary, fix, warning))
 
     @property
     def ok(self) -> bool:
@@ -84,6 +92,7 @@ async def check_ges(config: Config, report: Report) -> None:
         except JobCenterError as exc:
             summary, fix = explain_ges_error(project, exc)
             report.add("GES", False, summary, fix)
+            continue
         else:
             report.add(
                 "GES",
@@ -93,6 +102,107 @@ async def check_ges(config: Config, report: Report) -> None:
             )
         finally:
             await client.aclose()
+        await check_poller_queries(config, project, report)
+
+
+#: The status listings a steady tick makes under the reading the reference page describes.
+_STATUS_WORDS: tuple[str, ...] = tuple(s.value for s in QueryStatus)
+
+
+async def check_poller_queries(config: Config, project: ProjectSettings, report: Report) -> None:
+    """Calibrate as the poller does, print the reading, then run each listing of a steady tick
+    (whole) and say what a steady tick costs — with a warning for each fallback."""
+    s = config.settings
+    client = JobCenterClient(
+        project, page_size=s.ges_page_size, concurrency=s.ges_page_concurrency, timeout=s.ges_timeout, max_retries=1
+    )
+    where = f"project {project.alias!r}"
+    try:
+        try:
+            reading = await client.calibrate()
+        except JobCenterError as exc:
+            summary, fix = explain_ges_error(project, exc)
+            report.add("GES", False, f"calibrating the job list: {summary}", fix)
+            return
+        if reading.times == "naive":
+            # GES's clock (its Date header, else ours) against the times it wrote: none is in the future.
+            now = client.server_date or datetime.now(UTC)
+            recent = await client.list_jobs(ListQuery(start_date=now.date() - timedelta(days=1)))
+            times = [t for j in recent.jobs for t in (j.begin_time, j.end_time) if t is not None]
+            client.learn_naive_offset(reading.naive_offset_min + naive_offset_hint(times, now))
+            reading = client.reading
+        for point, text, fallback in describe(reading):
+            report.add("GES reading", True, f"{where}: {point}: {text}", warning=fallback)
+        start = datetime.now(UTC).date() - timedelta(days=1)
+        steady = 0
+        full_reads: list[str] = []
+        active_graphs: set[str | None] = set()
+        plan = plan_queries(reading, start)
+        for planned in plan:
+            before = client.requests_sent
+            try:
+                listed = await client.list_jobs(planned.query)
+            except JobCenterError as exc:
+                summary, fix = explain_ges_error(project, exc)
+                report.add("GES", False, f"the poller's listing {planned.name}: {summary}", fix)
+                return
+            cost = client.requests_sent - before
+            active_graphs |= {j.graph for j in listed.jobs if j.status in ACTIVE_STATUSES}
+            filtered = planned.query.status is not None or planned.query.start_date is not None
+            counted = trusts_count(client.reading, filtered=filtered, local_filter=False) and not (
+                planned.status != "*" and planned.status in client.reading.refused
+            )
+            if planned.kind == "active" or not counted:
+                steady += cost
+                if planned.kind != "active":
+                    full_reads.append(f"{planned.name}: {cost}")
+            else:
+                steady += 1
+            report.add(
+                "GES",
+                True,
+                f"{where}: the poller's listing {planned.name} (pages of {s.ges_page_size}): "
+                f"{len(listed.jobs)} job(s), {cost} request(s)",
+            )
+        lookups = 0
+        if sum(1 for p in plan if p.kind == "active") < 2:
+            # Active jobs are then followed by a lookup per graph each tick.
+            lookups = len(active_graphs)
+            steady += lookups
+            report.add(
+                "GES",
+                True,
+                f"{where}: active jobs cannot be listed by status — each tick looks them up by graph: "
+                f"about {lookups} request(s) per tick now ({len(active_graphs)} graph(s) with active jobs)",
+                warning=True,
+            )
+        if full_reads:
+            report.add(
+                "GES",
+                True,
+                f"{where}: job_count cannot be trusted for these listings, so each tick reads them whole: "
+                f"{'; '.join(full_reads)} request(s) per tick (1 each with a trusted count)",
+                warning=True,
+            )
+        unlisted = sorted({*_STATUS_WORDS} - {p.status for p in plan})
+        if unlisted:
+            report.add(
+                "GES",
+                True,
+                f"{where}: {', '.join(unlisted)} cannot be listed by its filter — the jobs new since "
+                f"{start.isoformat()} (listed each tick anyway) are filtered here instead",
+                warning=True,
+            )
+        documented = len(_STATUS_WORDS) + 1
+        report.add(
+            "GES",
+            True,
+            f"{where}: a steady poll tick costs about {steady} request(s) now"
+            + ("" if steady <= documented else f" ({documented} under the reading the reference page describes)"),
+            warning=steady > documented,
+        )
+    finally:
+        await client.aclose()
 
 
 async def check_database(config: Config, report: Report) -> list[Subscription]:
@@ -223,7 +333,7 @@ def print_report(report: Report) -> None:
 
     console = Console(stderr=False, highlight=False)
     for f in report.findings:
-        mark = "[green]✓[/green]" if f.ok else "[red]✗[/red]"
+        mark = "[red]✗[/red]" if not f.ok else "[yellow]![/yellow]" if f.warning else "[green]✓[/green]"
         console.print(f"{mark} [bold]{f.area}[/bold]: {escape(f.summary)}", markup=True, soft_wrap=True)
         if f.fix:
             console.print(f"    [yellow]how to fix:[/yellow] {escape(f.fix)}", soft_wrap=True)
@@ -234,8 +344,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "check",
         help="validate the configuration and test GES, the database and Slack",
-        description="Validate the configuration, then reach GES (auth and one list call per project), the database and "
-        "Slack (auth.test and every subscribed channel). Prints how to fix each problem; exits 1 if any check fails.",
+        description="Validate the configuration, then reach GES (auth, the calibration of the job list's reading and "
+        "each listing a steady poll tick makes, per project), the database and Slack (auth.test and every subscribed "
+        "channel). Prints the reading GES follows, a warning for each fallback with its cost in requests per tick, "
+        "and how to fix each problem; exits 1 if any check fails.",
     )
     return p
 

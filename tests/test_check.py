@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,82 @@ def test_command_line_rejects_bad_config_with_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "no GES credentials" in proc.stdout
     assert "HUAWEICLOUD_SDK_AK" in proc.stdout
+
+
+# --- the reading of the job list ----------------------------------------------------------------
+
+#: Emulator settings → the lines ``check`` must print for them (each also a warning when marked !).
+READINGS: list[tuple[dict[str, object], list[str]]] = [
+    ({}, ["job_count: filtered total", "offset: counts jobs", "status filter: every status accepted"]),
+    ({"job_count": "unfiltered"}, ["! job_count: the unfiltered total"]),
+    ({"job_count": "page"}, ["! job_count: the page's length"]),
+    ({"offset_unit": "page0"}, ["offset: a page number from 0"]),
+    ({"offset_unit": "page1"}, ["offset: a page number from 1"]),
+    (
+        {"status_filter": "no-partial"},
+        ["! status filter: partiallyFailed refused — listing without it and filtering here"],
+    ),
+    ({"status_filter": "ignored"}, ["! status filter: ignored by GES — listing without it and filtering here"]),
+    ({"waiting_word": "pending"}, ["waiting word: status=pending (waiting refused)"]),
+    ({"waiting_word": "both"}, ["waiting word: status=waiting"]),
+    ({"time_zone_suffix": "utc"}, ["times: with a zone"]),
+    ({"time_zone_suffix": "none-utc"}, ["times: without a zone, read as UTC"]),
+    ({"time_zone_suffix": "none-utc+8"}, ["times: without a zone, read as UTC+8"]),
+    ({"limit_cap": 2}, ["limit: capped at 2 — paging by 2"]),
+    (
+        {"offset_unit": "page1", "job_count": "page", "limit_cap": 2},
+        ["offset: a page number from 1", "! job_count: the page's length", "limit: capped at 2"],
+    ),
+    ({"date_filter_field": "end_time", "date_filter_tz": "+08:00"}, ["status filter: every status accepted"]),
+]
+
+
+def _reading_lines(report: Report) -> list[str]:
+    lines = []
+    for f in report.findings:
+        if f.area == "GES reading":
+            text = f.summary.split(": ", 1)[1]
+            lines.append(f"! {text}" if f.warning else text)
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    READINGS,
+    ids=[",".join(f"{k}={v}" for k, v in s.items()) or "documented" for s, _ in READINGS],
+)
+async def test_check_names_the_reading_of_every_emulator_variant(
+    world: World, settings: dict[str, object], expected: list[str]
+) -> None:
+    await world.emu.configure(**settings)
+    now = await world.emu.now()
+    for i, status in enumerate(["success", "failed", "running", "pending", "partiallyFailed", "success"]):
+        begin = (now - timedelta(minutes=40 - i)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        await world.emu.add_job(job_id=f"j{i}", status=status, related_graph=f"g{i % 2}", begin_time=begin)
+    report = await run_checks(load_config(world.env(GES_BOT_PAGE_SIZE="3")))
+    assert report.ok, _problems(report)
+    lines = _reading_lines(report)
+    for line in expected:
+        assert any(got.startswith(line) for got in lines), (line, lines)
+    listings = [f.summary for f in report.findings if "the poller's listing" in f.summary]
+    assert listings, "check must run the poller's own listings"
+    # Each fallback says what it costs each tick.
+    costs = [f.summary for f in report.findings if f.area == "GES" and "a steady poll tick costs" in f.summary]
+    assert len(costs) == 1
+
+
+async def test_check_prints_the_reading_and_the_fallback_cost(world: World) -> None:
+    await world.emu.configure(status_filter="no-partial")
+    await world.emu.add_job(job_id="j1", status="running", related_graph="g")
+    await world.emu.add_job(job_id="j2", status="success", related_graph="g")
+    env = {**os.environ, **world.env(), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "ges_bot", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "status filter: partiallyFailed refused — listing without it and filtering here" in out
+    assert "job_count: filtered total" in out
+    assert "the poller's listing status=failed since" in out
+    assert "partiallyFailed cannot be listed by its filter" in out
+    assert "a steady poll tick costs about" in out

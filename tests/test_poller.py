@@ -30,6 +30,10 @@ from tests.support.emulator import EmulatorHandle, run_emulator
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ALIAS = "prod"
+#: Requests the first tick spends learning the GES's reading (``JobCenterClient.calibrate``).
+CALIBRATION = 5
+#: A steady tick with nothing new: 2 active lists, 3 terminal lists, the arrivals (any status).
+STEADY = 6
 EVERYTHING = Subscription(id=-1, channel="C0ALERTS", graph_pattern="*", kinds=ALERTABLE_KINDS, source="config")
 
 Summary = list[tuple[str, str, str | None]]
@@ -303,7 +307,7 @@ async def test_ten_thousand_historical_jobs_on_first_start_are_a_silent_baseline
         assert report.baseline
         assert report.events == ()
         assert report.outbox_ids == ()
-        assert report.requests == await w.emu.list_calls() <= 10_005 // 500 + 2
+        assert report.requests == await w.emu.list_calls() <= 10_005 // 500 + 2 + CALIBRATION
         assert len(await w.store.job_ids_with_status(ALIAS, "failed")) == 1000
         assert len(await w.store.job_ids_with_status(ALIAS, "success")) == 8000
         assert len(await w.store.active_snapshots(ALIAS)) == 5
@@ -423,15 +427,16 @@ async def test_an_active_job_deleted_from_ges_is_kept_with_a_warning_and_looked_
         assert report.missing == ("j-gone",)
         assert "j-gone" in caplog.text
         assert (await w.store.active_snapshots(ALIAS)).keys() == {"j-gone"}
-        # Within the back-off the lookup is not repeated: the usual five requests only.
+        # Within the back-off the lookup is not repeated: the usual six requests only.
         await w.emu.advance(60)
         await w.emu.reset_stats()
         assert (await w.tick()).missing == ("j-gone",)
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
         await w.emu.advance(180)
         await w.emu.reset_stats()
         await w.tick()
-        assert await w.emu.list_calls() == 6
+        # The lookup: its graph since its begin date, then (not found there) the graph's whole list.
+        assert await w.emu.list_calls() == STEADY + 2
 
 
 # --- moving lists and orders ------------------------------------------------------------------
@@ -673,7 +678,7 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         assert (await w.tick()).events == ()
         recent = (await w.emu.stats())["recent"]
         terminal = {r["query"] for r in recent if "start_time" in r["query"]}
-        assert len(recent) == 5
+        assert len(recent) == STEADY
         assert {q for q in terminal if "status=success" in q} == {
             f"status=success&start_time={(T0 - timedelta(days=1)).date()}&offset=900&limit=100"
         }
@@ -686,11 +691,11 @@ async def test_the_terminal_lists_are_probed_past_what_is_known(sqlite_url: str)
         await w.emu.reset_stats()
         report = await w.tick()
         assert sorted(e.job.job_id for e in report.events) == ["new-f", *(f"new{i}" for i in range(7))]
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, order: str) -> None:
+async def test_steady_ticks_cost_six_requests_in_either_order(sqlite_url: str, order: str) -> None:
     """Jobs that ran a while land a little before the end in ascending order (jobs begun after
     them finished first): the last page finds them. In descending order new jobs are on page 1,
     which the poller learns to read first."""
@@ -729,9 +734,9 @@ async def test_steady_ticks_cost_five_requests_in_either_order(sqlite_url: str, 
             report = await w.tick()
             assert len(report.events) == 4
             costs.append(await w.emu.list_calls())
-        # 2 active lists + 3 terminal lists; growth found where this order puts it. Descending
-        # order pays twice to learn where (tail probe, last page, then page 1), once.
-        assert costs[1:] == [5 if order == "desc" else 6] * 3, costs
+        # 2 active lists + 3 terminal lists + the arrivals; growth found where this order puts it.
+        # Descending order pays twice to learn where (tail probe, last page, then page 1), once.
+        assert costs[1:] == [STEADY if order == "desc" else STEADY + 1] * 3, costs
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -1001,7 +1006,7 @@ async def test_a_baseline_larger_than_the_tick_budget_continues_next_tick(sqlite
         await w.emu.reset_stats()
         steady = await poller.tick()
         assert not steady.partial
-        assert await w.emu.list_calls() == 5
+        assert await w.emu.list_calls() == STEADY
         await w.job("j-new", "failed", related_graph="g3")
         assert await settle(w, poller) == [("j-new", "failed", None)]
 
@@ -1041,12 +1046,13 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
     async with world(sqlite_url, page_size=10) as w:
         await w.emu.add_jobs(_history(100))
         # A clock on which each request to GES takes a second (no waiting involved): the
-        # baseline asks for page 1, then batches of four while time is left (at 1 and 5 s): nine
-        # requests, and its six seconds are up.
-        poller = w.poller(tick_deadline=6, monotonic=lambda: float(w.client.requests_sent))
+        # calibration takes its CALIBRATION seconds, then the baseline asks for page 1, then
+        # batches of four while time is left (at 1 and 5 s after it began): nine requests, and
+        # its six seconds are up.
+        poller = w.poller(tick_deadline=CALIBRATION + 6, monotonic=lambda: float(w.client.requests_sent))
         first = await poller.tick()
         assert first.partial and first.baseline
-        assert first.requests == 9
+        assert first.requests == CALIBRATION + 9
         reports = [first]
         while reports[-1].partial:
             reports.append(await poller.tick())
@@ -1055,3 +1061,45 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
         assert await settle(w, poller) == []
         await w.job("j-new", "failed", related_graph="g3")
         assert await settle(w, poller) == [("j-new", "failed", None)]
+
+
+async def test_a_cut_tick_and_a_failed_scan_are_told_apart_and_both_lose_nothing(sqlite_url: str) -> None:
+    """The budget cutting a tick (partial: go on next tick, no error) and a scan failing on its own
+    (degraded: an error recorded, the last success kept) in the same tick: both are reported, the
+    failure is recorded for the ops watch and cleared by the next full tick, and every new failure
+    is alerted exactly once."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(30))
+        poller = w.poller(max_pages=8)
+        assert await settle(w, poller) == []
+        before = await w.store.poll_state(ALIAS)
+        assert before is not None and before.last_error is None
+        # A second calibration would take the fault meant for the waiting list.
+        assert w.client.reading.decided
+        for i in range(35):
+            await w.job(f"f{i:02d}", "failed", related_graph=f"n{i}")
+        # The tick's first request is the waiting list: it gets an answer that is no job list.
+        await w.emu.fault(malformed=True)
+        report = await poller.tick()
+        assert report.partial
+        assert report.degraded is not None and "status=waiting" in report.degraded
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.consecutive_failures == 1
+        assert state.last_error_kind == "unreadable"
+        assert state.failing_since == report.at
+        # No success: the next window still reaches back to the last one.
+        assert state.last_success_at == before.last_success_at
+        reported = summary(report)
+        await w.emu.advance(60)
+        reported += await settle(w, poller)
+        assert sorted(reported) == [(f"f{i:02d}", "failed", None) for i in range(35)]
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert (state.last_error, state.last_error_kind, state.failing_since, state.consecutive_failures) == (
+            None,
+            None,
+            None,
+            0,
+        )
+        assert state.last_success_at is not None and state.last_success_at > report.at

@@ -9,7 +9,20 @@ too deep to parse is a bad answer, not a crash) and the mapping of failures onto
 :mod:`ges_bot.errors`. It turns JSON into domain types
 only through :mod:`ges_bot.jobcenter.wire` and authenticates only through
 :mod:`ges_bot.jobcenter.auth`. It decides nothing about events and keeps no state between calls
-beyond the connection pool, the cached IAM token and :attr:`JobCenterClient.requests_sent`.
+beyond the connection pool, the cached IAM token, :attr:`JobCenterClient.requests_sent` and the
+:attr:`JobCenterClient.reading` of this GES.
+
+Calibration (:meth:`JobCenterClient.calibrate`): a handful of small requests show which reading of
+the loosely documented list this GES follows (:mod:`ges_bot.jobcenter.reading` decides; what
+each reading means is documented there). Every request then follows it: the status filter is
+sent only where it works (else the answer is filtered here), offsets are page numbers where GES
+counts pages, ``job_count`` is trusted only where it counts the query's matches (else pages are
+read until an empty one), naive times are read in the zone they are written in. An answer that
+contradicts the reading (a 400 on a status filter, a filtered answer holding other statuses, a
+full page whose count says it is the last) degrades that listing to what is right anyway and
+marks the reading :attr:`~JobCenterClient.stale`, so the next calibration redoes it. An
+uncalibrated client follows :data:`~ges_bot.jobcenter.reading.ASSUMED` (the reference page's
+reading).
 
 Several projects are several clients; nothing here is global.
 """
@@ -22,8 +35,9 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
@@ -43,8 +57,10 @@ from ges_bot.errors import (
     TransportError,
     UnusableAnswerError,
 )
+from ges_bot.jobcenter import reading as rd
 from ges_bot.jobcenter.auth import auth_for
-from ges_bot.jobcenter.wire import parse_error_body, parse_job, parse_job_list
+from ges_bot.jobcenter.reading import ASSUMED, Reading
+from ges_bot.jobcenter.wire import naive_times, parse_error_body, parse_job, parse_job_list
 
 __all__ = ["JobCenterClient", "JobList", "ListQuery", "Page"]
 
@@ -54,6 +70,8 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _STATUS_WORDS: dict[str, QueryStatus] = {s.value.lower(): s for s in QueryStatus}
 _STATUS_WORDS[JobStatus.PENDING.value] = QueryStatus.WAITING
 _ACCEPTED_STATUSES = "running, waiting (or pending), success, partiallyFailed, failed"
+#: A graph name no job has: its job_count shows whether counts follow the filters.
+_NO_SUCH_GRAPH = "ges-bot-calibration-no-such-graph"
 #: How much of an unreadable body an error message quotes.
 _SNIPPET = 120
 #: Default byte cap of one answer: a page of 1000 imports with their files is a few MB, and a
@@ -149,12 +167,23 @@ class ListQuery:
 
 @dataclass(frozen=True)
 class Page:
-    """One answer of the list API: what it said the total is, and the jobs at ``offset``."""
+    """One answer of the list API: the jobs at item ``offset`` matching the query, and how many
+    jobs match in all — ``job_count`` is ``None`` when this GES's count cannot be trusted for
+    the query (see the module docstring). ``size`` is how many list rows the answer held from
+    ``offset`` on, matching or not (filtered here): the next page starts at ``offset + size``."""
 
     job_count: int | None
     jobs: list[Job]
     offset: int
     limit: int
+    size: int = -1
+    #: The ids of those ``size`` rows.
+    row_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.jobs))
+            object.__setattr__(self, "row_ids", tuple(j.job_id for j in self.jobs))
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,25 @@ class JobList:
 
     job_count: int | None
     jobs: list[Job] = field(default_factory=list)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _answered_as(status: str) -> str:
+    """The response word of a request-vocabulary status (``waiting`` is answered ``pending``)."""
+    return JobStatus.PENDING.value if status == QueryStatus.WAITING else str(status)
+
+
+def _refused_filter(exc: ApiError) -> bool:
+    """A 400 saying a parameter is wrong (GES.0001), not that the project is (GES.0016)."""
+    return exc.http_status == 400 and exc.error_code in (None, "GES.0001")
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -215,6 +263,14 @@ class JobCenterClient:
         #: HTTP requests sent to GES (every attempt, every page, every re-authenticated retry;
         #: not the IAM token requests).
         self.requests_sent = 0
+        #: How this GES reads the list API (``calibrate`` learns it; the poller keeps it per project).
+        self.reading: Reading = ASSUMED
+        #: An answer contradicted the reading: calibrate again before trusting it.
+        self.stale = False
+        #: Whether ``calibrate`` ran (or a reading was handed in with ``use_reading``).
+        self.calibrated = False
+        #: The ``Date`` header of the last answer (GES's own clock), if it sent one.
+        self.server_date: datetime | None = None
         self.auth = auth or auth_for(project, clock=clock, timeout=timeout, transport=transport)
         self._prefix = f"/v2/{quote(project.project_id, safe='')}"
         self._http = httpx.AsyncClient(
@@ -250,18 +306,169 @@ class JobCenterClient:
     # --- the API ---------------------------------------------------------------------------
 
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> Page:
-        """One page of the job list: ``limit`` jobs from ``offset`` (GES may return fewer)."""
+        """The jobs of ``query`` from item ``offset``, at most ``limit`` (GES may return fewer),
+        asked for as this GES reads the list (see the module docstring)."""
         if offset < 0:
             raise QueryError(f"offset {offset} is negative")
         if limit < 1:
             raise QueryError(f"limit {limit} must be at least 1")
-        params = [*query.params(), ("offset", str(offset)), ("limit", str(limit))]
-        body = await self._get_json(f"{self._prefix}/graphs/jobs", params)
+        reading = self.reading
+        send_status, local = rd.wire_status(reading, query.status)
+        wire_query = replace(query, status=None) if query.status is not None else query
         try:
-            count, jobs = parse_job_list(body)
+            return await self._list_page(query, wire_query, send_status, local, offset, limit)
+        except ApiError as exc:
+            if not _refused_filter(exc) or (send_status is None and not query.start_date and not query.end_date):
+                raise
+            if send_status is not None:
+                # Degrade, never stop: this status filter is refused; list without it, filter here.
+                log.warning(
+                    "GES %s refused status=%s (%s); listing without it and filtering here",
+                    self.project.alias,
+                    send_status,
+                    exc,
+                )
+                self.reading = self.reading.with_refused(send_status)
+                self.stale = True
+                try:
+                    return await self._list_page(query, wire_query, None, True, offset, limit)
+                except ApiError as again:
+                    if not _refused_filter(again) or not (query.start_date or query.end_date):
+                        raise
+                    exc = again
+            # Then the date filter: a broader listing, filtered by whoever asked.
+            log.warning("GES %s refused a date filter (%s); listing without it", self.project.alias, exc)
+            broad = replace(wire_query, start_date=None, end_date=None)
+            return await self._list_page(query, broad, None, query.status is not None, offset, limit)
+
+    async def _list_page(
+        self,
+        query: ListQuery,
+        wire_query: ListQuery,
+        send_status: str | None,
+        local: bool,
+        offset: int,
+        limit: int,
+    ) -> Page:
+        reading = self.reading
+        if reading.limit_cap is not None:
+            limit = min(limit, reading.limit_cap)
+        wire_off, skip = rd.wire_offset(reading, offset, limit)
+        params = [*wire_query.params()]
+        if send_status is not None:
+            # Where ListQuery.params puts it: after graph_name, before the dates.
+            at = 1 if wire_query.graph_name is not None else 0
+            params.insert(at, ("status", send_status))
+        params += [("offset", str(wire_off)), ("limit", str(limit))]
+        body = await self._get_json(f"{self._prefix}/graphs/jobs", params)
+        naive = naive_times(body)
+        if naive is not None and reading.times != ("naive" if naive else "aware"):
+            self._learn(replace(self.reading, times="naive" if naive else "aware"), "the times GES writes")
+        try:
+            count, rows = parse_job_list(body, self.reading.naive_offset)
         except ResponseError as exc:
             raise ResponseError(f"GES's job list (offset {offset}) could not be read: {exc}") from None
-        return Page(job_count=count, jobs=jobs, offset=offset, limit=limit)
+        rows = rows[skip:]
+        jobs = rows
+        if query.status is not None:
+            wanted = _answered_as(query.status)
+            jobs = [j for j in rows if j.status == wanted]
+            if not local and len(jobs) < len(rows):
+                # Asked for one status, got others: this GES ignores the filter.
+                log.warning(
+                    "GES %s answered status=%s with jobs of other statuses: the filter is ignored; filtering here",
+                    self.project.alias,
+                    send_status,
+                )
+                self._learn(replace(self.reading, status_filter="ignored"), "a filtered answer")
+                self.stale = True
+                local = True
+        filtered = bool(wire_query.params()) or send_status is not None
+        trusted = rd.trusts_count(reading, filtered=filtered, local_filter=local)
+        return Page(
+            job_count=count if trusted else None,
+            jobs=jobs,
+            offset=offset,
+            limit=limit,
+            size=len(rows),
+            row_ids=tuple(j.job_id for j in rows),
+        )
+
+    # --- calibration ---------------------------------------------------------------------
+
+    def use_reading(self, reading: Reading) -> None:
+        """Follow ``reading`` (one kept from an earlier calibration)."""
+        self.reading = reading
+        self.calibrated = True
+        self.stale = False
+
+    async def calibrate(self) -> Reading:
+        """Learn this GES's reading from a handful of small requests (safe on an empty job center:
+        what they cannot show stays undecided, and listings then use what is right under every
+        reading). Logs the reading when it changes; returns it."""
+        limit = min(self.page_size, self.reading.limit_cap or self.page_size)
+        head = await self._probe(0, limit)
+        second = await self._probe(1, limit)
+        nothing = await self._probe(0, 1, graph_name=_NO_SUCH_GRAPH)
+        statuses = [await self._probe(0, 2, status="waiting")]
+        if statuses[0].refused:
+            statuses.append(await self._probe(0, 2, status="pending"))
+        statuses.append(await self._probe(0, 2, status=QueryStatus.PARTIALLY_FAILED.value))
+        third = await self._probe(2, limit) if second.ids and second.ids == head.ids else None
+        keep = replace(self.reading, refused=frozenset()) if self.calibrated else rd.UNDECIDED
+        decided = rd.decide(rd.Evidence(head, second, nothing, tuple(statuses), third), keep)
+        if decided.times == "naive":
+            # The zone of naive times needs a clock to compare with: whoever polls says
+            # (learn_naive_offset); until then what was learnt stays.
+            offset = self.reading.naive_offset_min if self.reading.times == "naive" else 0
+            decided = replace(decided, naive_offset_min=offset)
+        self.calibrated = True
+        self.stale = False
+        self._learn(decided, "calibration")
+        return decided
+
+    async def _probe(
+        self, offset: int, limit: int, *, status: str | None = None, graph_name: str | None = None
+    ) -> rd.Probe:
+        """One raw request for calibration: nothing of the reading applied."""
+        params: list[tuple[str, str]] = []
+        if graph_name is not None:
+            params.append(("graph_name", graph_name))
+        if status is not None:
+            params.append(("status", status))
+        params += [("offset", str(offset)), ("limit", str(limit))]
+        try:
+            body = await self._get_json(f"{self._prefix}/graphs/jobs", params)
+        except ApiError as exc:
+            if status is not None and _refused_filter(exc):
+                return rd.Probe(offset=offset, limit=limit, jobs=None, status=status, graph_name=graph_name)
+            raise
+        count, jobs = parse_job_list(body)
+        return rd.Probe(
+            offset=offset,
+            limit=limit,
+            job_count=count,
+            jobs=tuple(jobs),
+            status=status,
+            graph_name=graph_name,
+            naive=naive_times(body),
+        )
+
+    def learn_naive_offset(self, minutes: int) -> None:
+        """Naive times turned out to be written ``minutes`` east of UTC (a job began in the future)."""
+        if self.reading.times == "naive" and minutes != self.reading.naive_offset_min:
+            self._learn(replace(self.reading, naive_offset_min=minutes), "times ahead of the clock")
+
+    def _learn(self, reading: Reading, why: str) -> None:
+        if reading == self.reading:
+            return
+        self.reading = reading
+        log.info(
+            "GES %s reads the job list as follows (%s): %s",
+            self.project.alias,
+            why,
+            "; ".join(f"{point}: {text}" for point, text, _ in rd.describe(reading)),
+        )
 
     async def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]:
         """Every page of ``query``, in the order they arrive (not necessarily by offset).
@@ -278,28 +485,33 @@ class JobCenterClient:
 
         def absorb(page: Page) -> int:
             before = len(seen)
-            seen.update(j.job_id for j in page.jobs)
+            seen.update(page.row_ids)
             return len(seen) - before
 
         first = await self.list_page(query, 0, self.page_size)
         yield first
         absorb(first)
-        if not first.jobs:
+        if not first.size:
             return
         count = first.job_count
-        step = self.page_size
-        if len(first.jobs) < self.page_size and (count is None or count > len(first.jobs)):
+        step = first.limit
+        if first.size >= step and self.reading.offset in (rd.UNKNOWN, "zero"):
+            # Calibration saw too few jobs to tell how offsets count; now there are enough.
+            await self.calibrate()
+        if count is not None and count <= first.size and first.size >= step:
+            # A full page whose count says it is all: a count of the page's length looks the
+            # same. One more page tells (and costs one request only in this case).
+            count = None
+        if first.size < step and (count is None or count > first.size):
             # The server caps limit below what we asked (or the list is short: then the next
             # page is empty and we stop).
-            step = len(first.jobs)
-            log.debug(
-                "GES %s answered %d jobs for limit %d; paging by %d", self.project.alias, step, self.page_size, step
-            )
+            step = first.size
+            log.debug("GES %s answered %d jobs for limit %d; paging by %d", self.project.alias, step, first.limit, step)
 
         # aclosing: a consumer that stops early (aclose) must cancel pages in flight now, not
         # whenever the inner generator is collected.
         if count is None:
-            async with aclosing(self._walk(query, step, step, seen, target=None)) as walk:
+            async with aclosing(self._walk(query, first.size, step, seen, target=None)) as walk:
                 async for page in walk:
                     yield page
             return
@@ -370,14 +582,15 @@ class JobCenterClient:
         while True:
             page = await self.list_page(query, offset, step)
             yield page
-            new = {j.job_id for j in page.jobs} - seen
+            new = set(page.row_ids) - seen
             seen.update(new)
-            if not page.jobs:
+            if not page.size:
                 return
             if not new:
                 log.warning(
                     "GES %s: the page at offset %d held only jobs already seen; stopping", self.project.alias, offset
                 )
+                self.stale = True
                 return
             if target is not None:
                 target = page.job_count if page.job_count is not None else target
@@ -385,7 +598,7 @@ class JobCenterClient:
                     return
                 offset += step
             else:
-                offset += len(page.jobs)
+                offset += page.size
 
     async def list_jobs(self, query: ListQuery | None = None) -> JobList:
         """Every job of ``query``, each ``job_id`` once (the copy received last wins)."""
@@ -454,6 +667,7 @@ class JobCenterClient:
             ) from None
         status = response.status_code
         request_id = response.headers.get("X-Request-Id")
+        self.server_date = _http_date(response.headers.get("Date"))
         try:
             try:
                 raw = await self._read_capped(response, where)

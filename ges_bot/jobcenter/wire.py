@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ges_bot.domain import FileImport, FileKind, Job
@@ -39,6 +39,7 @@ __all__ = [
     "TEXT_LIMITS",
     "TimeFormat",
     "job_to_wire",
+    "naive_times",
     "parse_error_body",
     "parse_job",
     "parse_job_list",
@@ -85,9 +86,13 @@ def clip(value: str | None, limit: int) -> str | None:
 TimeFormat = Literal["T", " ", "ms"]
 
 
-def parse_time(value: Any) -> datetime | None:
+_NO_OFFSET = timedelta(0)
+
+
+def parse_time(value: Any, naive_offset: timedelta = _NO_OFFSET) -> datetime | None:
     """A GES time as an aware UTC ``datetime``; ``None`` for null, absent or empty.
 
+    A time without a zone is read as ``naive_offset`` east of UTC (default: UTC).
     Raises ``ValueError`` for anything else that is not one of the accepted forms.
     """
     if value is None:
@@ -104,7 +109,7 @@ def parse_time(value: Any) -> datetime | None:
     if len(text) == 19 and text[10] in "Tt " and text[4] == text[7] == "-" and text[13] == text[16] == ":":
         # The form GES uses, without zone or fraction: the fast path (every job has two times).
         try:
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return datetime.fromisoformat(text).replace(tzinfo=UTC) - naive_offset
         except ValueError:
             pass  # the general path below says what is wrong
     if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
@@ -114,7 +119,10 @@ def parse_time(value: Any) -> datetime | None:
         raise ValueError(f"time {value!r} is not yyyy-MM-ddTHH:mm:ss, yyyy-MM-dd HH:mm:ss or epoch milliseconds")
     frac = (match["frac"] or "").ljust(6, "0")[:6]
     zone = match["zone"]
-    if zone is None or zone.upper() == "Z":
+    shift = _NO_OFFSET
+    if zone is None:
+        zone, shift = "+00:00", naive_offset
+    elif zone.upper() == "Z":
         zone = "+00:00"
     elif ":" not in zone:
         zone = f"{zone[:3]}:{zone[3:]}"
@@ -122,7 +130,25 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{zone}")
     except ValueError:
         raise ValueError(f"time {value!r} is not a valid date and time") from None
-    return parsed.astimezone(UTC)
+    return parsed.astimezone(UTC) - shift
+
+
+def naive_times(body: Any) -> bool | None:
+    """Whether a job list answer writes times without a zone: ``True``/``False`` from the first
+    time written as text, ``None`` when it holds none (no jobs, only nulls or epoch numbers)."""
+    items = body.get("job_list") if isinstance(body, Mapping) else None
+    if not isinstance(items, list):
+        items = [body] if isinstance(body, Mapping) else []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        for name in ("begin_time", "end_time"):
+            value = item.get(name)
+            if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+                match = _TIME_RE.fullmatch(value.strip())
+                if match is not None:
+                    return match["zone"] is None
+    return None
 
 
 def _from_epoch_ms(value: float) -> datetime:
@@ -208,8 +234,9 @@ def _files(detail: Any, where: str) -> tuple[FileImport, ...]:
     return tuple(files)
 
 
-def parse_job(obj: Mapping[str, Any]) -> Job:
-    """One ``job_list`` item (or a single-job status answer) as a :class:`Job`."""
+def parse_job(obj: Mapping[str, Any], naive_offset: timedelta = _NO_OFFSET) -> Job:
+    """One ``job_list`` item (or a single-job status answer) as a :class:`Job`; times without a
+    zone are read as ``naive_offset`` east of UTC."""
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise ResponseError(f"a job is a {type(obj).__name__}, not an object")
     raw_id = obj.get("job_id")
@@ -223,9 +250,9 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     status = clip(status.replace("\x00", "\ufffd"), TEXT_LIMITS["status"]) or status
     name = "begin_time"
     try:
-        begin_time = parse_time(obj.get(name))
+        begin_time = parse_time(obj.get(name), naive_offset)
         name = "end_time"
-        end_time = parse_time(obj.get(name))
+        end_time = parse_time(obj.get(name), naive_offset)
     except ValueError as exc:
         raise ResponseError(f"{where}: {name}: {exc}") from None
     try:
@@ -249,8 +276,9 @@ def parse_job(obj: Mapping[str, Any]) -> Job:
     )
 
 
-def parse_job_list(body: Any) -> tuple[int | None, list[Job]]:
-    """A ``GET /v2/{project_id}/graphs/jobs`` answer as ``(job_count, jobs)``.
+def parse_job_list(body: Any, naive_offset: timedelta = _NO_OFFSET) -> tuple[int | None, list[Job]]:
+    """A ``GET /v2/{project_id}/graphs/jobs`` answer as ``(job_count, jobs)`` (naive times read as
+    ``naive_offset`` east of UTC).
 
     ``job_count`` is ``None`` when absent or null. A body with neither ``job_list`` nor
     ``job_count`` is not a job list (an error body answered with 200, say) and raises.
@@ -283,7 +311,7 @@ def parse_job_list(body: Any) -> tuple[int | None, list[Job]]:
             continue
         if type(item) is not dict and not isinstance(item, Mapping):
             raise ResponseError(f"job_list[{i}] is a {type(item).__name__}, not an object")
-        jobs.append(parse_job(item))
+        jobs.append(parse_job(item, naive_offset))
     return count, jobs
 
 

@@ -88,6 +88,11 @@ class TickResult:
     muted: Sequence[MutedDelivery] = ()
     cursor: dict[str, int] = field(default_factory=dict)
     baseline: bool = False
+    #: Some scan failed: what the others found is committed, but the tick is no success — the
+    #: poll state records this as its error and keeps ``last_success_at``.
+    degraded: str | None = None
+    #: The :class:`~ges_bot.watch.blindness.ErrorKind` of the first failed scan (``last_error_kind``).
+    degraded_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,13 +263,16 @@ class SqlStore:
             if muted_rows:
                 await conn.execute(muted_deliveries.insert(), muted_rows)
 
+            degraded = _text(tick.degraded) if tick.degraded else None
             ins = self._insert(poll_state).values(
                 project=tick.project,
                 baselined_at=tick.at if tick.baseline else None,
-                last_success_at=tick.at,
+                last_success_at=None if degraded else tick.at,
                 last_attempt_at=tick.at,
-                last_error=None,
-                consecutive_failures=0,
+                last_error=degraded,
+                last_error_kind=(tick.degraded_kind or "bug") if degraded else None,
+                failing_since=tick.at if degraded else None,
+                consecutive_failures=1 if degraded else 0,
                 cursor=dict(tick.cursor),
             )
             await conn.execute(
@@ -278,12 +281,17 @@ class SqlStore:
                     set_={
                         # The first baseline is kept: it says since when the project has been watched.
                         "baselined_at": func.coalesce(poll_state.c.baselined_at, ins.excluded.baselined_at),
-                        "last_success_at": ins.excluded.last_success_at,
+                        # A degraded tick is no success: the next one reaches back to the last.
+                        "last_success_at": poll_state.c.last_success_at if degraded else ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
-                        "last_error": None,
-                        "last_error_kind": None,
-                        "failing_since": None,
-                        "consecutive_failures": 0,
+                        # A success ends a run of failures; a degraded tick continues (or starts)
+                        # one, so the ops watch sees a scan that keeps failing like a failed poll.
+                        "last_error": ins.excluded.last_error,
+                        "last_error_kind": ins.excluded.last_error_kind,
+                        "failing_since": (
+                            func.coalesce(poll_state.c.failing_since, ins.excluded.failing_since) if degraded else None
+                        ),
+                        "consecutive_failures": poll_state.c.consecutive_failures + 1 if degraded else 0,
                         "cursor": ins.excluded.cursor,
                     },
                 )

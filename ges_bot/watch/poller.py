@@ -65,6 +65,28 @@ Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs run
 listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
 
+Readings and degrading
+----------------------
+Before the fetch the tick makes sure the client knows this GES's reading of the list API
+(``JobCenterClient.calibrate``; kept per project in the cursor as ``reading:*`` and redone when an
+answer contradicts it, or every few minutes while a point is undecided). Statuses whose filter
+cannot be used (refused with a 400, ignored by GES, or not decided yet) are not listed by status.
+One *arrivals* scan (key ``*@<date>``) of the date window without a status filter, with the same
+tail probe and memory, takes every job not known at all, whatever its status: a job that began
+and ended between two ticks in a status no filter names (``cancelled``, or ``partiallyFailed``
+where that filter is refused) is found there (one request a steady tick). Active jobs that change
+status are found by the active and terminal lists that work, else by the vanished lookup. Naive times that put a job in the future give the zone they are written in
+(``reading.naive_offset_hint``); the tick's jobs are corrected at once.
+
+Each scan (active list, terminal list, arrivals, vanished lookup) fails alone when the failure is
+its own (a refused query that cannot be broadened further, an unreadable answer): the tick commits
+what the others found and is recorded *degraded* (``TickResult.degraded``: last_error set,
+last_success_at kept, so the next tick's window reaches back and the failed scan's memory is not
+advanced; ``last_error_kind`` and ``failing_since`` are set as for a failed poll, so a scan that
+keeps failing reaches the ops watch). GES down (no answer, 5xx after retries), refusing the
+credentials, or an answer past the byte cap (``UnusableAnswerError``) fails the tick as a whole,
+as does every scan failing.
+
 Budget
 ------
 A tick may ask GES for at most ``max_pages`` pages and must not start a request after its
@@ -83,7 +105,15 @@ cursor stays a lower bound of what was read:
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
   everything, not from the last commit: a run of cut ticks never moves the window past jobs it
-  did not read.
+  did not read;
+- the budget bounds everything the tick asks: the calibration (its requests charged as pages, not
+  begun past the deadline), the active lists, the terminal lists, the arrivals scan (after the
+  status lists, so it is the first left unread) and the vanished lookups.
+
+A *cut* scan is not a *failed* one: what it read was right, its cursor is a lower bound and it
+goes on next tick (``TickReport.partial``, no error recorded, ``last_success_at`` advances);
+a failed scan read wrong or nothing, keeps its memory as it was and degrades the tick
+(``TickReport.degraded``, an error recorded). A tick may be both; neither moves ``complete_at``.
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
@@ -99,22 +129,33 @@ import time
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
-from ges_bot.errors import GesBotError
+from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError, UnusableAnswerError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
+from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
 from ges_bot.notify.routing import route
 from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
 from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
-__all__ = ["JobSource", "Poller", "TickBudget", "TickReport", "describe_error", "run_tick"]
+__all__ = [
+    "Calibrating",
+    "JobSource",
+    "PlannedQuery",
+    "Poller",
+    "TickBudget",
+    "TickReport",
+    "describe_error",
+    "plan_queries",
+    "run_tick",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +172,13 @@ _HEAD = "head:"
 _TAIL_PAGES = 2
 _MAX_BACKOFF = timedelta(hours=6)
 _DEFAULT_PAGE_SIZE = 100
+#: The arrivals scan's status: any (see "Readings and degrading").
+_ANY = "*"
+#: Cursor key: when the reading was last calibrated (epoch seconds).
+_CALIBRATED_AT = "reading:at"
+#: An undecided reading (too few jobs to tell) is calibrated again after this long.
+_RECALIBRATE_UNDECIDED = timedelta(minutes=5)
+_ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
 #: Cursor key: the next offset of a baseline that did not finish in one tick.
 _BASELINE = "baseline:offset"
 #: Cursor key: when (epoch seconds) the last tick that read everything began.
@@ -144,6 +192,9 @@ DEFAULT_TICK_MAX_PAGES = 200
 DEFAULT_TICK_DEADLINE_S = 30.0
 #: Pages a baseline asks for at once.
 _BASELINE_BATCH = 4
+#: The most requests one calibration sends (``JobCenterClient.calibrate``: two pages of the list,
+#: a count, two or three status probes, a third page when GES may ignore offsets).
+CALIBRATION_REQUESTS = 7
 
 
 class _Spent(Exception):
@@ -195,6 +246,21 @@ class JobSource(Protocol):
     def iter_pages(self, query: ListQuery | None = None) -> AsyncGenerator[Page, None]: ...
 
 
+@runtime_checkable
+class Calibrating(Protocol):
+    """A job source that learns the GES's reading of the list API (``JobCenterClient`` is one)."""
+
+    reading: Reading
+    stale: bool
+    calibrated: bool
+
+    async def calibrate(self) -> Reading: ...
+
+    def use_reading(self, reading: Reading) -> None: ...
+
+    def learn_naive_offset(self, minutes: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TickReport:
     """What one tick did. ``events`` are those newly recorded (or, in a dry run, those found)."""
@@ -215,6 +281,8 @@ class TickReport:
     #: The tick ran out of its budget (pages or time): what was read is committed, the rest
     #: continues next tick.
     partial: bool = False
+    #: Set when a scan failed and the tick committed only what the others found: what failed.
+    degraded: str | None = None
 
 
 @dataclass
@@ -248,6 +316,45 @@ class _Scan:
     pass_done: bool = False
     #: The last job_count GES gave for this listing this tick.
     latest_count: int | None = None
+    #: The scan failed (its memory is kept as it was).
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedQuery:
+    """One listing a steady tick makes (``ges-bot check`` runs the same ones)."""
+
+    #: ``active`` (every page, each tick), ``terminal`` or ``arrivals`` (tail probe and memory).
+    kind: str
+    #: The status word the scan is about (``*``: any, for arrivals).
+    status: str
+    query: ListQuery
+
+    @property
+    def name(self) -> str:
+        since = f" since {self.query.start_date.isoformat()}" if self.query.start_date else ""
+        return f"{'new jobs (any status)' if self.status == _ANY else 'status=' + self.status}{since}"
+
+
+def plan_queries(reading: Reading, start: date) -> list[PlannedQuery]:
+    """The listings of a steady tick under ``reading``, with the terminal window starting at
+    ``start``: the active lists and terminal lists whose status filter works, and — when some
+    status cannot be asked for — the arrivals scan (see the module docstring)."""
+
+    def usable(status: str) -> bool:
+        return not wire_status(reading, status)[1]
+
+    plan = [PlannedQuery("active", s.value, ListQuery(status=s)) for s in _ACTIVE_QUERIES if usable(s)]
+    plan += [
+        PlannedQuery("terminal", s.value, ListQuery(status=s, start_date=start)) for s in TERMINAL_QUERIES if usable(s)
+    ]
+    # Always: a job that begins and ends between two ticks in a status no filter names (cancelled,
+    # Failed, complete…, or one whose filter is refused) is found nowhere else. When the active
+    # lists cannot be asked for, new jobs are looked for in the whole list: a date filter on the
+    # end time (one reading) leaves a running job out of every window.
+    active_listed = all(usable(s) for s in _ACTIVE_QUERIES)
+    plan.append(PlannedQuery("arrivals", _ANY, ListQuery(start_date=start if active_listed else None)))
+    return plan
 
 
 def _page_offsets(count: int, limit: int) -> list[int]:
@@ -344,7 +451,7 @@ class Poller:
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
-        POLL_TICKS.labels(self.alias, "ok").inc()
+        POLL_TICKS.labels(self.alias, "degraded" if report.degraded else "ok").inc()
         POLL_DURATION.labels(self.alias).observe(duration)
         return TickReport(
             project=self.alias,
@@ -358,7 +465,59 @@ class Poller:
             dry_run=dry_run,
             missing=report.missing,
             partial=report.partial,
+            degraded=report.degraded,
         )
+
+    # --- the reading ------------------------------------------------------------------------
+
+    async def _ensure_reading(self, state: PollState | None, budget: TickBudget) -> dict[str, int]:
+        """Make the client follow this GES's reading: the one kept in the cursor, else a fresh
+        calibration; again when an answer contradicted it, or (undecided) every few minutes.
+        Returns the cursor entries that record it.
+
+        A calibration is charged to the tick's budget (each of its requests as a page); it is
+        not begun past the deadline (it waits for the next tick, and this one lists under the
+        reading it has)."""
+        client = self.client
+        if not isinstance(client, Calibrating):
+            return {}
+        cursor = state.cursor if state is not None else {}
+        at = cursor.get(_CALIBRATED_AT)
+        if not client.calibrated:
+            kept = Reading.from_cursor(cursor)
+            if kept is not None:
+                client.use_reading(kept)
+        due = (
+            not client.calibrated
+            or client.stale
+            or (
+                not client.reading.decided
+                and (at is None or self.clock().timestamp() - at >= _RECALIBRATE_UNDECIDED.total_seconds())
+            )
+        )
+        if due:
+            if not budget.left():
+                log.info("project %s: no budget left to calibrate; the next tick does", self.alias)
+                return {_CALIBRATED_AT: at} if at is not None else {}
+            sent = self.client.requests_sent
+            try:
+                await client.calibrate()
+            finally:
+                # Its few requests (at most CALIBRATION_REQUESTS, retries aside) come first in the
+                # tick and are charged like pages: the listings get what is left.
+                budget.pages += self.client.requests_sent - sent
+            at = int(self.clock().timestamp())
+        return {_CALIBRATED_AT: at or int(self.clock().timestamp())}
+
+    def _reading(self) -> Reading:
+        client = self.client
+        return client.reading if isinstance(client, Calibrating) else ASSUMED
+
+    def _reading_cursor(self, calibrated: dict[str, int]) -> dict[str, int]:
+        client = self.client
+        if not isinstance(client, Calibrating) or not client.calibrated:
+            return {}
+        return {**client.reading.to_cursor(), **calibrated}
 
     # --- one tick ---------------------------------------------------------------------------
 
@@ -366,13 +525,16 @@ class Poller:
         state = await self.store.poll_state(self.alias)
         baseline = state is None or state.baselined_at is None
         tick = _TickWork(self, now, self.budget())
+        calibrated = await self._ensure_reading(state, tick.budget)
+        tick.reading = self._reading()
         if baseline:
             await tick.fetch_everything(state)
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
+        tick.correct_naive_times()
         result = await tick.diff(baseline=baseline)
-        cursor = tick.next_cursor(result)
+        cursor = {**tick.next_cursor(result), **self._reading_cursor(calibrated)}
         partial = tick.budget.spent
         if partial:
             log.info(
@@ -383,6 +545,9 @@ class Poller:
                 self.max_pages,
                 self.tick_deadline_s,
             )
+        degraded = tick.degraded()
+        if degraded:
+            log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
         routed = route(
             result.events,
             [*(await self.store.subscriptions()), *self.config_subscriptions],
@@ -405,6 +570,7 @@ class Poller:
                 deliveries=len(routed.deliveries),
                 missing=tuple(sorted(tick.missing)),
                 partial=partial,
+                degraded=degraded,
             )
         commit = await self.store.commit_tick(
             TickResult(
@@ -418,6 +584,8 @@ class Poller:
                 cursor=cursor,
                 # A baseline read in part is not one yet: the next tick continues it.
                 baseline=baseline and not tick.baseline_unfinished,
+                degraded=degraded,
+                degraded_kind=tick.degraded_kind,
             )
         )
         for event in commit.new_events:
@@ -431,6 +599,7 @@ class Poller:
             outbox_ids=commit.outbox_ids,
             missing=tuple(sorted(tick.missing)),
             partial=partial,
+            degraded=degraded,
         )
 
 
@@ -454,7 +623,15 @@ class _TickWork:
         self.cursor_in: dict[str, int] = {}
         self.vanished_cursor: dict[str, int] = {}
         self.missing: set[str] = set()
+        #: What failed this tick (scan name → the error, as a sentence).
+        self.failures: dict[str, str] = {}
+        self.first_error: JobCenterError | None = None
+        #: Jobs the status lists found that the store did not know at all (new to the window).
+        self.window_new: set[str] = set()
+        self.succeeded = 0
         self._lookup = asyncio.Lock()
+        client = poller.client
+        self.reading: Reading = client.reading if isinstance(client, Calibrating) else ASSUMED
 
     # --- GES ---
 
@@ -480,27 +657,88 @@ class _TickWork:
                 if not self.budget.left():
                     return
 
+    async def _guarded(self, name: str, work: Awaitable[None]) -> bool:
+        """Run one scan; a failure of this scan alone (a refused query, an unreadable answer) is
+        noted and the tick degrades instead of ending. GES down (no answer, 5xx after the
+        client's retries) or credentials refused end the tick: the other scans would fail too,
+        and the next tick redoes everything at no loss. So does an answer past the byte cap or
+        nested too deep (:class:`UnusableAnswerError`): a GES sending those is not asked more
+        this tick, or every scan (three of them concurrently) would hold its cap's worth."""
+        try:
+            await work
+        except (AuthError, TransportError, UnusableAnswerError):
+            raise
+        except ApiError as exc:
+            if exc.retryable:
+                raise
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
+        except JobCenterError as exc:
+            self.first_error = self.first_error or exc
+            self.failures[name] = describe_error(exc)
+            log.warning("project %s: the %s scan failed: %s", self.p.alias, name, self.failures[name])
+            return False
+        self.succeeded += 1
+        return True
+
+    def degraded(self) -> str | None:
+        """A sentence naming the scans that failed, or ``None``; raises the failure when every
+        scan failed (the tick then saw nothing, and is a failed tick)."""
+        if not self.failures:
+            return None
+        if not self.succeeded and self.first_error is not None:
+            raise self.first_error
+        text = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
+        return f"{len(self.failures)} scan(s) failed ({text})"
+
+    @property
+    def degraded_kind(self) -> str | None:
+        """What the first failed scan ran into (``last_error_kind``), if one failed."""
+        return error_kind(self.first_error).value if self.first_error is not None and self.failures else None
+
+    def _keep_vanished(self, job_ids: Iterable[str]) -> None:
+        """The lookup back-off of ``job_ids`` as it was (they were not looked for this tick)."""
+        for job_id in job_ids:
+            for suffix in (":misses", ":next"):
+                key = f"{_VANISHED}{job_id}{suffix}"
+                if key in self.cursor_in:
+                    self.vanished_cursor[key] = self.cursor_in[key]
+
     async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
         """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
         Returns whether every page was read."""
         if first.job_count is None:
-            # No count to aim at: walk on until an empty page.
-            offset = len(first.jobs)
-            while first.jobs:
+            # No count to aim at (or none to trust): walk on until an empty page.
+            offset = first.size
+            seen = set(first.row_ids)
+            while first.size:
                 page = await self._page(query, offset)
-                if not page.jobs or await on_page(page.jobs):
-                    return not page.jobs
-                offset += len(page.jobs)
+                if not page.size or await on_page(page.jobs):
+                    return not page.size
+                fresh = set(page.row_ids) - seen
+                if not fresh:
+                    # A GES that ignores offset must not keep us here; the reading is suspect.
+                    self._distrust()
+                    return True
+                seen |= fresh
+                offset += page.size
             return True
-        step = self.p.page_size
-        if 0 < len(first.jobs) < min(step, first.job_count):
+        step = first.limit
+        if 0 < first.size < min(step, first.job_count):
             # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-            step = len(first.jobs)
+            step = first.size
         for offset in _page_offsets(first.job_count, step):
             page = await self._page(query, offset)
             if await on_page(page.jobs):
                 return False
         return True
+
+    def _distrust(self) -> None:
+        client = self.p.client
+        if isinstance(client, Calibrating):
+            client.stale = True
 
     # --- store ---
 
@@ -534,13 +772,14 @@ class _TickWork:
             fresh = False
             for page in pages:
                 self.jobs.extend(page.jobs)
-                fresh = fresh or any(j.job_id not in seen for j in page.jobs)
-                seen.update(j.job_id for j in page.jobs)
+                fresh = fresh or any(i not in seen for i in page.row_ids)
+                seen.update(page.row_ids)
             first = pages[0]
-            if offset == 0 and 0 < len(first.jobs) < step and (first.job_count or 0) > len(first.jobs):
+            step = min(step, first.limit)
+            if offset == 0 and 0 < first.size < step and (first.job_count or 0) > first.size:
                 # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-                step = len(first.jobs)
-            if any(len(page.jobs) < step for page in pages) or not fresh:
+                step = first.size
+            if any(page.size < step for page in pages) or not fresh:
                 # The end of the list (or a GES ignoring offset: nothing new).
                 return
             offset += granted * step
@@ -548,23 +787,40 @@ class _TickWork:
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
         self.active = await self.p.store.active_snapshots(self.p.alias)
-        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
-        await self._list_all(ListQuery(status=QueryStatus.WAITING))
-        await self._list_all(ListQuery(status=QueryStatus.RUNNING))
         since = min(self.now, state.last_success_at or self.now)
         if _COMPLETE in self.cursor_in:
             # Not past the last tick that read everything (a cut tick commits too).
             since = min(since, datetime.fromtimestamp(self.cursor_in[_COMPLETE], UTC))
         start = since.astimezone(UTC).date() - timedelta(days=1)
-        for status in TERMINAL_QUERIES:
-            key = f"{status.value}@{start.isoformat()}"
-            head_first = bool(self.cursor_in.get(f"{_HEAD}{status.value}"))
+        plan = plan_queries(self.reading, start)
+        # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
+        for planned in plan:
+            if planned.kind == "active":
+                await self._guarded(planned.name, self._list_all(planned.query))
+        for planned in plan:
+            if planned.kind == "active":
+                continue
+            key = f"{planned.status}@{planned.query.start_date.isoformat() if planned.query.start_date else 'all'}"
+            head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
             self.scans.append(
-                _Scan(status=status.value, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+                _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
             )
-        await asyncio.gather(*(self._scan_terminal(scan, start) for scan in self.scans))
-        # Every terminal listing read to its end: the next window may start from this tick.
-        self.complete_at = int((since if self.budget.spent else self.now).timestamp())
+        queries = {p.status: p.query for p in plan}
+
+        def planned_query(scan: _Scan) -> ListQuery:
+            return queries[scan.status]
+
+        status_scans = [scan for scan in self.scans if scan.status != _ANY]
+        await asyncio.gather(*(self._scan(scan, planned_query(scan)) for scan in status_scans))
+        for scan in self.scans:
+            if scan.status == _ANY:
+                # After the status lists: what they found new in the same window (or a narrower
+                # one) is new here too, so the arrivals need not read back for it.
+                scan.new_ids |= self.window_new
+                await self._scan(scan, planned_query(scan))
+        # Every listing read to its end: the next window may start from this tick. A cut or a
+        # failed scan leaves it where it was (the unread rest is still in the window next tick).
+        self.complete_at = int((since if self.budget.spent or self.failures else self.now).timestamp())
         if self.budget.spent:
             # An active list read in part makes every unread active job look vanished: leave
             # them for a tick that reads everything, back-off included.
@@ -572,14 +828,24 @@ class _TickWork:
             return
         await self._follow_vanished()
 
-    async def _scan_terminal(self, scan: _Scan, start: date) -> None:
-        # Out of budget: next_cursor keeps what this scan's pages proved, and no more.
-        with contextlib.suppress(_Spent):
-            await self._scan_terminal_pages(scan, start)
+    async def _scan(self, scan: _Scan, query: ListQuery) -> None:
+        name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
+        if not await self._guarded(name, self._scan_terminal(scan, query)):
+            scan.failed = True
 
-    async def _scan_terminal_pages(self, scan: _Scan, start: date) -> None:
-        query = ListQuery(status=scan.status, start_date=start)
+    async def _scan_terminal(self, scan: _Scan, query: ListQuery) -> None:
+        # Out of budget: next_cursor keeps what this scan's pages proved, and no more. A cut scan
+        # is no failed one: it read right as far as it went, and goes on next tick.
+        with contextlib.suppress(_Spent):
+            await self._scan_terminal_pages(scan, query)
+
+    async def _scan_terminal_pages(self, scan: _Scan, query: ListQuery) -> None:
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
+            return
+        if scan.remembered is None and self.cursor_in.get(f"{_WHOLE}{scan.key}:anchor") is not None:
+            # A pass cut short last tick: go on where it stopped (page 1 would be read for nothing).
+            scan.full = True
+            await self._full_pass(scan, query, None)
             return
         first = await self._page(query, 0)
         scan.unread = False
@@ -608,7 +874,7 @@ class _TickWork:
         if scan.full or len(scan.new_ids) < need:
             scan.exhausted = await self._search(query, first, on_page)
 
-    async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page) -> None:
+    async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page | None) -> None:
         """Read a terminal listing whole, in offset order, as far as the budget goes; a pass cut
         short goes on next tick where it stopped, so a window larger than one tick's budget is
         still read whole once (and remembered) rather than started afresh every tick.
@@ -616,10 +882,19 @@ class _TickWork:
         Resuming reads from one before where it stopped, and looks for the last job it read
         (the anchor): jobs inserted at the head meanwhile (a descending order) move it down the
         page, and only the jobs after it are new to the pass; an anchor not found (jobs deleted)
-        starts the pass again. The count kept when the pass ends never exceeds GES's count."""
+        starts the pass again. The count kept when the pass ends never exceeds GES's count.
+        ``first`` is page 1 when it was read (``None``: resuming, page 1 is read only if the pass
+        has to start again)."""
         step = self.p.page_size
-        if 0 < len(first.jobs) < min(step, first.job_count or 0):
-            step = len(first.jobs)  # GES caps ``limit``: page by what it gives
+
+        def paged_by(page: Page, at: int = 0) -> None:
+            nonlocal step
+            step = min(step, page.limit)
+            if 0 < page.size < min(step, (page.job_count or 0) - at):
+                step = page.size  # GES caps ``limit``: page by what it gives
+
+        if first is not None:
+            paged_by(first)
         prefix = f"{_WHOLE}{scan.key}:"
         offset = self.cursor_in.get(prefix + "offset")
         anchor = self.cursor_in.get(prefix + "anchor")
@@ -629,29 +904,44 @@ class _TickWork:
         scan.pass_anchor = anchor if resume else None
         while True:
             at = scan.pass_offset or 0
+            # Offsets and the anchor follow the list's rows (``row_ids``), which are the jobs
+            # unless the status is filtered here (a GES ignoring the filter).
             if not resume:
-                page_jobs, fresh = list(first.jobs), list(first.jobs)
+                if first is None:
+                    first = await self._page(query, 0)
+                    scan.unread = False
+                    await self._note(scan, first.jobs)
+                    paged_by(first)
+                    if first.job_count is None:
+                        scan.counted = False
+                    scan.latest_count = first.job_count
+                rows, fresh = list(first.row_ids), list(first.row_ids)
             else:
                 assert scan.pass_anchor is not None
                 at = (scan.pass_offset or 0) - 1
                 page = await self._page(query, at)
+                scan.unread = False
                 if page.job_count is not None:
                     scan.latest_count = page.job_count
+                else:
+                    # No count to keep at the end (the reading changed?): nothing to remember.
+                    scan.counted = False
                 await self._note(scan, page.jobs)
-                page_jobs = list(page.jobs)
-                hashes = [_anchor(j.job_id) for j in page_jobs]
+                paged_by(page, at)
+                rows = list(page.row_ids)
+                hashes = [_anchor(i) for i in rows]
                 if scan.pass_anchor not in hashes:
                     log.info("project %s: listing %s moved under a pass; reading it again", self.p.alias, scan.key)
                     scan.pass_known, scan.pass_offset, scan.pass_anchor = 0, 0, None
                     scan.pass_ids.clear()
                     resume = False
                     continue
-                fresh = page_jobs[hashes.index(scan.pass_anchor) + 1 :]
-            scan.pass_ids.update(j.job_id for j in fresh)
-            scan.pass_offset = at + len(page_jobs)
+                fresh = rows[hashes.index(scan.pass_anchor) + 1 :]
+            scan.pass_ids.update(fresh)
+            scan.pass_offset = at + len(rows)
             if fresh:
-                scan.pass_anchor = _anchor(fresh[-1].job_id)
-            if len(page_jobs) < step or not fresh:
+                scan.pass_anchor = _anchor(fresh[-1])
+            if len(rows) < step or not fresh:
                 scan.pass_done = True
                 return
             resume = True
@@ -671,11 +961,12 @@ class _TickWork:
         await self._note(scan, probe.jobs)
         need = count - scan.remembered
         offset = scan.remembered
+        step = probe.limit
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
-            if len(scan.new_ids) >= need or offset <= self.p.page_size:
+            if len(scan.new_ids) >= need or offset <= step:
                 break
-            offset -= self.p.page_size
+            offset -= step
             page = await self._page(query, offset)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
@@ -687,6 +978,16 @@ class _TickWork:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
         Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
+        if scan.status == _ANY:
+            for job in jobs:
+                scan.seen.add(job.job_id)
+                prev = self.known.get(job.job_id)
+                if prev is None:
+                    scan.new_ids.add(job.job_id)
+                    self.jobs.append(job)
+                elif prev.job.status != job.status:
+                    self.jobs.append(job)
+            return
         for job in jobs:
             if job.status != scan.status:
                 # Not what was asked for: diff judges it, but it says nothing about the count.
@@ -697,6 +998,8 @@ class _TickWork:
             if prev is None or prev.job.status != scan.status:
                 scan.new_ids.add(job.job_id)
                 self.jobs.append(job)
+            if prev is None:
+                self.window_new.add(job.job_id)
 
     async def _follow_vanished(self) -> None:
         listed = {j.job_id for j in self.jobs}
@@ -708,10 +1011,7 @@ class _TickWork:
             next_try = self.cursor_in.get(f"{_VANISHED}{job_id}:next")
             if next_try is not None and self.now.timestamp() < next_try:
                 self.missing.add(job_id)
-                for suffix in (":misses", ":next"):
-                    key = f"{_VANISHED}{job_id}{suffix}"
-                    if key in self.cursor_in:
-                        self.vanished_cursor[key] = self.cursor_in[key]
+                self._keep_vanished((job_id,))
                 continue
             due.append(snap)
         by_graph: dict[str | None, list[Snapshot]] = {}
@@ -731,17 +1031,27 @@ class _TickWork:
                         self.jobs.append(job)
                 return not wanted
 
-            try:
+            async def look(
+                query: ListQuery = query,
+                take: Callable[[Sequence[Job]], Awaitable[bool]] = take,
+                wanted: set[str] = wanted,
+            ) -> None:
                 first = await self._page(query, 0)
                 if not await take(first.jobs):
                     await self._search(query, first, take)
+                if wanted and query.start_date is not None:
+                    # Not in its window: a date filter on the end time leaves a running job out.
+                    # The graph's whole list, then.
+                    await look(replace(query, start_date=None))
+
+            try:
+                looked = await self._guarded(f"lookup of graph {graph}", look())
             except _Spent:
-                # Not looked for to the end: no miss counted, the back-off as it was.
-                for job_id in wanted:
-                    for suffix in (":misses", ":next"):
-                        key = f"{_VANISHED}{job_id}{suffix}"
-                        if key in self.cursor_in:
-                            self.vanished_cursor[key] = self.cursor_in[key]
+                looked = False
+            if not looked:
+                # Not looked for to the end (out of budget, or the lookup failed): not missing,
+                # no miss counted, the back-off as it was; the next tick tries again.
+                self._keep_vanished(wanted)
                 continue
             for job_id in wanted:
                 self.missing.add(job_id)
@@ -749,6 +1059,29 @@ class _TickWork:
                 wait = min(timedelta(minutes=2**misses), _MAX_BACKOFF)
                 self.vanished_cursor[f"{_VANISHED}{job_id}:misses"] = misses
                 self.vanished_cursor[f"{_VANISHED}{job_id}:next"] = int((self.now + wait).timestamp())
+
+    # --- naive times ---
+
+    def correct_naive_times(self) -> None:
+        """Naive times that put a job in the future are written east of UTC: learn by how much
+        (the client reads them so from now on) and correct this tick's jobs at once."""
+        client = self.p.client
+        if self.reading.times != "naive" or not isinstance(client, Calibrating):
+            return
+        times = [t for j in self.jobs for t in (j.begin_time, j.end_time) if t is not None]
+        extra = naive_offset_hint(times, self.now)
+        if not extra:
+            return
+        client.learn_naive_offset(client.reading.naive_offset_min + extra)
+        shift = timedelta(minutes=extra)
+        self.jobs = [
+            replace(
+                j,
+                begin_time=j.begin_time - shift if j.begin_time else None,
+                end_time=j.end_time - shift if j.end_time else None,
+            )
+            for j in self.jobs
+        ]
 
     # --- diff and the next cursor ---
 
@@ -775,6 +1108,8 @@ class _TickWork:
         after = {s.job.job_id: s.job.status for s in result.snapshots}
 
         def known_as(ids: Collection[str], status: str) -> int:
+            if status == _ANY:
+                return sum(1 for i in ids if after.get(i, self._status_before(i)) is not None)
             return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
@@ -783,8 +1118,8 @@ class _TickWork:
         if self.complete_at is not None:
             cursor[_COMPLETE] = self.complete_at
         for scan in self.scans:
-            if scan.unread:
-                # Not read at all this tick: what was known stays known.
+            if scan.unread or scan.failed:
+                # Not read at all this tick, or read wrong: what was known stays known, no more.
                 for key, value in self.cursor_in.items():
                     if key in (scan.key, f"{_HEAD}{scan.status}") or key.startswith(f"{_WHOLE}{scan.key}:"):
                         cursor[key] = value

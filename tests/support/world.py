@@ -267,6 +267,7 @@ async def world(
     baseline: bool = True,
     slack_timeout: float = 5.0,
     seed: int = 7,
+    page_size: int = 100,
     **emulator: Any,
 ) -> AsyncIterator[World]:
     """Stand the pipeline up (and, with ``baseline``, run the silent first tick); tear it down after."""
@@ -276,7 +277,9 @@ async def world(
         await emu.set_time(start)
         project = emu.project_settings(alias=ALIAS)
         store = await open_store(db_url)
-        client = JobCenterClient(project, max_retries=0, timeout=5, backoff_base=0.01, backoff_cap=0.02)
+        client = JobCenterClient(
+            project, page_size=page_size, max_retries=0, timeout=5, backoff_base=0.01, backoff_cap=0.02
+        )
         gateway = WebApiGateway(DEFAULT_BOT_TOKEN, base_url=slack.api_url, timeout=slack_timeout)
         notes: dict[str, str] = {}
         poller = Poller(
