@@ -11,7 +11,12 @@ requests the emulator answered (``GET /_emulator/stats``) per tick, for:
   must do to see every transition): ``JobCenterClient.list_jobs(start_date=yesterday)``.
 
     python bench/poll_cost_quick.py [--jobs-per-day 10000] [--active 20] [--ticks 30] [--page-size 100]
-                                    [--order asc|desc|random]
+                                    [--order asc|desc|random] [--reading NAME | KEY=VALUE,… | all]
+
+``--reading`` runs the emulator under another reading of the job list (issue 11): a name from
+``READINGS`` below (``job_count=page``, ``page1×page``, …), emulator settings as ``KEY=VALUE,…``,
+or ``all`` — then one table row per reading: the requests of a steady tick (the poller calibrates
+on its first tick), and the alerts missed and doubled against the failures the workload made.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import random
 import statistics
 import sys
 import tempfile
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,15 +40,36 @@ import httpx  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from ges_bot.config import ProjectSettings  # noqa: E402
+from ges_bot.domain import EventKind  # noqa: E402
 from ges_bot.emulator import EmulatorSettings, create_app, emulator_state  # noqa: E402
 from ges_bot.emulator.app import LIST_ROUTE  # noqa: E402
 from ges_bot.emulator.state import EmulatorState  # noqa: E402
 from ges_bot.jobcenter.client import JobCenterClient, ListQuery  # noqa: E402
 from ges_bot.loopback import serve  # noqa: E402
 from ges_bot.store import open_store  # noqa: E402
-from ges_bot.watch.poller import Poller  # noqa: E402
+from ges_bot.watch.poller import Poller, TickReport  # noqa: E402
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+#: Readings of the job list (emulator settings), as in tests/test_readings_matrix.py.
+READINGS: dict[str, dict[str, Any]] = {
+    "documented": {},
+    "job_count=unfiltered": {"job_count": "unfiltered"},
+    "job_count=page": {"job_count": "page"},
+    "offset=page0": {"offset_unit": "page0"},
+    "offset=page1": {"offset_unit": "page1"},
+    "status=no-partial": {"status_filter": "no-partial"},
+    "status=ignored": {"status_filter": "ignored"},
+    "waiting=pending": {"waiting_word": "pending"},
+    "dates=end_time": {"date_filter_field": "end_time"},
+    "dates=utc+8": {"date_filter_tz": "+08:00"},
+    "times=naive_utc+8": {"time_zone_suffix": "none-utc+8"},
+    "limit_cap=50": {"limit_cap": 50},
+    "page1×page": {"offset_unit": "page1", "job_count": "page"},
+    "page0×unfiltered": {"offset_unit": "page0", "job_count": "unfiltered"},
+    "no-partial×end_time": {"status_filter": "no-partial", "date_filter_field": "end_time"},
+    "ignored×end_time": {"status_filter": "ignored", "date_filter_field": "end_time"},
+}
+_FAILURES = ("failed", "partiallyFailed")
 ROUTE = f"GET {LIST_ROUTE}"
 
 
@@ -67,6 +95,8 @@ class Workload:
         self.seq = 0
         self.running: list[str] = []
         self.owed = 0.0
+        #: Jobs that ended in a failure since ``history`` (each must be alerted once).
+        self.failed: set[str] = set()
 
     def add(self, **fields: Any) -> str:
         self.seq += 1
@@ -108,16 +138,28 @@ class Workload:
                 job_id = self.running.pop(self.rng.randrange(len(self.running)))
                 self.state.patch(job_id, {"status": status})
             else:  # started and finished between two polls
-                self.add(status=status, begin_time=wire(now - timedelta(seconds=30)))
+                job_id = self.add(status=status, begin_time=wire(now - timedelta(seconds=30)))
+            if status in _FAILURES:
+                self.failed.add(job_id)
         while len(self.running) < self.active:
             self.running.append(self.add(status="running"))
 
 
-async def measure(args: argparse.Namespace) -> None:
-    settings = EmulatorSettings(order=args.order, max_limit=1000)
+@dataclass
+class Result:
+    steady: list[int]
+    naive: list[int]
+    events: int
+    missed: int
+    doubled: int
+
+
+async def measure(args: argparse.Namespace, reading: dict[str, Any], *, quiet: bool = False) -> Result:
+    settings = EmulatorSettings(order=args.order, max_limit=1000, **reading)
     app = create_app(settings)
     state = emulator_state(app)
     state.clock.set(T0)
+    say = (lambda *_: None) if quiet else print
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as control:
         project = ProjectSettings(
             alias="bench",
@@ -135,18 +177,26 @@ async def measure(args: argparse.Namespace) -> None:
             client = JobCenterClient(project, page_size=args.page_size, timeout=30)
             naive_client = JobCenterClient(project, page_size=args.page_size, timeout=30)
             poller = Poller(project, client, store, clock=state.now, replica="bench", stuck_after=timedelta(days=7))
+            alerted: Counter[str] = Counter()
+
+            def note(report: TickReport) -> None:
+                for event in report.events:
+                    if event.kind in (EventKind.FAILED, EventKind.PARTIALLY_FAILED):
+                        alerted[event.job.job_id] += 1
+
             try:
                 before = await list_calls(control)
                 base = await poller.tick()
-                print(
+                say(
                     f"{args.jobs_per_day} jobs/day, ~{args.active} active, page size {args.page_size}, order {args.order}"
                 )
-                print(f"baseline (first start, everything listed once): {await list_calls(control) - before} requests")
+                say(f"baseline (first start, everything listed once): {await list_calls(control) - before} requests")
                 state.clock.advance(60)
                 work.minute()
                 before = await list_calls(control)
                 first = await poller.tick()
-                print(
+                note(first)
+                say(
                     f"first cheap tick (each terminal window listed whole, once): {await list_calls(control) - before} requests"
                 )
                 ours: list[int] = []
@@ -157,22 +207,54 @@ async def measure(args: argparse.Namespace) -> None:
                     work.minute()
                     before = await list_calls(control)
                     report = await poller.tick()
+                    note(report)
                     ours.append(await list_calls(control) - before)
                     events += len(report.events)
-                    before = await list_calls(control)
-                    yesterday = state.now().date() - timedelta(days=1)
-                    await naive_client.list_jobs(ListQuery(start_date=yesterday))
-                    naive.append(await list_calls(control) - before)
+                    if not quiet:
+                        before = await list_calls(control)
+                        yesterday = state.now().date() - timedelta(days=1)
+                        await naive_client.list_jobs(ListQuery(start_date=yesterday))
+                        naive.append(await list_calls(control) - before)
                 assert base.events == ()
-                assert first is not None
-                print(f"steady state over {args.ticks} ticks ({events} events recorded):")
-                print(f"  {'poller':<8} {'median':>7} {'max':>5} {'mean':>7}")
+                say(f"steady state over {args.ticks} ticks ({events} events recorded):")
+                say(f"  {'poller':<8} {'median':>7} {'max':>5} {'mean':>7}")
                 for name, xs in (("ges-bot", ours), ("naive", naive)):
-                    print(f"  {name:<8} {statistics.median(xs):>7.0f} {max(xs):>5} {statistics.mean(xs):>7.1f}")
+                    if xs:
+                        say(f"  {name:<8} {statistics.median(xs):>7.0f} {max(xs):>5} {statistics.mean(xs):>7.1f}")
+                missed = len(work.failed - set(alerted))
+                doubled = sum(1 for n in alerted.values() if n > 1)
+                return Result(ours, naive, events, missed, doubled)
             finally:
                 await client.aclose()
                 await naive_client.aclose()
                 await store.close()
+
+
+def _reading(text: str) -> dict[str, Any]:
+    if text in READINGS:
+        return READINGS[text]
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            known = ", ".join(READINGS)
+            raise SystemExit(f"--reading {text!r}: give a name ({known}), KEY=VALUE,… or all")
+        out[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    return out
+
+
+async def table(args: argparse.Namespace, names: list[str]) -> None:
+    print(f"{args.jobs_per_day} jobs/day, ~{args.active} active, page size {args.page_size}, {args.ticks} steady ticks")
+    print()
+    print("| reading | requests per steady tick (median) | max | mean | alerts missed | alerts doubled |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        r = await measure(args, _reading(name), quiet=True)
+        print(
+            f"| {name} | {statistics.median(r.steady):.0f} | {max(r.steady)} | {statistics.mean(r.steady):.1f} "
+            f"| {r.missed} | {r.doubled} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -182,7 +264,17 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=30)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--order", choices=["asc", "desc", "random"], default="asc")
-    asyncio.run(measure(parser.parse_args()))
+    parser.add_argument(
+        "--reading",
+        action="append",
+        help="a reading of the job list: a name (" + ", ".join(READINGS) + "), KEY=VALUE,… or all (repeatable)",
+    )
+    args = parser.parse_args()
+    if not args.reading:
+        asyncio.run(measure(args, {}))
+        return
+    names = list(READINGS) if "all" in args.reading else args.reading
+    asyncio.run(table(args, names))
 
 
 if __name__ == "__main__":

@@ -439,6 +439,66 @@ async def test_an_active_job_deleted_from_ges_is_kept_with_a_warning_and_looked_
         assert await w.emu.list_calls() == STEADY + 2
 
 
+# --- degrade, never stop ----------------------------------------------------------------------
+
+
+async def test_a_status_filter_refused_mid_run_still_alerts_that_tick_and_the_reading_is_redone(
+    sqlite_url: str,
+) -> None:
+    """The GES starts refusing status=partiallyFailed after the bot learnt it accepts it: that
+    scan falls back (no status filter, filtered here), the partial failure is alerted that very
+    tick, and the next tick's calibration records the refusal."""
+    async with world(sqlite_url) as w:
+        await w.job("j-run")
+        await w.job("j-other", "success", related_graph="roads")
+        await w.tick()
+        await w.emu.advance(60)
+        await w.tick()
+        await w.emu.configure(status_filter="no-partial")
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-run", status="partiallyFailed")
+        report = await w.tick()
+        assert summary(report) == [("j-run", "partially_failed", "running")]
+        assert report.degraded is None
+        assert "partiallyFailed" in w.client.reading.refused
+        await w.emu.advance(60)
+        await w.job("j-quick", "partiallyFailed", related_graph="ships")
+        report = await w.tick()
+        assert summary(report) == [("j-quick", "partially_failed", None)]
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.last_error is None
+        assert state.cursor["reading:refused"] != 0  # kept per project
+
+
+async def test_one_scan_failing_commits_what_the_others_found_and_says_so(sqlite_url: str) -> None:
+    """An unreadable answer to one listing does not cost the alerts the other listings found, and
+    the tick is recorded degraded (last error set, last success kept) — not as a success."""
+    async with world(sqlite_url) as w:
+        await w.job("j-run")
+        await w.tick()
+        await w.emu.advance(60)
+        await w.tick()
+        before = await w.store.poll_state(ALIAS)
+        assert before is not None
+        await w.emu.advance(60)
+        await w.emu.patch_job("j-run", status="failed")
+        # The first listing of the tick (status=waiting) gets an HTML page instead of JSON.
+        await w.emu.fault(malformed=True, count=1)
+        report = await w.tick()
+        assert summary(report) == [("j-run", "failed", "running")]
+        assert report.degraded is not None and "status=waiting" in report.degraded
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.last_error is not None and "status=waiting" in state.last_error
+        assert state.consecutive_failures == 1
+        assert state.last_success_at == before.last_success_at
+        await w.emu.advance(60)
+        report = await w.tick()
+        assert report.degraded is None and report.events == ()
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.last_error is None and state.consecutive_failures == 0
+
+
 # --- moving lists and orders ------------------------------------------------------------------
 
 

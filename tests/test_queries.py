@@ -23,6 +23,7 @@ from ges_bot.domain import Job
 from ges_bot.emulator.settings import AkSk
 from ges_bot.errors import ApiError, AuthError, QueryError, ResponseError, StoreError, TransportError
 from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.jobcenter.reading import ASSUMED
 from ges_bot.services import Services
 from ges_bot.slackapp.commands import JobDetail, Query, TimeRange
 from ges_bot.slackapp.fairuse import LiveQueryLimiter
@@ -100,11 +101,17 @@ def _fresh_db(template_db: Path, tmp_path: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def world(tmp_path: Path, *, live_timeout_s: float = 5.0, **emulator: Any) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, *, live_timeout_s: float = 5.0, calibrated: bool = True, **emulator: Any
+) -> AsyncIterator[World]:
+    """``calibrated``: the client follows the documented reading, as after the poller calibrated it
+    against the emulator's defaults; without, the first question calibrates it."""
     async with run_emulator(**emulator) as emu:
         store = await open_store(f"sqlite:///{tmp_path / 'q.db'}", migrate=False)
         project = emu.project_settings(alias=ALIAS)
         client = JobCenterClient(project, max_retries=1, backoff_base=0.01, backoff_cap=0.05, timeout=5, page_size=100)
+        if calibrated:
+            client.use_reading(ASSUMED)
         config = Config(settings=load_settings({}), projects=(project,), subscriptions=())
         services = Services(config=config, store=store, clients={ALIAS: client}, clock=lambda: NOW)
         try:
@@ -592,3 +599,47 @@ async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path:
         assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
         assert w.client.requests_sent > before
         assert ids(answer) == ["today-2", "today-1"]
+
+
+# -- every reading of the job list ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        {"offset_unit": "page0"},
+        {"offset_unit": "page1"},
+        {"job_count": "page"},
+        {"job_count": "unfiltered"},
+        {"status_filter": "no-partial"},
+        {"status_filter": "ignored"},
+        {"offset_unit": "page1", "job_count": "page", "limit_cap": 30},
+    ],
+    ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items()),
+)
+async def test_failed_today_lists_every_failure_under_every_reading(tmp_path: Path, reading: dict[str, Any]) -> None:
+    """250 failures today among as many successes: all of them answer ``failed today`` and
+    ``partial today``, whatever the GES's reading (read as a page number, ``offset`` once listed
+    10 of 25), asked for as the runtime asks (the poller calibrated the client)."""
+    async with world(tmp_path, calibrated=False, **reading) as w:
+        jobs = []
+        for i in range(500):
+            status = ("failed", "success", "partiallyFailed", "success")[i % 4]
+            began = NOW - timedelta(minutes=i + 5)
+            jobs.append(
+                {
+                    "job_id": f"j{i:04d}",
+                    "status": status,
+                    "job_name": "ImportGraph",
+                    "related_graph": "movies",
+                    "begin_time": wire_time(began),
+                    "end_time": wire_time(began + timedelta(minutes=2)),
+                }
+            )
+        await w.emu.add_jobs(jobs)
+        failed = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert sorted(ids(failed)) == [f"j{i:04d}" for i in range(0, 500, 4)]
+        partial = Query(statuses=frozenset({"partiallyFailed"}), range=TimeRange.today())
+        assert sorted(ids(await w.runner.jobs(partial, now=NOW, zone=ZoneInfo("UTC")))) == [
+            f"j{i:04d}" for i in range(2, 500, 4)
+        ]

@@ -33,6 +33,7 @@ from ges_bot import metrics
 from ges_bot.config import Config, load_settings
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Subscription
 from ges_bot.jobcenter.client import JobCenterClient
+from ges_bot.jobcenter.reading import ASSUMED
 from ges_bot.notify import limits, render
 from ges_bot.services import Services
 from ges_bot.slackapp.app import SlackAppOptions, build_app, build_http_routes, start_socket_mode
@@ -278,6 +279,8 @@ async def running_bot(
     store = await open_store(f"sqlite:///{tmp_path / 'bot.db'}", migrate=False)
     project = emu.project_settings(alias=ALIAS)
     client = JobCenterClient(project, max_retries=max_retries, backoff_base=0.01, backoff_cap=0.05, timeout=5)
+    # As after the poller's first tick calibrated it against the emulator's (documented) reading.
+    client.use_reading(ASSUMED)
     settings = load_settings({"GES_BOT_POLL_INTERVAL": "60", **(env or {})})
     config = Config(settings=settings, projects=(project,), subscriptions=config_subscriptions)
     clock = Clock()

@@ -271,6 +271,7 @@ class JobCenterClient:
         self.calibrated = False
         #: The ``Date`` header of the last answer (GES's own clock), if it sent one.
         self.server_date: datetime | None = None
+        self._calibration: asyncio.Future[Reading] | None = None
         self.auth = auth or auth_for(project, clock=clock, timeout=timeout, transport=transport)
         self._prefix = f"/v2/{quote(project.project_id, safe='')}"
         self._http = httpx.AsyncClient(
@@ -405,15 +406,26 @@ class JobCenterClient:
     async def calibrate(self) -> Reading:
         """Learn this GES's reading from a handful of small requests (safe on an empty job center:
         what they cannot show stays undecided, and listings then use what is right under every
-        reading). Logs the reading when it changes; returns it."""
+        reading). Logs the reading when it changes; returns it. Callers at the same moment share
+        one calibration."""
+        flight = self._calibration
+        if flight is None or flight.done():
+            flight = self._calibration = asyncio.ensure_future(self._calibrate())
+        return await asyncio.shield(flight)
+
+    async def _calibrate(self) -> Reading:
         limit = min(self.page_size, self.reading.limit_cap or self.page_size)
-        head = await self._probe(0, limit)
-        second = await self._probe(1, limit)
-        nothing = await self._probe(0, 1, graph_name=_NO_SUCH_GRAPH)
-        statuses = [await self._probe(0, 2, status="waiting")]
-        if statuses[0].refused:
+        # Side by side: one round trip (two when a probe's answer calls for another).
+        head, second, nothing, waiting, partial = await asyncio.gather(
+            self._probe(0, limit),
+            self._probe(1, limit),
+            self._probe(0, 1, graph_name=_NO_SUCH_GRAPH),
+            self._probe(0, 2, status="waiting"),
+            self._probe(0, 2, status=QueryStatus.PARTIALLY_FAILED.value),
+        )
+        statuses = [waiting, partial]
+        if waiting.refused:
             statuses.append(await self._probe(0, 2, status="pending"))
-        statuses.append(await self._probe(0, 2, status=QueryStatus.PARTIALLY_FAILED.value))
         third = await self._probe(2, limit) if second.ids and second.ids == head.ids else None
         keep = replace(self.reading, refused=frozenset()) if self.calibrated else rd.UNDECIDED
         decided = rd.decide(rd.Evidence(head, second, nothing, tuple(statuses), third), keep)

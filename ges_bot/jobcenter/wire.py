@@ -8,8 +8,9 @@ HTTP, paging or auth.
 
 Tolerance, as the job center's documentation and the official SDK require:
 
-- times in ``yyyy-MM-ddTHH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` (UTC; optional fractional seconds, an
-  optional ``Z`` or offset) or epoch milliseconds (a number or a string of digits); null or absent
+- times in ``yyyy-MM-ddTHH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` (optional fractional seconds, an
+  optional ``Z`` or offset; without one, UTC or the ``naive_offset`` the caller learnt, see
+  :func:`naive_times`) or epoch milliseconds (a number or a string of digits); null or absent
   → ``None``;
 - ``job_detail`` only on imports, and any part of it may be null, empty or contain nulls;
 - line counts of ``-1`` ("not returned by this version"), null or absent → ``None``;

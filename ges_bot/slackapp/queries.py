@@ -8,6 +8,9 @@ This module owns how a parsed :class:`~ges_bot.slackapp.commands.Query` or
   filters it understands (one request stream per status, concurrently; ``graph_name`` only for an
   exact name), and the answer is then filtered exactly here (glob patterns, ``type``, the range:
   a job is in range when its ``end_time`` — or ``begin_time`` while it has none — falls inside);
+- the client follows the reading of the job list this GES was calibrated to (kept by the poller in
+  the poll state; calibrated here when there is none), so listings page, count and filter right
+  under every reading (``ges_bot.jobcenter.reading``);
 - when GES is unreachable (no answer in time, a transport error, an unreadable, oversized or
   retryable answer) the same question goes to the store's snapshots, and the answer says so and
   how old they are; any other GES error (credentials, a rejected query) becomes a sentence a
@@ -46,6 +49,7 @@ from ges_bot.errors import (
     TransportError,
 )
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery
+from ges_bot.jobcenter.reading import Reading
 from ges_bot.services import Services
 from ges_bot.slackapp.answers import (
     FoundJob,
@@ -294,6 +298,7 @@ class QueryRunner:
     ) -> tuple[Source, list[FoundJob]]:
         try:
             async with asyncio.timeout(self.live_timeout_s):
+                await self._calibrated(alias, client)
                 jobs = await self._live_jobs(client, query, start, end)
         except Exception as exc:
             if not is_unreachable(exc):
@@ -470,6 +475,7 @@ class QueryRunner:
         )
         try:
             async with asyncio.timeout(self.live_timeout_s):
+                await self._calibrated(alias, client)
                 search = await self._find(client, query, known.job_id)
         except Exception as exc:
             if is_unreachable(exc):
@@ -506,6 +512,7 @@ class QueryRunner:
         for alias, client in projects:
             try:
                 async with asyncio.timeout(self.search_timeout_s):
+                    await self._calibrated(alias, client)
                     search = await self._find(client, window, job_id)
             except Exception as exc:
                 if is_unreachable(exc):
@@ -542,6 +549,24 @@ class QueryRunner:
             else f"No job {job_id} in any of the GES projects {where} {window_words}. Check the id "
             "(older jobs are found only if the bot has seen them)."
         )
+
+    async def _calibrated(self, alias: str, client: JobCenterClient) -> None:
+        """Make ``client`` follow its GES's reading of the job list: the one the poller keeps in
+        the project's poll state (another replica may be the poller), else a calibration of its
+        own; again when an answer contradicted it."""
+        if client.calibrated and not client.stale:
+            return
+        if not client.calibrated:
+            try:
+                state = await self.services.store.poll_state(alias)
+            except StoreError as exc:
+                log.warning("/gesjobs: could not read the poll state of %s (%s); calibrating", alias, exc)
+                state = None
+            kept = Reading.from_cursor(state.cursor) if state is not None else None
+            if kept is not None:
+                client.use_reading(kept)
+                return
+        await client.calibrate()
 
     @staticmethod
     async def _first_in_pages(client: JobCenterClient, query: ListQuery, job_id: str, max_pages: int) -> _Found:

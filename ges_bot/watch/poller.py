@@ -60,9 +60,9 @@ with the size of the job center's history:
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
 Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
-100): a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
-100 000 jobs a day in ascending order, 5 in descending order, whatever the history; a naive poller
-listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
+100), before the arrivals scan (below) added one request: a steady-state tick costs 5, 6 and 7
+requests (13, 72 and 109 KiB) at 1 000, 10 000 and 100 000 jobs a day in ascending order, 5 in
+descending order, whatever the history; a naive poller listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
 (~165 requests at 10 000 a day).
 
 Readings and degrading
@@ -852,17 +852,21 @@ class _TickWork:
         await self._note(scan, first.jobs)
         count = first.job_count
         if count is None:
-            # GES gave no count: nothing to compare with next time, so read it all every time.
+            # No count to trust: read it all; what was seen is then the memory the next tick's
+            # probe starts from (see _probe_tail).
             scan.counted = False
         elif scan.remembered is not None and count == scan.remembered:
             scan.unchanged = True
             return
         scan.full = count is None or scan.remembered is None or count < scan.remembered
         scan.latest_count = count
-        if scan.full and count is not None:
+        if scan.full:
+            # A whole read, resumable across ticks (the budget may cut it): with no count to
+            # trust too, the list's end is its first short page.
             await self._full_pass(scan, query, first)
             return
-        need = 0 if count is None or scan.remembered is None else count - scan.remembered
+        assert count is not None  # (none to trust: read whole, above)
+        need = 0 if scan.remembered is None else count - scan.remembered
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -871,7 +875,7 @@ class _TickWork:
             await self._note(scan, jobs)
             return not scan.full and len(scan.new_ids) >= need
 
-        if scan.full or len(scan.new_ids) < need:
+        if len(scan.new_ids) < need:
             scan.exhausted = await self._search(query, first, on_page)
 
     async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page | None) -> None:
@@ -943,6 +947,9 @@ class _TickWork:
                 scan.pass_anchor = _anchor(fresh[-1])
             if len(rows) < step or not fresh:
                 scan.pass_done = True
+                # Read whole: what was seen is the memory, even without a count to trust (the
+                # next tick's probe starts from it, see _probe_tail).
+                scan.counted = True
                 return
             resume = True
 
@@ -953,6 +960,10 @@ class _TickWork:
         probe = await self._page(query, scan.remembered)
         scan.unread = False
         count = probe.job_count
+        if count is None:
+            # No count to trust (a page's length, the job center's total): the length of the list
+            # is what was remembered plus the rows from there on, read to an empty page.
+            count = await self._length_from(scan, query, probe)
         if count is None or count < scan.remembered:
             return False
         if count == scan.remembered:
@@ -973,6 +984,25 @@ class _TickWork:
             scan.found_at = "tail"
             return True
         return False
+
+    async def _length_from(self, scan: _Scan, query: ListQuery, probe: Page) -> int | None:
+        """``remembered`` + the rows from ``probe`` (at offset ``remembered``) to an empty page,
+        noting the jobs of the pages after it; ``None`` when a page brings nothing new (a GES
+        whose offsets do not work as its reading says: page 1 and the full read take over)."""
+        assert scan.remembered is not None
+        rows = probe.size
+        seen = set(probe.row_ids)
+        page = probe
+        while page.size:
+            page = await self._page(query, scan.remembered + rows)
+            fresh = set(page.row_ids) - seen
+            if page.size and not fresh:
+                self._distrust()
+                return None
+            seen |= fresh
+            rows += page.size
+            await self._note(scan, page.jobs)
+        return scan.remembered + rows
 
     async def _note(self, scan: _Scan, jobs: Sequence[Job]) -> None:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
@@ -1129,8 +1159,6 @@ class _TickWork:
             undecided = scan.head_first and scan.found_at is None and (scan.unchanged or self.budget.spent)
             if scan.found_at == "head" or undecided:
                 cursor[f"{_HEAD}{scan.status}"] = 1
-            if not scan.counted:
-                continue
             if scan.pass_offset is not None:
                 known = scan.pass_known + known_as(scan.pass_ids, scan.status)
                 if scan.pass_done:
@@ -1140,6 +1168,8 @@ class _TickWork:
                     cursor[prefix + "offset"] = scan.pass_offset
                     cursor[prefix + "known"] = known
                     cursor[prefix + "anchor"] = scan.pass_anchor
+                continue
+            if not scan.counted:
                 continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
