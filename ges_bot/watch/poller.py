@@ -75,7 +75,15 @@ One *arrivals* scan (key ``*@<date>``) of the date window without a status filte
 tail probe and memory, takes every job not known at all, whatever its status: a job that began
 and ended between two ticks in a status no filter names (``cancelled``, or ``partiallyFailed``
 where that filter is refused) is found there (one request a steady tick). Active jobs that change
-status are found by the active and terminal lists that work, else by the vanished lookup. Naive times that put a job in the future give the zone they are written in
+status are found by the active and terminal lists that work, else by the vanished lookup.
+Where the date filter leaves running jobs out (it is on the end time: learnt when a whole read
+of the arrivals window held none of the running jobs begun inside it; cursor ``window:active``),
+a job enters the arrivals window when it ends, and counts there as new.
+
+Without a ``job_count`` to trust (it counts the page, or the whole job center), the tail probe
+reads from the remembered length to an empty page, and that length stands in for the count; a
+whole read leaves the memory the next probe starts from. Where GES counts offsets in pages, the
+client turns item offsets into the page holding them, and the walk back goes by whole pages. Naive times that put a job in the future give the zone they are written in
 (``reading.naive_offset_hint``); the tick's jobs are corrected at once.
 
 Each scan (active list, terminal list, arrivals, vanished lookup) fails alone when the failure is
@@ -176,6 +184,8 @@ _DEFAULT_PAGE_SIZE = 100
 _ANY = "*"
 #: Cursor key: when the reading was last calibrated (epoch seconds).
 _CALIBRATED_AT = "reading:at"
+#: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
+_WINDOW_ACTIVE = "window:active"
 #: An undecided reading (too few jobs to tell) is calibrated again after this long.
 _RECALIBRATE_UNDECIDED = timedelta(minutes=5)
 _ACTIVE_QUERIES: tuple[QueryStatus, ...] = (QueryStatus.WAITING, QueryStatus.RUNNING)
@@ -318,6 +328,10 @@ class _Scan:
     latest_count: int | None = None
     #: The scan failed (its memory is kept as it was).
     failed: bool = False
+    #: An active job was among the rows read (arrivals: the date window holds running jobs).
+    saw_active: bool = False
+    #: The listing's lower date bound.
+    query_start: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,6 +642,9 @@ class _TickWork:
         self.first_error: JobCenterError | None = None
         #: Jobs the status lists found that the store did not know at all (new to the window).
         self.window_new: set[str] = set()
+        #: Whether the date window leaves running jobs out (a filter on the end time), as learnt
+        #: by an earlier full read of the arrivals (cursor ``window:active``: 1 holds, 2 leaves out).
+        self.window_excludes_active = False
         self.succeeded = 0
         self._lookup = asyncio.Lock()
         client = poller.client
@@ -786,6 +803,7 @@ class _TickWork:
 
     async def fetch_cheaply(self, state: PollState) -> None:
         self.cursor_in = dict(state.cursor)
+        self.window_excludes_active = self.cursor_in.get(_WINDOW_ACTIVE) == 2
         self.active = await self.p.store.active_snapshots(self.p.alias)
         since = min(self.now, state.last_success_at or self.now)
         if _COMPLETE in self.cursor_in:
@@ -803,7 +821,13 @@ class _TickWork:
             key = f"{planned.status}@{planned.query.start_date.isoformat() if planned.query.start_date else 'all'}"
             head_first = bool(self.cursor_in.get(f"{_HEAD}{planned.status}"))
             self.scans.append(
-                _Scan(status=planned.status, key=key, remembered=self.cursor_in.get(key), head_first=head_first)
+                _Scan(
+                    status=planned.status,
+                    key=key,
+                    remembered=self.cursor_in.get(key),
+                    head_first=head_first,
+                    query_start=planned.query.start_date,
+                )
             )
         queries = {p.status: p.query for p in plan}
 
@@ -973,11 +997,14 @@ class _TickWork:
         need = count - scan.remembered
         offset = scan.remembered
         step = probe.limit
+        paged = self.reading.offset in ("page0", "page1")
         for _ in range(_TAIL_PAGES):
             # Walk back from the end; at the start of the list, page 1 and the search take over.
             if len(scan.new_ids) >= need or offset <= step:
                 break
-            offset -= step
+            # A GES counting pages answers whole pages only: step back to the page boundary,
+            # or the rows between it and the probe would be skipped.
+            offset = (offset - 1) // step * step if paged else offset - step
             page = await self._page(query, offset)
             await self._note(scan, page.jobs)
         if len(scan.new_ids) >= need:
@@ -1011,12 +1038,16 @@ class _TickWork:
         if scan.status == _ANY:
             for job in jobs:
                 scan.seen.add(job.job_id)
+                scan.saw_active = scan.saw_active or job.is_active
                 prev = self.known.get(job.job_id)
                 if prev is None:
                     scan.new_ids.add(job.job_id)
                     self.jobs.append(job)
                 elif prev.job.status != job.status:
                     self.jobs.append(job)
+                    if self.window_excludes_active and prev.job.is_active:
+                        # A date filter on the end time: a job enters the window when it ends.
+                        scan.new_ids.add(job.job_id)
             return
         for job in jobs:
             if job.status != scan.status:
@@ -1147,7 +1178,19 @@ class _TickWork:
             cursor[_BASELINE] = self.baseline_next
         if self.complete_at is not None:
             cursor[_COMPLETE] = self.complete_at
+        if _WINDOW_ACTIVE in self.cursor_in:
+            cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
         for scan in self.scans:
+            if scan.status == _ANY and scan.query_start is not None and not scan.failed:
+                if scan.saw_active:
+                    cursor[_WINDOW_ACTIVE] = 1
+                elif (scan.exhausted or scan.pass_done) and any(
+                    s.job.begin_time is not None
+                    and s.job.begin_time.astimezone(UTC).date() >= scan.query_start + timedelta(days=1)
+                    for s in self.active.values()
+                ):
+                    # Read whole, and no running job in it though some began well inside it.
+                    cursor[_WINDOW_ACTIVE] = 2
             if scan.unread or scan.failed:
                 # Not read at all this tick, or read wrong: what was known stays known, no more.
                 for key, value in self.cursor_in.items():
