@@ -24,6 +24,7 @@ from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
 from ges_bot.runtime import schedule_polls
 from ges_bot.store import SqlStore, open_store
+from ges_bot.store.api import TickCommit, TickResult
 from ges_bot.watch.cli import poll_once
 from ges_bot.watch.poller import Poller, TickReport, run_tick
 from tests.support.emulator import EmulatorHandle, run_emulator
@@ -1163,3 +1164,46 @@ async def test_a_cut_tick_and_a_failed_scan_are_told_apart_and_both_lose_nothing
             0,
         )
         assert state.last_success_at is not None and state.last_success_at > report.at
+
+
+class _CountingStore:
+    """The SqlStore, noting how many snapshots each ``commit_tick`` writes (what a tick held)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.committed: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def commit_tick(self, tick: TickResult) -> TickCommit:
+        self.committed.append(len(tick.snapshots))
+        return await self._store.commit_tick(tick)
+
+
+async def test_a_baseline_commits_batch_by_batch_so_memory_holds_one_batch(sqlite_url: str) -> None:
+    """A first start over a long history writes it a batch of pages at a time within the one tick:
+    no commit (so no tick's working set) holds more than a batch of pages and the active jobs,
+    however long the history."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(95))
+        await w.job("r1", "running")
+        store = _CountingStore(w.store)
+        poller = Poller(
+            w.emu.project_settings(alias=ALIAS),
+            w.client,
+            store,
+            clock=w.emu.state.now,
+            baseline_batch_pages=3,
+        )
+        report = await poller.tick()
+        assert report.baseline and not report.partial and report.events == ()
+        # 96 jobs, 10 a page, 3 pages a batch: four commits, none over 30 jobs + the active one.
+        assert len(store.committed) == 4
+        assert max(store.committed) <= 3 * 10 + 1
+        assert sum(store.committed) >= 96
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.baselined_at is not None
+        known = await w.store.job_ids_with_status(ALIAS, "success") | await w.store.job_ids_with_status(ALIAS, "failed")
+        assert len(known) == 95
+        assert (await w.store.active_snapshots(ALIAS)).keys() == {"r1"}

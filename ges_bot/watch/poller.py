@@ -56,14 +56,16 @@ with the size of the job center's history:
    have been deleted) and no event; it is looked up again with an exponential back-off (kept in
    the cursor) so a deleted job does not cost a scan every tick.
 4. **Baseline.** A project never polled before is listed whole (all statuses, no filter) once,
-   to record history silently (``diff``'s baseline: only failures within the backfill window
+   committed every ``baseline_batch_pages`` pages (20) so that memory holds one batch and the
+   active jobs, never the job center (peak RSS flat in history: ``bench/bench_memory.py``), to
+   record history silently (``diff``'s baseline: only failures within the backfill window
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
 Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
 100), before the arrivals scan (below) added one request: a steady-state tick costs 5, 6 and 7
 requests (13, 72 and 109 KiB) at 1 000, 10 000 and 100 000 jobs a day in ascending order, 5 in
-descending order, whatever the history; a naive poller listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
-(~165 requests at 10 000 a day).
+descending order, whatever the history; a naive poller listing today costs 10, 97 and 962
+requests. In a random order the terminal search degenerates (~165 requests at 10 000 a day).
 
 Readings and degrading
 ----------------------
@@ -202,6 +204,9 @@ DEFAULT_TICK_MAX_PAGES = 200
 DEFAULT_TICK_DEADLINE_S = 30.0
 #: Pages a baseline asks for at once.
 _BASELINE_BATCH = 4
+#: Pages a baseline reads between two commits (``Poller.baseline_batch_pages``): what it holds
+#: in memory at most, whatever the history (20 pages of 100 jobs: a few MiB).
+DEFAULT_BASELINE_BATCH_PAGES = 20
 #: The most requests one calibration sends (``JobCenterClient.calibrate``: two pages of the list,
 #: a count, two or three status probes, a third page when GES may ignore offsets).
 CALIBRATION_REQUESTS = 7
@@ -414,6 +419,7 @@ class Poller:
         max_pages: int = DEFAULT_TICK_MAX_PAGES,
         tick_deadline: timedelta | float = DEFAULT_TICK_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        baseline_batch_pages: int = DEFAULT_BASELINE_BATCH_PAGES,
     ) -> None:
         if max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, not {max_pages}")
@@ -435,6 +441,7 @@ class Poller:
             tick_deadline.total_seconds() if isinstance(tick_deadline, timedelta) else float(tick_deadline)
         )
         self.monotonic = monotonic
+        self.baseline_batch_pages = max(1, baseline_batch_pages)
 
     def budget(self) -> TickBudget:
         """A fresh budget for one tick, starting now."""
@@ -537,12 +544,48 @@ class Poller:
 
     async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
         state = await self.store.poll_state(self.alias)
+        budget = self.budget()
+        calibrated = await self._ensure_reading(state, budget)
+        report, tick = await self._pass(now, state, budget, calibrated, dry_run=dry_run)
+        # A baseline commits each batch of pages as it goes, so memory holds one batch (and the
+        # active jobs), not the job center; the tick's budget still bounds the whole.
+        while report.baseline and tick.baseline_unfinished and not budget.spent and not dry_run:
+            state = await self.store.poll_state(self.alias)
+            more, tick = await self._pass(
+                now, state, budget, calibrated, dry_run=False, after=tick.baseline_seen, count=tick.baseline_count
+            )
+            report = TickReport(
+                project=self.alias,
+                at=now,
+                events=report.events + more.events,
+                baseline=True,
+                deliveries=report.deliveries + more.deliveries,
+                outbox_ids=report.outbox_ids + more.outbox_ids,
+                missing=more.missing,
+                partial=more.partial,
+                degraded=more.degraded or report.degraded,
+            )
+        return report
+
+    async def _pass(
+        self,
+        now: datetime,
+        state: PollState | None,
+        budget: TickBudget,
+        calibrated: dict[str, int],
+        *,
+        dry_run: bool,
+        after: frozenset[str] = frozenset(),
+        count: int | None = None,
+    ) -> tuple[TickReport, _TickWork]:
+        """Fetch → diff → route → commit once: the whole of a cheap tick, one batch of a baseline."""
         baseline = state is None or state.baselined_at is None
-        tick = _TickWork(self, now, self.budget())
-        calibrated = await self._ensure_reading(state, tick.budget)
+        tick = _TickWork(self, now, budget)
         tick.reading = self._reading()
         if baseline:
-            await tick.fetch_everything(state)
+            # A dry run commits nothing to go on from: it reads what the budget allows at once.
+            batch = None if dry_run else self.baseline_batch_pages
+            await tick.fetch_everything(state, batch=batch, after=after, count=count)
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
@@ -585,7 +628,7 @@ class Poller:
                 missing=tuple(sorted(tick.missing)),
                 partial=partial,
                 degraded=degraded,
-            )
+            ), tick
         commit = await self.store.commit_tick(
             TickResult(
                 project=self.alias,
@@ -614,7 +657,7 @@ class Poller:
             missing=tuple(sorted(tick.missing)),
             partial=partial,
             degraded=degraded,
-        )
+        ), tick
 
 
 class _TickWork:
@@ -624,8 +667,12 @@ class _TickWork:
         self.p = poller
         self.now = now
         self.budget = budget
-        #: The baseline stopped at this offset (the budget ran out): it continues there.
+        #: The baseline stopped at this offset (the budget or the batch ran out): it continues there.
         self.baseline_next: int | None = None
+        #: The ids of the baseline's last batch of pages (the next batch compares with them).
+        self.baseline_seen: frozenset[str] = frozenset()
+        #: The length of the list the baseline reads, as GES last gave it.
+        self.baseline_count: int | None = None
         #: What the next tick's terminal window is dated from (epoch seconds; see ``_COMPLETE``).
         self.complete_at: int | None = None
         #: Everything diff will look at (duplicates allowed: diff keeps the latest state).
@@ -769,8 +816,19 @@ class _TickWork:
 
     # --- strategies ---
 
-    async def fetch_everything(self, state: PollState | None) -> None:
-        """The baseline: every job, from where an earlier cut tick stopped, a few pages at a time."""
+    async def fetch_everything(
+        self,
+        state: PollState | None,
+        *,
+        batch: int | None = None,
+        after: frozenset[str] = frozenset(),
+        count: int | None = None,
+    ) -> None:
+        """The baseline: every job, from where an earlier cut tick (or batch) stopped, a few pages
+        at a time, at most ``batch`` pages (then ``baseline_next`` says where the next batch goes
+        on). ``after``: the ids of the previous batch's last pages (a GES ignoring offsets gives
+        them again: nothing new, the end). ``count``: the list's length as GES last gave it (no
+        page is asked for past it but one, to see the end)."""
         self.cursor_in = dict(state.cursor) if state is not None else {}
         self.active = await self.p.store.active_snapshots(self.p.alias)
         # The window of the first cheap tick reaches back to when the baseline began.
@@ -778,19 +836,34 @@ class _TickWork:
         query = ListQuery()
         offset = self.cursor_in.get(_BASELINE, 0)
         step = self.p.page_size
-        seen: set[str] = set()
+        # Only the last batch of pages is remembered: enough to see offsets ignored, and flat.
+        seen: set[str] = set(after)
+        read = 0
         while True:
-            granted = self.budget.reserve(self.p.concurrency if offset else 1)
+            if batch is not None and read >= batch:
+                self.baseline_next = offset
+                return
+            wanted = self.p.concurrency if offset else 1
+            if count is not None:
+                wanted = max(1, min(wanted, -(-(count - offset) // step)))
+            granted = self.budget.reserve(wanted if batch is None else min(wanted, batch - read))
             if not granted:
                 self.baseline_next = offset
                 return
+            read += granted
             offsets = [offset + i * step for i in range(granted)]
             pages = await asyncio.gather(*(self.p.client.list_page(query, at, self.p.page_size) for at in offsets))
             fresh = False
+            batch_ids: set[str] = set()
             for page in pages:
                 self.jobs.extend(page.jobs)
-                fresh = fresh or any(i not in seen for i in page.row_ids)
-                seen.update(page.row_ids)
+                fresh = fresh or any(i not in seen and i not in batch_ids for i in page.row_ids)
+                batch_ids.update(page.row_ids)
+            seen = batch_ids
+            self.baseline_seen = frozenset(batch_ids)
+            counts = [page.job_count for page in pages if page.job_count is not None]
+            if counts:
+                count = self.baseline_count = max(counts)
             first = pages[0]
             step = min(step, first.limit)
             if offset == 0 and 0 < first.size < step and (first.job_count or 0) > first.size:
