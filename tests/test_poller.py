@@ -1207,3 +1207,95 @@ async def test_a_baseline_commits_batch_by_batch_so_memory_holds_one_batch(sqlit
         known = await w.store.job_ids_with_status(ALIAS, "success") | await w.store.job_ids_with_status(ALIAS, "failed")
         assert len(known) == 95
         assert (await w.store.active_snapshots(ALIAS)).keys() == {"r1"}
+
+
+async def test_in_a_random_order_a_tick_never_reads_more_than_listing_the_window(sqlite_url: str) -> None:
+    """A list with no order scatters each tick's new jobs over every page of every status: the
+    searches could read more than one listing of the window (every status at once, what a naive
+    poller reads). The tick then lists the window whole instead, and keeps to that for a while:
+    never more requests than the naive listing, and every failure alerted once."""
+    async with world(sqlite_url, page_size=10, order="random") as w:
+        await w.emu.add_jobs(_history(150))
+        poller = w.poller()
+        assert await settle(w, poller) == []
+        for _ in range(3):
+            assert await settle(w, poller) == []
+        new_failures = []
+        costs, naive = [], []
+        for t in range(6):
+            for i in range(6):
+                job_id = f"n{t}-{i}"
+                await w.job(job_id, "failed" if i % 3 == 0 else "success", related_graph=f"g{i}")
+                if i % 3 == 0:
+                    new_failures.append((job_id, "failed", None))
+            await w.emu.reset_stats()
+            report = await poller.tick()
+            costs.append(await w.emu.list_calls())
+            assert not report.partial
+            events = summary(report)
+            await w.emu.reset_stats()
+            listed = await w.client.list_jobs(ListQuery(start_date=(report.at - timedelta(days=1)).date()))
+            naive.append(await w.emu.list_calls())
+            assert len(listed.jobs) >= 150
+            new_failures = [f for f in new_failures if f not in events]
+            await w.emu.advance(60)
+        assert new_failures == []
+        # The first tick finds out (its probes, then the listing); the others list the window only.
+        assert all(c <= n for c, n in zip(costs[1:], naive[1:], strict=True)), (costs, naive)
+        assert costs[0] <= naive[0] + 4 * 4, (costs, naive)
+
+
+# --- the fast lane ----------------------------------------------------------------------------
+
+
+async def test_the_fast_lane_alerts_a_job_seen_running_in_one_request_and_the_scans_stay_cheap(
+    sqlite_url: str,
+) -> None:
+    """A job seen running that fails is alerted by the next fast tick (the end of the arrivals
+    window: one request), once; a job that began and ended between two fast ticks too. The next
+    normal tick finds nothing more and costs a steady tick; a fast tick where nothing changed is one
+    request and writes nothing."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller()
+        assert await settle(w, poller) == []
+        await w.job("r1", "running", begin_time=wire(T0 + timedelta(minutes=1)))
+        assert await settle(w, poller) == []
+        await w.emu.reset_stats()
+        quiet = await poller.fast_tick()
+        assert not quiet.skipped and quiet.events == ()
+        assert await w.emu.list_calls() == quiet.requests == 1
+        state = await w.store.poll_state(ALIAS)
+
+        await w.emu.patch_job("r1", status="failed", end_time=wire(await w.emu.now()))
+        await w.job("quick", "failed", related_graph="g9")
+        await w.emu.advance(5)
+        await w.emu.reset_stats()
+        fast = await poller.fast_tick()
+        assert summary(fast) == [("quick", "failed", None), ("r1", "failed", "running")]
+        assert fast.outbox_ids
+        assert await w.emu.list_calls() == 1
+        # Memories moved with it: the next normal tick reads nothing new, at a steady tick's cost.
+        after = await w.store.poll_state(ALIAS)
+        assert state is not None and after is not None and after.cursor != state.cursor
+        await w.emu.advance(55)
+        await w.emu.reset_stats()
+        normal = await poller.tick()
+        assert normal.events == ()
+        assert await w.emu.list_calls() == STEADY
+
+
+async def test_the_fast_lane_stands_aside_without_memory_or_under_another_replicas_lease(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(20))
+        poller = w.poller()
+        # Nothing baselined yet: no request.
+        assert (await poller.fast_tick()).skipped
+        assert await w.emu.list_calls() == 0
+        assert await settle(w, poller) == []
+        assert await settle(w, poller) == []
+        other = w.poller("r2")
+        await w.emu.reset_stats()
+        assert (await other.fast_tick()).skipped
+        assert await w.emu.list_calls() == 0
+        assert not (await poller.fast_tick()).skipped

@@ -125,6 +125,33 @@ goes on next tick (``TickReport.partial``, no error recorded, ``last_success_at`
 a failed scan read wrong or nothing, keeps its memory as it was and degrades the tick
 (``TickReport.degraded``, an error recorded). A tick may be both; neither moves ``complete_at``.
 
+A cap for bad orders
+--------------------
+A tick first probes every listing and defers the searches; when together they could read more
+pages than one listing of the whole window (every status at once: what a naive poller reads each
+tick), the tick reads that listing instead, a few pages at a time, and every scan takes its
+status from it (its memory becomes what the store knows, as after a full read). In an order that
+is no order this is so every tick: the cursor then says so (``order:unsorted``, for 60 ticks) and
+the next ticks list the window straight away, without probes, and without the active lists when
+every active job began inside the window (the listing shows them). A listing the budget could not
+finish is not chosen (the scans, each bounded, go on instead). ``bench/poll_cost_quick.py
+--order random``: a tick reads no more than the naive poller.
+
+Fast lane
+---------
+Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 10 s) reads the end
+of the arrivals window: the page that holds the jobs begun last and, after them, room for new
+ones (a second page if more came). In an ascending order the jobs running now and those that just
+ended sit there, so a job seen running that fails is alerted within seconds, and so is a job that
+began and ended since; a fast tick where nothing changed is one request and writes nothing. What
+it records moves the memories with it (the arrivals count the jobs new to the store, each status
+the jobs newly known in it: lower bounds still), so the next tick's probes stay cheap. Jobs it
+cannot see — begun before that page (long runs), or any job where GES's order does not put new
+jobs last (``head:*``, ``order:unsorted``), where dated listings leave running jobs out, or before
+the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. It runs under the same
+lease (replicas still poll a project once), never while a normal tick of the project runs, and
+not while the last one failed (the error stays until a normal tick succeeds).
+
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
 stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
@@ -186,6 +213,14 @@ _DEFAULT_PAGE_SIZE = 100
 _ANY = "*"
 #: Cursor key: when the reading was last calibrated (epoch seconds).
 _CALIBRATED_AT = "reading:at"
+#: Cursor key: for how many more ticks the window is listed whole at once instead of probed and
+#: searched per status (the searches cost more than that listing: an order that is no order).
+_UNSORTED = "order:unsorted"
+#: The fast lane's page starts this share of a page before the end of what is known: most of it
+#: holds the jobs begun last, the rest is room for new ones (more: a second page).
+_FAST_HEADROOM = 0.2
+#: Ticks the full listing is kept to before the cheap path is tried again.
+_UNSORTED_TICKS = 60
 #: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
 _WINDOW_ACTIVE = "window:active"
 #: An undecided reading (too few jobs to tell) is calibrated again after this long.
@@ -337,6 +372,11 @@ class _Scan:
     saw_active: bool = False
     #: The listing's lower date bound.
     query_start: date | None = None
+    #: The search this scan still needs (its listing and page 1), deferred so that the tick can
+    #: weigh all searches against one full listing of the window (the cap for bad orders).
+    pending: tuple[ListQuery, Page] | None = None
+    #: How many jobs GES said the listing holds (the probe's or page 1's count).
+    count_seen: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +482,7 @@ class Poller:
         )
         self.monotonic = monotonic
         self.baseline_batch_pages = max(1, baseline_batch_pages)
+        self._ticking = asyncio.Lock()
 
     def budget(self) -> TickBudget:
         """A fresh budget for one tick, starting now."""
@@ -468,7 +509,9 @@ class Poller:
             POLL_TICKS.labels(self.alias, "skipped").inc()
             return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
         try:
-            report = await self._tick(now, dry_run=dry_run)
+            # One tick at a time per project in this process: the fast lane waits its turn.
+            async with self._ticking:
+                report = await self._tick(now, dry_run=dry_run)
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
@@ -487,6 +530,110 @@ class Poller:
             missing=report.missing,
             partial=report.partial,
             degraded=report.degraded,
+        )
+
+    # --- the fast lane ----------------------------------------------------------------------
+
+    async def fast_tick(self) -> TickReport:
+        """The fast lane (module docstring, "Fast lane"): the end of the arrivals window, usually
+        one request, to see within seconds what began lately — a job seen running that ended, a
+        job new since — and commit it. Skipped (``skipped``, no request) where it cannot stand for
+        the scans: no baseline or memory yet, an order that does not put new jobs last, a reading
+        not learnt, a failing or running normal tick, another replica holding the lease."""
+        now = self.clock()
+        skipped = TickReport(project=self.alias, at=now, skipped=True)
+        client = self.client
+        if self._ticking.locked() or (isinstance(client, Calibrating) and (not client.calibrated or client.stale)):
+            return skipped
+        sent_before = client.requests_sent
+        started = time.monotonic()
+        async with self._ticking:
+            state = await self.store.poll_state(self.alias)
+            if state is None or state.baselined_at is None or state.consecutive_failures:
+                return skipped
+            cursor = dict(state.cursor)
+            since = min(now, state.last_success_at or now)
+            if _COMPLETE in cursor:
+                since = min(since, datetime.fromtimestamp(cursor[_COMPLETE], UTC))
+            start = since.astimezone(UTC).date() - timedelta(days=1)
+            key = f"{_ANY}@{start.isoformat()}"
+            known_count = cursor.get(key)
+            plan = plan_queries(self._reading(), start)
+            if (
+                known_count is None
+                or cursor.get(_UNSORTED)
+                or cursor.get(f"{_HEAD}{_ANY}")
+                or cursor.get(_WINDOW_ACTIVE) == 2
+                or not any(p.kind == "arrivals" and p.query.start_date == start for p in plan)
+            ):
+                return skipped
+            if not await self.store.try_lease(self.lease_name, self.replica, now, self.lease_ttl.total_seconds()):
+                return skipped
+            try:
+                report = await self._fast(now, cursor, start, key, known_count)
+            finally:
+                GES_REQUESTS.labels(self.alias).inc(client.requests_sent - sent_before)
+        POLL_TICKS.labels(self.alias, "fast").inc()
+        return replace(report, requests=client.requests_sent - sent_before, duration=time.monotonic() - started)
+
+    async def _fast(self, now: datetime, cursor: dict[str, int], start: date, key: str, known: int) -> TickReport:
+        budget = self.budget()
+        query = ListQuery(start_date=start)
+        # The last rows already known (jobs begun lately: the running ones, and those that just
+        # ended) and room for the new ones after them.
+        offset = max(0, known - self.page_size + int(self.page_size * _FAST_HEADROOM))
+        rows: list[Job] = []
+        while budget.reserve(1):
+            page = await self.client.list_page(query, offset, self.page_size)
+            rows.extend(page.jobs)
+            offset += page.size
+            if not page.size or page.job_count is None or offset >= page.job_count:
+                break
+        previous = await self.store.snapshots(self.alias, [j.job_id for j in rows])
+        changed = [j for j in rows if j.job_id not in previous or previous[j.job_id].job.status != j.status]
+        if not changed:
+            return TickReport(project=self.alias, at=now)
+        outcomes = await self.store.outcomes(self.alias, sorted({outcome_key(j) for j in changed if j.is_terminal}))
+        result = diff(self.alias, previous, changed, outcomes, now, stuck_after=self.stuck_after)
+        after = {s.job.job_id: s.job.status for s in result.snapshots}
+        # Every memory stays a lower bound of what the store knows in its listing: the arrivals
+        # count the jobs new to the store, each status the jobs newly known in it (all of them
+        # in its window, which is the arrivals' window).
+        for job in changed:
+            before = previous.get(job.job_id)
+            status = after.get(job.job_id)
+            if before is None and key in cursor:
+                cursor[key] += 1
+            if status is not None and (before is None or before.job.status != status):
+                status_key = f"{status}@{start.isoformat()}"
+                if status_key in cursor:
+                    cursor[status_key] += 1
+        routed = route(
+            result.events,
+            [*(await self.store.subscriptions()), *self.config_subscriptions],
+            await self.store.mutes(now),
+            now,
+        )
+        commit = await self.store.commit_tick(
+            TickResult(
+                project=self.alias,
+                at=now,
+                snapshots=result.snapshots,
+                events=result.events,
+                outcomes=result.outcomes,
+                deliveries=routed.deliveries,
+                muted=routed.muted,
+                cursor=cursor,
+            )
+        )
+        for event in commit.new_events:
+            EVENTS.labels(event.kind.value).inc()
+        return TickReport(
+            project=self.alias,
+            at=now,
+            events=commit.new_events,
+            deliveries=len(commit.outbox_ids),
+            outbox_ids=commit.outbox_ids,
         )
 
     # --- the reading ------------------------------------------------------------------------
@@ -669,6 +816,10 @@ class _TickWork:
         self.budget = budget
         #: The baseline stopped at this offset (the budget or the batch ran out): it continues there.
         self.baseline_next: int | None = None
+        #: Ticks left of listing the window whole (cursor ``order:unsorted``), and whether this
+        #: tick found the searches dearer than that listing (the count starts again).
+        self.unsorted_for = 0
+        self.unsorted_from_now = False
         #: The ids of the baseline's last batch of pages (the next batch compares with them).
         self.baseline_seen: frozenset[str] = frozenset()
         #: The length of the list the baseline reads, as GES last gave it.
@@ -884,9 +1035,22 @@ class _TickWork:
             since = min(since, datetime.fromtimestamp(self.cursor_in[_COMPLETE], UTC))
         start = since.astimezone(UTC).date() - timedelta(days=1)
         plan = plan_queries(self.reading, start)
+        window = self.cursor_in.get(f"{_ANY}@{start.isoformat()}")
+        if any(p.kind == "arrivals" and p.query.start_date == start for p in plan) and window is not None:
+            self.unsorted_for = self.cursor_in.get(_UNSORTED, 0)
+            if -(-window // self.p.page_size) >= self.budget.max_pages - self.budget.pages:
+                # Grown past what one tick may read: back to the scans (the budget bounds them).
+                self.unsorted_for = 0
+        # Listing the window whole shows every job begun in it, running ones too: the active lists
+        # are asked only for jobs begun before it, or where dated listings leave running jobs out.
+        skip_active = (
+            self.unsorted_for > 0
+            and not self.window_excludes_active
+            and all((s.job.begin_time or s.first_seen).astimezone(UTC).date() >= start for s in self.active.values())
+        )
         # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
         for planned in plan:
-            if planned.kind == "active":
+            if planned.kind == "active" and not skip_active:
                 await self._guarded(planned.name, self._list_all(planned.query))
         for planned in plan:
             if planned.kind == "active":
@@ -907,6 +1071,14 @@ class _TickWork:
         def planned_query(scan: _Scan) -> ListQuery:
             return queries[scan.status]
 
+        if self.unsorted_for > 0:
+            # The order is no order (see _settle_pending): list the window whole, once, for all.
+            await self._list_window(start, self.scans)
+            self._finish_cheaply(since)
+            if not self.budget.spent:
+                await self._follow_vanished()
+            return
+
         status_scans = [scan for scan in self.scans if scan.status != _ANY]
         await asyncio.gather(*(self._scan(scan, planned_query(scan)) for scan in status_scans))
         for scan in self.scans:
@@ -915,15 +1087,20 @@ class _TickWork:
                 # one) is new here too, so the arrivals need not read back for it.
                 scan.new_ids |= self.window_new
                 await self._scan(scan, planned_query(scan))
+        await self._settle_pending(start)
+        self._finish_cheaply(since)
+        if self.budget.spent:
+            # An active list read in part makes every unread active job look vanished: leave
+            # them for a tick that reads everything, back-off included.
+            return
+        await self._follow_vanished()
+
+    def _finish_cheaply(self, since: datetime) -> None:
         # Every listing read to its end: the next window may start from this tick. A cut or a
         # failed scan leaves it where it was (the unread rest is still in the window next tick).
         self.complete_at = int((since if self.budget.spent or self.failures else self.now).timestamp())
         if self.budget.spent:
-            # An active list read in part makes every unread active job look vanished: leave
-            # them for a tick that reads everything, back-off included.
             self.vanished_cursor.update((k, v) for k, v in self.cursor_in.items() if k.startswith(_VANISHED))
-            return
-        await self._follow_vanished()
 
     async def _scan(self, scan: _Scan, query: ListQuery) -> None:
         name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
@@ -972,8 +1149,115 @@ class _TickWork:
             await self._note(scan, jobs)
             return not scan.full and len(scan.new_ids) >= need
 
+        scan.count_seen = count
         if len(scan.new_ids) < need:
+            # Weighed by the tick against one full listing first (_settle_pending).
+            scan.pending = (query, first)
+
+    async def _run_search(self, scan: _Scan) -> None:
+        """The deferred search of ``scan``: the pages after page 1 until its new jobs are found."""
+        assert scan.pending is not None
+        assert scan.remembered is not None
+        query, first = scan.pending
+        scan.pending = None
+        assert first.job_count is not None
+        need = first.job_count - scan.remembered
+
+        async def on_page(jobs: Sequence[Job]) -> bool:
+            await self._note(scan, jobs)
+            return len(scan.new_ids) >= need
+
+        with contextlib.suppress(_Spent):
             scan.exhausted = await self._search(query, first, on_page)
+
+    async def _settle_pending(self, start: date) -> None:
+        """Run the deferred searches, or — when together they could read more pages than one
+        listing of the whole window (every status at once, as a naive poller lists it) — that
+        listing instead, which settles every scan: a bad order never costs more than naive."""
+        pending = [s for s in self.scans if s.pending is not None and not s.failed]
+        if not pending:
+            return
+        step = self.p.page_size
+        searches = sum(-(-(s.pending[1].job_count or 0) // step) - 1 for s in pending if s.pending is not None)
+        window = sum(s.count_seen or 0 for s in self.scans if s.status != _ANY) + len(self.active)
+        arrivals = [s for s in self.scans if s.status == _ANY and s.query_start == start]
+        if arrivals and arrivals[0].count_seen is not None:
+            window = arrivals[0].count_seen
+        whole = -(-window // step)
+        # Only a listing the budget can finish settles anything (a cut one starts again at page 1).
+        if searches <= whole or whole > self.budget.max_pages - self.budget.pages:
+            for scan in sorted(pending, key=lambda s: s.status == _ANY):
+                if scan.status == _ANY:
+                    # What the status searches found new is new here too (as before its probe).
+                    scan.new_ids |= self.window_new
+                    assert scan.pending is not None
+                    assert scan.remembered is not None
+                    if len(scan.new_ids) >= (scan.pending[1].job_count or 0) - scan.remembered:
+                        scan.pending = None
+                        continue
+                name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
+                if not await self._guarded(name, self._run_search(scan)):
+                    scan.failed = True
+            return
+        log.info(
+            "project %s: finding this tick's jobs could read %d pages, more than listing the window whole "
+            "(%d jobs); listing it whole for the next %d ticks",
+            self.p.alias,
+            searches,
+            window,
+            _UNSORTED_TICKS,
+        )
+        self.unsorted_from_now = True
+        await self._list_window(start, pending)
+
+    async def _list_window(self, start: date, scans: Sequence[_Scan]) -> None:
+        """Every job of the window, unfiltered, a few pages at a time: each of ``scans`` takes
+        its status from it and is then read whole (its memory becomes what the store knows)."""
+        for scan in scans:
+            scan.pending = None
+            scan.unread = False
+            scan.full = True
+        by_status: dict[str, list[_Scan]] = {}
+        for scan in scans:
+            by_status.setdefault(scan.status, []).append(scan)
+        query = ListQuery(start_date=start)
+
+        async def read() -> None:
+            offset, count = 0, None
+            step = self.p.page_size
+            while True:
+                wanted = self.p.concurrency if offset else 1
+                if count is not None:
+                    wanted = max(1, min(wanted, -(-(count - offset) // step)))
+                granted = self.budget.reserve(wanted)
+                if not granted:
+                    return
+                offsets = [offset + i * step for i in range(granted)]
+                pages = await asyncio.gather(*(self.p.client.list_page(query, at, step) for at in offsets))
+                for page in pages:
+                    if page.job_count is not None:
+                        count = page.job_count
+                    groups: dict[str, list[Job]] = {}
+                    for job in page.jobs:
+                        if job.job_id in self.active:
+                            # Still listed: not vanished (the active lists may not have been asked).
+                            self.jobs.append(job)
+                        groups.setdefault(job.status, []).append(job)
+                    for status, jobs in groups.items():
+                        for scan in by_status.get(status, ()):
+                            await self._note(scan, jobs)
+                    for scan in by_status.get(_ANY, ()):
+                        await self._note(scan, page.jobs)
+                offset += granted * step
+                # The end: a short page, or (a count to trust) every row it counts was read.
+                if any(page.size < step for page in pages) or (count is not None and offset >= count):
+                    for scan in scans:
+                        scan.exhausted = True
+                    return
+
+        if not await self._guarded("listing of the whole window", read()):
+            for scan in scans:
+                scan.failed = True
 
     async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page | None) -> None:
         """Read a terminal listing whole, in offset order, as far as the budget goes; a pass cut
@@ -1061,6 +1345,7 @@ class _TickWork:
             # No count to trust (a page's length, the job center's total): the length of the list
             # is what was remembered plus the rows from there on, read to an empty page.
             count = await self._length_from(scan, query, probe)
+        scan.count_seen = count
         if count is None or count < scan.remembered:
             return False
         if count == scan.remembered:
@@ -1253,6 +1538,10 @@ class _TickWork:
             cursor[_COMPLETE] = self.complete_at
         if _WINDOW_ACTIVE in self.cursor_in:
             cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
+        if self.unsorted_from_now:
+            cursor[_UNSORTED] = _UNSORTED_TICKS
+        elif self.unsorted_for > 1:
+            cursor[_UNSORTED] = self.unsorted_for - 1
         for scan in self.scans:
             if scan.status == _ANY and scan.query_start is not None and not scan.failed:
                 if scan.saw_active:
