@@ -176,7 +176,17 @@ async def measure(args: argparse.Namespace, reading: dict[str, Any], *, quiet: b
             store = await open_store(f"sqlite:///{Path(tmp) / 'bench.db'}")
             client = JobCenterClient(project, page_size=args.page_size, timeout=30)
             naive_client = JobCenterClient(project, page_size=args.page_size, timeout=30)
-            poller = Poller(project, client, store, clock=state.now, replica="bench", stuck_after=timedelta(days=7))
+            # No tick budget: the baseline and first cheap tick are measured whole, one tick each.
+            poller = Poller(
+                project,
+                client,
+                store,
+                clock=state.now,
+                replica="bench",
+                stuck_after=timedelta(days=7),
+                max_pages=1_000_000,
+                tick_deadline=3600,
+            )
             alerted: Counter[str] = Counter()
 
             def note(report: TickReport) -> None:

@@ -11,6 +11,7 @@ one way to authenticate); several come from ``[[projects]]`` tables in the TOML 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
@@ -208,8 +210,20 @@ class Settings(BaseSettings):
     answer_max_age_s: float = Field(default=90.0, ge=0, validation_alias="GES_BOT_ANSWER_MAX_AGE")
     timezone: str = Field(default="UTC", validation_alias="GES_BOT_TIMEZONE")
     admins: str = Field(default="", validation_alias="GES_BOT_ADMINS")
-    http_host: str = Field(default="0.0.0.0", validation_alias="GES_BOT_HTTP_HOST")
+    #: Unset: loopback in Socket Mode (nothing outside needs the port), all interfaces in HTTP
+    #: mode (Slack must reach /slack/events). See :attr:`serve_host`.
+    http_host: str | None = Field(default=None, validation_alias="GES_BOT_HTTP_HOST")
     http_port: int = Field(default=3000, ge=0, le=65535, validation_alias="GES_BOT_HTTP_PORT")
+    #: Largest request body /slack/events accepts (bytes); Slack's payloads are a few kilobytes.
+    http_max_body: int = Field(default=1024 * 1024, ge=1024, validation_alias="GES_BOT_HTTP_MAX_BODY")
+    #: Connections and requests the HTTP server handles at once; beyond it, 503.
+    http_concurrency: int = Field(default=100, ge=1, validation_alias="GES_BOT_HTTP_CONCURRENCY")
+    #: Bearer token that unlocks /healthz details for callers not on loopback.
+    health_token: SecretStr | None = Field(default=None, validation_alias="GES_BOT_HEALTH_TOKEN")
+    #: Accept http:// GES, IAM and Slack API endpoints on hosts other than loopback.
+    allow_http: bool = Field(default=False, validation_alias="GES_BOT_ALLOW_HTTP")
+    #: Longest mute of every graph (``*`` or a pattern matching any name) a non-admin may set.
+    max_wildcard_mute_s: float = Field(default=86400, gt=0, validation_alias="GES_BOT_MAX_WILDCARD_MUTE")
     log_level: str = Field(default="INFO", validation_alias="GES_BOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", validation_alias="GES_BOT_LOG_FORMAT")
     replica_id: str | None = Field(default=None, validation_alias="GES_BOT_REPLICA_ID")
@@ -230,6 +244,20 @@ class Settings(BaseSettings):
     #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
     delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the documented names count: load_settings reads them (and only them) from the
+        # environment. pydantic-settings' own environment source would also take each field's
+        # bare name, so DATABASE_URL, HTTP_HOST or ADMINS meant for something else were used.
+        return (init_settings,)
+
     @field_validator(
         "stuck_after_s",
         "backfill_s",
@@ -239,6 +267,7 @@ class Settings(BaseSettings):
         "blind_after_s",
         "tick_deadline_s",
         "lookup_window_s",
+        "max_wildcard_mute_s",
         mode="before",
     )
     @classmethod
@@ -277,6 +306,18 @@ class Settings(BaseSettings):
         return timedelta(seconds=max(300.0, 3 * self.poll_interval))
 
     @property
+    def max_wildcard_mute(self) -> timedelta:
+        return timedelta(seconds=self.max_wildcard_mute_s)
+
+    @property
+    def serve_host(self) -> str:
+        """Where /healthz (and in HTTP mode /slack/events) listens: ``GES_BOT_HTTP_HOST``, else
+        loopback in Socket Mode and every interface in HTTP mode."""
+        if self.http_host:
+            return self.http_host
+        return "127.0.0.1" if self.slack_app_token is not None else "0.0.0.0"
+
+    @property
     def admin_ids(self) -> frozenset[str]:
         return frozenset(a.strip() for a in self.admins.replace(";", ",").split(",") if a.strip())
 
@@ -300,16 +341,47 @@ def _env_secret(table: _ProjectTable, name: str, env: Mapping[str, str]) -> Secr
     return direct
 
 
-def _resolve_endpoint(where: str, endpoint: str | None, region: str | None) -> tuple[str, str | None]:
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_scheme(where: str, what: str, url: str, *, allow_http: bool) -> None:
+    """Refuse a plain ``http://`` URL unless it is on loopback (an emulator, a stand-in) or
+    ``GES_BOT_ALLOW_HTTP`` says the network is trusted: passwords, tokens and signed requests go
+    to it. Checked at start, before any connection is made."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme != "http":
+        raise ConfigError(f"{where}: {what} {url!r} must start with https://")
+    if allow_http or _is_loopback(parts.hostname or ""):
+        return
+    shown = f"http://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    raise ConfigError(
+        f"{where}: {what} {shown} is plain http://, which would send credentials in clear text; use https:// "
+        "(or, only on a network you trust, set GES_BOT_ALLOW_HTTP=1)"
+    )
+
+
+def _resolve_endpoint(
+    where: str, endpoint: str | None, region: str | None, *, allow_http: bool = False
+) -> tuple[str, str | None]:
     if endpoint:
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{where}: endpoint {endpoint!r} must start with https:// (or http:// for a local emulator)"
             )
+        check_scheme(where, "GES endpoint", endpoint, allow_http=allow_http)
         return endpoint.rstrip("/"), region
     if region:
         override = os.environ.get("HUAWEICLOUD_SDK_REGION_GES_" + region.upper().replace("-", "_"))
         if override:
+            check_scheme(where, "GES endpoint", override, allow_http=allow_http)
             return override.rstrip("/"), region
         if region not in GES_REGIONS:
             known = ", ".join(sorted(GES_REGIONS))
@@ -333,6 +405,8 @@ def _build_project(
     iam_domain: str | None,
     iam_user: str | None,
     iam_password: SecretStr | None,
+    *,
+    allow_http: bool = False,
 ) -> ProjectSettings:
     if not project_id:
         raise ConfigError(
@@ -340,7 +414,7 @@ def _build_project(
         )
     if not project_id.isalnum() or len(project_id) > 64:
         raise ConfigError(f"{where}: project id {project_id!r} must be up to 64 letters and digits")
-    url, region = _resolve_endpoint(where, endpoint, region)
+    url, region = _resolve_endpoint(where, endpoint, region, allow_http=allow_http)
     methods: list[AuthMethod] = []
     if token is not None:
         methods.append("token")
@@ -364,6 +438,8 @@ def _build_project(
                 raise ConfigError(
                     f"{where}: IAM password auth needs HUAWEICLOUD_SDK_IAM_ENDPOINT (or GES_IAM_ENDPOINT) when no region is set"
                 )
+    if iam_endpoint:
+        check_scheme(where, "IAM endpoint", iam_endpoint, allow_http=allow_http)
     if not methods:
         raise ConfigError(
             f"{where}: no GES credentials; set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (recommended), "
@@ -464,6 +540,8 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
     commands that only touch the database)."""
     source = dict(os.environ if env is None else env)
     settings = load_settings(source)
+    # The bot token goes to the Slack API URL with every call.
+    check_scheme("environment", "SLACK_API_URL", settings.slack_api_url, allow_http=settings.allow_http)
     file = _read_file(settings.config_file) if settings.config_file else _ConfigFile()
     projects: list[ProjectSettings] = []
     env_has_project = any(
@@ -498,6 +576,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                     t.iam_domain,
                     t.iam_user,
                     _env_secret(t, "iam_password", source),
+                    allow_http=settings.allow_http,
                 )
             )
     elif env_has_project or require_ges:
@@ -516,6 +595,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 s.ges_iam_domain,
                 s.ges_iam_user,
                 s.ges_iam_password,
+                allow_http=s.allow_http,
             )
         )
     aliases = {p.alias for p in projects}

@@ -286,9 +286,22 @@ class Subscription:
         return graph_matches(self.graph_pattern, event.graph)
 
 
+#: Graph names unlike one another: a pattern matching all of them matches, for all purposes,
+#: every graph (``*``, ``?*``, ``[!x]*`` …).
+_PROBE_GRAPHS = ("a", "Z", "9", "_", "-", ".", "x" * 40, "prod-movies_2026", "图数据", "[*]?")
+
+
+def covers_every_graph(pattern: str) -> bool:
+    """Whether a (non-exact) mute or subscription pattern matches every graph name."""
+    return all(graph_matches(pattern, name) for name in _PROBE_GRAPHS)
+
+
 @dataclass(frozen=True, slots=True)
 class Mute:
-    """Alerts for graphs matching ``graph_pattern`` in ``channel`` are suppressed until ``until``."""
+    """Alerts for graphs matching ``graph_pattern`` in ``channel`` are suppressed until ``until``.
+
+    ``exact`` mutes (from an alert's Mute button) name one graph and match only it, whatever
+    characters its name contains; the others are patterns, as typed in ``/gesjobs mute``."""
 
     id: int
     channel: str
@@ -296,9 +309,13 @@ class Mute:
     until: datetime
     created_by: str | None = None
     created_at: datetime | None = None
+    exact: bool = False
+
+    def matches(self, graph: str) -> bool:
+        return graph == self.graph_pattern if self.exact else graph_matches(self.graph_pattern, graph)
 
     def silences(self, channel: str, graph: str, now: datetime) -> bool:
-        return self.channel == channel and now < self.until and graph_matches(self.graph_pattern, graph)
+        return self.channel == channel and now < self.until and self.matches(graph)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ges_bot import metrics
+from ges_bot import frontdoor, metrics
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import Config
 from ges_bot.errors import ConfigError, StoreError
@@ -338,18 +338,25 @@ class Runtime:
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/metrics", self._metrics)]
         if slack_app is not None:
             routes.extend(build_http_routes(slack_app))
-        app = Starlette(routes=routes)
+        app: Any = Starlette(routes=routes)
+        if slack_app is not None:
+            app = frontdoor.guard_slack_events(app, self.settings)
+        host = self.settings.serve_host
         config = uvicorn.Config(
             app,
-            host=self.settings.http_host,
+            host=host,
             port=self.settings.http_port,
             log_level="warning",
+            # None: uvicorn's lines go through the bot's own handler and format (frontdoor).
+            log_config=None,
             lifespan="off",
             access_log=False,
+            limit_concurrency=self.settings.http_concurrency,
         )
+        frontdoor.route_server_logs()
         # Bind the socket ourselves: uvicorn answers a busy port with sys.exit(), which would end
         # the whole event loop with a traceback instead of a message saying what to change.
-        sock = _bind(self.settings.http_host, self.settings.http_port)
+        sock = _bind(host, self.settings.http_port)
         server = EmbeddedServer(config)
         self._server = server
         task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -359,7 +366,7 @@ class Runtime:
                 break
             await asyncio.sleep(0.01)
         if task.done():
-            raise ConfigError(f"could not serve HTTP on {self.settings.http_host}:{self.settings.http_port}")
+            raise ConfigError(f"could not serve HTTP on {host}:{self.settings.http_port}")
         self.http_port = int(sock.getsockname()[1])
         log.info(
             "serving /healthz, /metrics%s on port %d", "" if slack_app is None else ", /slack/events", self.http_port
@@ -396,7 +403,12 @@ class Runtime:
 
     async def _healthz(self, request: Request) -> Response:
         body = await self.health()
-        return JSONResponse(body, status_code=200 if body["status"] != "down" else 503)
+        status = 200 if body["status"] != "down" else 503
+        if not frontdoor.trusted(request, self.settings.health_token):
+            # Anyone who can reach the port learns whether the bot works, not where its
+            # database lives or what GES said.
+            body = frontdoor.public_health(body)
+        return JSONResponse(body, status_code=status)
 
     async def _metrics(self, request: Request) -> Response:
         if self.store is not None:

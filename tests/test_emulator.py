@@ -723,6 +723,38 @@ async def test_malformed_and_truncated_answers(emu: EmulatorHandle, http: httpx.
             response.json()
 
 
+async def test_hostile_answers_a_lying_count_a_huge_body_and_deep_nesting(
+    emu: EmulatorHandle, http: httpx.AsyncClient
+) -> None:
+    await emu.add_jobs([{"status": "success", "related_graph": f"g{i}"} for i in range(3)])
+    await emu.fault(job_count=1_000_000)
+    await emu.fault(huge_bytes=3 << 20)
+    await emu.fault(nested=1000)
+
+    lying = (await list_jobs(http, emu)).json()
+    huge = await list_jobs(http, emu)
+    nested = await list_jobs(http, emu)
+
+    assert lying["job_count"] == 1_000_000
+    assert len(lying["job_list"]) == 3  # the real jobs
+    assert huge.status_code == 200
+    assert len(huge.content) == 3 << 20
+    assert huge.json()["job_list"] == []
+    assert nested.status_code == 200
+    assert nested.content == b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"job_count": -1}, {"huge_bytes": "big"}, {"nested": True}, {"job_count": 5, "nested": 5}],
+)
+async def test_hostile_fault_specs_are_checked(
+    emu: EmulatorHandle, http: httpx.AsyncClient, spec: dict[str, Any]
+) -> None:
+    response = await http.post(f"{emu.url}/_emulator/faults", json=spec)
+    assert response.status_code == 400
+
+
 @pytest.mark.parametrize("order", ["asc", "desc"])
 async def test_shift_fault_inserts_a_job_between_pages(http: httpx.AsyncClient, order: str) -> None:
     async with run_emulator(order=order) as emu:

@@ -163,6 +163,7 @@ def test_migration_files_ship_with_the_package() -> None:
         "0002_failed_job_ids_and_durable_replies.py",
         "0003a_unknown_outcomes_for_failure_subscriptions.py",
         "0003c_ops_incidents.py",
+        "0005_exact_mutes.py",
         "0007_snapshot_placement_indexes.py",
     ]
 

@@ -1025,7 +1025,7 @@ def _history(n: int, prefix: str = "h") -> list[dict[str, Any]]:
     ]
 
 
-async def settle(w: World, poller: Poller, most: int = 20) -> Summary:
+async def settle(w: World, poller: Poller, most: int = 40) -> Summary:
     """Tick (a minute apart) until a tick reads everything; every event of those ticks."""
     events: Summary = []
     for _ in range(most):
@@ -1061,8 +1061,8 @@ async def test_a_baseline_larger_than_the_tick_budget_continues_next_tick(sqlite
         )
         state = await w.store.poll_state(ALIAS)
         assert state is not None and state.baselined_at is not None
-        # The terminal windows (250 jobs of the last day) are read whole once, in a few ticks,
-        # and then remembered: a steady tick is cheap again.
+        # The terminal windows and the arrivals (250 jobs of the last day each) are read whole
+        # once, over a few ticks, and then remembered: a steady tick is cheap again.
         assert await settle(w, poller) == []
         await w.emu.reset_stats()
         steady = await poller.tick()
@@ -1299,3 +1299,37 @@ async def test_the_fast_lane_stands_aside_without_memory_or_under_another_replic
         assert (await other.fast_tick()).skipped
         assert await w.emu.list_calls() == 0
         assert not (await poller.fast_tick()).skipped
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+async def test_a_window_larger_than_the_budget_loses_and_repeats_nothing_while_jobs_keep_coming(
+    sqlite_url: str, order: str
+) -> None:
+    async with world(sqlite_url, page_size=10, order=order) as w:
+        await w.emu.add_jobs(_history(200))
+        poller = w.poller(max_pages=9)
+        await settle(w, poller)  # the baseline, over several ticks
+        expected: list[str] = []
+        reported: list[str] = []
+        # The terminal windows (200 jobs) are read whole over several ticks; meanwhile failures
+        # keep landing (at the head in a descending order, shifting every page under the pass).
+        for wave in range(12):
+            for i in range(3):
+                job_id = f"w{wave:02d}-{i}"
+                await w.job(job_id, "failed", related_graph=f"n{wave}")
+                expected.append(job_id)
+            report = await poller.tick()
+            reported += [e.job.job_id for e in report.events]
+            await w.emu.advance(60)
+        # A tick that read within its budget is not yet one that knows everything (a pass may just
+        # have ended short of jobs that moved under it): give the passes a few ticks to finish.
+        # (The arrivals' pass as well: in a random order, about 25 ticks at 9 pages.)
+        for _ in range(30):
+            reported += [e.job.job_id for e in (await poller.tick()).events]
+            await w.emu.advance(60)
+        assert sorted(reported) == sorted(expected)
+        # And then the memory is whole: a quiet tick costs the six requests of the cheap path.
+        await w.emu.reset_stats()
+        quiet = await poller.tick()
+        assert quiet.events == () and not quiet.partial
+        assert await w.emu.list_calls() <= 6

@@ -327,6 +327,29 @@ async def test_unreachable_ges_is_answered_from_snapshots(tmp_path: Path) -> Non
         assert source.reason.startswith("GES (project prod) is unreachable: GES answered HTTP 503")
 
 
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [({"huge_bytes": 100 << 20}, "is too large"), ({"nested": 200_000}, "nested too deep")],
+    ids=["100-MB-answer", "deeply-nested-JSON"],
+)
+async def test_an_unusable_answer_is_answered_from_snapshots(tmp_path: Path, fault: dict[str, int], said: str) -> None:
+    async with world(tmp_path) as w:
+        ended = Job(
+            "f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)
+        )
+        await w.remember(ended, at=NOW - timedelta(minutes=3))
+        await w.emu.fault(**fault, count=-1)
+        await w.emu.reset_stats()
+        answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert ids(answer) == ["f1"]
+        assert isinstance(answer, JobsAnswer)
+        (source,) = answer.sources
+        assert source.kind is SourceKind.SNAPSHOTS
+        assert source.reason is not None and said in source.reason
+        # Not retried: the same answer would come again.
+        assert await w.emu.list_calls() == 1
+
+
 async def test_ges_too_slow_is_unreachable(tmp_path: Path) -> None:
     async with world(tmp_path, live_timeout_s=0.3) as w:
         await w.emu.fault(latency_ms=1000, count=-1)
@@ -564,43 +587,6 @@ async def test_a_three_day_import_that_failed_today_is_in_the_live_answer(tmp_pa
     assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
 
 
-# -- answering from a recent poll --------------------------------------------------------------
-
-
-async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path: Path) -> None:
-    from ges_bot.watch.poller import Poller
-
-    async with world(tmp_path) as w:
-        await w.job("today-1", "failed", NOW - timedelta(hours=2), NOW - timedelta(hours=3))
-        await w.job("today-2", "failed", NOW - timedelta(minutes=5), NOW - timedelta(days=2))  # a long runner
-        await w.job("today-ok", "success", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
-        await w.job("yesterday", "failed", NOW - timedelta(days=1), NOW - timedelta(days=1, hours=1))
-        await w.job("running", "running", None, NOW - timedelta(minutes=30))
-        polled_at = NOW - timedelta(seconds=40)
-        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at)
-        await poller.tick()
-        live = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
-
-        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
-        before = w.client.requests_sent
-        answer = await recent.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
-        assert w.client.requests_sent == before  # GES was not asked
-        assert isinstance(answer, JobsAnswer)
-        assert [(s.kind, s.as_of) for s in answer.sources] == [(SourceKind.RECENT, polled_at)]
-        assert ids(answer) == ids(live) == ["today-2", "today-1"]
-        running = Query(statuses=frozenset({"running"}))
-        assert ids(await recent.jobs(running, now=NOW, zone=ZoneInfo("UTC"))) == ["running"]
-        assert w.client.requests_sent == before
-
-        # A poll older than the limit: GES is asked, live.
-        stale = QueryRunner(w.services, fresh_within=timedelta(seconds=30), clock=lambda: NOW)
-        answer = await stale.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
-        assert isinstance(answer, JobsAnswer)
-        assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
-        assert w.client.requests_sent > before
-        assert ids(answer) == ["today-2", "today-1"]
-
-
 # -- every reading of the job list ------------------------------------------------------------
 
 
@@ -643,3 +629,40 @@ async def test_failed_today_lists_every_failure_under_every_reading(tmp_path: Pa
         assert sorted(ids(await w.runner.jobs(partial, now=NOW, zone=ZoneInfo("UTC")))) == [
             f"j{i:04d}" for i in range(2, 500, 4)
         ]
+
+
+# -- answering from a recent poll --------------------------------------------------------------
+
+
+async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path: Path) -> None:
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        await w.job("today-1", "failed", NOW - timedelta(hours=2), NOW - timedelta(hours=3))
+        await w.job("today-2", "failed", NOW - timedelta(minutes=5), NOW - timedelta(days=2))  # a long runner
+        await w.job("today-ok", "success", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await w.job("yesterday", "failed", NOW - timedelta(days=1), NOW - timedelta(days=1, hours=1))
+        await w.job("running", "running", None, NOW - timedelta(minutes=30))
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at)
+        await poller.tick()
+        live = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        before = w.client.requests_sent
+        answer = await recent.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert w.client.requests_sent == before  # GES was not asked
+        assert isinstance(answer, JobsAnswer)
+        assert [(s.kind, s.as_of) for s in answer.sources] == [(SourceKind.RECENT, polled_at)]
+        assert ids(answer) == ids(live) == ["today-2", "today-1"]
+        running = Query(statuses=frozenset({"running"}))
+        assert ids(await recent.jobs(running, now=NOW, zone=ZoneInfo("UTC"))) == ["running"]
+        assert w.client.requests_sent == before
+
+        # A poll older than the limit: GES is asked, live.
+        stale = QueryRunner(w.services, fresh_within=timedelta(seconds=30), clock=lambda: NOW)
+        answer = await stale.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
+        assert w.client.requests_sent > before
+        assert ids(answer) == ["today-2", "today-1"]

@@ -710,6 +710,22 @@ async def test_mutes_in_force_and_expired(store: SqlStore) -> None:
     assert await store.mutes(at(30), "C1") == [short]
 
 
+async def test_muting_again_extends_the_one_mute_and_purges_ended_ones(store: SqlStore) -> None:
+    first = await store.add_mute(Mute(0, "C1", "g*", at(3600), "U1", at(0), exact=True))
+    pattern = await store.add_mute(Mute(0, "C1", "g*", at(600), "U1", at(0)))
+    assert pattern.id != first.id  # the pattern g* and the graph named g* are different mutes
+    again = await store.add_mute(Mute(0, "C1", "g*", at(1800), "U2", at(60), exact=True))
+    # The same row; a shorter press never shortens it; the latest asker is credited.
+    assert (again.id, again.until, again.created_by, again.exact) == (first.id, at(3600), "U2", True)
+    later = await store.add_mute(Mute(0, "C1", "g*", at(7200), "U3", at(120), exact=True))
+    assert (later.id, later.until) == (first.id, at(7200))
+    # The pattern mute ended at 600 s: the next mute (any channel) deletes it.
+    await store.add_mute(Mute(0, "C2", "other", at(9000), "U1", at(700)))
+    assert {(m.channel, m.graph_pattern) for m in await store.mutes(at(-1))} == {("C1", "g*"), ("C2", "other")}
+    assert await store.purge_mutes(at(7200)) == 1
+    assert [m.graph_pattern for m in await store.mutes(at(-1))] == ["other"]
+
+
 # ---------------------------------------------------------------------- leases
 
 

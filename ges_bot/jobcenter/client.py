@@ -554,7 +554,7 @@ class JobCenterClient:
             for offset in offsets:
                 page = await self.list_page(query, offset, limit)
                 yield page
-                if not page.jobs:
+                if not page.size:
                     return  # the list shrank; later pages are empty too
             return
         # A sliding window, not a task per page: a job_count of a million must not create ten
@@ -574,7 +574,7 @@ class JobCenterClient:
                     yield page
                     # An empty page: the list ends before it (or shrank), and a job_count that says
                     # otherwise is not worth a request per page; pages in flight still land.
-                    following = next(pending, None) if page.jobs else None
+                    following = next(pending, None) if page.size else None
                     if following is None:
                         pending = iter(())
                     else:

@@ -17,6 +17,8 @@ Tolerance, as the job center's documentation and the official SDK require:
 - statuses are kept exactly as sent — a status GES adds tomorrow, or a synonym (``Failed``,
   ``partFailed``, ``complete``) that :func:`ges_bot.domain.outcome_of` reads as an outcome, is never
   rewritten, so alerts show what GES said; unknown extra fields are ignored;
+- control characters in any text are replaced with U+FFFD (tab and newline survive only in
+  free text such as ``fail_reason``), so GES text cannot drive a terminal or forge a log line;
 - text is bounded here, once (:data:`TEXT_LIMITS`): a longer ``fail_reason``, cause, path or name
   keeps its head and ends with ``… [truncated, N bytes]``, so a 10 MB reason is never stored,
   copied into events and outbox rows, or rendered whole.
@@ -39,6 +41,8 @@ from ges_bot.errors import ResponseError
 __all__ = [
     "TEXT_LIMITS",
     "TimeFormat",
+    "clean_line",
+    "clean_text",
     "job_to_wire",
     "naive_times",
     "parse_error_body",
@@ -159,14 +163,33 @@ def _from_epoch_ms(value: float) -> datetime:
         raise ValueError(f"time {value!r} is out of range for epoch milliseconds") from None
 
 
+#: Control characters GES text must not carry further: C0 (but tab and newline, which multi-line
+#: failure reasons use), DEL and C1. An escape sequence in a job's text would restyle or rewrite
+#: an operator's terminal; a carriage return forge a log line. A NUL also cannot be stored in
+#: PostgreSQL text: a job named with one would fail every tick of its project for ever.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: The same plus tab and newline, for one-line texts (error messages, ids, statuses).
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_text(value: str) -> str:
+    """GES text with control characters replaced (tab and newline kept)."""
+    # isprintable() is C-fast and true for almost every field; only the rest pay for the regex.
+    return value if value.isprintable() else _CONTROL.sub("\ufffd", value)
+
+
+def clean_line(value: str) -> str:
+    """GES text that goes into one line (a log line, an error message): every control character
+    and line break replaced, so it can neither forge a second line nor drive a terminal."""
+    return value if value.isprintable() else _CONTROL_OR_BREAK.sub("\ufffd", value)
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     # ``type() is`` before ``isinstance``: this runs for every field of every job of every page.
     if type(value) is str or isinstance(value, str):
-        # A NUL means nothing to anyone, and PostgreSQL text cannot hold one: a job named with
-        # one would fail every tick of its project for ever (and stop every other alert).
-        return value.replace("\x00", "\ufffd")
+        return clean_text(value)
     if isinstance(value, int | float | bool):
         return str(value)
     raise TypeError(f"expected text, got {type(value).__name__}")
@@ -243,12 +266,12 @@ def parse_job(obj: Mapping[str, Any], naive_offset: timedelta = _NO_OFFSET) -> J
     raw_id = obj.get("job_id")
     if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
         raise ResponseError(f"a job has no usable job_id (got {raw_id!r})")
-    job_id = clip(str(raw_id).replace("\x00", "\ufffd"), TEXT_LIMITS["job_id"]) or ""
+    job_id = clip(clean_line(str(raw_id)), TEXT_LIMITS["job_id"]) or ""
     where = f"job {job_id}"
     status = obj.get("status")
     if not isinstance(status, str) or not status:
         raise ResponseError(f"{where}: status is {status!r}, not a non-empty string")
-    status = clip(status.replace("\x00", "\ufffd"), TEXT_LIMITS["status"]) or status
+    status = clip(clean_line(status), TEXT_LIMITS["status"]) or status
     name = "begin_time"
     try:
         begin_time = parse_time(obj.get(name), naive_offset)
@@ -287,7 +310,7 @@ def parse_job_list(body: Any, naive_offset: timedelta = _NO_OFFSET) -> tuple[int
     if not isinstance(body, Mapping):
         raise ResponseError(f"the job list answer is a {type(body).__name__}, not a JSON object")
     if "job_list" not in body and "job_count" not in body:
-        keys = ", ".join(sorted(str(k) for k in body)[:8]) or "none"
+        keys = ", ".join(sorted(clean_line(str(k)) for k in body)[:8]) or "none"
         raise ResponseError(f"the job list answer has neither job_list nor job_count (keys: {keys})")
     raw_count = body.get("job_count")
     count: int | None
@@ -336,8 +359,8 @@ def parse_error_body(body: Any) -> tuple[str | None, str | None]:
 def _plain(value: Any) -> str | None:
     if value is None:
         return None
-    # Error texts end up in logs, the poll state and /gesjobs answers: bounded like job text.
-    text = str(value).strip()
+    # Error messages are logged and shown in /healthz and status: one clean, bounded line each.
+    text = clean_line(str(value)).strip()
     return clip(text, TEXT_LIMITS["fail_reason"]) or None
 
 

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,8 @@ from ges_bot import metrics
 from ges_bot.config import Config
 from ges_bot.domain import EventKind
 from ges_bot.errors import GesBotError, SlackDeliveryError, StoreError
-from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit, mrkdwn_text
+from ges_bot.notify.blockkit import SlackMessage, section
+from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.slack import SlackGateway
 from ges_bot.store.api import Health, Store
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
@@ -60,12 +61,6 @@ _TEXT_PART = 1300
 _NOTE_CHANNEL = "ops-channel"
 
 
-@dataclass(frozen=True, slots=True)
-class _Message:
-    text: str
-    blocks: list[dict[str, Any]]
-
-
 def _subject(finding_kind: str, subject: str) -> Mrkdwn:
     if finding_kind == IncidentKind.CHANNEL.value:
         return channel_link(subject) or code(subject, 100)
@@ -86,20 +81,16 @@ def _title(kind: str, subject: str) -> Mrkdwn:
     return Mrkdwn(f"{escape(head)}{_subject(kind, subject)}{escape(tail)}")
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": mrkdwn_text(text)}
-
-
-def render_open(record: IncidentRecord) -> _Message:
+def render_open(record: IncidentRecord) -> SlackMessage:
     """The ops message of an open incident (pure)."""
     blocks = [
-        _section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
-        _section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
-        _section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
-        _section(f"*Since:* {date_token(record.since)}"),
+        section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
+        section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
+        section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
+        section(f"*Since:* {date_token(record.since)}"),
     ]
     text = f"{_headline(record)} {fit(record.cause, _TEXT_PART)} Fix: {fit(record.fix, _TEXT_PART)}"
-    return _Message(text, blocks)
+    return SlackMessage(text, blocks)
 
 
 def _headline(record: IncidentRecord) -> str:
@@ -108,24 +99,24 @@ def _headline(record: IncidentRecord) -> str:
     return f"ges-bot: {escape(record.kind)} {fit(record.subject, 100)} [{escape(str(trouble))}]:"
 
 
-def render_resolved(record: IncidentRecord) -> _Message:
+def render_resolved(record: IncidentRecord) -> SlackMessage:
     """The ops message of an incident that ended (its first message, updated) (pure)."""
     end = record.resolved_at or record.since
     blocks = [
-        _section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
-        _section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
-        _section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
+        section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
+        section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
+        section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
     ]
     resolution = fit(record.resolution or "recovered", _TEXT_PART)
-    return _Message(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
+    return SlackMessage(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
 
 
-def render_reply(record: IncidentRecord) -> _Message:
+def render_reply(record: IncidentRecord) -> SlackMessage:
     """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
     end = record.resolved_at or record.since
     resolution = record.resolution or "recovered."
     body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
-    return _Message(f"Recovered: {fit(resolution, _TEXT_PART)}", [_section(body)])
+    return SlackMessage(f"Recovered: {fit(resolution, _TEXT_PART)}", [section(body)])
 
 
 def _plural(n: int, one: str, many: str) -> str:

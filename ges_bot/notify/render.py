@@ -100,6 +100,7 @@ __all__ = [
     "render_acknowledged",
     "render_alert",
     "render_broken_channel_notice",
+    "render_document",
     "render_job_detail_blocks",
     "render_job_detail_modal",
     "render_notice",
@@ -269,6 +270,14 @@ def _short_id(job_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------
 
 
+def _verb(item: AlertItem, *, mrkdwn: bool) -> str:
+    """What happened to the job, said once: an unknown outcome names the status GES sent."""
+    if item.kind is not EventKind.UNKNOWN_OUTCOME:
+        return kind_look(item.kind).verb
+    status = one_line(item.job.status)
+    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
+
+
 def _summary(headline: Headline) -> str:
     """Counts by kind, most severe first: "2 failed, 1 stuck"."""
     return ", ".join(f"{n} {kind_look(k).verb}" for k, n in headline.counts)
@@ -315,14 +324,6 @@ def _alert_text(doc: AlertDocument) -> str:
 def _item_headline(item: AlertItem) -> str:
     look = kind_look(item.kind)
     return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {_verb(item, mrkdwn=True)}"
-
-
-def _verb(item: AlertItem, *, mrkdwn: bool) -> str:
-    """What happened to the job, said once: an unknown outcome names the status GES sent."""
-    if item.kind is not EventKind.UNKNOWN_OUTCOME:
-        return kind_look(item.kind).verb
-    status = one_line(item.job.status)
-    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
 
 
 def _item_blocks(

@@ -7,9 +7,10 @@ job names, graph pattern — :meth:`ges_bot.domain.Subscription.matches`). Event
 gets one message per graph per tick; ``recovered`` events form a delivery of their own, because
 delivery posts them in the thread of the graph's last failure rather than as a new alert.
 A mute in force for (channel, graph) turns a delivery into a
-:class:`~ges_bot.domain.MutedDelivery`. ``status_changed`` events never route; ``unknown_outcome``
-events (a status ges-bot does not know) route like failures, to subscriptions that ask for them
-(the default ones do).
+:class:`~ges_bot.domain.MutedDelivery`; a mute from an alert's button is ``exact`` and silences only
+the graph it names (a graph called ``g*`` is not a pattern), a typed mute is a pattern.
+``status_changed`` events never route; ``unknown_outcome`` events (a status ges-bot does not know)
+route like failures, to subscriptions that ask for them (the default ones do).
 
 It also owns the order of events inside a delivery (:func:`event_order`: failures first), which
 rendering keeps. Pure: no I/O, no clock (``now`` is an argument), no database; it must not render.

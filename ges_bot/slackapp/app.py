@@ -3,7 +3,9 @@
 This module owns the conversation with people in Slack: every request is acknowledged first
 (Slack gives 3 seconds), and the work — parsing, asking GES or the store, rendering — happens after
 the ack, the answer going to the request's ``response_url``. It decides who may change
-subscriptions and mutes (``GES_BOT_ADMINS``), and counts commands in ``metrics.COMMANDS``.
+subscriptions and mutes (``GES_BOT_ADMINS``; a long mute of every graph is an admin's), logs and
+announces every mute and unmute in its channel, shows each person the Home tab of their own
+channels, and counts commands in ``metrics.COMMANDS``.
 
 It must not render alerts (``notify.render`` does, including the job-detail modal), parse command
 text itself (``slackapp.commands``), decide how to query GES (``slackapp.queries``) or draw answers
@@ -47,7 +49,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ges_bot import metrics
-from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription
+from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription, covers_every_graph
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
@@ -178,6 +180,7 @@ class GesSlackApp:
         self.options = options
         settings = services.config.settings
         self.admins = settings.admin_ids
+        self.max_wildcard_mute = settings.max_wildcard_mute
         self.runner = QueryRunner(
             services,
             live_timeout_s=options.live_timeout_s,
@@ -369,6 +372,19 @@ class GesSlackApp:
         return _Answer(views.unsubscribed_message(command.pattern, removed, in_config=in_config))
 
     async def _mute(self, command: commands.Mute, asker: _Asker) -> _Answer:
+        limit = self.max_wildcard_mute
+        if command.duration > limit and covers_every_graph(command.pattern) and asker.user not in self.admins:
+            # With GES_BOT_ADMINS unset anyone may mute; silencing a whole channel for long is
+            # still an admin's call.
+            log.info(
+                "/gesjobs: %s was refused muting %r in %s for %s (every graph; limit %s without admin rights)",
+                asker.user,
+                command.pattern,
+                asker.channel,
+                command.duration,
+                limit,
+            )
+            return _Answer(views.wildcard_mute_refused(command.pattern, limit, self.admins), result="refused")
         now = self._now()
         mute = await self.services.store.add_mute(
             Mute(
@@ -380,11 +396,37 @@ class GesSlackApp:
                 created_at=now,
             )
         )
+        await self._announce_mute(mute, now)
         return _Answer(views.muted_message(mute, now))
 
     async def _unmute(self, command: commands.Unmute, asker: _Asker) -> _Answer:
         removed = await self.services.store.remove_mutes(asker.channel, command.pattern)
+        if removed:
+            log.info("/gesjobs: %s unmuted %r in %s", asker.user, command.pattern, asker.channel)
+            await self._announce(asker.channel, views.unmute_announcement(command.pattern, asker.user))
         return _Answer(views.unmuted_message(command.pattern, removed))
+
+    async def _announce_mute(self, mute: Mute, now: datetime) -> None:
+        log.info(
+            "slack: %s muted %s %r in %s until %s",
+            mute.created_by,
+            "graph" if mute.exact else "pattern",
+            mute.graph_pattern,
+            mute.channel,
+            mute.until.isoformat(),
+        )
+        await self._announce(mute.channel, views.mute_announcement(mute, now))
+
+    async def _announce(self, channel: str, message: SlackMessage) -> bool:
+        """Tell the whole channel (a normal message, not an ephemeral one): mutes are never silent."""
+        try:
+            await self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except Exception as exc:
+            log.warning("slack: could not announce in %s: %s", channel, _slack_error(exc))
+            return False
+        return True
 
     # --- buttons -------------------------------------------------------------------------------
 
@@ -499,8 +541,17 @@ class GesSlackApp:
             return
         now = self._now()
         try:
+            # exact: the button names one graph; a name with * or ? in it is not a pattern.
             mute = await self.services.store.add_mute(
-                Mute(id=0, channel=channel, graph_pattern=graph, until=now + span, created_by=user, created_at=now)
+                Mute(
+                    id=0,
+                    channel=channel,
+                    graph_pattern=graph,
+                    until=now + span,
+                    created_by=user,
+                    created_at=now,
+                    exact=True,
+                )
             )
         except StoreError as exc:
             log.error("slack: mute button: database unavailable: %s", exc)
@@ -508,6 +559,7 @@ class GesSlackApp:
             await self._respond(response_url, views.problem_message(QueryProblem(_STORE_DOWN)))
             return
         metrics.COMMANDS.labels("mute_button", "ok").inc()
+        await self._announce_mute(mute, now)
         await self._respond(response_url, views.mute_button_message(mute, span, user))
 
     async def on_acknowledge(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
@@ -536,6 +588,31 @@ class GesSlackApp:
 
     # --- Home tab ------------------------------------------------------------------------------
 
+    async def _channels_of(self, user: str) -> set[str]:
+        """Ids and names of the channels ``user`` is in (as far as the bot can see them:
+        ``users.conversations``); empty when Slack does not say, so nothing is shown by mistake."""
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(_HOME_CHANNEL_PAGES):
+            try:
+                page = await self.client.users_conversations(
+                    user=user,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+            except Exception as exc:
+                log.warning("slack: users.conversations for the Home tab failed: %s", _slack_error(exc))
+                return set()
+            for channel in page.get("channels") or ():
+                if isinstance(channel, Mapping):
+                    found |= _names(channel)
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
+
     async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -553,7 +630,14 @@ class GesSlackApp:
         except StoreError as exc:
             log.error("slack: Home tab: database unavailable: %s", exc)
             return
-        subs = [s for s in stored if s.team in (None, team)] + list(self.services.config_subscriptions)
+        # Only the channels the viewer is in: another channel's subscriptions (a private
+        # channel's id and graphs above all) are not theirs to read.
+        theirs = await self._channels_of(user)
+        subs = [
+            s
+            for s in [*(s for s in stored if s.team in (None, team)), *self.services.config_subscriptions]
+            if s.channel in theirs
+        ]
         data = views.HomeData(
             subscriptions=subs,
             events=events,
@@ -567,6 +651,15 @@ class GesSlackApp:
             await self.client.views_publish(user_id=user, view=views.home_view(data, now))
         except Exception as exc:
             log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
+
+
+_HOME_CHANNEL_PAGES = 10
+
+
+def _names(channel: Mapping[str, Any]) -> set[str]:
+    # Config files may name a channel by id, by name or by #name.
+    name = str(channel.get("name") or "")
+    return {str(channel.get("id") or ""), name, f"#{name}"} - {"", "#"}
 
 
 def _slack_error(exc: BaseException) -> str:

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+from ges_bot.clock import Clock, utc_now
 from ges_bot.domain import TERMINAL_STATUSES, Job, graph_matches
 from ges_bot.errors import (
     ApiError,
@@ -211,7 +212,7 @@ class QueryRunner:
         live_timeout_s: float = 8.0,
         search_timeout_s: float = 20.0,
         fresh_within: timedelta = timedelta(0),
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utc_now,
         limiter: LiveQueryLimiter | None = None,
         lookup_max_pages: int = DEFAULT_LOOKUP_MAX_PAGES,
         lookup_window: timedelta = DEFAULT_LOOKUP_WINDOW,
@@ -323,7 +324,7 @@ class QueryRunner:
         except StoreError:
             return None
         last = state.last_success_at if state is not None else None
-        now = self._clock() if self._clock is not None else datetime.now(UTC)
+        now = self._clock()
         if last is None or now - last > self.fresh_within:
             return None
         return last

@@ -50,6 +50,7 @@ __all__ = [
     "jobs_message",
     "loading_job_modal",
     "missing_job_modal",
+    "mute_announcement",
     "mute_button_message",
     "muted_message",
     "not_allowed_message",
@@ -57,9 +58,11 @@ __all__ = [
     "status_message",
     "subscribed_message",
     "subscriptions_message",
+    "unmute_announcement",
     "unmuted_message",
     "unsubscribed_message",
     "usage_message",
+    "wildcard_mute_refused",
 ]
 
 _NAME = 200
@@ -370,7 +373,8 @@ def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
 
 
 def _mute_entry(mute: Mute, now: datetime) -> str:
-    text = f"• 🔇 {code(mute.graph_pattern, 300)} until {date_token(mute.until)} ({duration(mute.until - now)} left)"
+    what = f"graph {code(mute.graph_pattern, 300)} (this name only)" if mute.exact else code(mute.graph_pattern, 300)
+    text = f"• 🔇 {what} until {date_token(mute.until)} ({duration(mute.until - now)} left)"
     if mute.created_by:
         text += f" · by {_who(mute.created_by)}"
     return text
@@ -417,6 +421,45 @@ def mute_button_message(mute: Mute, span: timedelta, by_user: str | None) -> Sla
         f"(until {date_token(mute.until)}). {_command('unmute ' + mute.graph_pattern)} ends it sooner."
     )
     return _message(f"Muted {mute.graph_pattern} for {duration(span)}", [kit.section(text)])
+
+
+def mute_announcement(mute: Mute, now: datetime) -> SlackMessage:
+    """What the whole channel sees when someone mutes its alerts: who, what, until when."""
+    what = (
+        f"graph {code(mute.graph_pattern, 300)}" if mute.exact else f"graphs matching {code(mute.graph_pattern, 300)}"
+    )
+    text = (
+        f"🔇 {_who(mute.created_by)} muted alerts for {what} in this channel until {date_token(mute.until)} "
+        f"({duration(mute.until - now)} from now). {_command('unmute ' + mute.graph_pattern)} ends it sooner; "
+        f"{_command('subscriptions')} lists the mutes in force."
+    )
+    return _message(f"Alerts for {mute.graph_pattern} muted until {mute.until:%Y-%m-%d %H:%M} UTC", [kit.section(text)])
+
+
+def unmute_announcement(pattern: str, by_user: str) -> SlackMessage:
+    """What the whole channel sees when someone ends a mute early."""
+    text = f"🔔 {_who(by_user)} unmuted alerts for graphs matching {code(pattern, 300)} in this channel."
+    return _message(f"Alerts for {pattern} are back on", [kit.section(text)])
+
+
+def wildcard_mute_refused(pattern: str, limit: timedelta, admins: Iterable[str]) -> SlackMessage:
+    """The refusal of a long mute of every graph by someone who is not an admin."""
+    people = ", ".join(_who(a) for a in sorted(admins)[:20])
+    who = f"an admin ({people})" if people else "an admin (`GES_BOT_ADMINS`)"
+    text = (
+        f"🙅 {code(pattern, 300)} matches every graph, so this would silence every alert in the channel. "
+        f"Without admin rights a mute like that lasts at most {duration(limit)}: try "
+        f"{_command(f'mute {pattern} {_span_word(limit)}')}, mute specific graphs instead, or ask {who}."
+    )
+    return _message(f"Muting every graph is limited to {duration(limit)}", [kit.section(text)])
+
+
+def _span_word(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{max(1, seconds // 60)}m"
 
 
 def unmuted_message(pattern: str, removed: int) -> SlackMessage:
@@ -542,7 +585,7 @@ _HOME_EVENTS = 20
 def _event_entry(event: JobEvent, now: datetime) -> str:
     job = event.job
     look = kit.KIND_LOOKS.get(event.kind)
-    emoji, verb = (look.emoji, look.verb) if look is not None else ("🔵", event.kind.value)
+    emoji, verb = (look.emoji, look.word) if look is not None else ("🔵", event.kind.value)
     when = job_time(job) or event.at
     return (
         f"{emoji} *{fit(kit.label(job), _NAME)}* {verb} on graph "

@@ -104,6 +104,8 @@ class Channel:
     is_member: bool = True
     is_im: bool = False
     user: str | None = None
+    #: The people in it (``users.conversations``); ``None``: every member of the workspace.
+    members: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -886,6 +888,29 @@ class SlackStandIn:
             }
         }
 
+    def _users_conversations(self, params: JSONDict, request: Request) -> JSONDict:
+        """The channels ``user`` is in, as Slack lists them to a bot: private ones only where the
+        bot is a member too; ``types`` and ``exclude_archived`` honoured; paged by ``cursor``."""
+        user = self._user(params.get("user"))
+        types = str(params.get("types") or "public_channel").split(",")
+        exclude_archived = str(params.get("exclude_archived") or "").lower() in ("true", "1")
+        found = []
+        for channel in self.channels.values():
+            if channel.is_im or (exclude_archived and channel.is_archived):
+                continue
+            if ("private_channel" if channel.is_private else "public_channel") not in types:
+                continue
+            if channel.is_private and not channel.is_member:
+                continue
+            if channel.members is not None and user.id not in channel.members:
+                continue
+            found.append({"id": channel.id, "name": channel.name, "is_private": channel.is_private})
+        start = _int(params.get("cursor"), 0)
+        limit = max(1, min(_int(params.get("limit"), 100), 1000))
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        return {"channels": page, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def _conversations_info(self, params: JSONDict, request: Request) -> JSONDict:
         raw = params.get("channel")
         cid = self._channel_id(raw) if isinstance(raw, str) else None
@@ -1089,6 +1114,7 @@ _METHODS: dict[str, _Method] = {
     "views.publish": SlackStandIn._views_publish,
     "users.info": SlackStandIn._users_info,
     "conversations.info": SlackStandIn._conversations_info,
+    "users.conversations": SlackStandIn._users_conversations,
     "conversations.open": SlackStandIn._conversations_open,
     "apps.connections.open": SlackStandIn._apps_connections_open,
 }

@@ -91,7 +91,7 @@ class TickResult:
     #: Some scan failed: what the others found is committed, but the tick is no success — the
     #: poll state records this as its error and keeps ``last_success_at``.
     degraded: str | None = None
-    #: The :class:`~ges_bot.watch.blindness.ErrorKind` of the first failed scan (``last_error_kind``).
+    #: The ``ErrorKind`` (``watch.blindness``) of what failed, recorded as ``last_error_kind``.
     degraded_kind: str | None = None
 
 
@@ -273,7 +273,14 @@ class SubscriptionStore(SubscriptionReader, Protocol):
         """Mutes still in force at ``now``."""
         ...
 
-    async def add_mute(self, mute: Mute) -> Mute: ...
+    async def add_mute(self, mute: Mute) -> Mute:
+        """Insert, or extend the channel's mute with the same ``graph_pattern`` and ``exact`` (one
+        row per key: it ends at the later end); deletes mutes that ended by ``mute.created_at``."""
+        ...
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        ...
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 

@@ -270,7 +270,7 @@ class SqlStore:
                 last_success_at=None if degraded else tick.at,
                 last_attempt_at=tick.at,
                 last_error=degraded,
-                last_error_kind=(tick.degraded_kind or "bug") if degraded else None,
+                last_error_kind=tick.degraded_kind if degraded else None,
                 failing_since=tick.at if degraded else None,
                 consecutive_failures=1 if degraded else 0,
                 cursor=dict(tick.cursor),
@@ -281,11 +281,10 @@ class SqlStore:
                     set_={
                         # The first baseline is kept: it says since when the project has been watched.
                         "baselined_at": func.coalesce(poll_state.c.baselined_at, ins.excluded.baselined_at),
-                        # A degraded tick is no success: the next one reaches back to the last.
+                        # A degraded tick is no success: the next one reaches back to the last, and
+                        # the project is (in part) blind since its first failure.
                         "last_success_at": poll_state.c.last_success_at if degraded else ins.excluded.last_success_at,
                         "last_attempt_at": ins.excluded.last_attempt_at,
-                        # A success ends a run of failures; a degraded tick continues (or starts)
-                        # one, so the ops watch sees a scan that keeps failing like a failed poll.
                         "last_error": ins.excluded.last_error,
                         "last_error_kind": ins.excluded.last_error_kind,
                         "failing_since": (
@@ -384,20 +383,47 @@ class SqlStore:
             return [_mute(row) for row in await conn.execute(stmt)]
 
     async def add_mute(self, mute: Mute) -> Mute:
-        stmt = (
-            mutes.insert()
-            .values(
-                channel=mute.channel,
-                graph_pattern=mute.graph_pattern,
-                until=mute.until,
-                created_by=mute.created_by,
-                created_at=mute.created_at,
-            )
-            .returning(*mutes.c)
+        """Mute, or extend the channel's mute of the same graph or pattern (one row, never one per
+        press): it then lasts until the later of both ends, credited to the latest asker. Mutes
+        that ended before ``mute.created_at`` are deleted on the way."""
+        now = mute.created_at
+        key = (
+            mutes.c.channel == mute.channel,
+            mutes.c.graph_pattern == mute.graph_pattern,
+            mutes.c.exact == mute.exact,
         )
         async with self.transaction(write=True) as conn:
-            row = (await conn.execute(stmt)).one()
+            if now is not None:
+                await conn.execute(delete(mutes).where(mutes.c.until <= now))
+            existing = (await conn.execute(select(mutes).where(*key).order_by(mutes.c.id).limit(1))).first()
+            if existing is None:
+                stmt: Any = mutes.insert().values(
+                    channel=mute.channel,
+                    graph_pattern=mute.graph_pattern,
+                    until=mute.until,
+                    created_by=mute.created_by,
+                    created_at=mute.created_at,
+                    exact=mute.exact,
+                )
+            else:
+                stmt = (
+                    mutes.update()
+                    .where(mutes.c.id == existing.id)
+                    .values(
+                        until=max(existing.until, mute.until),
+                        created_by=mute.created_by,
+                        created_at=mute.created_at or existing.created_at,
+                    )
+                )
+                # Rows from before the extension rule (several per key) fold into this one.
+                await conn.execute(delete(mutes).where(*key, mutes.c.id != existing.id))
+            row = (await conn.execute(stmt.returning(*mutes.c))).one()
         return _mute(row)
+
+    async def purge_mutes(self, before: datetime) -> int:
+        """Delete mutes that ended at or before ``before``; returns how many."""
+        async with self.transaction(write=True) as conn:
+            return (await conn.execute(delete(mutes).where(mutes.c.until <= before))).rowcount
 
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int:
         stmt = delete(mutes).where(mutes.c.channel == channel, mutes.c.graph_pattern == graph_pattern)
@@ -891,6 +917,7 @@ def _mute(row: Row[Any]) -> Mute:
         until=row.until,
         created_by=row.created_by,
         created_at=row.created_at,
+        exact=bool(row.exact),
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 
@@ -189,6 +190,8 @@ mutes = Table(
     _time("until", nullable=False),
     Column("created_by", String(64)),
     _time("created_at"),
+    #: True: ``graph_pattern`` is one graph's name, matched exactly (mute buttons); else a pattern.
+    Column("exact", Boolean, nullable=False, server_default=false()),
     Index(None, "channel", "until"),
 )
 

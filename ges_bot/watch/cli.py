@@ -147,6 +147,10 @@ def _summary(report: TickReport) -> str:
         parts.append("first poll: history recorded as a baseline")
     if report.missing:
         parts.append(f"{len(report.missing)} active job(s) no longer listed by GES")
+    if report.partial:
+        parts.append(
+            "stopped at the tick's budget (GES_BOT_TICK_MAX_PAGES / GES_BOT_TICK_DEADLINE); poll again to go on"
+        )
     return ", ".join(parts)
 
 

@@ -108,9 +108,16 @@ cursor stays a lower bound of what was read:
 
 - the baseline remembers how far it read (``baseline:offset``) and continues there; the project
   counts as baselined only once the whole list was read;
-- a terminal listing cut short keeps ``memory + found`` (or, listed whole, what was seen), so the
-  unread rest still makes the count exceed the memory and is searched for next tick; a listing
-  not reached keeps its memory;
+- a terminal search cut short that found what the count says is new keeps ``memory + found``;
+  one cut short of it forgets the memory (which may be too low — a deletion, jobs that moved
+  under a pass — and then no search finds enough), so the listing is read whole next, as a pass;
+  a listing not reached keeps its memory;
+- a listing read whole (no memory yet, a new date, a shrunk count) is a *pass* in offset order
+  that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
+  last job read as an anchor, so jobs inserted ahead of it are not counted twice; jobs inserted
+  ahead of the pass's first job are counted from page 1 when it ends), so a window larger than
+  one tick's budget is still read whole once and then remembered; a resumed pass does not read
+  page 1 again until it ends;
 - vanished jobs are not followed in a cut tick (an active list read in part would make every
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
@@ -364,6 +371,10 @@ class _Scan:
     pass_anchor: int | None = None
     pass_ids: set[str] = field(default_factory=set)
     pass_done: bool = False
+    #: The first row of the pass's page 1 (jobs inserted ahead of it are counted when it ends).
+    pass_head: int | None = None
+    #: How many jobs unknown in the status the count says there are (a scan with a memory).
+    need: int = 0
     #: The last job_count GES gave for this listing this tick.
     latest_count: int | None = None
     #: The scan failed (its memory is kept as it was).
@@ -990,11 +1001,13 @@ class _TickWork:
         # Only the last batch of pages is remembered: enough to see offsets ignored, and flat.
         seen: set[str] = set(after)
         read = 0
+        step_known = False
         while True:
             if batch is not None and read >= batch:
                 self.baseline_next = offset
                 return
-            wanted = self.p.concurrency if offset else 1
+            # One page first (here or where an earlier tick stopped): it tells the page GES gives.
+            wanted = self.p.concurrency if step_known else 1
             if count is not None:
                 wanted = max(1, min(wanted, -(-(count - offset) // step)))
             granted = self.budget.reserve(wanted if batch is None else min(wanted, batch - read))
@@ -1016,10 +1029,14 @@ class _TickWork:
             if counts:
                 count = self.baseline_count = max(counts)
             first = pages[0]
-            step = min(step, first.limit)
-            if offset == 0 and 0 < first.size < step and (first.job_count or 0) > first.size:
-                # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
-                step = first.size
+            if not step_known:
+                # The limit the client really sends (a cap the calibration found), then what GES
+                # gives when the count says there is more.
+                step = min(step, first.limit)
+                if 0 < first.size < step and (first.job_count or 0) > offset + first.size:
+                    # GES caps ``limit`` below what we asked: page by what it gives, or skip jobs.
+                    step = first.size
+            step_known = True
             if any(page.size < step for page in pages) or not fresh:
                 # The end of the list (or a GES ignoring offset: nothing new).
                 return
@@ -1140,7 +1157,7 @@ class _TickWork:
             await self._full_pass(scan, query, first)
             return
         assert count is not None  # (none to trust: read whole, above)
-        need = 0 if scan.remembered is None else count - scan.remembered
+        need = scan.need = 0 if scan.remembered is None else count - scan.remembered
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -1287,6 +1304,7 @@ class _TickWork:
         scan.pass_known = self.cursor_in.get(prefix + "known", 0) if resume else 0
         scan.pass_offset = offset if resume else 0
         scan.pass_anchor = anchor if resume else None
+        scan.pass_head = self.cursor_in.get(prefix + "head") if resume else None
         while True:
             at = scan.pass_offset or 0
             # Offsets and the anchor follow the list's rows (``row_ids``), which are the jobs
@@ -1301,6 +1319,7 @@ class _TickWork:
                         scan.counted = False
                     scan.latest_count = first.job_count
                 rows, fresh = list(first.row_ids), list(first.row_ids)
+                scan.pass_head = _anchor(first.row_ids[0]) if first.row_ids else None
             else:
                 assert scan.pass_anchor is not None
                 at = (scan.pass_offset or 0) - 1
@@ -1326,7 +1345,19 @@ class _TickWork:
             scan.pass_offset = at + len(rows)
             if fresh:
                 scan.pass_anchor = _anchor(fresh[-1])
-            if len(rows) < step or not fresh:
+            # A short page is the end — unless it stops at a page boundary: a GES counting pages
+            # answers a resumed offset with the rest of its page only.
+            if (len(rows) < step and scan.pass_offset % step) or not fresh:
+                if first is None:
+                    # A pass resumed without page 1: read it now, for the jobs ahead of the pass.
+                    first = await self._page(query, 0)
+                    await self._note(scan, first.jobs)
+                # Jobs inserted ahead of the pass's first job while it ran (a descending order
+                # puts every new job there) are on this tick's page 1, before that job: read this
+                # tick, so known after it, and not counted by the pass.
+                heads = [_anchor(i) for i in first.row_ids]
+                if scan.pass_head in heads:
+                    scan.pass_ids.update(first.row_ids[: heads.index(scan.pass_head)])
                 scan.pass_done = True
                 # Read whole: what was seen is the memory, even without a count to trust (the
                 # next tick's probe starts from it, see _probe_tail).
@@ -1352,7 +1383,7 @@ class _TickWork:
             scan.unchanged = True
             return True
         await self._note(scan, probe.jobs)
-        need = count - scan.remembered
+        need = scan.need = count - scan.remembered
         offset = scan.remembered
         step = probe.limit
         paged = self.reading.offset in ("page0", "page1")
@@ -1573,6 +1604,8 @@ class _TickWork:
                     cursor[prefix + "offset"] = scan.pass_offset
                     cursor[prefix + "known"] = known
                     cursor[prefix + "anchor"] = scan.pass_anchor
+                    if scan.pass_head is not None:
+                        cursor[prefix + "head"] = scan.pass_head
                 continue
             if not scan.counted:
                 continue
@@ -1587,6 +1620,12 @@ class _TickWork:
                 # Same count; a job on page 1 that is new anyway means one was deleted: keep the
                 # memory rather than count the newcomer twice.
                 cursor[scan.key] = scan.remembered
+            elif self.budget.spent and scan.found_at is None and len(scan.new_ids) < scan.need:
+                # A search cut short of what the count says is new: the memory may be too low (a
+                # job deleted, a pass that ended while jobs moved), and then no search finds
+                # enough and each tick would read the same pages again. Forget it: the next
+                # ticks read the listing whole, as a pass, and remember exactly.
+                continue
             else:
                 cursor[scan.key] = scan.remembered + known_as(scan.new_ids, scan.status)
         return cursor
