@@ -1,7 +1,7 @@
-"""The ``ges-bot`` command line: run, poll, demo, emulator, db, check.
+"""The ``ges-bot`` command line: run, poll, demo, emulator, db, check, digest.
 
 Each subcommand's parser and body live with the part they drive (``watch.cli``, ``store.cli``,
-``emulator.cli``, ``check``, ``demo``); this module only assembles them, sets up logging and turns
+``emulator.cli``, ``check``, ``demo``, ``digest_cli``); this module only assembles them, sets up logging and turns
 configuration errors into one clear line and exit status 2.
 """
 
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ges_bot import __version__, check, demo
+from ges_bot import __version__, check, demo, digest_cli
 from ges_bot.emulator import cli as emulator_cli
 from ges_bot.errors import ConfigError, GesBotError
 from ges_bot.store import cli as store_cli
@@ -101,6 +101,7 @@ def _subcommands() -> dict[str, tuple[Callable[[Any], argparse.ArgumentParser], 
         "emulator": (emulator_cli.add_parser, emulator_cli.run),
         "db": (store_cli.add_parser, store_cli.run),
         "check": (check.add_parser, check.run),
+        "digest": (digest_cli.add_parser, digest_cli.run),
     }
 
 

@@ -6,7 +6,7 @@ appear in ``repr``, logs or error messages.
 
 One GES project comes from the environment (``GES_ENDPOINT``/``GES_REGION``, ``GES_PROJECT_ID`` and
 one way to authenticate); several come from ``[[projects]]`` tables in the TOML file named by
-``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` (config as code).
+``GES_BOT_CONFIG``, which may also declare ``[[subscriptions]]`` and ``[[digests]]`` (config as code).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
+from ges_bot.schedule import DigestSchedule, parse_schedule
 
 #: Regions the official SDK knows, and their management-plane endpoints.
 GES_REGIONS: dict[str, str] = {
@@ -42,6 +43,8 @@ GES_REGIONS: dict[str, str] = {
 }
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+#: Seconds a claim lasts unless renewed (GES_BOT_CLAIM_LEASE): how long a dead replica delays its work.
+DEFAULT_CLAIM_LEASE_S = 15.0
 
 AuthMethod = Literal["token", "aksk", "password"]
 
@@ -121,11 +124,24 @@ class _OpsTable(BaseModel):
         return _ops_channel(v)
 
 
+class _DigestTable(BaseModel):
+    """``[[digests]]``: ``channel``, ``schedule`` (``daily 09:00`` / ``weekly mon 09:00``), ``tz``
+    (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even when nothing ran)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    schedule: str
+    tz: str | None = None
+    always: bool = False
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     projects: list[_ProjectTable] = Field(default_factory=list)
     subscriptions: list[_SubscriptionTable] = Field(default_factory=list)
+    digests: list[_DigestTable] = Field(default_factory=list)
     ops: _OpsTable = Field(default_factory=_OpsTable)
 
 
@@ -240,9 +256,12 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
     slack_timeout: float = Field(default=10.0, gt=0, validation_alias="GES_BOT_SLACK_TIMEOUT")
-    #: Seconds a replica's claim on outbox rows lasts: how long alerts a crashed replica was
-    #: sending wait before another replica sends them (it must exceed a Slack call's timeout).
-    delivery_lease_s: float = Field(default=120.0, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
+    #: Seconds a replica's claims (on outbox rows and on projects to poll) last unless renewed: a
+    #: live replica renews them (heartbeat), so this is how long the work of a replica that died
+    #: waits before another replica takes it. It must exceed a Slack call's timeout (+ 5 s).
+    claim_lease_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_CLAIM_LEASE")
+    #: Deprecated name of GES_BOT_CLAIM_LEASE (it was a 120 s lease that nothing renewed).
+    delivery_lease_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_DELIVERY_LEASE")
 
     @classmethod
     def settings_customise_sources(
@@ -289,6 +308,16 @@ class Settings(BaseSettings):
         return v
 
     # --- derived ---
+    @property
+    def claim_lease(self) -> tuple[float, str]:
+        """The claim lease in seconds and the variable it came from (the deprecated
+        ``GES_BOT_DELIVERY_LEASE`` counts when ``GES_BOT_CLAIM_LEASE`` is not set)."""
+        if self.claim_lease_s is not None:
+            return self.claim_lease_s, "GES_BOT_CLAIM_LEASE"
+        if self.delivery_lease_s is not None:
+            return self.delivery_lease_s, "GES_BOT_DELIVERY_LEASE"
+        return DEFAULT_CLAIM_LEASE_S, "GES_BOT_CLAIM_LEASE"
+
     @property
     def stuck_after(self) -> timedelta:
         return timedelta(seconds=self.stuck_after_s)
@@ -357,11 +386,12 @@ def check_scheme(where: str, what: str, url: str, *, allow_http: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
+    # Scheme and host only: a URL may carry a user and password, or a token in its path or query.
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     if parts.scheme != "http":
-        raise ConfigError(f"{where}: {what} {url!r} must start with https://")
+        raise ConfigError(f"{where}: {what} {shown} must start with https://")
     if allow_http or _is_loopback(parts.hostname or ""):
         return
-    shown = f"http://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     raise ConfigError(
         f"{where}: {what} {shown} is plain http://, which would send credentials in clear text; use https:// "
         "(or, only on a network you trust, set GES_BOT_ALLOW_HTTP=1)"
@@ -472,6 +502,8 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``[[digests]]`` of the config file (read-only in Slack).
+    digests: tuple[DigestSchedule, ...] = ()
 
     def project(self, alias: str) -> ProjectSettings:
         for p in self.projects:
@@ -622,9 +654,28 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 created_by="config",
             )
         )
+    digests: list[DigestSchedule] = []
+    for i, dt in enumerate(file.digests):
+        where = f"{settings.config_file} [[digests]] #{i + 1}"
+        try:
+            at, weekday, always = parse_schedule(dt.schedule)
+            digests.append(
+                DigestSchedule(
+                    channel=dt.channel.strip(),
+                    at=at,
+                    weekday=weekday,
+                    tz=dt.tz or settings.timezone,
+                    always=always or dt.always,
+                    created_by="config",
+                    source="config",
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return Config(
         settings=settings,
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        digests=tuple(digests),
     )

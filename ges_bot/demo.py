@@ -40,7 +40,9 @@ DEMO_CHANNEL_NAME = "ges-alerts"
 DEMO_USER = "U0DEMOUSER"
 DEMO_TEAM = "T0DEMOTEAM"
 DEMO_BOT_TOKEN = "xoxb-demo-token"  # noqa: S105 - a stand-in's token, not a secret
-SAMPLE_COMMANDS = ("failed today", "running", "subscriptions", "status")
+SAMPLE_COMMANDS = ("failed today", "running", "subscriptions", "status", "stats today", "stats today by graph")
+#: Where the demo keeps the charts the bot uploads (the stand-in writes each upload there).
+DEFAULT_CHARTS_DIR = Path(tempfile.gettempdir()) / "ges-bot-demo-charts"
 
 
 @dataclass
@@ -85,7 +87,9 @@ def demo_env(workdir: Path, emulator_url: str, slack_url: str, signing_secret: s
 
 
 @contextlib.asynccontextmanager
-async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIterator[DemoWorld]:
+async def start_world(
+    *, speed: float, seed: int, console: Console, charts_dir: Path = DEFAULT_CHARTS_DIR
+) -> AsyncIterator[DemoWorld]:
     with tempfile.TemporaryDirectory(prefix="ges-bot-demo-") as tmp:
         workdir = Path(tmp)
         ak, sk = "DEMOAKEXAMPLE0000000", secrets.token_hex(20)
@@ -97,6 +101,7 @@ async def start_world(*, speed: float, seed: int, console: Console) -> AsyncIter
             channels={DEMO_CHANNEL: DEMO_CHANNEL_NAME},
             users={DEMO_USER: "UTC"},
             team_id=DEMO_TEAM,
+            files_dir=str(charts_dir),
         )
         signing_secret = secrets.token_hex(16)
         async with serve(create_app(emu_settings)) as emulator_url, serve(slack.app) as slack_url:
@@ -141,6 +146,15 @@ async def send_command(world: DemoWorld, text: str) -> list[dict[str, Any]]:
     return [{"text": "no answer within 15 s"}]
 
 
+def print_answers(world: DemoWorld, text: str, answers: list[dict[str, Any]], charts_before: int) -> None:
+    """Show a command's answers, then where the charts it uploaded were written."""
+    for answer in answers:
+        world.console.print(message_panel(answer, title=f"/gesjobs {text}", border_style="green"))
+    for path in world.slack.written_files[charts_before:]:
+        # One unwrapped line: a path broken over two lines cannot be copied.
+        world.console.print(f"📊 chart: {path}", soft_wrap=True, markup=False, highlight=False)
+
+
 async def show_alerts(world: DemoWorld, stop: asyncio.Event) -> int:
     """Print every message the bot posts to Slack as it arrives; returns how many were shown."""
     shown = 0
@@ -171,22 +185,30 @@ async def prompt_loop(world: DemoWorld, stop: asyncio.Event) -> None:
         line = line.strip().removeprefix("/gesjobs").strip()
         if line in ("quit", "exit", "q"):
             break
+        before = len(world.slack.written_files)
         try:
             answers = await send_command(world, line)
         except Exception as exc:  # the prompt must outlive any one command
             log.exception("demo: /gesjobs %s failed", line)
             answers = [{"text": f"could not send the command: {type(exc).__name__}: {exc}"}]
-        for answer in answers:
-            console.print(message_panel(answer, title=f"/gesjobs {line}", border_style="green"))
+        print_answers(world, line, answers, before)
     stop.set()
 
 
-async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed: int, console: Console) -> int:
+async def run_demo(
+    *,
+    no_input: bool,
+    duration: float | None,
+    speed: float,
+    seed: int,
+    console: Console,
+    charts_dir: Path = DEFAULT_CHARTS_DIR,
+) -> int:
     console.print(
         "[bold]ges-bot demo[/bold]: GES emulator (nightly-imports scenario, "
         f"{speed:g}× time) → ges-bot → Slack stand-in. Nothing leaves this machine."
     )
-    async with start_world(speed=speed, seed=seed, console=console) as world:
+    async with start_world(speed=speed, seed=seed, console=console, charts_dir=charts_dir) as world:
         stop = asyncio.Event()
         watcher = asyncio.create_task(show_alerts(world, stop))
         started = time.monotonic()
@@ -195,8 +217,8 @@ async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed
             await asyncio.sleep(max(0.0, wait - 5))
             for text in SAMPLE_COMMANDS:
                 console.print(f"[bold]/gesjobs {text}[/bold]")
-                for answer in await send_command(world, text):
-                    console.print(message_panel(answer, title=f"/gesjobs {text}", border_style="green"))
+                before = len(world.slack.written_files)
+                print_answers(world, text, await send_command(world, text), before)
             remaining = wait - (time.monotonic() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
@@ -210,7 +232,10 @@ async def run_demo(*, no_input: bool, duration: float | None, speed: float, seed
             await stop.wait()
             prompt.cancel()
         shown = await watcher
+        charts_written = len(world.slack.written_files)
     console.print(f"[bold]demo finished[/bold]: {shown} message(s) posted to the Slack stand-in.")
+    if charts_written:
+        console.print(f"{charts_written} chart(s) the bot uploaded are in {charts_dir}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -227,6 +252,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--speed", type=float, default=600.0, help="emulated seconds per real second (default 600)")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    p.add_argument(
+        "--charts-dir",
+        type=Path,
+        default=DEFAULT_CHARTS_DIR,
+        help=f"where to write the charts the bot uploads (default {DEFAULT_CHARTS_DIR})",
+    )
     return p
 
 
@@ -236,5 +267,12 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     console = Console(highlight=False, force_terminal=None if sys.stdout.isatty() else False, width=110)
     return asyncio.run(
-        run_demo(no_input=args.no_input, duration=args.duration, speed=args.speed, seed=args.seed, console=console)
+        run_demo(
+            no_input=args.no_input,
+            duration=args.duration,
+            speed=args.speed,
+            seed=args.seed,
+            console=console,
+            charts_dir=args.charts_dir,
+        )
     )

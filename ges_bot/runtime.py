@@ -30,7 +30,8 @@ from starlette.routing import BaseRoute, Route
 
 from ges_bot import frontdoor, metrics
 from ges_bot.clock import Clock, utc_now
-from ges_bot.config import Config
+from ges_bot.config import DEFAULT_CLAIM_LEASE_S, Config
+from ges_bot.digests import DigestRunner, build_digest_runner
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.jobcenter.client import JobCenterClient
 from ges_bot.loopback import EmbeddedServer
@@ -64,6 +65,8 @@ class RuntimeOptions:
     poll_jitter_s: float | None = None
     #: Alternative Slack gateway (the demo can add a terminal view on top of the stand-in).
     gateway_factory: Callable[[Config], SlackGateway] | None = None
+    #: Seconds between checks for due digests (``ges_bot.digests``).
+    digest_interval_s: float = 60.0
     #: Seconds between health checks of the dead man's switch (default: the poll interval, ≤ 30 s).
     ops_check_s: float | None = None
 
@@ -148,6 +151,7 @@ class Runtime:
         self._socket_handler: Any = None
         self._gateway: SlackGateway | None = None
         self._is_sqlite = self.settings.database_url.startswith("sqlite")
+        self.digests: DigestRunner | None = None
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -162,6 +166,16 @@ class Runtime:
         if not socket_mode and not s.slack_signing_secret:
             raise ConfigError(
                 "set SLACK_APP_TOKEN (xapp-…, Socket Mode, recommended) or SLACK_SIGNING_SECRET (HTTP mode); see the README"
+            )
+        lease_s, lease_name = s.claim_lease
+        if s.delivery_lease_s is not None:
+            log.warning(
+                "GES_BOT_DELIVERY_LEASE is deprecated: claims are now renewed while a replica lives; %s; "
+                "set GES_BOT_CLAIM_LEASE instead (default %g s)",
+                "ignored because GES_BOT_CLAIM_LEASE is set"
+                if lease_name == "GES_BOT_CLAIM_LEASE"
+                else f"its {lease_s:g} s is used as the claim lease",
+                DEFAULT_CLAIM_LEASE_S,
             )
         self.store = await open_store(s.database_url, migrate=True)
         if self._is_sqlite:
@@ -188,7 +202,7 @@ class Runtime:
             self.services.projects,
             worker_id=self.replica,
             clock=self.clock,
-            policy=self.options.delivery_policy or _delivery_policy(s.delivery_lease_s, s.slack_timeout),
+            policy=self.options.delivery_policy or _delivery_policy(*s.claim_lease, s.slack_timeout),
             # Slack problems a person must see reach /gesjobs status and the Home tab through these.
             notes=self.services.notes,
         )
@@ -203,10 +217,11 @@ class Runtime:
                     backfill=s.backfill,
                     clock=self.clock,
                     replica=self.replica,
-                    # A dead replica's projects are taken over after ~3 intervals (every
-                    # replica retries each interval). A tick outliving it is harmless: events are
-                    # unique by dedup key, so an overlapping tick records and routes nothing twice.
-                    lease_ttl=s.poll_interval * 3,
+                    # Renewed by the heartbeat while this replica lives, so a dead replica's
+                    # projects are taken over within a lease and one interval (every replica
+                    # tries each interval). A tick outliving it is harmless: events are unique by
+                    # dedup key, so an overlapping tick records and routes nothing twice.
+                    lease_ttl=lease_s,
                     max_pages=s.tick_max_pages,
                     tick_deadline=s.tick_deadline_s,
                 )
@@ -233,6 +248,8 @@ class Runtime:
             check_every_s=self.options.ops_check_s,
         )
         self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
+        self.digests = build_digest_runner(self.config, self.store, token, worker=self.replica, clock=self.clock)
+        self._tasks.append(asyncio.create_task(self._renew_poll_leases(lease_s), name="poll-leases"))
         self._start_scheduler()
         log.info(
             "ges-bot %s started: %d project(s), database %s, Slack %s mode, poll every %.0fs",
@@ -268,6 +285,20 @@ class Runtime:
             except StoreError as exc:
                 log.warning("could not renew the instance lease: %s", exc)
 
+    async def _renew_poll_leases(self, lease_s: float) -> None:
+        """The pollers' heartbeat: renew the poll leases this replica holds, three times a lease,
+        so that it stays the poller while it lives and a dead one is replaced within seconds."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), lease_s / 3)
+            if self._stop.is_set():
+                return
+            for poller in self.pollers:
+                try:
+                    await poller.renew_lease()
+                except StoreError as exc:
+                    log.warning("could not renew the poll lease of %s: %s", poller.alias, exc)
+
     def _start_scheduler(self) -> None:
         interval = self.settings.poll_interval
         jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
@@ -281,8 +312,38 @@ class Runtime:
             fast_tick=self._fast_tick,
             fast_interval_s=self.settings.fast_interval,
         )
+        if self.digests is not None:
+            scheduler.add_job(
+                self._run_digests,
+                "interval",
+                seconds=self.options.digest_interval_s,
+                id="digests",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=utc_now() + timedelta(milliseconds=100),
+            )
         scheduler.start()
         self._scheduler = scheduler
+
+    async def _run_digests(self) -> None:
+        """Send due digests. Never raises: the scheduler must outlive every database or Slack fault."""
+        if self._stop.is_set() or self.digests is None:
+            return
+        # Its own task, shielded: the scheduler cancels its jobs on shutdown, but a digest that
+        # was posted must also be marked sent, so stop() waits for it like a poll tick.
+        task = asyncio.create_task(self._digests_once(self.digests), name="digests")
+        self._ticks_in_flight.add(task)
+        task.add_done_callback(self._ticks_in_flight.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+    @staticmethod
+    async def _digests_once(digests: DigestRunner) -> None:
+        try:
+            await digests.run()
+        except Exception:
+            log.exception("digests: the check failed; retrying at the next interval")
 
     async def _tick(self, poller: Poller) -> None:
         """One scheduled tick. Never raises: the scheduler must outlive every GES or database fault."""
@@ -473,6 +534,11 @@ class Runtime:
         if self._ticks_in_flight:
             # Let a tick that is mid-transaction finish rather than cancel it half-way.
             await asyncio.wait(set(self._ticks_in_flight), timeout=15)
+        for poller in self.pollers:
+            # Hand the project to another replica at once (its next tick takes it) instead of
+            # after the lease expires: a rolling update loses no poll interval.
+            with contextlib.suppress(Exception):
+                await poller.release()
         if self._socket_handler is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._socket_handler.close_async(), 5)
@@ -482,10 +548,6 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
-        for poller in self.pollers:
-            # Hand the project to another replica at once instead of after the lease expires.
-            with contextlib.suppress(Exception):
-                await poller.release()
         if self.store is not None and self._is_sqlite:
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)
@@ -517,28 +579,30 @@ class Runtime:
         self._stop.set()
 
 
-def _delivery_policy(lease_s: float, slack_timeout_s: float) -> DeliveryPolicy:
-    """The production policy with the configured claim lease (``GES_BOT_DELIVERY_LEASE``).
+def _delivery_policy(lease_s: float, name: str, slack_timeout_s: float) -> DeliveryPolicy:
+    """The production policy with the configured claim lease (``GES_BOT_CLAIM_LEASE``, or the
+    deprecated ``GES_BOT_DELIVERY_LEASE`` — ``name`` says which, for the message).
 
     A row is handed back instead of posted when its claim has less than ``lease_margin_s`` left,
     so the margin must cover a whole Slack call and its recording — else a slow post outlives the
-    claim and another replica posts the row too: it is half the lease (30 s at most, as by
-    default) but never less than ``GES_BOT_SLACK_TIMEOUT`` + 3 s. A lease that leaves less than
-    3 s beyond that margin for starting posts is refused with a :class:`ConfigError`.
+    claim and another replica posts the row too: it is half the lease (30 s at most) but never
+    less than ``GES_BOT_SLACK_TIMEOUT`` + 3 s. The worker renews its claims often enough to keep
+    them above that margin (``DeliveryPolicy.heartbeat_interval``); a lease that leaves less than
+    2 s beyond the margin for that is refused with a :class:`ConfigError`.
     """
     # Beyond the Slack call, a claim must cover recording the post and the event loop's own
-    # delays (record_s); and it must leave some time for starting posts at all (posting_s).
-    record_s, posting_s = 3.0, 3.0
-    default = DeliveryPolicy()
+    # delays (record_s); and it must leave room for heartbeats between the margin and the lease.
+    record_s, room_s, max_margin_s = 3.0, 2.0, 30.0
     floor = slack_timeout_s + record_s
-    if lease_s < floor + posting_s:
+    if lease_s < floor + room_s:
         raise ConfigError(
-            f"GES_BOT_DELIVERY_LEASE={lease_s:g} is too short for GES_BOT_SLACK_TIMEOUT={slack_timeout_s:g}: a claim "
-            f"must outlast a Slack call and its recording with time to spare; set GES_BOT_DELIVERY_LEASE to at least "
-            f"{floor + posting_s:g} seconds (the default 120 is right for most), or lower GES_BOT_SLACK_TIMEOUT"
+            f"{name}={lease_s:g} is too short for GES_BOT_SLACK_TIMEOUT={slack_timeout_s:g}: a claim "
+            f"must outlast a Slack call and its recording with time to spare; set {name} to at least "
+            f"{floor + room_s:g} seconds (the default {DEFAULT_CLAIM_LEASE_S:g} suits the default Slack timeout), "
+            "or lower GES_BOT_SLACK_TIMEOUT"
         )
-    margin = max(floor, min(default.lease_margin_s, lease_s / 2))
-    return replace(default, claim_lease_s=lease_s, lease_margin_s=margin)
+    margin = max(floor, min(max_margin_s, lease_s / 2))
+    return replace(DeliveryPolicy(), claim_lease_s=lease_s, lease_margin_s=margin)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,4 +1,6 @@
-"""Shared fixtures: database URLs for SQLite and PostgreSQL.
+"""Shared fixtures: database URLs for SQLite and PostgreSQL; the GES emulator, the Slack stand-in
+and a fleet of bot processes, for the tests that run the whole bot (a module that needs other
+channels or credentials defines its own ``slack`` or ``emu``, which pytest prefers).
 
 PostgreSQL tests use ``GES_BOT_TEST_POSTGRES_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``):
 each test gets a fresh database created from it and dropped afterwards. Without the variable (or
@@ -16,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from ges_bot.standin.slack import Channel, SlackStandIn
 from tests.support import pglock
+from tests.support.asgi import serve
+from tests.support.emulator import EmulatorHandle, run_emulator
+from tests.support.processes import BotFleet, bot_fleet
 
 PG_ENV = "GES_BOT_TEST_POSTGRES_URL"
 
@@ -87,3 +93,26 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     else:
         async with fresh_pg_database() as url:
             yield url
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[EmulatorHandle]:
+    """The GES emulator on loopback, with its default project and AK/SK."""
+    async with run_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    """The Slack stand-in on loopback, with one channel: ``C0ALERTS`` (#alerts)."""
+    stand_in = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
+    async with serve(stand_in.app) as url:
+        stand_in.base_url = url
+        yield stand_in
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[BotFleet]:
+    """Bot processes started by the test; none outlives it."""
+    async with bot_fleet(tmp_path) as bots:
+        yield bots

@@ -212,7 +212,7 @@ def test_subscription_words_are_the_config_vocabulary() -> None:
         ),
         (
             "help mtue",
-            "no help on `mtue` — did you mean `mute`? Topics: `jobs`, `times`, `job`, `subscribe`, `mute`, `status`.",
+            "no help on `mtue` — did you mean `mute`? Topics: `jobs`, `times`, `job`, `subscribe`, `mute`, `stats`, `digest`, `status`.",
             "help mute",
         ),
         (
@@ -298,7 +298,11 @@ def test_subscription_words_are_the_config_vocabulary() -> None:
         ("unmute", "`unmute` needs a graph name or pattern, e.g. `/gesjobs unmute prod-*`.", None),
         ("status please", "`status` takes no other words (got `please`).", None),
         ("subscriptions all", "`subscriptions` takes no other words (got `all`).", None),
-        ("help me", "no help on `me`. Topics: `jobs`, `times`, `job`, `subscribe`, `mute`, `status`.", None),
+        (
+            "help me",
+            "no help on `me`. Topics: `jobs`, `times`, `job`, `subscribe`, `mute`, `stats`, `digest`, `status`.",
+            None,
+        ),
     ],
 )
 def test_refused_with_a_helpful_message(text: str, message: str, suggestion: str | None) -> None:

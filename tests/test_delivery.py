@@ -43,6 +43,9 @@ POLICY = DeliveryPolicy(
     idle_poll_s=0.02,
     installation_pause_s=120.0,
     inline_retry_cap_s=0.02,
+    # These tests step the worker by hand (``run_once``), lanes holding a few rows each; the
+    # production default (one row per lane) is exercised by the runtime and reliability tests.
+    channel_queue=5,
 )
 
 
@@ -253,7 +256,7 @@ async def test_a_delivery_lease_too_short_for_the_slack_timeout_is_refused_at_st
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
         "SLACK_SIGNING_SECRET": "signing-secret",
         "GES_BOT_SLACK_TIMEOUT": "10",
-        "GES_BOT_DELIVERY_LEASE": "15",
+        "GES_BOT_CLAIM_LEASE": "14",
     }
     bot = Runtime(load_config(env), options=RuntimeOptions(serve_http=False))
     try:
@@ -262,8 +265,8 @@ async def test_a_delivery_lease_too_short_for_the_slack_timeout_is_refused_at_st
     finally:
         await bot.stop()
     message = str(refused.value)
-    assert "GES_BOT_DELIVERY_LEASE=15 is too short for GES_BOT_SLACK_TIMEOUT=10" in message
-    assert "at least 16 seconds" in message
+    assert "GES_BOT_CLAIM_LEASE=14 is too short for GES_BOT_SLACK_TIMEOUT=10" in message
+    assert "at least 15 seconds" in message
     assert bot.worker is None  # refused before any delivery could start
 
 
@@ -276,7 +279,7 @@ def test_the_hand_back_margin_covers_a_whole_slack_call_and_its_record(
 ) -> None:
     # Half the lease, at most the default 30 s, never less than the Slack timeout + 3 s: a post
     # that starts inside the claim is recorded inside it, however slow Slack is.
-    policy = runtime._delivery_policy(lease, slack_timeout)
+    policy = runtime._delivery_policy(lease, "GES_BOT_CLAIM_LEASE", slack_timeout)
     assert (policy.claim_lease_s, policy.lease_margin_s) == (lease, margin)
     assert policy.lease_margin_s >= slack_timeout + 3
 
@@ -415,6 +418,51 @@ async def test_a_429_storm_is_waited_out_as_slack_asks(sqlite_url: str) -> None:
         # Two 429s doubled the channel's pacing twice; three accepted posts took 10 % off each.
         assert worker.channel_interval("C0ALERTS") == pytest.approx(POLICY.channel_interval_s * 4 * 0.9**3)
         assert worker.channel_interval("C0TEAM") == POLICY.channel_interval_s
+
+
+async def test_a_storm_of_40_429s_is_waited_out_everywhere_and_pacing_recovers(sqlite_url: str) -> None:
+    # Eight channels each answer five 429s with Retry-After: 1 in a row (40 in all), then accept
+    # 30 messages each. Every retry waits as long as Slack said; the channels wait side by side;
+    # each channel's pacing slows (doubling per 429, capped) and then recovers to the base.
+    channels = [f"C0STORM{i}" for i in range(8)]
+    per_channel = 30
+    policy = replace(POLICY, backoff_base_s=0.05, max_channel_interval_s=0.16, batch_size=80)
+    async with rig(sqlite_url) as r:
+        for channel in channels:
+            r.slack.add_channel(Channel(channel, channel.lower()))
+            r.slack.fail("chat.postMessage", channel=channel, status=429, retry_after=1, count=5)
+        rows = await r.enqueue(
+            *(delivery(channel, event(f"{channel}-{i}")) for i in range(per_channel) for channel in channels),
+            at=real_clock(),
+        )
+        worker = r.worker(policy, clock=real_clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            for channel in channels:
+                await r.slack.wait_for(lambda c=channel: len(r.slack.messages(c)) == per_channel, timeout=60)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert not r.slack.faults  # all 40 were answered
+        assert r.slack.count("chat.postMessage", ok=False) == 40
+        for channel in channels:
+            calls = r.posts_to(channel)
+            assert [c.http_status for c in calls] == [429] * 5 + [200] * per_channel, channel
+            # Each retry came as late as Slack asked (Retry-After: 1), measured where Slack is.
+            for limited, following in itertools.pairwise(calls[:6]):
+                assert (following.at - limited.at).total_seconds() >= 0.95, channel
+            # Pacing slowed down after the storm (the interval doubled per 429, up to its cap) …
+            accepted = [c.at for c in calls[5:]]
+            assert (accepted[1] - accepted[0]).total_seconds() >= 0.16 * 0.9 - 0.02, channel
+            # … and came back to the base: 27 accepted posts take 10 % off each time.
+            assert worker.channel_interval(channel) == POLICY.channel_interval_s, channel
+            assert [mentions(m, f"{channel}-{i}") for i, m in enumerate(r.slack.messages(channel))] == [True] * 30
+        assert {await r.state(i) for i in rows} == {OutboxState.SENT}
+        # Side by side: eight channels' five waits took about five seconds, not forty.
+        first = min(c.at for c in r.slack.calls_to("chat.postMessage"))
+        last_429 = max(c.at for c in r.slack.calls_to("chat.postMessage") if c.http_status == 429)
+        assert (last_429 - first).total_seconds() < 4 * 8, (first, last_429)
 
 
 async def test_a_post_that_timed_out_but_landed_shows_twice_the_documented_window(sqlite_url: str) -> None:
@@ -721,11 +769,13 @@ class _FlakyStore:
         self.claims = claims
         self.records = records
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Any]:
+    async def claim_outbox(
+        self, worker: str, now: datetime, limit: int, lease_seconds: float, **options: Any
+    ) -> list[Any]:
         if self.claims > 0:
             self.claims -= 1
             raise StoreError("the database at sqlite:///ges-bot.db is unavailable: disk I/O error")
-        return await self.inner.claim_outbox(worker, now, limit, lease_seconds)
+        return await self.inner.claim_outbox(worker, now, limit, lease_seconds, **options)
 
     async def mark_sent(self, outbox_id: int, ts: str, now: datetime, posted: Any, **options: Any) -> MarkedSent:
         if self.records > 0:
@@ -987,11 +1037,20 @@ async def test_a_row_claimed_again_while_it_waits_in_its_lane_is_posted_once(sql
         task = asyncio.create_task(worker.run(stop))
         try:
             await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
-            await asyncio.sleep(0.15)
-            # While j-1 waits for its turn (0.4 s), every claim expires; the worker claims j-1 and j-2 again.
+            # j-0 is recorded; j-1 and j-2 wait in the lane (j-1 for its turn, 0.4 s) …
+            await r.slack.wait_for(lambda: worker.in_flight == 2 or None, timeout=5)
+            # … when every claim expires: the worker claims j-1 and j-2 again.
             r.clock.advance(POLICY.claim_lease_s + 1)
             await r.slack.wait_for(lambda: len(r.slack.messages("C0ALERTS")) >= 3, timeout=5)
-            await asyncio.sleep(0.6)  # time enough for a duplicate to show
+
+            async def settled() -> bool:
+                return {await r.state(i) for i in rows} == {OutboxState.SENT} and worker.idle
+
+            # Nothing is left to post (every row sent, nothing in hand): a duplicate would be out.
+            deadline = time.monotonic() + 5
+            while not await settled():
+                assert time.monotonic() < deadline, "rows still pending"
+                await asyncio.sleep(0.02)
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
@@ -1042,3 +1101,83 @@ async def test_a_row_whose_claim_is_running_out_is_handed_back_not_posted(sqlite
         assert r.clock() == claimed_at + timedelta(seconds=50)
         await worker.deliver_due()
         assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 3
+
+
+# --- live claims ----------------------------------------------------------------------------
+
+
+async def test_a_heartbeat_renews_the_claims_in_hand_and_never_one_another_worker_took(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        mine, taken = await r.enqueue(delivery("C0ALERTS", event("j-0")), delivery("C0TEAM", event("j-1")))
+        lease = POLICY.claim_lease_s
+        claimed = await r.store.claim_outbox("w1", r.clock(), 10, lease)
+        assert [i.id for i in claimed] == [mine, taken]
+        # w1 stalls past its lease; w2 takes the row of #team meanwhile.
+        r.clock.advance(lease + 1)
+        [stolen] = await r.store.claim_outbox("w2", r.clock(), 10, lease, busy=["C0ALERTS"])
+        assert stolen.id == taken
+        # w1's heartbeat renews the claim it still holds, not the one w2 took.
+        assert await r.store.renew_claims("w1", [mine, taken], r.clock(), lease) == {mine}
+        assert await r.store.claim_outbox("w3", r.clock() + timedelta(seconds=lease - 1), 10, lease) == []
+        # w1 goes on renewing; nobody renews w2's claim: a lease later its row alone is free.
+        assert await r.store.renew_claims("w1", [mine], r.clock() + timedelta(seconds=lease - 1), lease) == {mine}
+        [again] = await r.store.claim_outbox("w3", r.clock() + timedelta(seconds=lease + 1), 10, lease)
+        assert again.id == taken
+
+
+async def test_a_worker_claims_a_row_only_when_its_channel_can_take_it(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        alerts = await r.enqueue(*(delivery("C0ALERTS", event(f"a{i}")) for i in range(4)))
+        [team] = await r.enqueue(delivery("C0TEAM", event("t0")))
+        # One row per channel: the oldest of each; the rest stays unclaimed for whoever has room.
+        claimed = await r.store.claim_outbox("w1", r.clock(), 50, 15.0, per_channel=1)
+        assert [i.id for i in claimed] == [alerts[0], team]
+        # Another worker gets nothing of a channel in which w1 holds a live claim …
+        assert await r.store.claim_outbox("w2", r.clock(), 50, 15.0, per_channel=1) == []
+        # … until w1 settles it (or its claim runs out): then the channel's next row.
+        assert await r.store.mark_sent(alerts[0], "1.1", r.clock(), None, worker="w1")
+        [next_row] = await r.store.claim_outbox("w2", r.clock(), 50, 15.0, per_channel=1)
+        assert next_row.id == alerts[1]
+        assert (await r.store.outbox_item(alerts[2])) is not None
+        assert (await r.store.outbox_item(alerts[2])).attempts == 0  # type: ignore[union-attr]
+
+
+async def test_a_worker_that_dies_holds_back_one_row_per_channel_for_one_lease(sqlite_url: str) -> None:
+    # The production default: a lane holds the row it posts next, nothing more. A worker that
+    # dies while pacing a burst leaves one row claimed; the rest is due, unclaimed, at once.
+    async with rig(sqlite_url) as r:
+        rows = await r.enqueue(*(delivery("C0ALERTS", event(f"j-{i}")) for i in range(5)))
+        policy = replace(POLICY, channel_queue=DeliveryPolicy().channel_queue, channel_interval_s=30.0)
+        dying = r.worker(policy)
+        await dying.run_once()  # posts j-0; j-1 would wait 30 s for its turn: handed back
+        assert len(r.slack.messages("C0ALERTS")) == 1
+        pending = [await r.store.outbox_item(i) for i in rows[1:]]
+        assert all(item is not None and item.attempts <= 1 for item in pending)
+        # Whatever the dead worker held, another one has it all within a lease.
+        r.clock.advance(policy.claim_lease_s + 1)
+        survivor = r.worker(replace(policy, channel_interval_s=0.01), worker_id="w2")
+        await survivor.deliver_due()
+        assert [mentions(m, f"j-{i}") for i, m in enumerate(r.slack.messages("C0ALERTS"))] == [True] * 5
+
+
+async def test_stopping_hands_back_a_row_waiting_for_its_turn_at_once(sqlite_url: str) -> None:
+    async with rig(sqlite_url) as r:
+        first, second = await r.enqueue(
+            delivery("C0ALERTS", event("j-0")), delivery("C0ALERTS", event("j-1")), at=real_clock()
+        )
+        # j-1 would wait 8 s for its turn; the worker stops meanwhile.
+        policy = replace(POLICY, channel_interval_s=8.0, max_turn_wait_s=10.0, claim_lease_s=60.0, lease_margin_s=5.0)
+        worker = r.worker(policy, clock=real_clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await r.slack.wait_for(lambda: r.slack.messages("C0ALERTS"), timeout=5)
+        await r.slack.wait_for(lambda: worker.in_flight == 1 or None, timeout=5)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - started < 8.0  # did not sit out the turn
+        row = await r.store.outbox_item(second)
+        assert row is not None
+        assert (row.state, row.last_error) == (OutboxState.PENDING, "worker stopping")
+        assert row.next_attempt_at <= real_clock()
+        assert await r.state(first) == OutboxState.SENT

@@ -6,14 +6,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 
-def test_demo_without_input_shows_alerts_and_answers_and_exits_0() -> None:
+def test_demo_without_input_shows_alerts_and_answers_and_exits_0(tmp_path: Path) -> None:
     # A clean environment: the demo must need no configuration at all.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))}
     env["COLUMNS"] = "120"
     proc = subprocess.run(
-        [sys.executable, "-m", "ges_bot", "demo", "--no-input", "--duration", "20"],
+        [sys.executable, "-m", "ges_bot", "demo", "--no-input", "--duration", "20", "--charts-dir", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
@@ -33,6 +34,13 @@ def test_demo_without_input_shows_alerts_and_answers_and_exits_0() -> None:
     assert "/gesjobs status" in out
     shown = re.search(r"demo finished: (\d+) message\(s\) posted", out)
     assert shown and int(shown.group(1)) >= 1
+    # The charts it posted were written to the folder, and their paths printed.
+    assert "/gesjobs stats today" in out
+    charts = re.findall(r"📊 chart: (\S+\.png)", out)
+    assert len(charts) == 2, out[-4000:]
+    for chart in charts:
+        assert Path(chart).parent == tmp_path
+        assert Path(chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Traceback" not in proc.stderr
 
 

@@ -27,12 +27,6 @@ OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     # Plain HTTP on loopback: verify=False only skips loading CA certificates (~0.1 s per client).
     async with httpx.AsyncClient(timeout=10, verify=False) as client:  # noqa: S501

@@ -7,12 +7,10 @@ loopback; "another machine" is this machine's own non-loopback interface address
 
 from __future__ import annotations
 
-import asyncio
 import io
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,11 +26,10 @@ from ges_bot.errors import ConfigError
 from ges_bot.frontdoor import public_health, trusted
 from ges_bot.jobcenter.wire import parse_error_body, parse_job
 from ges_bot.notify.render import render_alert
-from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, SlackStandIn
 from ges_bot.terminal import message_panel
-from tests.support.asgi import serve
-from tests.support.emulator import EmulatorHandle, run_emulator
-from tests.support.processes import BotFleet, base_env, bot_fleet
+from tests.support.emulator import EmulatorHandle
+from tests.support.processes import BotFleet, base_env, bot_env, wait_for_json
 
 #: What a hostile GES puts in an error message: a forged log line and terminal escape sequences.
 FORGED = "quota exceeded\n2026-01-01 00:00:00,000 CRITICAL ges_bot: forged by GES \x1b[2J\x1b]0;pwned\x07\r"
@@ -52,43 +49,6 @@ def _outside_address() -> str | None:
 OUTSIDE = _outside_address()
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    stand_in = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
-    async with serve(stand_in.app) as url:
-        stand_in.base_url = url
-        yield stand_in
-
-
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[BotFleet]:
-    async with bot_fleet(tmp_path) as bots:
-        yield bots
-
-
-def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
-    return base_env(
-        GES_ENDPOINT=emu.url,
-        GES_PROJECT_ID=emu.project_id,
-        HUAWEICLOUD_SDK_AK=emu.ak,
-        HUAWEICLOUD_SDK_SK=emu.sk,
-        GES_BOT_DATABASE_URL=f"sqlite:///{database}",
-        GES_BOT_POLL_INTERVAL="0.3",
-        GES_BOT_GES_TIMEOUT="2",
-        GES_BOT_GES_RETRIES="0",
-        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
-        SLACK_SIGNING_SECRET="exposure-test-signing-secret",
-        SLACK_API_URL=slack.api_url,
-        **extra,
-    )
-
-
 # ------------------------------------------------------------------------------------------------
 # /healthz
 # ------------------------------------------------------------------------------------------------
@@ -98,18 +58,15 @@ def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: s
 async def test_healthz_from_another_address_shows_status_and_lag_only(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    env = env_for(emu, slack, tmp_path / "bot.db", GES_BOT_HTTP_HOST="0.0.0.0", GES_BOT_HEALTH_TOKEN="health-token-123")
+    env = bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_HTTP_HOST="0.0.0.0", GES_BOT_HEALTH_TOKEN="health-token-123")
     bot = await fleet.start("exposed", env)
     await emu.fault(status=503, count=-1, error_code="GES.0001", error_msg=FORGED)
     async with httpx.AsyncClient(timeout=5) as client:
         # From this machine: the details, the GES error among them (cleaned).
-        for _ in range(200):
-            details = (await client.get(f"{bot.url}/healthz")).json()
-            if details["projects"] and details["projects"][0]["last_error"]:
-                break
-            await asyncio.sleep(0.05)
+        details = await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_error"])
         error = details["projects"][0]["last_error"]
         assert "quota exceeded" in error
+        assert error.isprintable(), repr(error)  # the forged line break and escapes did not survive
         assert details["replica"]
 
         outside = f"http://{OUTSIDE}:{bot.port}/healthz"
@@ -224,6 +181,19 @@ def test_plain_http_endpoints_are_refused_at_start_before_any_connection(tmp_pat
     assert "GES_BOT_ALLOW_HTTP=1" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "bot.db").exists()  # refused before even the database was opened
+
+
+def test_a_refused_url_is_named_without_its_credentials() -> None:
+    env = {
+        "GES_ENDPOINT": "https://ges.example",
+        "GES_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+        "GES_TOKEN": "t",
+    }
+    for url in ("ftp://bot:s3cret-pw@slack.example/api/", "http://bot:s3cret-pw@slack.example/api/?token=s3cret-pw"):
+        with pytest.raises(ConfigError) as refused:
+            load_config({**env, "SLACK_API_URL": url})
+        assert "slack.example" in str(refused.value)
+        assert "s3cret" not in str(refused.value) and "bot:" not in str(refused.value)
 
 
 def test_the_documented_example_endpoint_is_refused_with_the_fix() -> None:

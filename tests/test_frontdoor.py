@@ -12,58 +12,25 @@ import json
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from ges_bot.notify import render
-from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
-from tests.support.asgi import serve
-from tests.support.emulator import EmulatorHandle, run_emulator
-from tests.support.processes import BotFleet, BotProcess, base_env, bot_fleet
+from ges_bot.standin.slack import SlackStandIn
+from tests.support.emulator import EmulatorHandle
+from tests.support.processes import SIGNING_SECRET, BotFleet, BotProcess, bot_env
 
-SECRET = "front-door-test-signing-secret"
 MB = 1024 * 1024
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    stand_in = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
-    async with serve(stand_in.app) as url:
-        stand_in.base_url = url
-        yield stand_in
-
-
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[BotFleet]:
-    async with bot_fleet(tmp_path) as bots:
-        yield bots
-
-
-def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
-    return base_env(
-        GES_ENDPOINT=emu.url,
-        GES_PROJECT_ID=emu.project_id,
-        HUAWEICLOUD_SDK_AK=emu.ak,
-        HUAWEICLOUD_SDK_SK=emu.sk,
-        GES_BOT_DATABASE_URL=f"sqlite:///{database}",
-        GES_BOT_POLL_INTERVAL="30",
-        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.api_url,
-        **extra,
-    )
+def door_env(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
+    # Polls far apart: the memory these tests read is the front door's, not a poll tick's.
+    return bot_env(emu, slack, database, GES_BOT_POLL_INTERVAL="30", **extra)
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -133,7 +100,7 @@ async def _huge_post(bot: BotProcess, *, chunked: bool) -> tuple[bytes, int]:
 async def test_a_300_mb_unsigned_post_is_refused_413_without_the_memory(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db"))
+    bot = await fleet.start("door", door_env(emu, slack, tmp_path / "bot.db"))
     for chunked in (False, True):
         answer, grown_kb = await _huge_post(bot, chunked=chunked)
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
@@ -150,7 +117,9 @@ def _signed(body: bytes, content_type: str = "application/x-www-form-urlencoded"
     return {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body.decode("utf-8")),
+        "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(
+            timestamp=ts, body=body.decode("utf-8")
+        ),
     }
 
 
@@ -195,7 +164,7 @@ CORPUS: list[tuple[bytes, str]] = [
 async def test_malformed_bodies_get_400_or_401_never_500_and_no_traceback(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db"))
+    bot = await fleet.start("door", door_env(emu, slack, tmp_path / "bot.db"))
     seen: dict[int, int] = {}
     async with httpx.AsyncClient(timeout=30) as client:
 
@@ -244,7 +213,7 @@ async def test_malformed_bodies_get_400_or_401_never_500_and_no_traceback(
 async def test_uvicorn_lines_are_json_with_the_bots_format(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db", GES_BOT_LOG_FORMAT="json"))
+    bot = await fleet.start("door", door_env(emu, slack, tmp_path / "bot.db", GES_BOT_LOG_FORMAT="json"))
     # h11 refuses this request line itself; uvicorn logs "Invalid HTTP request received."
     with socket.create_connection(("127.0.0.1", bot.port), timeout=10) as sock:
         sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
@@ -259,7 +228,7 @@ async def test_connections_beyond_the_concurrency_limit_get_503(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
     # uvicorn counts the connection asking too: with a limit of 2, one other open connection is enough.
-    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db", GES_BOT_HTTP_CONCURRENCY="2"))
+    bot = await fleet.start("door", door_env(emu, slack, tmp_path / "bot.db", GES_BOT_HTTP_CONCURRENCY="2"))
     async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         assert (await client.get(f"{bot.url}/healthz")).status_code == 200
         _, idle = await asyncio.open_connection("127.0.0.1", bot.port)
@@ -308,7 +277,7 @@ async def test_signed_payloads_with_odd_shapes_never_get_a_500_or_a_traceback(
 ) -> None:
     """Slack's own payloads (buttons, Home tab, slash command) with random fields replaced by values
     of the wrong kind, properly signed: bolt and the handlers must take them in their stride."""
-    bot = await fleet.start("door", env_for(emu, slack, tmp_path / "bot.db"))
+    bot = await fleet.start("door", door_env(emu, slack, tmp_path / "bot.db"))
     rng = random.Random(1717)
     templates: list[dict[str, object]] = [
         slack.block_action_payload(action, render.job_ref("default", "job-1"), channel_id="C0ALERTS")

@@ -37,6 +37,8 @@ TABLES = {
     "posted_message_jobs",
     "muted_deliveries",
     "leases",
+    "digest_schedules",
+    "digest_outbox",
 }
 
 
@@ -164,6 +166,7 @@ def test_migration_files_ship_with_the_package() -> None:
         "0003a_unknown_outcomes_for_failure_subscriptions.py",
         "0003c_ops_incidents.py",
         "0005_exact_mutes.py",
+        "0006_digests.py",
         "0007_snapshot_placement_indexes.py",
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,11 @@ from ges_bot.runtime import Runtime, RuntimeOptions
 from ges_bot.slackapp import views
 from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
 from tests.support.asgi import serve
-from tests.support.emulator import EmulatorHandle, run_emulator
+from tests.support.emulator import EmulatorHandle
 from tests.support.world import wire
 
 OPS = "C0OPS"
 ALERTS = "C0ALERTS"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture
@@ -76,13 +71,16 @@ async def running(env: dict[str, str]) -> AsyncIterator[Runtime]:
         await bot.stop()
 
 
-async def polled_ok(bot: Runtime) -> None:
-    """Wait (on the ops watch's rounds, which follow every tick) for a successful poll."""
+async def polled_ok(bot: Runtime, since: datetime | None = None) -> None:
+    """Wait (on the ops watch's rounds, which follow every tick) for a successful poll (one that
+    started after ``since``, when given)."""
     assert bot.ops is not None and bot.store is not None
     for _ in range(200):
         await bot.ops.wait_rounds(1)
         state = await bot.store.poll_state("prod")
-        if state is not None and state.last_success_at is not None and not state.consecutive_failures:
+        if state is None or state.last_success_at is None or state.consecutive_failures:
+            continue
+        if since is None or state.last_success_at > since:
             return
     raise AssertionError("the bot never polled GES successfully")
 
@@ -126,7 +124,14 @@ async def test_ges_503_past_the_blind_threshold_posts_one_message_updates_it_and
     env = env_for(emu, slack, f"sqlite:///{tmp_path / 'bot.db'}")
     async with running(env) as bot:
         await subscribe_alerts(bot)
-        await polled_ok(bot)
+        await emu.add_job(
+            job_id="seen-running",
+            status="running",
+            job_name="ImportGraph",
+            related_graph="movies",
+            begin_time=wire(emu.state.now()),
+        )
+        await polled_ok(bot, since=bot.clock())
         assert top_level(slack, OPS) == []  # healthy: nothing to say
 
         await emu.fault(status=503, count=-1)
@@ -141,6 +146,8 @@ async def test_ges_503_past_the_blind_threshold_posts_one_message_updates_it_and
                 end_time=wire(now),
                 fail_reason="vertex file not found",
             )
+        # An end in a status nobody documents may be a failure too: the catch-up counts it.
+        await emu.patch_job("seen-running", status="cancelled")
 
         [posted] = await slack.wait_for(lambda: top_level(slack, OPS), timeout=20)
         text = shown(posted)
@@ -173,7 +180,7 @@ async def test_ges_503_past_the_blind_threshold_posts_one_message_updates_it_and
 
         await emu.clear_faults()
         [reply] = await slack.wait_for(lambda: replies(slack, OPS, posted["ts"]), timeout=20)
-        assert "GES answers again; caught up: 3 failures alerted." in shown(reply)
+        assert "GES answers again; caught up: 3 failures and 1 unknown outcome alerted." in shown(reply)
         # The catch-up did alert them, in their own channel.
         await slack.wait_for(lambda: slack.messages(ALERTS), timeout=20)
         # The first message now says it is over; still one top-level message.
@@ -302,6 +309,12 @@ async def test_an_ops_channel_slack_refuses_is_said_once_in_the_log_and_in_statu
 
 
 @pytest.mark.postgres
+def blind_posts(slack: SlackStandIn) -> list[dict[str, Any]]:
+    """Top-level ops messages about the blind project (a slow machine may also, rightly, report
+    another problem — alerts waiting too long — in a message of its own)."""
+    return [m for m in top_level(slack, OPS) if "blind prod" in str(m.get("text"))]
+
+
 async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     emu: EmulatorHandle, slack: SlackStandIn, pg_url: str
 ) -> None:
@@ -310,7 +323,7 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
     async with running(env_a) as a, running(env_b) as b:
         await polled_ok(a)
         await emu.fault(status=503, count=-1)
-        [posted] = await slack.wait_for(lambda: top_level(slack, OPS), timeout=30)
+        [posted] = await slack.wait_for(lambda: blind_posts(slack), timeout=30)
         assert a.ops is not None and b.ops is not None
         # Both replicas see the project blind; they go on checking, and nobody posts it again.
         for _ in range(100):
@@ -319,12 +332,12 @@ async def test_two_replicas_on_one_postgresql_post_the_incident_once(
                 break
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(top_level(slack, OPS)) == 1
+        assert len(blind_posts(slack)) == 1
         await emu.clear_faults()
         await slack.wait_for(lambda: replies(slack, OPS, posted["ts"]), timeout=30)
         await a.ops.wait_rounds(5)
         await b.ops.wait_rounds(5)
-        assert len(top_level(slack, OPS)) == 1
+        assert len(blind_posts(slack)) == 1
         assert len(replies(slack, OPS, posted["ts"])) == 1
 
 

@@ -471,10 +471,10 @@ async def test_a_status_filter_refused_mid_run_still_alerts_that_tick_and_the_re
         assert state.cursor["reading:refused"] != 0  # kept per project
 
 
-async def test_one_scan_failing_commits_what_the_others_found_and_says_so(sqlite_url: str) -> None:
+async def test_one_scan_failing_commits_what_the_others_found_and_says_so(db_url: str) -> None:
     """An unreadable answer to one listing does not cost the alerts the other listings found, and
     the tick is recorded degraded (last error set, last success kept) — not as a success."""
-    async with world(sqlite_url) as w:
+    async with world(db_url) as w:
         await w.job("j-run")
         await w.tick()
         await w.emu.advance(60)
@@ -492,12 +492,15 @@ async def test_one_scan_failing_commits_what_the_others_found_and_says_so(sqlite
         assert state is not None
         assert state.last_error is not None and "status=waiting" in state.last_error
         assert state.consecutive_failures == 1
+        assert state.last_error_kind == "unreadable"
+        assert state.failing_since is not None  # in part blind since then (the ops channel's clock)
         assert state.last_success_at == before.last_success_at
         await w.emu.advance(60)
         report = await w.tick()
         assert report.degraded is None and report.events == ()
         state = await w.store.poll_state(ALIAS)
         assert state is not None and state.last_error is None and state.consecutive_failures == 0
+        assert state.failing_since is None
 
 
 # --- moving lists and orders ------------------------------------------------------------------

@@ -38,6 +38,7 @@ from ges_bot.slackapp.queries import (
 )
 from ges_bot.store import SqlStore, open_store
 from ges_bot.store.api import JobQuery, PollState, Snapshot, TickResult
+from tests.support.clocks import Seconds
 from tests.support.emulator import EmulatorHandle, run_emulator
 
 NOW = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
@@ -453,14 +454,19 @@ async def test_an_unknown_job_is_looked_for_in_a_recent_window_only(tmp_path: Pa
         assert isinstance(found, JobLookup) and found.job.status == "failed"
 
 
+async def _add_3000_jobs(w: World) -> None:
+    """3,000 successes, one every 20 s back from ``NOW``: more than one lookup may read."""
+    await w.emu.add_jobs(
+        [
+            {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
+            for i in range(3000)
+        ]
+    )
+
+
 async def test_an_unknown_job_search_reads_a_bounded_number_of_pages_and_says_so(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
-        await w.emu.add_jobs(
-            [
-                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
-                for i in range(3000)
-            ]
-        )
+        await _add_3000_jobs(w)
         await w.emu.reset_stats()
         problem = await w.runner.job(JobDetail("nope"))
         assert isinstance(problem, QueryProblem)
@@ -475,12 +481,7 @@ async def test_an_unknown_job_search_reads_a_bounded_number_of_pages_and_says_so
 
 async def test_identical_lookups_at_the_same_moment_share_one_search(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
-        await w.emu.add_jobs(
-            [
-                {"job_id": f"j{i:05d}", "status": "success", "begin_time": wire_time(NOW - timedelta(seconds=20 * i))}
-                for i in range(3000)
-            ]
-        )
+        await _add_3000_jobs(w)
         await w.emu.reset_stats()
         # A slow GES, so that the twenty are in flight together (as a crowd clicking at once).
         await w.emu.fault(latency_ms=500, count=-1)
@@ -490,9 +491,9 @@ async def test_identical_lookups_at_the_same_moment_share_one_search(tmp_path: P
 
 
 async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answers_resume(tmp_path: Path) -> None:
-    clock = [1000.0]
+    clock = Seconds(1000.0)
     async with world(tmp_path) as w:
-        w.runner.limiter = LiveQueryLimiter(per_user=2, overall=3, clock=lambda: clock[0])
+        w.runner.limiter = LiveQueryLimiter(per_user=2, overall=3, clock=clock)
         await w.job("f1", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
         await w.remember(
             Job("f1", "failed", graph="movies", begin_time=NOW - timedelta(hours=2), end_time=NOW - timedelta(hours=1)),
@@ -502,7 +503,7 @@ async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answer
         for _ in range(2):
             answer = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
             assert isinstance(answer, JobsAnswer) and not answer.snapshot_sources
-        clock[0] += 10
+        clock.now += 10
         slow = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
         assert isinstance(slow, JobsAnswer)
         assert ids(slow) == ["f1"]
@@ -526,7 +527,7 @@ async def test_past_the_fair_use_limit_snapshots_answer_and_say_when_live_answer
         assert crowd.snapshot_sources[0].reason is not None
         assert crowd.snapshot_sources[0].reason.startswith("Slow down — GES has been asked 3 times by everyone")
         # A minute after the first question, U1 asks live again.
-        clock[0] += 51
+        clock.now += 51
         again = await w.runner.jobs(FAILED_TODAY, now=NOW, zone=UTC_ZONE, user="U1")
         assert isinstance(again, JobsAnswer) and not again.snapshot_sources
 
@@ -666,3 +667,25 @@ async def test_a_recent_poll_answers_from_the_store_without_asking_ges(tmp_path:
         assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
         assert w.client.requests_sent > before
         assert ids(answer) == ["today-2", "today-1"]
+
+
+async def test_a_baseline_read_in_part_is_no_recent_poll_to_answer_from(tmp_path: Path) -> None:
+    """A first poll cut short by its budget succeeded, but the records hold only part of GES's list."""
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        for i in range(5):
+            await w.job(f"f{i}", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        await _add_3000_jobs(w)  # more than one page
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at, max_pages=1)
+        report = await poller.tick()
+        state = await w.store.poll_state(ALIAS)
+        assert report.partial and state is not None
+        assert (state.last_success_at, state.baselined_at) == (polled_at, None)
+
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        answer = await recent.jobs(FAILED_TODAY, now=NOW, zone=ZoneInfo("UTC"))
+        assert isinstance(answer, JobsAnswer)
+        assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
+        assert sorted(ids(answer)) == ["f0", "f1", "f2", "f3", "f4"]

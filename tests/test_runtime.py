@@ -6,69 +6,16 @@ served in the test's loop), on a SQLite file, configured only through its enviro
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, Channel, SlackStandIn
-from tests.support.asgi import serve
-from tests.support.emulator import EmulatorHandle, run_emulator
-from tests.support.processes import BotFleet, base_env, bot_fleet
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[EmulatorHandle]:
-    async with run_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackStandIn]:
-    stand_in = SlackStandIn(channels=[Channel("C0ALERTS", "alerts")])
-    async with serve(stand_in.app) as url:
-        stand_in.base_url = url
-        yield stand_in
-
-
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[BotFleet]:
-    async with bot_fleet(tmp_path) as bots:
-        yield bots
-
-
-def env_for(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
-    return base_env(
-        GES_ENDPOINT=emu.url,
-        GES_PROJECT_ID=emu.project_id,
-        HUAWEICLOUD_SDK_AK=emu.ak,
-        HUAWEICLOUD_SDK_SK=emu.sk,
-        GES_BOT_DATABASE_URL=f"sqlite:///{database}",
-        GES_BOT_POLL_INTERVAL="0.3",
-        GES_BOT_GES_TIMEOUT="2",
-        GES_BOT_GES_RETRIES="0",
-        SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
-        SLACK_SIGNING_SECRET="runtime-test-signing-secret",
-        SLACK_API_URL=slack.api_url,
-        **extra,
-    )
-
-
-async def _wait_for(predicate_url: str, check: Callable[[Any], Any], timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            body = (await client.get(predicate_url)).json()
-            if check(body):
-                return dict(body)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{predicate_url} never satisfied the check: {body}")
-            await asyncio.sleep(0.1)
+from ges_bot.standin.slack import SlackStandIn
+from ges_bot.store import open_store
+from tests.support.emulator import EmulatorHandle
+from tests.support.processes import SIGNING_SECRET, BotFleet, bot_env, wait_for_json
 
 
 def _sample(metrics: str, name: str, **labels: str) -> float | None:
@@ -86,9 +33,9 @@ async def test_healthz_reports_the_projects_and_metrics_count_ticks(
 ) -> None:
     config = tmp_path / "ges-bot.toml"
     config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
-    env = env_for(emu, slack, tmp_path / "bot.db", GES_BOT_REPLICA_ID="solo-1", GES_BOT_CONFIG=str(config))
+    env = bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_REPLICA_ID="solo-1", GES_BOT_CONFIG=str(config))
     bot = await fleet.start("solo", env)
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
     assert health["status"] == "ok"
     assert health["replica"] == "solo-1"
     assert health["outbox_pending"] == 0
@@ -118,14 +65,14 @@ async def test_healthz_reports_the_projects_and_metrics_count_ticks(
 async def test_healthz_is_degraded_while_ges_fails_and_recovers_after(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    bot = await fleet.start("solo", env_for(emu, slack, tmp_path / "bot.db"))
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    bot = await fleet.start("solo", bot_env(emu, slack, tmp_path / "bot.db"))
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
     await emu.fault(status=503, count=-1)
-    degraded = await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
+    degraded = await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "degraded")
     project = degraded["projects"][0]
     assert project["consecutive_failures"] >= 1 or project["lag_seconds"] > 1.5
     await emu.clear_faults()
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["status"] == "ok")
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["status"] == "ok")
     assert bot.alive
 
 
@@ -133,12 +80,12 @@ async def test_sigterm_stops_cleanly_and_releases_the_sqlite_instance(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
     database = tmp_path / "bot.db"
-    first = await fleet.start("first", env_for(emu, slack, database))
+    first = await fleet.start("first", bot_env(emu, slack, database))
     assert await first.stop(timeout=15) == 0
     assert "stopped" in first.logs()
     assert "Traceback" not in first.logs()
     # The instance lease was released on the way out: a successor starts at once.
-    second = await fleet.start("second", env_for(emu, slack, database))
+    second = await fleet.start("second", bot_env(emu, slack, database))
     assert (await second.health())[0] == 200
 
 
@@ -146,8 +93,8 @@ async def test_a_second_instance_on_the_same_sqlite_file_is_refused(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
     database = tmp_path / "bot.db"
-    first = await fleet.start("first", env_for(emu, slack, database))
-    second = fleet.prepare("second", env_for(emu, slack, database))
+    first = await fleet.start("first", bot_env(emu, slack, database))
+    second = fleet.prepare("second", bot_env(emu, slack, database))
     second.launch()
     assert await second.wait(timeout=30) == 2
     message = second.logs()
@@ -167,9 +114,9 @@ async def test_a_signed_slash_command_into_the_bots_own_server_is_answered(
     from ges_bot.standin.slack import signed_command_request
 
     await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
-    bot = await fleet.start("http", env_for(emu, slack, tmp_path / "bot.db"))
+    bot = await fleet.start("http", bot_env(emu, slack, tmp_path / "bot.db"))
     body, headers = signed_command_request(
-        "runtime-test-signing-secret",
+        SIGNING_SECRET,
         command="/gesjobs",
         text="failed today",
         user_id="U0ALICE",
@@ -194,11 +141,11 @@ async def test_socket_mode_runtime_answers_over_the_websocket_and_reports_the_co
 ) -> None:
     from ges_bot.standin.slack import DEFAULT_APP_TOKEN
 
-    env = env_for(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN=DEFAULT_APP_TOKEN)
+    env = bot_env(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN=DEFAULT_APP_TOKEN)
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
     bot = await fleet.start("socket", env)
     await slack.wait_for(lambda: slack.socket_connections, timeout=15)
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["socket_mode_connected"] is True)
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["socket_mode_connected"] is True)
     assert health["status"] in ("ok", "degraded")
     payload = slack.command_payload("help", user_id="U0ALICE")
     envelope = await slack.push_envelope("slash_commands", payload)
@@ -212,7 +159,7 @@ async def test_socket_mode_runtime_answers_over_the_websocket_and_reports_the_co
 async def test_a_rejected_app_token_stops_start_up_with_the_fix(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
-    env = env_for(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN="xapp-revoked-token")
+    env = bot_env(emu, slack, tmp_path / "bot.db", SLACK_APP_TOKEN="xapp-revoked-token")
     bot = fleet.prepare("bad-app-token", env)
     bot.launch()
     assert await bot.wait(timeout=30) == 2
@@ -232,7 +179,7 @@ async def test_a_busy_http_port_is_a_clear_message_and_leaves_no_stale_lease(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        bot = fleet.prepare("busy", env_for(emu, slack, database), port=port)
+        bot = fleet.prepare("busy", bot_env(emu, slack, database), port=port)
         bot.launch()
         assert await bot.wait(timeout=30) == 2
     logs = bot.logs()
@@ -240,7 +187,7 @@ async def test_a_busy_http_port_is_a_clear_message_and_leaves_no_stale_lease(
     assert "GES_BOT_HTTP_PORT" in logs
     assert "Traceback" not in logs
     # The failed start released the SQLite instance lease: the next start on a free port works at once.
-    again = await fleet.start("again", env_for(emu, slack, database))
+    again = await fleet.start("again", bot_env(emu, slack, database))
     assert (await again.health())[0] == 200
 
 
@@ -249,11 +196,42 @@ async def test_a_revoked_bot_token_reaches_healthz_and_keeps_the_alert(
 ) -> None:
     config = tmp_path / "ges-bot.toml"
     config.write_text('[[subscriptions]]\nchannel = "C0ALERTS"\ngraph = "movies"\n', encoding="utf-8")
-    bot = await fleet.start("revoked", env_for(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
-    await _wait_for(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
+    bot = await fleet.start("revoked", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    await wait_for_json(f"{bot.url}/healthz", lambda b: b["projects"] and b["projects"][0]["last_success_at"])
     slack.fail("chat.postMessage", error="token_revoked", count=-1)
     await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies")
-    health = await _wait_for(f"{bot.url}/healthz", lambda b: b["slack_error"] == "token_revoked")
+    health = await wait_for_json(f"{bot.url}/healthz", lambda b: b["slack_error"] == "token_revoked")
     assert health["status"] == "degraded"
     assert "token_revoked" in " ".join(health["notes"].values())
     assert health["outbox_pending"] == 1  # kept, not dropped: delivery resumes once Slack accepts the token
+
+
+async def test_the_running_bot_posts_a_due_digest_once(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    # A config-file digest that fell due a minute ago (UTC): the bot sends it on its first check.
+    due = datetime.now(UTC) - timedelta(minutes=1)
+    config = tmp_path / "ges-bot.toml"
+    config.write_text(
+        f'[[digests]]\nchannel = "C0ALERTS"\nschedule = "daily {due:%H:%M} always"\ntz = "UTC"\n', encoding="utf-8"
+    )
+    bot = await fleet.start("digest", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    digests = await slack.wait_for(
+        lambda: [m for m in slack.messages("C0ALERTS") if "digest" in str(m.get("text", "")).lower()], timeout=20
+    )
+    assert digests[0]["text"].startswith("Daily digest")
+    assert slack.count("files.completeUploadExternal", ok=True) == 1
+    assert await bot.stop(timeout=15) == 0
+    # Restarted within the same period: the digest is not sent again.
+    again = await fleet.start("digest-again", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_CONFIG=str(config)))
+    await wait_for_json(f"{again.url}/healthz", lambda b: b["status"] == "ok" and b["projects"])
+    assert len([m for m in slack.messages("C0ALERTS") if "digest" in str(m.get("text", "")).lower()]) == 1
+    assert await again.stop(timeout=15) == 0
+    assert "Traceback" not in bot.logs()
+    # Marked sent before the first bot stopped (not left claimed, to be re-sent when its lease ran out).
+    store = await open_store(f"sqlite:///{tmp_path / 'bot.db'}", migrate=False)
+    try:
+        [row] = await store.digests("C0ALERTS")
+        assert (row.state, row.ts) == ("sent", digests[0]["ts"])
+    finally:
+        await store.close()

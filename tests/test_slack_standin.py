@@ -518,3 +518,65 @@ async def test_plain_mapping_config_and_learnt_base_url() -> None:
         await client.chat_postMessage(channel="#ops", text="hi")
         assert stand_in.response_url("r1") == f"{url}/response/r1"
     assert stand_in.messages("C0OPS")[0]["text"] == "hi"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: the external upload flow and image blocks
+# ---------------------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_files_upload_v2_keeps_a_private_file_that_an_image_block_can_show(slack: SlackStandIn) -> None:
+    client = web(slack)
+    done = await client.files_upload_v2(file=PNG, filename="chart.png", title="Jobs per day", alt_txt="3 failed")
+    file = done["file"]
+    assert file["id"].startswith("F")
+    assert file["channels"] == []  # no channel: private to the bot
+    assert [c.method for c in slack.calls] == [
+        "files.getUploadURLExternal",
+        "files.upload_url",
+        "files.completeUploadExternal",
+    ]
+    assert slack.file_content(file["id"]) == PNG
+    async with httpx.AsyncClient() as http:
+        fetched = await http.get(f"{slack.base_url}/_standin/files/{file['id']}")
+    assert fetched.content == PNG
+    image = {"type": "image", "slack_file": {"id": file["id"]}, "alt_text": "3 failed"}
+    posted = await client.chat_postMessage(channel="C0ALERTS", text="chart", blocks=[image])
+    assert posted["message"]["blocks"] == [image]
+
+
+async def test_an_image_block_naming_an_unknown_or_unfinished_file_is_refused(slack: SlackStandIn) -> None:
+    client = web(slack)
+    started = await client.files_getUploadURLExternal(filename="chart.png", length=len(PNG))
+    for file_id in ("F0NOSUCHFILE", started["file_id"]):
+        image = {"type": "image", "slack_file": {"id": file_id}, "alt_text": "chart"}
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_postMessage(channel="C0ALERTS", text="chart", blocks=[image])
+        assert refused.value.response["error"] == "invalid_blocks"
+    # Completing before the bytes arrived is refused too.
+    with pytest.raises(SlackApiError) as incomplete:
+        await client.files_completeUploadExternal(files=[{"id": started["file_id"], "title": "chart"}])
+    assert incomplete.value.response["error"] == "file_not_found"
+    # An image block needs exactly one of id and url.
+    both = {"type": "image", "slack_file": {"id": "F1", "url": "https://x"}, "alt_text": "chart"}
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="C0ALERTS", text="chart", blocks=[both])
+    # Response URLs refuse it the same way.
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            slack.response_url("r-img"),
+            json={"text": "chart", "blocks": [{"type": "image", "slack_file": {"id": "F0NOPE"}, "alt_text": "x"}]},
+        )
+    assert (answer.status_code, answer.text) == (400, "invalid_blocks")
+
+
+async def test_the_upload_url_takes_exactly_the_announced_bytes(slack: SlackStandIn) -> None:
+    client = web(slack)
+    started = await client.files_getUploadURLExternal(filename="chart.png", length=len(PNG))
+    async with httpx.AsyncClient() as http:
+        short = await http.post(started["upload_url"], content=PNG[:-1])
+        ok = await http.post(started["upload_url"], content=PNG)
+        again = await http.post(started["upload_url"], content=PNG)
+    assert (short.status_code, ok.status_code, again.status_code) == (400, 200, 400)

@@ -10,7 +10,6 @@ algorithm (``shared/chats/NOTES.md``), not with the code under test::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 from ges_bot.sinks.signing import dingtalk_sign, dingtalk_signed_url, lark_sign, lark_signed_body
 from ges_bot.standin.webhooks import WebhookBot, WebhookStandIn, pings_everyone
 from tests.support.asgi import serve
+from tests.support.clocks import Seconds
 
 LARK_VECTOR = "G7XpBpG8NgG02fJOAhX6FRAObIljmFoxVReo8I62pEk="
 DINGTALK_VECTOR = "TSZbRFUuvaSQaRKUpF970OPCb2/LcQAP3wOvwZIzBZk="
@@ -43,17 +43,9 @@ def test_dingtalk_signature_matches_the_documented_algorithm() -> None:
     )
 
 
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def hooks() -> AsyncIterator[tuple[WebhookStandIn, httpx.AsyncClient, Clock]]:
-    clock = Clock()
+async def hooks() -> AsyncIterator[tuple[WebhookStandIn, httpx.AsyncClient, Seconds]]:
+    clock = Seconds(1_800_000_000.0)
     stand_in = WebhookStandIn(clock=clock)
     async with serve(stand_in.app) as url, httpx.AsyncClient(timeout=5) as client:
         stand_in.base_url = url

@@ -10,9 +10,13 @@ Lanes and pacing
 Claimed rows go to one *lane* per channel. A lane posts its rows one at a time, in outbox order,
 at most one ``chat.postMessage`` per ``channel_interval_s`` (Slack allows about one message per
 second per channel); lanes of different channels run side by side. A lane holds at most
-``channel_queue`` rows: the rest of a channel's backlog goes back to the outbox with
-``next_attempt_at`` at its expected turn, so one busy channel never fills the worker and delays
-the others. Rows of a channel never overtake each other in one worker: a row newer than a row of
+``channel_queue`` rows (one by default: the row it posts next), and the worker claims only what its
+lanes have room for — the oldest due rows of each channel, none of a channel whose lane is full or
+in which another worker holds a live claim (that worker paces the channel) — so a channel's
+backlog stays unclaimed in the outbox, free for whoever has room, and one busy channel never fills
+the worker. A lane that settles a row wakes the worker to claim the channel's next one, which then
+waits in the lane for its turn. (A row that does not fit all the same goes back to the outbox
+with ``next_attempt_at`` at its expected turn.) Rows of a channel never overtake each other in one worker: a row newer than a row of
 the same channel that went back to the outbox waits behind it (so a recovery is never posted
 before the failure it threads under). The one exception is a row that hit a bug of ours (an
 unexpected exception): it is retried with backoff while the rows behind it go on.
@@ -63,6 +67,16 @@ and queued at the end of the channel's lane, so they go out in order after the a
 waiting there. They are retried like any row; a worker that dies leaves them claimed and another
 worker posts them once the claim expires.
 
+Live claims
+-----------
+A claim lasts ``claim_lease_s`` (15 s in production) unless renewed; while the worker runs, a
+heartbeat renews the claims it holds (``Store.renew_claims``, every ``heartbeat_interval``), so a
+row waiting for its turn or being posted stays claimed however slow the channel, and the rows of a
+worker that died (which releases nothing) are free again one lease after its last heartbeat. A
+renewal is fenced like every other change: a worker that stalled past its lease cannot renew a
+claim another worker has taken. A worker that stops finishes the posts in flight and hands every
+other row back due at once — a row waiting for its channel's turn included (``_halt``).
+
 Duplicates: the crash window
 ----------------------------
 A message is posted and *then* its row is marked sent. Each such post→mark-sent section holds one
@@ -80,7 +94,7 @@ claimed by one worker at a time; a worker never queues a row it already holds; r
 only after a failure; a row whose claim has less than ``lease_margin_s`` left (checked before its
 turn, and again once a posting slot is free) is handed back instead of posted — the runtime keeps
 that margin above the Slack timeout plus a few seconds, so a post that starts is recorded before
-the claim ends. Should a post outlive its claim all the same, the fencing catches it: every state
+the claim ends (the heartbeat keeps a live worker's claims above the margin). Should a post outlive its claim all the same, the fencing catches it: every state
 change of a row (``mark_sent``, ``mark_retry``, ``mark_dead``) applies only while the row is
 pending and claimed by this worker, so a worker whose claim ran out never records over the row's
 new holder nor sets a row that was sent since back to pending — it logs the lost claim and
@@ -90,7 +104,6 @@ leaves the row alone.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import random
 from collections import deque
@@ -100,7 +113,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from ges_bot import metrics
+from ges_bot import faultpoints, metrics
 from ges_bot.domain import FAILURE_KINDS, Delivery, EventKind, JobEvent, ProjectInfo, Subscription
 from ges_bot.errors import RetryableSlackError, SlackDeliveryError, StoreError
 from ges_bot.notify import render
@@ -121,16 +134,23 @@ class DeliveryPolicy:
 
     #: Rows in flight at once (all channels together); also the most one claim takes.
     batch_size: int = 50
-    #: How long a claim keeps other workers off a row.
-    claim_lease_s: float = 120.0
-    #: A row is handed back instead of posted when its claim has less than this left.
-    lease_margin_s: float = 30.0
+    #: How long a claim keeps other workers off a row unless renewed. A running worker renews its
+    #: claims (``heartbeat_s``), so this is how long the rows of a worker that died wait.
+    claim_lease_s: float = 15.0
+    #: A row is handed back instead of posted when its claim has less than this left (it must
+    #: cover a whole Slack call and its recording: the runtime keeps it above the Slack timeout).
+    lease_margin_s: float = 13.0
+    #: Seconds between renewals of the worker's claims while it runs (``None``: derived from the
+    #: lease and the margin, see :attr:`heartbeat_interval`).
+    heartbeat_s: float | None = None
     #: At most one chat.postMessage per channel per this many seconds. A 429 doubles a channel's
     #: interval (up to ``max_channel_interval_s``); each post Slack takes brings it back by 10 %.
     channel_interval_s: float = 1.0
     max_channel_interval_s: float = 30.0
-    #: Rows one channel's lane holds at once; the rest waits in the outbox for its turn.
-    channel_queue: int = 5
+    #: Rows one channel's lane holds at once; the rest waits in the outbox, unclaimed, for its
+    #: turn. One: a row is claimed at most one turn (``channel_interval_s``) before it is posted,
+    #: so a worker that dies holds back one row per channel, for one lease at most.
+    channel_queue: int = 1
     #: A lane waits this long at most for its channel's turn before handing the row back.
     max_turn_wait_s: float = 10.0
     backoff_base_s: float = 2.0
@@ -148,6 +168,16 @@ class DeliveryPolicy:
     #: of the worker can leave posted and not recorded, i.e. post twice.
     max_concurrent_posts: int = 4
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between claim renewals: often enough that a claim never drops below the margin
+        between two renewals (half the room the lease leaves above it), and at least three
+        renewals per lease, so one late renewal costs no claim."""
+        if self.heartbeat_s is not None:
+            return self.heartbeat_s
+        room = self.claim_lease_s - self.lease_margin_s
+        return max(0.1, min(self.claim_lease_s / 3, room / 2))
+
 
 def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | None, rng: random.Random) -> float:
     """Seconds to wait before attempt ``attempt + 1``.
@@ -162,6 +192,10 @@ def backoff_delay(attempt: int, policy: DeliveryPolicy, retry_after: float | Non
     exponent = min(max(0, attempt - 1), 62)
     raw = min(policy.backoff_cap_s, policy.backoff_base_s * (2.0**exponent))
     return float(raw * (0.5 + rng.random() / 2))
+
+
+#: ``_ChannelBusy.error`` of a row handed back because the worker stops (due at once).
+_STOPPING = "worker_stopping"
 
 
 class _ChannelBusy(RetryableSlackError):
@@ -188,10 +222,6 @@ class _Result(Enum):
 class _Claimed:
     item: OutboxItem
     claimed_at: datetime
-
-
-#: In a lane's task: the claim of the row in hand (it must be posted before the claim's margin).
-_IN_HAND: contextvars.ContextVar[_Claimed | None] = contextvars.ContextVar("in_hand", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +290,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stopping = False
+        # Set when the worker stops: a lane waiting for its channel's turn hands its row back.
+        self._halt = asyncio.Event()
         # Post→mark-sent sections in flight: bounds what a crash can post twice (module docstring).
         self._posting = asyncio.Semaphore(max(1, self.policy.max_concurrent_posts))
 
@@ -290,7 +322,9 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set, then hand back what is still queued. Store outages are
         logged and retried; nothing escapes."""
         self._stopping = False
+        self._halt.clear()
         failures = 0
+        heartbeat = asyncio.create_task(self._heartbeat(), name="delivery:heartbeat")
         try:
             while not stop.is_set():
                 room = self.policy.batch_size - len(self._in_flight)
@@ -312,9 +346,50 @@ class DeliveryWorker:
                     # There may be more due right now, but there is no room for it: wait for a lane.
                     await self._wait(stop, self._progress, self.policy.idle_poll_s)
                 else:
-                    await self._wait(stop, self._wake, self.policy.idle_poll_s)
+                    # Look again when the next row this worker sent back for its turn is due, so
+                    # that a paced backlog goes out at its pace rather than at the idle poll's.
+                    await self._wait(stop, self._wake, self._until_next_turn())
         finally:
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                # Only now: the rows in hand stay renewed until their lanes have settled them.
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew the claims of the rows in hand while the worker lives, so that a claim can be short
+        (a dead worker's rows wait one lease at most) and still outlast a slow channel."""
+        interval = self.policy.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            await self.renew()
+
+    async def renew(self) -> int:
+        """One heartbeat: renew the claims this worker holds; returns how many were renewed. A
+        claim that is no longer ours (we stalled past the lease and another worker took the row)
+        is not renewed, and the row is posted by no one but its new holder (``_post_by``)."""
+        held = dict(self._in_flight)
+        if not held:
+            return 0
+        now = self.clock()
+        try:
+            renewed = await self.store.renew_claims(self.worker_id, list(held), now, self.policy.claim_lease_s)
+        except StoreError as exc:
+            log.warning("delivery: could not renew %d claim(s): %s", len(held), exc)
+            return 0
+        for outbox_id in renewed:
+            claimed = held.get(outbox_id)
+            if claimed is not None and claimed.claimed_at < now:
+                claimed.claimed_at = now
+        return len(renewed)
+
+    def _until_next_turn(self) -> float:
+        now = self.clock()
+        due = [when for rows in self._sent_back.values() for when in rows.values() if when > now]
+        if not due:
+            return self.policy.idle_poll_s
+        return max(0.01, min(self.policy.idle_poll_s, (min(due) - now).total_seconds()))
 
     async def _wait(self, stop: asyncio.Event, event: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
         event.clear()
@@ -327,9 +402,10 @@ class DeliveryWorker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _shutdown(self) -> None:
-        # Lanes finish the row in hand and hand the rest back (due at once), so a restart
-        # need not wait for claim leases to expire.
+        # Lanes finish a post in progress and hand every other row back (due at once), a row
+        # waiting for its channel's turn included, so a restart need not wait for any lease.
         self._stopping = True
+        self._halt.set()
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.policy.max_turn_wait_s + 15.0)
@@ -370,7 +446,16 @@ class DeliveryWorker:
 
     async def _claim_and_dispatch(self, limit: int) -> int:
         now = self.clock()
-        items = await self.store.claim_outbox(self.worker_id, now, limit, self.policy.claim_lease_s)
+        # Only what the lanes have room for: a row is claimed when its channel can take it next.
+        busy = [channel for channel, lane in self._lanes.items() if len(lane.queue) >= self.policy.channel_queue]
+        items = await self.store.claim_outbox(
+            self.worker_id,
+            now,
+            limit,
+            self.policy.claim_lease_s,
+            per_channel=self.policy.channel_queue,
+            busy=busy,
+        )
         for item in items:  # oldest first: the order lanes keep
             await self._dispatch(_Claimed(item, now), now)
         return len(items)
@@ -412,8 +497,11 @@ class DeliveryWorker:
         return max(older) if older else None
 
     def _next_slot(self, channel: str, lane: _Lane, now: datetime) -> datetime:
+        """When a row that does not fit in its lane is due again: after the channel's next free
+        turn and the rows queued before it, or after the last row of the channel sent back."""
         interval = timedelta(seconds=self.channel_interval(channel))
-        slot = now + interval * (len(lane.queue) + 1)
+        free_in = max(0.0, self._free_at.get(channel, 0.0) - self._loop_time())
+        slot = now + timedelta(seconds=free_in) + interval * max(1, len(lane.queue))
         latest = max(self._sent_back.get(channel, {}).values(), default=None)
         if latest is not None and latest + interval > slot:
             slot = latest + interval
@@ -456,6 +544,8 @@ class DeliveryWorker:
                 lane.queue.popleft()
                 self._in_flight.pop(claimed.item.id, None)
                 self._progress.set()
+                # Room in this lane: claim the channel's next row now (it waits here for its turn).
+                self._wake.set()
                 for follow in outcome.follow:
                     self._in_flight[follow.item.id] = follow
                     if follow.item.reply is None:
@@ -492,11 +582,7 @@ class DeliveryWorker:
             # Posting now could outlive the claim and let another worker post it too.
             await self._send_back(item, now, "claim about to expire")
             return _Outcome(_Result.RETRY, until=now)
-        token = _IN_HAND.set(claimed)
-        try:
-            return await self._deliver(item)
-        finally:
-            _IN_HAND.reset(token)
+        return await self._deliver(claimed)
 
     def _post_by(self, claimed: _Claimed) -> datetime:
         """The time by which a row must be posted: its claim (renewed if we claimed it again while
@@ -520,19 +606,25 @@ class DeliveryWorker:
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def _turn(self, channel: str) -> None:
+    async def _turn(self, channel: str, claim: _Claimed | None) -> None:
         """Wait for the channel's next posting slot and take it; raise :class:`_ChannelBusy` when
         that is further away than ``max_turn_wait_s`` or than the claim of the row in hand allows."""
         wait = self._free_at.get(channel, 0.0) - self._loop_time()
         limit = self.policy.max_turn_wait_s
-        in_hand = _IN_HAND.get()
-        if in_hand is not None:
+        if claim is not None:
             # Never wait past the point where the claim could lapse before the post is made.
-            limit = min(limit, (self._post_by(in_hand) - self.clock()).total_seconds())
+            limit = min(limit, (self._post_by(claim) - self.clock()).total_seconds())
         if wait > limit:
             raise _ChannelBusy("channel_busy", retry_after=wait)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await faultpoints.reached("delivery.pacing")
+            try:
+                # A worker that stops hands the row back at once rather than post it after the wait.
+                await asyncio.wait_for(self._halt.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+            else:
+                raise _ChannelBusy(_STOPPING)
         self._free_at[channel] = self._loop_time() + self.channel_interval(channel)
 
     def channel_interval(self, channel: str) -> float:
@@ -560,20 +652,21 @@ class DeliveryWorker:
     def _project(self, alias: str) -> ProjectInfo:
         return self.projects.get(alias) or ProjectInfo(alias=alias, project_id="")
 
-    async def _deliver(self, item: OutboxItem) -> _Outcome:
+    async def _deliver(self, claim: _Claimed) -> _Outcome:
+        item = claim.item
         delivery = item.delivery
         project = self._project(delivery.project)
         now = self.clock()
         try:
             if item.reply is not None:
-                follow = await self._deliver_reply(item, item.reply)
+                follow = await self._deliver_reply(claim, item.reply)
             elif not delivery.events:
                 await self._give_up(item, "nothing to deliver")
                 return _Outcome(_Result.DEAD)
             elif all(e.kind is EventKind.RECOVERED for e in delivery.events):
-                follow = await self._deliver_recovery(item, project, now)
+                follow = await self._deliver_recovery(claim, project, now)
             else:
-                follow = await self._deliver_alert(item, project, now)
+                follow = await self._deliver_alert(claim, project, now)
         except _ClaimLost:
             return _Outcome(_Result.LOST)
         except PermanentSlackError as exc:
@@ -611,20 +704,22 @@ class DeliveryWorker:
         *,
         thread_ts: str | None = None,
         record: _Recorder | None = None,
+        claim: _Claimed | None = None,
     ) -> tuple[Posted, tuple[_Claimed, ...]]:
         """One paced ``chat.postMessage``, recorded by ``record`` before its posting slot is given
-        up; a payload Slack refuses is re-sent once as plain text. Returns what Slack said and the
+        up; a payload Slack refuses is re-sent once as plain text. ``claim`` is the row's claim (none
+        for a DM): the post is never made when it could outlive it. Returns what Slack said and the
         rows ``record`` wrote."""
-        await self._turn(channel)
+        await self._turn(channel, claim)
         try:
-            return await self._post_once(channel, message.text, message.blocks, thread_ts, record)
+            return await self._post_once(channel, message.text, message.blocks, thread_ts, record, claim)
         except PermanentSlackError as exc:
             if exc.scope is not FailureScope.MESSAGE or not message.blocks:
                 raise
             log.error("delivery: Slack refused a message to %s (%s); re-sending it as plain text", channel, exc.error)
             metrics.SLACK_FAILURES.labels("message").inc()
-        await self._turn(channel)
-        return await self._post_once(channel, message.text, [], thread_ts, record)
+        await self._turn(channel, claim)
+        return await self._post_once(channel, message.text, [], thread_ts, record, claim)
 
     async def _post_once(
         self,
@@ -633,21 +728,24 @@ class DeliveryWorker:
         blocks: list[dict[str, Any]],
         thread_ts: str | None,
         record: _Recorder | None,
+        claim: _Claimed | None,
     ) -> tuple[Posted, tuple[_Claimed, ...]]:
         # The slot is taken after the channel's turn (never held across pacing waits) and kept
         # until the message is recorded: at most max_concurrent_posts messages are ever posted and
         # not yet recorded, which is all a crash can post twice.
         async with self._posting:
-            in_hand = _IN_HAND.get()
-            if in_hand is not None and self.clock() >= self._post_by(in_hand):
+            if claim is not None and self.clock() >= self._post_by(claim):
                 # The wait for a slot ate the claim's margin: posting now could outlive the claim.
                 raise _ChannelBusy("claim_running_out", retry_after=0.0)
+            await faultpoints.reached("delivery.claimed")
             posted = await self.gateway.post(channel, text, blocks, thread_ts=thread_ts)
             self._accepted(channel)
+            await faultpoints.reached("delivery.posted")
             follow = await record(posted) if record is not None else ()
         return posted, follow
 
-    async def _deliver_alert(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+    async def _deliver_alert(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+        item = claim.item
         delivery = item.delivery
         rendered = render.render_alert(delivery, project, now)
         failures = [e for e in delivery.events if e.kind in FAILURE_KINDS]
@@ -672,17 +770,20 @@ class DeliveryWorker:
             ]
             return await self._record_sent(item, posted.ts, remembered, replies=replies)
 
-        _, follow = await self._post(delivery.channel, rendered.message, record=record)
+        _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
         return follow
 
-    async def _deliver_reply(self, item: OutboxItem, reply: ThreadReply) -> tuple[_Claimed, ...]:
+    async def _deliver_reply(self, claim: _Claimed, reply: ThreadReply) -> tuple[_Claimed, ...]:
         """A thread reply row: the message as rendered with its alert, in the alert's thread."""
         message = render.SlackMessage(text=reply.text, blocks=list(reply.blocks))
 
         async def record(posted: Posted) -> tuple[_Claimed, ...]:
             return await self._record_sent(item, posted.ts, None)
 
-        _, follow = await self._post(item.delivery.channel, message, thread_ts=reply.thread_ts, record=record)
+        item = claim.item
+        _, follow = await self._post(
+            item.delivery.channel, message, thread_ts=reply.thread_ts, record=record, claim=claim
+        )
         return follow
 
     async def _record_sent(
@@ -762,17 +863,17 @@ class DeliveryWorker:
 
     # --- recoveries -----------------------------------------------------------------------------
 
-    async def _deliver_recovery(self, item: OutboxItem, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
+    async def _deliver_recovery(self, claim: _Claimed, project: ProjectInfo, now: datetime) -> tuple[_Claimed, ...]:
         """The row's first recovery that Slack takes, as a reply under the message that reported the
         job it recovers (updating that message), or on its own when there is none; the row is
         marked sent with it and its later events move to a new row (posted next). A recovery that
         Slack refuses even as plain text is logged and skipped."""
-        delivery = item.delivery
+        delivery = claim.item.delivery
         refused: PermanentSlackError | None = None
         for i, event in enumerate(delivery.events):
             rest = replace(delivery, events=delivery.events[i + 1 :]) if i + 1 < len(delivery.events) else None
             try:
-                return await self._recover_one(item, event, rest, project, now)
+                return await self._recover_one(claim, event, rest, project, now)
             except PermanentSlackError as exc:
                 if exc.scope is not FailureScope.MESSAGE:
                     raise
@@ -781,8 +882,9 @@ class DeliveryWorker:
         raise refused or PermanentSlackError("no_recovery_posted", FailureScope.MESSAGE)
 
     async def _recover_one(
-        self, item: OutboxItem, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
+        self, claim: _Claimed, event: JobEvent, rest: Delivery | None, project: ProjectInfo, now: datetime
     ) -> tuple[_Claimed, ...]:
+        item = claim.item
         delivery = item.delivery
         original = None
         if event.recovers_job_id:
@@ -794,11 +896,11 @@ class DeliveryWorker:
         if original is None:
             # Nobody here saw that failure (or it went elsewhere): say it on its own, touch nothing.
             rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
-            _, follow = await self._post(delivery.channel, rendered.message, record=record)
+            _, follow = await self._post(delivery.channel, rendered.message, record=record, claim=claim)
             return follow
         await self._update_original(original, event, project, now)
         reply = render.render_recovery_reply(event, project, now)
-        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record)
+        _, follow = await self._post(delivery.channel, reply, thread_ts=original.ts, record=record, claim=claim)
         if not original.recovered:
             await self.store.mark_message_recovered(original.channel, original.ts)
         return follow
@@ -830,6 +932,8 @@ class DeliveryWorker:
             reason = "waiting for this channel's rate limit"
             if exc.error == "claim_running_out":
                 reason = "claim about to expire"
+            elif exc.error == _STOPPING:
+                until, reason = now, "worker stopping"
             await self._send_back(item, until, reason)
             return _Outcome(_Result.RETRY, until=until)
         metrics.SLACK_FAILURES.labels(_category(exc)).inc()

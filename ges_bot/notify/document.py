@@ -17,7 +17,8 @@ A renderer turns the document into a platform's payload; :mod:`ges_bot.notify.re
 (Block Kit) one and owns everything Slack-shaped: markup, escaping, emoji, date tokens, size
 budgets, button values, what overflows into thread replies. Another chat (Lark, DingTalk, WeCom,
 Teams) is another renderer over this same document: routing, the store and delivery's retries do
-not change. Nothing here escapes, truncates or formats text; every string is as GES sent it.
+not change. Nothing here escapes, truncates or formats text; every string is as ``jobcenter.wire``
+read it from GES (control characters replaced and length bounded there, once).
 """
 
 from __future__ import annotations

@@ -179,6 +179,21 @@ class _Checker:
             if "style" in obj and obj.get("style") not in _BUTTON_STYLES:
                 self.add(f"{where}.style", f"must be primary or danger, not {obj.get('style')!r}")
 
+    def _image_source(self, where: str, block: Mapping[str, Any]) -> None:
+        """An image block shows ``image_url`` or a Slack-hosted ``slack_file`` (``id`` or ``url``,
+        never both), exactly one of them."""
+        if "slack_file" not in block:
+            self.string(f"{where}.image_url", block.get("image_url"), MAX_URL)
+            return
+        if "image_url" in block:
+            self.add(where, "has both image_url and slack_file; give one")
+        slack_file = block.get("slack_file")
+        if not isinstance(slack_file, Mapping) or ("id" in slack_file) == ("url" in slack_file):
+            self.add(f"{where}.slack_file", "must be an object with either id or url")
+            return
+        key = "id" if "id" in slack_file else "url"
+        self.string(f"{where}.slack_file.{key}", slack_file.get(key), MAX_URL)
+
     # -- blocks ----------------------------------------------------------------------------
 
     def block(self, where: str, block: object, block_ids: set[str]) -> None:
@@ -205,7 +220,7 @@ class _Checker:
         elif kind == "divider":
             pass
         elif kind == "image":
-            self.string(f"{where}.image_url", block.get("image_url"), MAX_URL)
+            self._image_source(where, block)
             self.string(f"{where}.alt_text", block.get("alt_text"), MAX_ALT_TEXT)
             if "title" in block:
                 self.text(f"{where}.title", block.get("title"), MAX_ALT_TEXT, plain_only=True)

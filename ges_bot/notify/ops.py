@@ -37,7 +37,7 @@ from ges_bot import metrics
 from ges_bot.config import Config
 from ges_bot.domain import EventKind
 from ges_bot.errors import GesBotError, SlackDeliveryError, StoreError
-from ges_bot.notify.blockkit import SlackMessage, section
+from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.slack import SlackGateway
 from ges_bot.store.api import Health, Store
@@ -57,6 +57,13 @@ _NOTED_KINDS = frozenset({IncidentKind.BLIND, IncidentKind.BACKLOG, IncidentKind
 #: Each section's untrusted part (a section holds 3000); each part of the fallback text (≤ 3000 in all).
 _CAUSE_LIMIT = 2800
 _TEXT_PART = 1300
+#: What a blind project's catch-up reports, in this order: the kinds alerted like failures (an
+#: unknown outcome may be one, so it is not "nothing missed").
+_CAUGHT_UP = {
+    EventKind.FAILED: "failure",
+    EventKind.PARTIALLY_FAILED: "partial failure",
+    EventKind.UNKNOWN_OUTCOME: "unknown outcome",
+}
 #: ``notes`` key of a problem with the ops channel itself (kept outside ``NOTE_PREFIX`` upkeep).
 _NOTE_CHANNEL = "ops-channel"
 
@@ -117,10 +124,6 @@ def render_reply(record: IncidentRecord) -> SlackMessage:
     resolution = record.resolution or "recovered."
     body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
     return SlackMessage(f"Recovered: {fit(resolution, _TEXT_PART)}", [section(body)])
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
 
 
 class OpsWatch:
@@ -325,6 +328,9 @@ class OpsWatch:
         assert self.incidents is not None
         if not await self._hold(now):
             return
+        # Read again now that the lease is ours: what was read before it may predate a message
+        # another replica posted while it held the lease (a slow round outlives a short lease).
+        records = await self.incidents.all()
         current = {f.key: f for f in findings}
         for finding in findings:
             record = records.get(finding.key)
@@ -437,20 +443,16 @@ class OpsWatch:
         kind = record.kind
         if kind == IncidentKind.BLIND.value:
             try:
-                events = await self.store.recent_events(
-                    record.since, (EventKind.FAILED, EventKind.PARTIALLY_FAILED), 10_000
-                )
+                events = await self.store.recent_events(record.since, tuple(_CAUGHT_UP), 10_000)
             except StoreError:
                 return "GES answers again."
             mine = [e for e in events if e.project == record.subject]
-            failed = sum(1 for e in mine if e.kind is EventKind.FAILED)
-            partial = len(mine) - failed
             if not mine:
                 found = "caught up: nothing was missed"
             else:
-                parts = [_plural(failed, "failure", "failures")] if failed else []
-                if partial:
-                    parts.append(_plural(partial, "partial failure", "partial failures"))
+                parts = [
+                    count(n, _CAUGHT_UP[kind]) for kind in _CAUGHT_UP if (n := sum(1 for e in mine if e.kind is kind))
+                ]
                 found = f"caught up: {' and '.join(parts)} alerted"
             return f"GES answers again; {found}."
         if kind == IncidentKind.CHANNEL.value:
@@ -462,7 +464,7 @@ class OpsWatch:
         dead = int(record.detail.get("dead", 0)) - int(record.detail.get("baseline", 0))
         return (
             f"no further alert given up for {duration(self.blind_after)} "
-            f"({_plural(dead, 'alert', 'alerts')} given up in this incident)."
+            f"({count(dead, 'alert')} given up in this incident)."
         )
 
 

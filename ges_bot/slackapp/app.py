@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,13 +50,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ges_bot import metrics
+from ges_bot import metrics, stats
 from ges_bot.domain import EventKind, Job, Mute, ProjectInfo, Subscription, covers_every_graph
 from ges_bot.errors import ConfigError, StoreError
 from ges_bot.notify import render
 from ges_bot.notify.render import SlackMessage
+from ges_bot.schedule import DigestSchedule
 from ges_bot.services import Services
-from ges_bot.slackapp import commands, views
+from ges_bot.slackapp import charting, commands, statsview, views
 from ges_bot.slackapp.fairuse import LiveQueryLimiter
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
 from ges_bot.slackapp.timezones import TimezoneCache
@@ -156,6 +159,10 @@ def _command_kind(command: commands.Command | commands.UsageError) -> str:
         commands.Unmute: "unmute",
         commands.Status: "status",
         commands.Help: "help",
+        commands.Stats: "stats",
+        commands.Digest: "digest",
+        commands.DigestOff: "digest",
+        commands.DigestShow: "digest",
         commands.UsageError: "usage_error",
     }.get(type(command), "other")
 
@@ -187,11 +194,15 @@ class GesSlackApp:
             search_timeout_s=options.search_timeout_s,
             fresh_within=timedelta(seconds=settings.answer_max_age_s),
             clock=self._now,
-            limiter=LiveQueryLimiter(settings.live_queries_per_user, settings.live_queries_per_minute),
+            limiter=LiveQueryLimiter(
+                settings.live_queries_per_user, settings.live_queries_per_minute, clock=time.monotonic
+            ),
             lookup_max_pages=settings.lookup_max_pages,
             lookup_window=timedelta(seconds=settings.lookup_window_s),
         )
         self.timezones = TimezoneCache(client, settings.zone, ttl_s=options.timezone_ttl_s)
+        #: Home-tab charts already uploaded, by what they show (zone, graphs and numbers) → file id.
+        self._home_charts: dict[str, str] = {}
 
     # --- wiring --------------------------------------------------------------------------------
 
@@ -279,6 +290,10 @@ class GesSlackApp:
             return await self._list_subscriptions(asker)
         if isinstance(command, commands.Status):
             return await self._status()
+        if isinstance(command, commands.Stats):
+            return await self._stats(command, asker)
+        if isinstance(command, commands.DigestShow):
+            return await self._digest_show(asker)
         if not self._may_manage(asker.user):
             return _Answer(views.not_allowed_message(self.admins, "change subscriptions and mutes"), result="refused")
         if isinstance(command, commands.Subscribe):
@@ -287,7 +302,9 @@ class GesSlackApp:
             return await self._unsubscribe(command, asker)
         if isinstance(command, commands.Mute):
             return await self._mute(command, asker)
-        return await self._unmute(command, asker)
+        if isinstance(command, commands.Unmute):
+            return await self._unmute(command, asker)
+        return await self._digest(command, asker)
 
     async def _query(self, command: commands.Query, asker: _Asker) -> _Answer:
         zone: ZoneInfo = await self.timezones.zone_for(asker.user)
@@ -302,6 +319,75 @@ class GesSlackApp:
         elif result.snapshot_sources:
             outcome = "snapshots"
         return _Answer(views.jobs_message(result, self._now()), result=outcome, public=command.public)
+
+    async def _stats(self, command: commands.Stats, asker: _Asker) -> _Answer:
+        if command.project is not None and command.project not in self.services.projects:
+            problem = unknown_project(command.project, tuple(self.services.projects))
+            return _Answer(views.problem_message(problem), result="refused")
+        zone: ZoneInfo = await self.timezones.zone_for(asker.user)
+        now = self._now()
+        start, end = commands.resolve(command.range, now, zone)
+        start, end = stats.chart_window(start, end, now, zone)
+        subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
+        scope = charting.scope_for(command.graph, command.project, subscriptions)
+        rows, truncated = await charting.gather(self.services.store, scope, start - (end - start), end)
+        data = stats.aggregate(rows, zone, start, end)
+        notes = [f"Only the newest {charting.MAX_JOBS:,} jobs were counted."] if truncated else []
+        file_id, chart_problem = await self._chart_file(data, command.chart, scope)
+        message = statsview.stats_message(
+            data, command.chart, scope, file_id=file_id, chart_problem=chart_problem, notes=notes
+        )
+        return _Answer(message, result="ok" if file_id else "no_chart", public=command.public)
+
+    async def _chart_file(
+        self, data: stats.Stats, chart: commands.ChartKind, scope: statsview.ChartScope
+    ) -> tuple[str | None, str | None]:
+        """Render and upload a chart: its file id, or why there is none (the text answer stands alone)."""
+        rendered = await charting.render_chart(data, chart, scope)
+        try:
+            return await charting.upload_png(self.client, rendered), None
+        except Exception as exc:
+            error = _slack_error(exc)
+            log.warning("slack: uploading a chart failed: %s", error)
+            hint = " (the app needs the files:write scope: reinstall it)" if error == "missing_scope" else ""
+            return (
+                None,
+                f"The chart could not be uploaded to Slack ({error}){hint}; the numbers above stand without it.",
+            )
+
+    def _config_digest(self, asker: _Asker) -> DigestSchedule | None:
+        names = {asker.channel, asker.channel_name, f"#{asker.channel_name}"} - {"", "#"}
+        return next((d for d in self.services.config.digests if d.channel in names), None)
+
+    async def _digest_show(self, asker: _Asker) -> _Answer:
+        stored = await self.services.store.digest_schedules(asker.channel)
+        config = self._config_digest(asker)
+        shown = stored or ([config] if config is not None else [])
+        return _Answer(statsview.digest_show_message(shown, self._now()))
+
+    async def _digest(self, command: commands.Digest | commands.DigestOff, asker: _Asker) -> _Answer:
+        if isinstance(command, commands.DigestOff):
+            removed = await self.services.store.remove_digest_schedule(asker.channel)
+            return _Answer(statsview.digest_off_message(removed, self._config_digest(asker)))
+        zone: ZoneInfo = await self.timezones.zone_for(asker.user)
+        now = self._now()
+        schedule = await self.services.store.set_digest_schedule(
+            DigestSchedule(
+                channel=asker.channel,
+                at=command.at,
+                weekday=command.weekday,
+                tz=zone.key,
+                always=command.always,
+                team=asker.team,
+                created_by=asker.user,
+                created_at=now,
+            )
+        )
+        subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
+        scope = charting.scope_for(None, None, subscriptions)
+        log.info("/gesjobs: %s set a digest %s in %s", asker.user, schedule.text, asker.channel)
+        message = statsview.digest_set_message(schedule, scope, now, config=self._config_digest(asker) is not None)
+        return _Answer(message)
 
     async def _job(self, command: commands.JobDetail, user: str) -> _Answer:
         found = await self.runner.job(command, user=user)
@@ -613,6 +699,34 @@ class GesSlackApp:
                 break
         return found
 
+    async def _home_chart(self, user: str, subs: list[Subscription], now: datetime) -> list[dict[str, Any]]:
+        """The last 7 days' chart of the graphs the user's channels subscribe to (``subs`` holds only
+        those channels' subscriptions: nothing when Slack does not say which channels they are)."""
+        try:
+            chosen = subs
+            if not chosen:
+                return statsview.home_chart_blocks(None, None, file_id=None)
+            zone = await self.timezones.zone_for(user)
+            start, end = commands.resolve(commands.TimeRange.last(timedelta(days=7)), now, zone)
+            start, end = stats.chart_window(start, end, now, zone)
+            scope = charting.scope_for(None, None, chosen, whose="your channels")
+            rows, _ = await charting.gather(self.services.store, scope, start - (end - start), end)
+            data = stats.aggregate(rows, zone, start, end)
+            key = _chart_key(zone, scope, data)
+            file_id = self._home_charts.get(key)
+            problem = None
+            if file_id is None:
+                # Same numbers, same picture: re-opening the Home tab does not upload it again.
+                file_id, problem = await self._chart_file(data, "daily", scope)
+                if file_id is not None:
+                    if len(self._home_charts) >= 256:
+                        self._home_charts.pop(next(iter(self._home_charts)))
+                    self._home_charts[key] = file_id
+            return statsview.home_chart_blocks(data, scope, file_id=file_id, problem=problem)
+        except StoreError as exc:
+            log.error("slack: Home tab chart: database unavailable: %s", exc)
+            return []
+
     async def on_home_opened(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -638,6 +752,7 @@ class GesSlackApp:
             for s in [*(s for s in stored if s.team in (None, team)), *self.services.config_subscriptions]
             if s.channel in theirs
         ]
+        chart_blocks = await self._home_chart(user, subs, now)
         data = views.HomeData(
             subscriptions=subs,
             events=events,
@@ -647,8 +762,13 @@ class GesSlackApp:
             notes=dict(self.services.notes),
             events_since=since,
         )
+        view = views.home_view(data, now)
+        blocks = list(view.get("blocks") or [])
+        if len(blocks) + len(chart_blocks) <= 100:
+            # Under the Home tab's header, intro and divider: the first thing a person sees.
+            view = {**view, "blocks": [*blocks[:3], *chart_blocks, *blocks[3:]]}
         try:
-            await self.client.views_publish(user_id=user, view=views.home_view(data, now))
+            await self.client.views_publish(user_id=user, view=view)
         except Exception as exc:
             log.warning("slack: views.publish for the Home tab failed: %s", _slack_error(exc))
 
@@ -660,6 +780,10 @@ def _names(channel: Mapping[str, Any]) -> set[str]:
     # Config files may name a channel by id, by name or by #name.
     name = str(channel.get("name") or "")
     return {str(channel.get("id") or ""), name, f"#{name}"} - {"", "#"}
+
+
+def _chart_key(zone: ZoneInfo, scope: statsview.ChartScope, data: stats.Stats) -> str:
+    return json.dumps([zone.key, scope.patterns, scope.project, data.to_json()], sort_keys=True, default=str)
 
 
 def _slack_error(exc: BaseException) -> str:

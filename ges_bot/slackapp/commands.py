@@ -16,6 +16,8 @@ Grammar in short (case-insensitive; words in any order where that is unambiguous
     job ID [project A] [public]
     subscribe P {sub-status} [project A]   |  unsubscribe P [project A]  |  subscriptions
     mute P DURATION  |  unmute P  |  status
+    stats [time] [graph P] [project A] [by graph | duration] [public]
+    digest daily HH:MM [always]  |  digest weekly DAY HH:MM [always]  |  digest off  |  digest
 
 A bare word that is not a keyword is read as the graph ``P`` — unless it is close to a keyword,
 in which case it is far more likely a typo and the answer suggests the keyword. ``graph P``
@@ -42,13 +44,18 @@ __all__ = [
     "MAX_LAST",
     "MAX_LIMIT",
     "MAX_MUTE",
+    "ChartKind",
     "Command",
+    "Digest",
+    "DigestOff",
+    "DigestShow",
     "Help",
     "JobDetail",
     "ListSubscriptions",
     "Mute",
     "Query",
     "RangeKind",
+    "Stats",
     "Status",
     "Subscribe",
     "TimeRange",
@@ -72,6 +79,12 @@ MAX_LAST = timedelta(days=366)
 MAX_TEXT = 1000
 
 RangeKind: TypeAlias = Literal["today", "yesterday", "last", "this_week", "since", "between"]
+#: ``stats`` charts: jobs per day by outcome; failure rate per graph; duration percentiles per job type.
+ChartKind: TypeAlias = Literal["daily", "graphs", "durations"]
+#: ``stats`` without a time: the last 7 days.
+DEFAULT_STATS_SPAN = timedelta(days=7)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK_RE = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +228,62 @@ class Help:
     topic: str | None = None
 
 
-Command: TypeAlias = Query | JobDetail | Subscribe | Unsubscribe | ListSubscriptions | Mute | Unmute | Status | Help
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Chart and summarise jobs from the store: ``chart`` picks the picture (jobs per day by
+    outcome by default; ``by graph``: failure rate per graph; ``duration``: p50/p95 per job type)."""
+
+    range: TimeRange = TimeRange("last", span=DEFAULT_STATS_SPAN)
+    graph: str | None = None
+    project: str | None = None
+    chart: ChartKind = "daily"
+    public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Post a digest to this channel every day (``weekday`` ``None``) or every week on
+    ``weekday`` (0 = Monday) at ``at`` in the subscriber's zone; ``always`` posts even when
+    nothing ran."""
+
+    at: time
+    weekday: int | None = None
+    always: bool = False
+
+    @property
+    def schedule(self) -> str:
+        """The schedule in words that :func:`parse` reads back (``daily 09:00``, ``weekly mon 09:00``)."""
+        clock = f"{self.at.hour:02d}:{self.at.minute:02d}"
+        if self.weekday is None:
+            return f"daily {clock}"
+        return f"weekly {_WEEKDAYS[self.weekday]} {clock}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOff:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DigestShow:
+    pass
+
+
+Command: TypeAlias = (
+    Query
+    | JobDetail
+    | Subscribe
+    | Unsubscribe
+    | ListSubscriptions
+    | Mute
+    | Unmute
+    | Status
+    | Help
+    | Stats
+    | Digest
+    | DigestOff
+    | DigestShow
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +334,7 @@ _RANGE_WORDS = ("today", "yesterday", "last", "past", "this", "week", "since", *
 _CLAUSES = ("graph", "graphs", "type", "project", "limit", "public")
 _QUERY_FILLERS = ("jobs", "show")
 _HELP_WORDS = ("help", "?", "-h", "--help", "usage")
-_VERBS = ("job", "subscribe", "unsubscribe", "subscriptions", "mute", "unmute", "status")
+_VERBS = ("job", "subscribe", "unsubscribe", "subscriptions", "mute", "unmute", "status", "stats", "digest")
 _VERB_ALIASES = {"sub": "subscribe", "unsub": "unsubscribe", "subs": "subscriptions"}
 
 #: Every word with a meaning somewhere; a pattern spelled like one needs ``graph`` before it.
@@ -310,6 +378,11 @@ _HELP_ALIASES: dict[str, str] = {
     "ranges": "times",
     "dates": "times",
     "status": "status",
+    "stats": "stats",
+    "chart": "stats",
+    "charts": "stats",
+    "digest": "digest",
+    "digests": "digest",
 }
 
 _PATTERN_RE = re.compile(r"[A-Za-z0-9_.*?\-]{1,128}", re.ASCII)
@@ -362,10 +435,21 @@ _HELP_MUTE = """\
 • `/gesjobs mute prod-* 2h` — no alerts for graphs matching `prod-*` in this channel for a while (`30m`, `2h`, `1d`, up to 30d)
 • `/gesjobs unmute prod-*`"""
 
+_HELP_STATS = """\
+*Charts*
+• `/gesjobs stats` — jobs per day by outcome over the last 7 days, for the graphs this channel subscribes to (or all), with a summary
+• `/gesjobs stats last 30d graph prod-* by graph` — failure rate per graph · `/gesjobs stats duration` — p50/p95 duration per job type
+Also: any time range, `project <alias>`, `public`."""
+
+_HELP_DIGEST = """\
+*Digests in this channel*
+• `/gesjobs digest daily 09:00` — every morning (your time zone): failures, stuck jobs, totals, flaky graphs and the chart
+• `/gesjobs digest weekly mon 09:00` · add `always` to post even when nothing ran · `/gesjobs digest off` · `/gesjobs digest` shows it"""
+
 _HELP_STATUS = """\
 *The bot*
 • `/gesjobs status` — the projects the bot watches and when it last heard from GES
-• `/gesjobs help mute` — help on one topic: `jobs`, `times`, `job`, `subscribe`, `mute`, `status`"""
+• `/gesjobs help mute` — help on one topic: `jobs`, `times`, `job`, `subscribe`, `mute`, `stats`, `digest`, `status`"""
 
 _HELP_NAMES = """\
 Graph names and patterns use letters, digits, `_`, `-` and `.`, with `*` and `?` as wildcards. For a graph named like a keyword (say `today`), write `graph today`."""
@@ -377,6 +461,8 @@ HELP_TOPICS: dict[str, str] = {
     "job": _HELP_JOB,
     "subscribe": _HELP_SUBSCRIBE + "\n" + _HELP_NAMES,
     "mute": _HELP_MUTE + "\n" + _HELP_NAMES,
+    "stats": _HELP_STATS + "\n" + _HELP_TIMES,
+    "digest": _HELP_DIGEST,
     "status": _HELP_STATUS,
 }
 
@@ -389,6 +475,8 @@ HELP_TEXT = "\n\n".join(
         _HELP_JOB,
         _HELP_SUBSCRIBE,
         _HELP_MUTE,
+        _HELP_STATS,
+        _HELP_DIGEST,
         _HELP_STATUS,
         _HELP_NAMES,
     ]
@@ -579,6 +667,10 @@ class _Parser:
             if first == "unmute":
                 pattern, _ = self.pattern_and_project("unmute", fillers=(), allow_project=False)
                 return Unmute(pattern)
+            if first == "stats":
+                return self.stats()
+            if first == "digest":
+                return self.digest()
             self.nothing_more("status")
             return Status()
         self.topic = "jobs"
@@ -852,6 +944,105 @@ class _Parser:
             raise _Problem("which job? Write `/gesjobs job <job id>`, e.g. `/gesjobs job ff80808167bb9034`.")
         return JobDetail(job_id, project, public)
 
+    # -- charts and digests -------------------------------------------------------------------
+    def stats(self) -> Stats:
+        time_range: TimeRange | None = None
+        range_words: str | None = None
+        graph: str | None = None
+        project: str | None = None
+        chart: ChartKind | None = None
+        public = False
+        vocabulary = ("graph", "project", "by", "duration", "public", "last", "since", "today", "yesterday")
+
+        def set_chart(kind: ChartKind) -> None:
+            nonlocal chart
+            if chart is not None and chart != kind:
+                raise _Problem("one chart at a time: `by graph` or `duration`.")
+            chart = kind
+
+        while self.more():
+            i = self.pos
+            token = self.take()
+            low = token.lower()
+            if low == "by":
+                what = self.peek_lower()
+                if what in ("graph", "graphs"):
+                    self.pos += 1
+                    set_chart("graphs")
+                    continue
+                if what in ("duration", "durations", "type", "types"):
+                    self.pos += 1
+                    set_chart("durations")
+                    continue
+                raise _Problem(
+                    "`by` takes `graph` (failure rate per graph) or `duration`, e.g. `/gesjobs stats by graph`."
+                )
+            if low in ("duration", "durations"):
+                set_chart("durations")
+                continue
+            if low == "public":
+                public = True
+                continue
+            if low in ("graph", "graphs"):
+                graph = self.pattern_argument("graph", graph)
+                continue
+            if low == "project":
+                project = self.project_argument(project)
+                continue
+            found = self.time_range(i, token)
+            if found is not None:
+                words = " ".join(self.tokens[i : self.pos])
+                if range_words is not None:
+                    raise _Problem(f"two time ranges, `{_shown(range_words)}` and `{_shown(words)}`; give one.")
+                if found[0] is None:
+                    raise _Problem("a chart needs a time range, e.g. `last 30d` (at most 366 days).")
+                time_range, range_words = found[0], words
+                continue
+            self.bare_word(i, token, vocabulary, "`stats`")
+            if graph is not None:
+                raise _Problem(
+                    f"two graphs, `{_shown(graph)}` and `{_shown(token)}`; give one name or a pattern like `prod-*`."
+                )
+            graph = token
+        return Stats(
+            range=time_range if time_range is not None else TimeRange.last(DEFAULT_STATS_SPAN),
+            graph=graph,
+            project=project,
+            chart=chart or "daily",
+            public=public,
+        )
+
+    def digest(self) -> Digest | DigestOff | DigestShow:
+        if not self.more():
+            return DigestShow()
+        first = self.take().lower()
+        if first in ("off", "stop", "none"):
+            self.nothing_more(f"digest {first}")
+            return DigestOff()
+        example = "e.g. `/gesjobs digest daily 09:00` or `/gesjobs digest weekly mon 09:00`"
+        weekday: int | None = None
+        if first == "weekly":
+            day = (self.peek_lower() or "")[:3]
+            if day not in _WEEKDAYS:
+                raise _Problem(f"`weekly` needs a day, {example}.")
+            self.pos += 1
+            weekday = _WEEKDAYS.index(day)
+        elif first != "daily":
+            raise _Problem(f"a digest is `daily` or `weekly`, {example}; `/gesjobs digest off` stops it.")
+        if not self.more():
+            raise _Problem(f"at what time? {example}.")
+        clock = self.take()
+        m = _CLOCK_RE.fullmatch(clock)
+        if not m:
+            raise _Problem(f"`{_shown(clock)}` isn't a time of day; write it as `09:00` (24-hour, your time zone).")
+        always = False
+        while self.more():
+            word = self.take().lower()
+            if word != "always":
+                raise _Problem(f"unknown word `{_shown(word)}`; a digest takes only `always` after its time.")
+            always = True
+        return Digest(time(int(m.group(1)), int(m.group(2))), weekday, always)
+
     # -- subscriptions and mutes --------------------------------------------------------------
     def subscribe(self) -> Subscribe:
         pattern: str | None = None
@@ -1020,6 +1211,25 @@ def command_text(command: Command) -> str:
         return f"unmute {_pattern_text(command.pattern)}"
     if isinstance(command, Status):
         return "status"
+    if isinstance(command, Stats):
+        words = ["stats", command.range.describe()]
+        if command.graph is not None:
+            words.append(f"graph {command.graph}")
+        if command.project is not None:
+            words.append(f"project {command.project}")
+        if command.chart == "graphs":
+            words.append("by graph")
+        elif command.chart == "durations":
+            words.append("duration")
+        if command.public:
+            words.append("public")
+        return " ".join(words)
+    if isinstance(command, Digest):
+        return f"digest {command.schedule}" + (" always" if command.always else "")
+    if isinstance(command, DigestOff):
+        return "digest off"
+    if isinstance(command, DigestShow):
+        return "digest"
     return "help" if command.topic is None else f"help {command.topic}"
 
 

@@ -8,7 +8,7 @@ decides how). It is pure bookkeeping: the clock is passed in, nothing is awaited
 
 from __future__ import annotations
 
-import time
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +30,8 @@ class Admission:
 
     def sentence(self, per_user: int, overall: int, window_s: float) -> str:
         """Why the question was not sent to GES, for the asker."""
-        wait = max(1, round(self.retry_after_s + 0.5))
+        # Whole seconds, rounded up: asked again after that many, the question is live.
+        wait = max(1, math.ceil(self.retry_after_s))
         minute = "minute" if window_s == 60 else f"{window_s:g} s"
         if self.limit == "user":
             who = f"you have asked GES {per_user} times in the last {minute}"
@@ -42,12 +43,11 @@ class Admission:
 class LiveQueryLimiter:
     """At most ``per_user`` live questions per person and ``overall`` in all, per ``window_s``.
 
+    ``clock`` gives seconds that only go forward (the shell hands in ``time.monotonic``).
     0 means no limit of that kind. :meth:`admit` records an admitted question; a refused one costs
     nothing (so a person who keeps asking is not locked out for longer)."""
 
-    def __init__(
-        self, per_user: int, overall: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, per_user: int, overall: int, *, clock: Callable[[], float], window_s: float = 60.0) -> None:
         if per_user < 0 or overall < 0 or window_s <= 0:
             raise ValueError("limits must be 0 or more and the window positive")
         self.per_user = per_user

@@ -323,7 +323,10 @@ class QueryRunner:
             state = await self.services.store.poll_state(alias)
         except StoreError:
             return None
-        last = state.last_success_at if state is not None else None
+        if state is None or state.baselined_at is None:
+            # No whole picture yet: a first poll cut short by its budget succeeded all the same.
+            return None
+        last = state.last_success_at
         now = self._clock()
         if last is None or now - last > self.fresh_within:
             return None

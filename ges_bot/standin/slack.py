@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,6 +55,7 @@ __all__ = [
     "Fault",
     "RateLimit",
     "SlackStandIn",
+    "StoredFile",
     "User",
     "signed_command_request",
     "signed_interaction_request",
@@ -67,7 +69,7 @@ JSONDict = dict[str, Any]
 T = TypeVar("T")
 
 # Form fields Slack accepts as JSON strings (slack_sdk sends them as objects in JSON bodies).
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "files")
 _MAX_BLOCKS = 50
 _MAX_TEXT = 40_000
 # Methods that take an app-level (xapp-) token rather than a bot token.
@@ -171,6 +173,22 @@ class Ack:
 
 
 @dataclass(slots=True)
+class StoredFile:
+    """A file uploaded with the external flow. ``content`` is set once its bytes arrive at the
+    upload URL; ``complete`` once ``files.completeUploadExternal`` names it (only then may an
+    image block show it). ``channels`` stays empty for a private upload."""
+
+    id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    complete: bool = False
+    title: str | None = None
+    alt_txt: str | None = None
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
 class _ResponseUrl:
     id: str
     created: float
@@ -226,6 +244,7 @@ class SlackStandIn:
         response_url_ttl: float = 30 * 60,
         response_url_max_posts: int = 5,
         base_url: str | None = None,
+        files_dir: str | None = None,
     ) -> None:
         self.bot_tokens: set[str] = set(bot_tokens)
         self.app_tokens: set[str] = set(app_tokens)
@@ -252,6 +271,13 @@ class SlackStandIn:
         #: Where the stand-in is served (``http://127.0.0.1:PORT``); needed to make response URLs.
         #: Learnt from the first request if not set.
         self.base_url = base_url
+        #: Uploaded files by id (``F…``).
+        self.files: dict[str, StoredFile] = {}
+        #: When set, every completed upload is also written there as ``{id}-{filename}`` (the demo
+        #: shows where its charts are).
+        self.files_dir = files_dir
+        #: Paths written to ``files_dir``, in upload order.
+        self.written_files: list[str] = []
 
         self.calls: list[Call] = []
         self.acks: list[Ack] = []
@@ -277,6 +303,8 @@ class SlackStandIn:
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/response/{rid}", self._response_post, methods=["POST"]),
+                Route("/upload/{file_id}", self._upload_post, methods=["POST"]),
+                Route("/_standin/files/{file_id}", self._ctl_file, methods=["GET"]),
                 WebSocketRoute("/socket", self._socket),
                 Route("/_standin/calls", self._ctl_calls, methods=["GET", "DELETE"]),
                 Route("/_standin/faults", self._ctl_faults, methods=["GET", "POST", "DELETE"]),
@@ -757,6 +785,30 @@ class SlackStandIn:
             raise _Answer("msg_too_long")
         if blocks is not None and (not isinstance(blocks, list) or len(blocks) > _MAX_BLOCKS):
             raise _Answer("invalid_blocks")
+        if isinstance(blocks, list) and not self._images_ok(blocks):
+            raise _Answer("invalid_blocks")
+
+    def _images_ok(self, blocks: list[Any]) -> bool:
+        """Whether every image block is well-formed and shows a file the stand-in holds, complete
+        (Slack answers ``invalid_blocks`` for an image naming a file it cannot find)."""
+        for block in blocks:
+            if not isinstance(block, dict) or block.get("type") != "image":
+                continue
+            slack_file = block.get("slack_file")
+            if slack_file is None:
+                if not isinstance(block.get("image_url"), str):
+                    return False
+                continue
+            if not isinstance(slack_file, dict) or ("id" in slack_file) == ("url" in slack_file):
+                return False
+            if "image_url" in block or not isinstance(block.get("alt_text"), str):
+                return False
+            file_id = slack_file.get("id")
+            if file_id is not None:
+                stored = self.files.get(str(file_id))
+                if stored is None or not stored.complete:
+                    return False
+        return True
 
     def _next_ts(self) -> str:
         micros = max(int(time.time() * 1_000_000), self._last_ts + 1)
@@ -775,6 +827,8 @@ class SlackStandIn:
         blocks = view.get("blocks", [])
         if not isinstance(blocks, list) or len(blocks) > 100:
             raise _Answer("invalid_arguments")
+        if not self._images_ok(blocks):
+            raise _Answer("invalid_blocks")
         return {
             "id": f"V{next(self._ids):08d}",
             "team_id": self.team_id,
@@ -942,6 +996,96 @@ class SlackStandIn:
         channel = self._dm(self._user(users[0]).id)
         return {"channel": {"id": channel.id}}
 
+    def _chat_get_permalink(self, params: JSONDict, request: Request) -> JSONDict:
+        raw = params.get("channel")
+        cid = self._channel_id(raw) if isinstance(raw, str) else None
+        if cid is None:
+            raise _Answer("channel_not_found")
+        ts = params.get("message_ts")
+        if not any(m["ts"] == ts for m in self._history.get(cid, [])):
+            raise _Answer("message_not_found")
+        assert isinstance(ts, str)
+        return {"channel": cid, "permalink": f"https://{self.team}.slack.com/archives/{cid}/p{ts.replace('.', '')}"}
+
+    def _files_get_upload_url_external(self, params: JSONDict, request: Request) -> JSONDict:
+        filename = params.get("filename")
+        length = _int(params.get("length"), -1)
+        if not isinstance(filename, str) or not filename or length <= 0:
+            raise _Answer("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = StoredFile(file_id, filename, length, alt_txt=_str_or_none(params.get("alt_txt")))
+        base = str(request.base_url).rstrip("/")
+        return {"upload_url": f"{base}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: JSONDict, request: Request) -> JSONDict:
+        items = params.get("files")
+        if not isinstance(items, list) or not items:
+            raise _Answer("invalid_arguments")
+        channels: list[str] = []
+        for raw in (params.get("channel_id"), *str(params.get("channels") or "").split(",")):
+            if isinstance(raw, str) and raw.strip():
+                channels.append(self._postable({"channel": raw.strip()}).id)
+        done: list[StoredFile] = []
+        for item in items:
+            stored = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if stored is None or stored.content is None:
+                # Slack refuses to complete a file whose bytes never arrived.
+                raise _Answer("file_not_found")
+            done.append(stored)
+        for item, stored in zip(items, done, strict=True):
+            stored.complete = True
+            stored.title = _str_or_none(item.get("title")) or stored.filename
+            stored.channels = tuple(channels)
+            self._keep_on_disk(stored)
+        return {"files": [self._file_json(f) for f in done]}
+
+    def _file_json(self, stored: StoredFile) -> JSONDict:
+        return {
+            "id": stored.id,
+            "name": stored.filename,
+            "title": stored.title,
+            "mimetype": "image/png" if stored.filename.endswith(".png") else "application/octet-stream",
+            "size": stored.length,
+            "is_public": False,
+            "channels": list(stored.channels),
+            "url_private": f"{self._base()}/_standin/files/{stored.id}",
+        }
+
+    def _keep_on_disk(self, stored: StoredFile) -> None:
+        if self.files_dir is None or stored.content is None:
+            return
+        folder = Path(self.files_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stored.filename)
+        path = folder / f"{stored.id}-{safe}"
+        path.write_bytes(stored.content)
+        self.written_files.append(str(path))
+
+    async def _upload_post(self, request: Request) -> Response:
+        """The upload URL of ``files.getUploadURLExternal``: takes the bytes once, of the announced length."""
+        file_id = request.path_params["file_id"]
+        body = await request.body()
+        stored = self.files.get(file_id)
+        status, text = 200, f"OK - {len(body)}"
+        if stored is None:
+            status, text = 404, "no_such_upload"
+        elif stored.content is not None:
+            status, text = 400, "already_uploaded"
+        elif len(body) != stored.length:
+            status, text = 400, "length_mismatch"
+        else:
+            stored.content = body
+        answer: JSONDict = {"ok": status == 200, "file_id": file_id, "bytes": len(body)}
+        if status != 200:
+            answer["error"] = text
+        self.calls.append(Call("files.upload_url", {"file_id": file_id}, datetime.now(UTC), status, answer))
+        return PlainTextResponse(text, status_code=status)
+
+    def file_content(self, file_id: str) -> bytes | None:
+        """The bytes of an uploaded file, or ``None``."""
+        stored = self.files.get(file_id)
+        return stored.content if stored is not None else None
+
     def _apps_connections_open(self, params: JSONDict, request: Request) -> JSONDict:
         ticket = uuid.uuid4().hex
         self._tickets.add(ticket)
@@ -973,6 +1117,9 @@ class SlackStandIn:
             return self._record_response(rid, params, 400, "invalid_payload")
         if not payload.get("text") and not payload.get("blocks") and not payload.get("delete_original"):
             return self._record_response(rid, params, 400, "no_text")
+        blocks = payload.get("blocks")
+        if isinstance(blocks, list) and not self._images_ok(blocks):
+            return self._record_response(rid, params, 400, "invalid_blocks")
         target.posts.append(payload)
         return self._record_response(rid, params, 200, "ok")
 
@@ -986,6 +1133,12 @@ class SlackStandIn:
         return PlainTextResponse(text, status_code=status, headers=dict(headers or {}))
 
     # -- control API --------------------------------------------------------------------------
+    async def _ctl_file(self, request: Request) -> Response:
+        stored = self.files.get(request.path_params["file_id"])
+        if stored is None or stored.content is None:
+            return PlainTextResponse("file_not_found", status_code=404)
+        return Response(stored.content, media_type="image/png" if stored.filename.endswith(".png") else None)
+
     async def _ctl_calls(self, request: Request) -> Response:
         if request.method == "DELETE":
             self.reset()
@@ -1109,15 +1262,22 @@ _METHODS: dict[str, _Method] = {
     "chat.postMessage": SlackStandIn._chat_post_message,
     "chat.update": SlackStandIn._chat_update,
     "chat.postEphemeral": SlackStandIn._chat_post_ephemeral,
+    "chat.getPermalink": SlackStandIn._chat_get_permalink,
     "views.open": SlackStandIn._views_open,
     "views.update": SlackStandIn._views_update,
     "views.publish": SlackStandIn._views_publish,
     "users.info": SlackStandIn._users_info,
     "conversations.info": SlackStandIn._conversations_info,
-    "users.conversations": SlackStandIn._users_conversations,
     "conversations.open": SlackStandIn._conversations_open,
+    "users.conversations": SlackStandIn._users_conversations,
     "apps.connections.open": SlackStandIn._apps_connections_open,
+    "files.getUploadURLExternal": SlackStandIn._files_get_upload_url_external,
+    "files.completeUploadExternal": SlackStandIn._files_complete_upload_external,
 }
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _int(value: object, default: int) -> int:

@@ -19,6 +19,8 @@ Guarantees every implementation gives:
 - ``mark_sent``, ``mark_retry`` and ``mark_dead`` given a ``worker`` are *fenced*: they change
   the row only while it is pending and claimed by that worker, and say whether they did, so a
   worker whose claim ran out cannot undo what the row's new holder did.
+- ``renew_claims`` extends only claims the worker still holds: a worker that stalled past its
+  lease and lost a row to another worker cannot take it back by renewing.
 - ``mark_sent`` writes an alert's thread replies as outbox rows in the same transaction, so a
   message marked sent never loses the replies that continue it.
 """
@@ -31,6 +33,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ges_bot.domain import Delivery, EventKind, Job, JobEvent, Mute, MutedDelivery, Subscription
+from ges_bot.schedule import DigestSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,32 @@ class Health:
     broken_subscriptions: tuple[Subscription, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """A digest waiting to be sent (or sent): one per channel and period."""
+
+    id: int
+    channel: str
+    period: str
+    due_at: datetime
+    since: datetime
+    schedule: DigestSchedule
+    state: str
+    attempts: int
+    created_at: datetime
+    ts: str | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+class DigestState:
+    PENDING = "pending"
+    SENT = "sent"
+    #: Nothing ran and the schedule is not ``always``: nothing was posted.
+    QUIET = "quiet"
+    DEAD = "dead"
+
+
 class Leases(Protocol):
     """Coordination between replicas: named leases with a time to live."""
 
@@ -288,8 +317,19 @@ class SubscriptionStore(SubscriptionReader, Protocol):
 class OutboxStore(SubscriptionReader, Protocol):
     """What the delivery worker (``notify.delivery``) claims, records and follows up."""
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``."""
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
+    ) -> list[OutboxItem]:
+        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``. With
+        ``per_channel``: at most that many (the oldest due) of each channel, and none of a channel
+        in which another worker holds a live claim; rows of the ``busy`` channels are left alone."""
         ...
 
     async def mark_sent(
@@ -309,6 +349,14 @@ class OutboxStore(SubscriptionReader, Protocol):
         ``replies`` (each a row carrying this row's delivery) — claimed by ``worker`` for
         ``lease_seconds`` when both are given, else due at once. With ``worker`` this applies only
         while the row is pending and claimed by that worker; otherwise nothing is written."""
+        ...
+
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """The heartbeat of a live worker: extend its claims on ``outbox_ids`` to ``now +
+        lease_seconds``. Only rows still pending and claimed by ``worker`` are renewed (a claim
+        another worker took, or a row settled meanwhile, is left alone); returns their ids."""
         ...
 
     async def mark_retry(
@@ -353,7 +401,45 @@ class QueryStore(Protocol):
     async def health(self, now: datetime) -> Health: ...
 
 
-class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, Protocol):
+class DigestStore(Protocol):
+    """Digests: schedules set from Slack and the digest outbox (``ges_bot.digests``)."""
+
+    async def digest_schedules(self, channel: str | None = None) -> list[DigestSchedule]:
+        """Digest schedules set from Slack (config-file ones are not stored)."""
+        ...
+
+    async def set_digest_schedule(self, schedule: DigestSchedule) -> DigestSchedule:
+        """Insert or replace the channel's schedule (one per channel)."""
+        ...
+
+    async def remove_digest_schedule(self, channel: str) -> int: ...
+
+    async def enqueue_digest(self, schedule: DigestSchedule, due_at: datetime, now: datetime) -> int | None:
+        """A pending digest row for the channel's period ending at ``due_at``, unless one exists
+        already (then ``None``: the unique (channel, period) key makes this once-only). Its
+        ``since`` is the previous digest's due time, or one period before ``due_at``."""
+        ...
+
+    async def claim_digests(
+        self, worker: str, now: datetime, lease_seconds: float, channel: str | None = None
+    ) -> list[DigestItem]:
+        """Due pending digests, leased to ``worker``; a row another worker holds is skipped."""
+        ...
+
+    async def finish_digest(
+        self, digest_id: int, worker: str, state: str, now: datetime, *, ts: str | None = None, error: str | None = None
+    ) -> bool:
+        """Record a claimed digest as sent / quiet / dead; fenced by ``worker`` like ``mark_sent``."""
+        ...
+
+    async def retry_digest(self, digest_id: int, worker: str, error: str, next_attempt_at: datetime) -> bool: ...
+
+    async def digests(self, channel: str) -> list[DigestItem]:
+        """The channel's digests, newest first (for tests and ``/gesjobs digest``)."""
+        ...
+
+
+class Store(WatchStore, SubscriptionStore, OutboxStore, QueryStore, DigestStore, Protocol):
     """Persistence for ges-bot: every caller's protocol at once, as the runtime holds it. All
     methods are coroutines; all datetimes are aware UTC; callers pass ``now``."""
 

@@ -50,6 +50,7 @@ from ges_bot.store.api import (
     TickCommit,
     TickResult,
 )
+from ges_bot.store.digest_sql import DigestQueries
 from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
 from ges_bot.store.tables import (
     job_events,
@@ -110,7 +111,7 @@ def _placed_between(
     return or_(and_(*within(end)), and_(end.is_(None), *within(begin)))
 
 
-class SqlStore:
+class SqlStore(DigestQueries):
     """The store on one database. Create it with :func:`open_store` (which migrates) or directly
     from a URL when the schema is known to be current."""
 
@@ -452,17 +453,47 @@ class SqlStore:
         async with self.transaction(write=True) as conn:
             return tuple([await self._insert_outbox(conn, d, now) for d in deliveries])
 
-    async def claim_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
+    ) -> list[OutboxItem]:
         if limit <= 0:
             return []
-        due = (
-            select(outbox.c.id)
-            .where(
-                outbox.c.state == OutboxState.PENDING,
-                outbox.c.next_attempt_at <= now,
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        o = outbox.c
+        conditions: list[ColumnElement[bool]] = [
+            o.state == OutboxState.PENDING,
+            o.next_attempt_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until < now),
+        ]
+        if busy:
+            conditions.append(o.channel.not_in(sorted(set(busy))))
+        candidates = None
+        if per_channel is not None:
+            # A channel another worker holds a live claim in is that worker's until it settles
+            # (it paces the channel; two workers posting to one channel would double its rate).
+            held = select(o.channel).where(
+                o.state == OutboxState.PENDING, o.claimed_by != worker, o.claimed_until >= now
             )
-            .order_by(outbox.c.id)
+            conditions.append(o.channel.not_in(held))
+            # The oldest due rows of each channel only: the rest stays unclaimed in the outbox, free
+            # for whoever has room when its turn comes (nothing is claimed a queue ahead of its post).
+            ranked = (
+                select(o.id, func.row_number().over(partition_by=o.channel, order_by=o.id).label("rank"))
+                .where(*conditions)
+                .subquery()
+            )
+            candidates = select(ranked.c.id).where(ranked.c.rank <= max(1, per_channel))
+        query = select(o.id).where(*conditions)
+        if candidates is not None:
+            query = query.where(o.id.in_(candidates))
+        due = (
+            query.order_by(o.id)
             .limit(limit)
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
             # SQLite ignores this; its BEGIN IMMEDIATE makes the whole claim a single writer.
@@ -592,6 +623,29 @@ class SqlStore:
                 posted_message_jobs.insert(),
                 [{"channel": posted.channel, "ts": posted.ts, "job_id": job_id} for job_id in job_ids],
             )
+
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        ids = sorted(set(outbox_ids))
+        renewed: set[int] = set()
+        if not ids:
+            return renewed
+        until = now + timedelta(seconds=lease_seconds)
+        async with self.transaction(write=True) as conn:
+            for chunk in _chunks(ids):
+                stmt = (
+                    update(outbox)
+                    .where(
+                        outbox.c.id.in_(chunk),
+                        outbox.c.state == OutboxState.PENDING,
+                        outbox.c.claimed_by == worker,
+                    )
+                    .values(claimed_until=until)
+                    .returning(outbox.c.id)
+                )
+                renewed.update(int(i) for i in (await conn.execute(stmt)).scalars().all())
+        return renewed
 
     async def mark_retry(
         self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None

@@ -308,3 +308,48 @@ ops_incidents = Table(
     Column("resolution", Text),
     PrimaryKeyConstraint("kind", "subject"),
 )
+
+#: A channel's digest schedule set from Slack (``[[digests]]`` in the config file are not stored).
+digest_schedules = Table(
+    "digest_schedules",
+    metadata,
+    Column("channel", String(64), nullable=False),
+    Column("team", String(32)),
+    #: 0 = Monday … 6 = Sunday; ``NULL``: every day.
+    Column("weekday", Integer),
+    #: Minutes after local midnight.
+    Column("at_minute", Integer, nullable=False),
+    #: IANA zone of the subscriber, in which ``at_minute`` is read.
+    Column("tz", Text, nullable=False),
+    Column("always", Boolean, nullable=False),
+    Column("created_by", String(64)),
+    _time("created_at", nullable=False),
+    PrimaryKeyConstraint("channel"),
+)
+
+#: Digests to send: one row per channel and period (unique), so replicas and restarts send each
+#: digest once; claimed, retried and marked sent like the alert outbox, but built when sent.
+digest_outbox = Table(
+    "digest_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    #: ``daily 2026-11-30T09:00+08:00``: the schedule kind and the local due time.
+    Column("period", String(64), nullable=False),
+    _time("due_at", nullable=False),
+    #: Where the digest's period begins (the previous digest's due time).
+    _time("since", nullable=False),
+    #: The schedule as it was when the digest fell due (``{"weekday", "at_minute", "tz", "always"}``).
+    Column("schedule", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _time("created_at", nullable=False),
+    _time("next_attempt_at", nullable=False),
+    Column("claimed_by", Text),
+    _time("claimed_until"),
+    Column("last_error", Text),
+    Column("ts", String(32)),
+    _time("sent_at"),
+    UniqueConstraint("channel", "period"),
+    Index(None, "state", "next_attempt_at"),
+)

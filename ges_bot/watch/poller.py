@@ -147,21 +147,25 @@ finish is not chosen (the scans, each bounded, go on instead). ``bench/poll_cost
 Fast lane
 ---------
 Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 10 s) reads the end
-of the arrivals window: the page that holds the jobs begun last and, after them, room for new
-ones (a second page if more came). In an ascending order the jobs running now and those that just
+of the arrivals window: the rows of the jobs begun since the oldest running one (estimated at the
+window's rate; a page at least, 1,000 rows at most) and, after them, room for new ones (another
+request only if more came). In an ascending order the jobs running now and those that just
 ended sit there, so a job seen running that fails is alerted within seconds, and so is a job that
 began and ended since; a fast tick where nothing changed is one request and writes nothing. What
 it records moves the memories with it (the arrivals count the jobs new to the store, each status
 the jobs newly known in it: lower bounds still), so the next tick's probes stay cheap. Jobs it
 cannot see — begun before that page (long runs), or any job where GES's order does not put new
 jobs last (``head:*``, ``order:unsorted``), where dated listings leave running jobs out, or before
-the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. It runs under the same
-lease (replicas still poll a project once), never while a normal tick of the project runs, and
-not while the last one failed (the error stays until a normal tick succeeds).
+the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. Only the replica
+holding the poll lease runs it (renewing the lease: replicas still poll a project once), never
+while a normal tick of the project runs, and not while the last one failed (the error stays until
+a normal tick succeeds).
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
-means the tick is skipped. The lease is renewed each tick and left to expire, so one replica
-stays the poller while it lives; ``release()`` gives it up (shutdown, ``ges-bot poll --once``).
+means the tick is skipped. The lease is short (the claim lease, 15 s by default); it is renewed
+each tick and, between ticks, by the runtime's heartbeat (``renew_lease``), so one replica stays
+the poller while it lives and another takes over within a lease and one poll interval after it
+dies; ``release()`` gives it up at once (shutdown, ``ges-bot poll --once``).
 """
 
 from __future__ import annotations
@@ -177,6 +181,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from ges_bot import faultpoints
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
 from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
@@ -226,6 +231,8 @@ _UNSORTED = "order:unsorted"
 #: The fast lane's page starts this share of a page before the end of what is known: most of it
 #: holds the jobs begun last, the rest is room for new ones (more: a second page).
 _FAST_HEADROOM = 0.2
+#: The most rows the fast lane asks for at once (to reach back to the oldest running job).
+_FAST_MAX_LIMIT = 1000
 #: Ticks the full listing is kept to before the cheap path is tried again.
 _UNSORTED_TICKS = 60
 #: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
@@ -494,6 +501,8 @@ class Poller:
         self.monotonic = monotonic
         self.baseline_batch_pages = max(1, baseline_batch_pages)
         self._ticking = asyncio.Lock()
+        #: Whether the last attempt to take or renew the poll lease succeeded (renew_lease renews it).
+        self.holds_lease = False
 
     def budget(self) -> TickBudget:
         """A fresh budget for one tick, starting now."""
@@ -505,7 +514,17 @@ class Poller:
 
     async def release(self) -> None:
         """Give up the poll lease (so another replica may poll at once)."""
+        self.holds_lease = False
         await self.store.release_lease(self.lease_name, self.replica)
+
+    async def renew_lease(self) -> bool:
+        """The heartbeat: renew the poll lease if this replica holds it (never take it from
+        another). Returns whether it is still held."""
+        if self.holds_lease:
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, self.clock(), self.lease_ttl.total_seconds()
+            )
+        return self.holds_lease
 
     async def tick(self, *, dry_run: bool = False) -> TickReport:
         """One poll: fetch → diff → route → commit. Raises on GES or store errors (nothing is
@@ -514,11 +533,13 @@ class Poller:
         now = self.clock()
         started = time.monotonic()
         sent_before = self.client.requests_sent
-        if not dry_run and not await self.store.try_lease(
-            self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
-        ):
-            POLL_TICKS.labels(self.alias, "skipped").inc()
-            return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
+        if not dry_run:
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+            )
+            if not self.holds_lease:
+                POLL_TICKS.labels(self.alias, "skipped").inc()
+                return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
         try:
             # One tick at a time per project in this process: the fast lane waits its turn.
             async with self._ticking:
@@ -554,7 +575,11 @@ class Poller:
         now = self.clock()
         skipped = TickReport(project=self.alias, at=now, skipped=True)
         client = self.client
-        if self._ticking.locked() or (isinstance(client, Calibrating) and (not client.calibrated or client.stale)):
+        if (
+            not self.holds_lease
+            or self._ticking.locked()
+            or (isinstance(client, Calibrating) and (not client.calibrated or client.stale))
+        ):
             return skipped
         sent_before = client.requests_sent
         started = time.monotonic()
@@ -578,7 +603,11 @@ class Poller:
                 or not any(p.kind == "arrivals" and p.query.start_date == start for p in plan)
             ):
                 return skipped
-            if not await self.store.try_lease(self.lease_name, self.replica, now, self.lease_ttl.total_seconds()):
+            # Only the replica that polls the project looks between its ticks (and renews it).
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+            )
+            if not self.holds_lease:
                 return skipped
             try:
                 report = await self._fast(now, cursor, start, key, known_count)
@@ -591,11 +620,20 @@ class Poller:
         budget = self.budget()
         query = ListQuery(start_date=start)
         # The last rows already known (jobs begun lately: the running ones, and those that just
-        # ended) and room for the new ones after them.
-        offset = max(0, known - self.page_size + int(self.page_size * _FAST_HEADROOM))
+        # ended) and room for the new ones after them: as many rows as began since the oldest
+        # active job did (at the window's rate), so that one request reaches back to it.
+        limit = self.page_size
+        active = await self.store.active_snapshots(self.alias)
+        begins = [(s.job.begin_time or s.first_seen) for s in active.values()]
+        window_s = (now - datetime.combine(start, datetime.min.time(), UTC)).total_seconds()
+        if begins and window_s > 0:
+            since_oldest = max(0.0, (now - min(begins)).total_seconds())
+            wanted = int(known * since_oldest / window_s * 1.25) + int(self.page_size * _FAST_HEADROOM)
+            limit = max(self.page_size, min(wanted, _FAST_MAX_LIMIT))
+        offset = max(0, known - limit + int(self.page_size * _FAST_HEADROOM))
         rows: list[Job] = []
         while budget.reserve(1):
-            page = await self.client.list_page(query, offset, self.page_size)
+            page = await self.client.list_page(query, offset, limit)
             rows.extend(page.jobs)
             offset += page.size
             if not page.size or page.job_count is None or offset >= page.job_count:
@@ -787,6 +825,7 @@ class Poller:
                 partial=partial,
                 degraded=degraded,
             ), tick
+        await faultpoints.reached("poll.tick")
         commit = await self.store.commit_tick(
             TickResult(
                 project=self.alias,

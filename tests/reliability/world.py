@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ JOB_NAMES: tuple[str, ...] = ("ImportGraph", "ExportGraph", "BuildIndex")
 #: GES status → the subscription word that asks for it.
 _WORD = {"failed": "failed", "partiallyFailed": "partial", "success": "success"}
 _JOB_ID_FIELD = re.compile(r"\*Job id\*\n`([^`]+)`")
+#: The replicas' claim lease (GES_BOT_CLAIM_LEASE): short, so that failover happens within a test.
+CLAIM_LEASE_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def bot_env(
         GES_BOT_GES_TIMEOUT="2",
         GES_BOT_GES_RETRIES="2",
         GES_BOT_SLACK_TIMEOUT="2",
-        GES_BOT_DELIVERY_LEASE="8",
+        GES_BOT_CLAIM_LEASE=str(CLAIM_LEASE_S),
         SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack.api_url,
@@ -186,6 +189,8 @@ class Workload:
     rng: random.Random
     graphs: tuple[str, ...] = GRAPHS
     finished: dict[str, PlannedJob] = field(default_factory=dict)
+    #: When each job reached its terminal status (wall clock, like the stand-in's call times).
+    finished_at: dict[str, datetime] = field(default_factory=dict)
     active: list[PlannedJob] = field(default_factory=list)
     pending: list[PlannedJob] = field(default_factory=list)
     waves: int = 0
@@ -218,9 +223,11 @@ class Workload:
         new (pending) jobs and add ``direct`` jobs already finished. Returns transitions made."""
         done = self.active[:finish]
         self.active = self.active[finish:]
+        now = datetime.now(UTC)
         for job in done:
             self._patch(job, job.final)
             self.finished[job.job_id] = job
+            self.finished_at[job.job_id] = now
         for job in self.pending:
             self._patch(job, "running")
         self.active.extend(self.pending)
@@ -230,6 +237,7 @@ class Workload:
         self._add(instant, None)
         for job in instant:
             self.finished[job.job_id] = job
+            self.finished_at[job.job_id] = now
         self.waves += 1
         return len(done) + len(instant)
 
@@ -277,6 +285,19 @@ def _texts(node: Any) -> Iterable[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _texts(item)
+
+
+def arrivals(slack: SlackStandIn) -> dict[tuple[str, str], datetime]:
+    """When each (channel, job id) first appeared in a ``chat.postMessage`` Slack accepted."""
+    first: dict[tuple[str, str], datetime] = {}
+    for call in slack.calls:
+        if call.method != "chat.postMessage" or not call.ok:
+            continue
+        channel = str(call.answer.get("channel") or call.params.get("channel"))
+        for text in _texts(call.params.get("blocks") or []):
+            for job_id in _JOB_ID_FIELD.findall(text):
+                first.setdefault((channel, job_id), call.at)
+    return first
 
 
 def delivered_alerts(slack: SlackStandIn) -> Counter[tuple[str, str]]:
@@ -331,23 +352,20 @@ async def settle(
     timeout: float,
     quiet: float = 2.0,
 ) -> Tally:
-    """Wait until every expected alert has arrived — or until nothing is left to send (no pending
-    outbox row, no new message for ``quiet`` seconds), or ``timeout`` — then ``quiet`` seconds
-    more, so that a late duplicate would still be counted."""
+    """Wait until every expected alert has arrived and no outbox row is pending any more — or
+    until nothing is left to send (no pending row, no new Slack call for ``quiet`` seconds), or
+    ``timeout``. No pending row is the positive signal that nothing more will be posted: a late
+    duplicate (a re-post after a lost claim) comes from a pending row, so it is counted."""
     deadline = time.monotonic() + timeout
     last_count, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
-        if expected <= set(delivered_alerts(slack)):
-            break
         count = len(slack.calls)
         if count != last_count:
             last_count, last_change = count, time.monotonic()
-        elif time.monotonic() - last_change > quiet:
-            pending = await db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'")
-            if pending[0]["n"] == 0:
-                break
+        pending = (await db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'"))[0]["n"]
+        if pending == 0 and (expected <= set(delivered_alerts(slack)) or time.monotonic() - last_change > quiet):
+            break
         await asyncio.sleep(0.25)
-    await asyncio.sleep(quiet)
     return tally(slack, expected)
 
 

@@ -63,6 +63,19 @@ def shared() -> Iterator[None]:
         os.close(fd)
 
 
+def _lock_by(fd: int, deadline: float, timed_out: str) -> None:
+    """Lock ``fd`` exclusively, trying until ``deadline`` (``time.monotonic``): flock has no
+    timeout of its own, and a blocking call could not be given up."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(timed_out) from None
+            time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def exclusive(timeout: float = 300.0) -> Iterator[None]:
     """Held while PostgreSQL is stopped on purpose; waits up to ``timeout`` for the others."""
@@ -70,22 +83,8 @@ def exclusive(timeout: float = 300.0) -> Iterator[None]:
     intent = _open(INTENT_PATH)
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another test held {INTENT_PATH} for {timeout:.0f}s") from None
-                time.sleep(0.2)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"other tests kept using PostgreSQL for {timeout:.0f}s ({LOCK_PATH})") from None
-                time.sleep(0.2)
+        _lock_by(intent, deadline, f"another test held {INTENT_PATH} for {timeout:.0f}s")
+        _lock_by(fd, deadline, f"other tests kept using PostgreSQL for {timeout:.0f}s ({LOCK_PATH})")
         _State.held_exclusively = True
         yield
     finally:

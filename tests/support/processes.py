@@ -1,6 +1,6 @@
 """Run real ``ges-bot run`` processes for tests: start, wait for ``/healthz``, stop, kill -9, read logs.
 
-Owns the subprocess side of the multi-process tests (``tests/test_runtime.py``,
+Owns the subprocess side of the multi-process tests (``tests/test_runtime.py`` and its kin,
 ``tests/reliability/``): a clean environment (nothing from the developer's own ``GES_*``, ``SLACK_*``
 or ``HUAWEICLOUD_*`` variables leaks in), a free HTTP port per bot, stderr captured to a file, and
 teardown that never leaves a process behind. It knows nothing of what a scenario checks.
@@ -24,16 +24,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
+from ges_bot.standin.slack import DEFAULT_BOT_TOKEN, SlackStandIn
 from tests.support.asgi import free_port
+from tests.support.emulator import EmulatorHandle
 
-__all__ = ["BotFleet", "BotProcess", "base_env", "bot_fleet"]
+__all__ = ["SIGNING_SECRET", "BotFleet", "BotProcess", "base_env", "bot_env", "bot_fleet", "wait_for_json"]
 
 #: Variables a bot may inherit from the test process; everything else is set explicitly.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT", "TZ")
@@ -49,6 +51,46 @@ def base_env(**values: str) -> dict[str, str]:
     env["GES_BOT_HTTP_HOST"] = "127.0.0.1"
     env.update(values)
     return env
+
+
+#: The Slack signing secret :func:`bot_env` gives a bot (tests sign their requests with it).
+SIGNING_SECRET = "test-signing-secret"
+
+
+def bot_env(emu: EmulatorHandle, slack: SlackStandIn, database: Path, **extra: str) -> dict[str, str]:
+    """:func:`base_env` for a bot in HTTP mode that polls ``emu`` (AK/SK, no retries, 2 s per GES
+    request) every 0.3 s, posts to ``slack`` and keeps its records in the SQLite file ``database``;
+    ``extra`` adds or overrides variables."""
+    return base_env(
+        **{
+            "GES_ENDPOINT": emu.url,
+            "GES_PROJECT_ID": emu.project_id,
+            "HUAWEICLOUD_SDK_AK": emu.ak,
+            "HUAWEICLOUD_SDK_SK": emu.sk,
+            "GES_BOT_DATABASE_URL": f"sqlite:///{database}",
+            "GES_BOT_POLL_INTERVAL": "0.3",
+            "GES_BOT_GES_TIMEOUT": "2",
+            "GES_BOT_GES_RETRIES": "0",
+            "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            **extra,
+        }
+    )
+
+
+async def wait_for_json(url: str, check: Callable[[Any], Any], timeout: float = 15.0) -> dict[str, Any]:
+    """GET ``url`` until its JSON satisfies ``check`` (another process's state has no signal to
+    wait on but its answers); fails after ``timeout`` seconds naming the last answer."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            body = (await client.get(url)).json()
+            if check(body):
+                return dict(body)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} never satisfied the check: {body}")
+            await asyncio.sleep(0.1)
 
 
 @dataclass
