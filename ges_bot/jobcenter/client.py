@@ -360,8 +360,9 @@ class JobCenterClient:
             # Where ListQuery.params puts it: after graph_name, before the dates.
             at = 1 if wire_query.graph_name is not None else 0
             params.insert(at, ("status", send_status))
-        params += [("offset", str(wire_off)), ("limit", str(limit))]
-        body = await self._get_json(f"{self._prefix}/graphs/jobs", params)
+        body = await self._get_json(
+            f"{self._prefix}/graphs/jobs", [*params, ("offset", str(wire_off)), ("limit", str(limit))]
+        )
         naive = naive_times(body)
         if naive is not None and reading.times != ("naive" if naive else "aware"):
             self._learn(replace(self.reading, times="naive" if naive else "aware"), "the times GES writes")
@@ -369,7 +370,18 @@ class JobCenterClient:
             count, rows = parse_job_list(body, self.reading.naive_offset)
         except ResponseError as exc:
             raise ResponseError(f"GES's job list (offset {offset}) could not be read: {exc}") from None
-        rows = rows[skip:]
+        if skip and len(rows) >= limit:
+            # A GES counting pages answered the page holding ``offset``; the rest of the jobs from
+            # there are on the next page (asked for only when this one is full: a tail probe
+            # past the end of the list costs one request).
+            following = await self._get_json(
+                f"{self._prefix}/graphs/jobs", [*params, ("offset", str(wire_off + 1)), ("limit", str(limit))]
+            )
+            try:
+                rows += parse_job_list(following, self.reading.naive_offset)[1]
+            except ResponseError as exc:
+                raise ResponseError(f"GES's job list (offset {offset}) could not be read: {exc}") from None
+        rows = rows[skip : skip + limit]
         jobs = rows
         if query.status is not None:
             wanted = _answered_as(query.status)

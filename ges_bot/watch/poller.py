@@ -1384,9 +1384,7 @@ class _TickWork:
             scan.pass_offset = at + len(rows)
             if fresh:
                 scan.pass_anchor = _anchor(fresh[-1])
-            # A short page is the end — unless it stops at a page boundary: a GES counting pages
-            # answers a resumed offset with the rest of its page only.
-            if (len(rows) < step and scan.pass_offset % step) or not fresh:
+            if len(rows) < step or not fresh:
                 if first is None:
                     # A pass resumed without page 1: read it now, for the jobs ahead of the pass.
                     first = await self._page(query, 0)
