@@ -184,7 +184,7 @@ from typing import Protocol, runtime_checkable
 from ges_bot import faultpoints
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
-from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
+from ges_bot.domain import ACTIVE_STATUSES, Job, JobEvent, QueryStatus, Subscription
 from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError, UnusableAnswerError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
@@ -879,6 +879,9 @@ class _TickWork:
         #: Everything diff will look at (duplicates allowed: diff keeps the latest state).
         self.jobs: list[Job] = []
         self.known: dict[str, Snapshot] = {}
+        #: The status the store knew of every job looked up this tick (``known`` keeps the whole
+        #: snapshot only while a job may go to diff: a whole read of a window holds no snapshots).
+        self.status_of: dict[str, str] = {}
         self.looked_up: set[str] = set()
         self.active: dict[str, Snapshot] = {}
         self.scans: list[_Scan] = []
@@ -1012,8 +1015,18 @@ class _TickWork:
         async with self._lookup:
             wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
             # However many ids: the store splits them to stay under the database's parameter cap.
-            self.known.update(await self.p.store.snapshots(self.p.alias, wanted))
+            found = await self.p.store.snapshots(self.p.alias, wanted)
+            self.known.update(found)
+            self.status_of.update((i, snap.job.status) for i, snap in found.items())
             self.looked_up.update(wanted)
+
+    def _forget(self, jobs: Sequence[Job], kept: int) -> None:
+        """Drop the snapshots of the page's jobs that do not go to diff (``self.jobs[kept:]`` are
+        those that do): memory holds a page of them, not a window; their status stays known."""
+        going = {j.job_id for j in self.jobs[kept:]}
+        for job in jobs:
+            if job.job_id not in going and job.job_id not in self.active:
+                self.known.pop(job.job_id, None)
 
     # --- strategies ---
 
@@ -1461,17 +1474,25 @@ class _TickWork:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
         Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
+        kept = len(self.jobs)
+        try:
+            self._note_known(scan, jobs)
+        finally:
+            self._forget(jobs, kept)
+
+    def _note_known(self, scan: _Scan, jobs: Sequence[Job]) -> None:
+        # By the status the store knew (``status_of``): a snapshot may have been let go of.
         if scan.status == _ANY:
             for job in jobs:
                 scan.seen.add(job.job_id)
                 scan.saw_active = scan.saw_active or job.is_active
-                prev = self.known.get(job.job_id)
-                if prev is None:
+                before = self.status_of.get(job.job_id)
+                if before is None:
                     scan.new_ids.add(job.job_id)
                     self.jobs.append(job)
-                elif prev.job.status != job.status:
+                elif before != job.status:
                     self.jobs.append(job)
-                    if self.window_excludes_active and prev.job.is_active:
+                    if self.window_excludes_active and before in ACTIVE_STATUSES:
                         # A date filter on the end time: a job enters the window when it ends.
                         scan.new_ids.add(job.job_id)
             return
@@ -1481,11 +1502,11 @@ class _TickWork:
                 self.jobs.append(job)
                 continue
             scan.seen.add(job.job_id)
-            prev = self.known.get(job.job_id)
-            if prev is None or prev.job.status != scan.status:
+            before = self.status_of.get(job.job_id)
+            if before is None or before != scan.status:
                 scan.new_ids.add(job.job_id)
                 self.jobs.append(job)
-            if prev is None:
+            if before is None:
                 self.window_new.add(job.job_id)
 
     async def _follow_vanished(self) -> None:
@@ -1574,6 +1595,10 @@ class _TickWork:
 
     async def diff(self, *, baseline: bool) -> DiffResult:
         await self._snapshots(j.job_id for j in self.jobs)
+        # A job whose snapshot a page let go of and that another listing sends to diff after all.
+        again = [j.job_id for j in self.jobs if j.job_id in self.status_of and j.job_id not in self.known]
+        if again:
+            self.known.update(await self.p.store.snapshots(self.p.alias, list(dict.fromkeys(again))))
         previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
         outcomes = await self.p.store.outcomes(self.p.alias, keys)
@@ -1668,8 +1693,7 @@ class _TickWork:
         return cursor
 
     def _status_before(self, job_id: str) -> str | None:
-        snap = self.known.get(job_id)
-        return snap.job.status if snap is not None else None
+        return self.status_of.get(job_id)
 
 
 async def run_tick(poller: Poller) -> TickReport | None:
