@@ -253,6 +253,9 @@ class Settings(BaseSettings):
     config_file: Path | None = Field(default=None, validation_alias="GES_BOT_CONFIG")
     database_url: str = Field(default="sqlite:///ges-bot.db", validation_alias="GES_BOT_DATABASE_URL")
     poll_interval: float = Field(default=60.0, gt=0, validation_alias="GES_BOT_POLL_INTERVAL")
+    #: The fast lane: seconds between looks at the end of the arrivals window (what began lately,
+    #: running jobs included) between two polls; 0 turns it off.
+    fast_interval: float = Field(default=10.0, ge=0, validation_alias="GES_BOT_FAST_INTERVAL")
     stuck_after_s: float = Field(default=6 * 3600, gt=0, validation_alias="GES_BOT_STUCK_AFTER")
     backfill_s: float = Field(default=0, ge=0, validation_alias="GES_BOT_BACKFILL")
     #: /gesjobs answers come from the store when the project's last successful poll is at most
@@ -317,6 +320,7 @@ class Settings(BaseSettings):
         "stuck_after_s",
         "backfill_s",
         "poll_interval",
+        "fast_interval",
         "answer_max_age_s",
         "blind_after_s",
         "tick_deadline_s",

@@ -82,13 +82,35 @@ def schedule_polls(
     *,
     interval_s: float,
     jitter_s: float = 0.0,
+    fast_tick: Callable[[Poller], Awaitable[object]] | None = None,
+    fast_interval_s: float = 0.0,
 ) -> None:
     """Add one APScheduler interval job per project, calling ``tick(poller)``, the first at once.
 
     ``max_instances=1`` and ``coalesce=True``: a slow tick is never overlapped by the next, and
     missed runs collapse into one. ``jitter_s`` spreads projects and replicas apart.
+
+    With ``fast_tick`` and a ``fast_interval_s`` shorter than ``interval_s``, a second job per
+    project calls ``fast_tick(poller)`` on that interval (the poller's fast lane: the end of the
+    arrivals window; it stands aside while the normal tick runs, and under the same lease, so
+    replicas still poll each project once).
     """
+    fast = fast_tick is not None and 0 < fast_interval_s < interval_s
     for poller in pollers:
+        if fast:
+            assert fast_tick is not None
+            scheduler.add_job(
+                fast_tick,
+                "interval",
+                seconds=fast_interval_s,
+                jitter=min(jitter_s, fast_interval_s / 4) or None,
+                args=[poller],
+                id=f"fast:{poller.project.alias}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=utc_now() + timedelta(seconds=fast_interval_s),
+            )
         scheduler.add_job(
             tick,
             "interval",
@@ -316,7 +338,15 @@ class Runtime:
         interval = self.settings.poll_interval
         jitter = self.options.poll_jitter_s if self.options.poll_jitter_s is not None else min(10.0, interval * 0.1)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        schedule_polls(scheduler, self.pollers, self._tick, interval_s=interval, jitter_s=jitter)
+        schedule_polls(
+            scheduler,
+            self.pollers,
+            self._tick,
+            interval_s=interval,
+            jitter_s=jitter,
+            fast_tick=self._fast_tick,
+            fast_interval_s=self.settings.fast_interval,
+        )
         if self.digests is not None:
             scheduler.add_job(
                 self._run_digests,
@@ -376,6 +406,20 @@ class Runtime:
             self.sink_worker.wake()
         if self.ops is not None:
             self.ops.wake()
+
+    async def _fast_tick(self, poller: Poller) -> None:
+        """One fast-lane tick. Never raises; a failure is the normal tick's to record and retry."""
+        if self._stop.is_set():
+            return
+        try:
+            report = await poller.fast_tick()
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            log.warning("fast poll of %s failed (the next normal tick retries): %s", poller.project.alias, exc)
+            return
+        if report.outbox_ids and self.worker is not None:
+            self.worker.wake()
 
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
         assert self.services is not None

@@ -24,6 +24,7 @@ from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
 from ges_bot.runtime import schedule_polls
 from ges_bot.store import SqlStore, open_store
+from ges_bot.store.api import TickCommit, TickResult
 from ges_bot.watch.cli import poll_once
 from ges_bot.watch.poller import Poller, TickReport, run_tick
 from tests.support.emulator import EmulatorHandle, run_emulator
@@ -1109,10 +1110,10 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
     async with world(sqlite_url, page_size=10) as w:
         await w.emu.add_jobs(_history(100))
         # A clock on which each request to GES takes a second (no waiting involved): the
-        # calibration's requests come first (CALIBRATION seconds), then the baseline asks for
-        # page 1, then batches of four while time is left (at 1 and 5 s): nine requests, and its
-        # six seconds are up.
-        poller = w.poller(tick_deadline=6 + CALIBRATION, monotonic=lambda: float(w.client.requests_sent))
+        # calibration takes its CALIBRATION seconds, then the baseline asks for page 1, then
+        # batches of four while time is left (at 1 and 5 s after it began): nine requests, and
+        # its six seconds are up.
+        poller = w.poller(tick_deadline=CALIBRATION + 6, monotonic=lambda: float(w.client.requests_sent))
         first = await poller.tick()
         assert first.partial and first.baseline
         assert first.requests == CALIBRATION + 9
@@ -1124,6 +1125,183 @@ async def test_the_tick_deadline_stops_asking_and_the_next_tick_finishes(sqlite_
         assert await settle(w, poller) == []
         await w.job("j-new", "failed", related_graph="g3")
         assert await settle(w, poller) == [("j-new", "failed", None)]
+
+
+async def test_a_cut_tick_and_a_failed_scan_are_told_apart_and_both_lose_nothing(sqlite_url: str) -> None:
+    """The budget cutting a tick (partial: go on next tick, no error) and a scan failing on its own
+    (degraded: an error recorded, the last success kept) in the same tick: both are reported, the
+    failure is recorded for the ops watch and cleared by the next full tick, and every new failure
+    is alerted exactly once."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(30))
+        poller = w.poller(max_pages=8)
+        assert await settle(w, poller) == []
+        before = await w.store.poll_state(ALIAS)
+        assert before is not None and before.last_error is None
+        # A second calibration would take the fault meant for the waiting list.
+        assert w.client.reading.decided
+        for i in range(35):
+            await w.job(f"f{i:02d}", "failed", related_graph=f"n{i}")
+        # The tick's first request is the waiting list: it gets an answer that is no job list.
+        await w.emu.fault(malformed=True)
+        report = await poller.tick()
+        assert report.partial
+        assert report.degraded is not None and "status=waiting" in report.degraded
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert state.consecutive_failures == 1
+        assert state.last_error_kind == "unreadable"
+        assert state.failing_since == report.at
+        # No success: the next window still reaches back to the last one.
+        assert state.last_success_at == before.last_success_at
+        reported = summary(report)
+        await w.emu.advance(60)
+        reported += await settle(w, poller)
+        assert sorted(reported) == [(f"f{i:02d}", "failed", None) for i in range(35)]
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None
+        assert (state.last_error, state.last_error_kind, state.failing_since, state.consecutive_failures) == (
+            None,
+            None,
+            None,
+            0,
+        )
+        assert state.last_success_at is not None and state.last_success_at > report.at
+
+
+class _CountingStore:
+    """The SqlStore, noting how many snapshots each ``commit_tick`` writes (what a tick held)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.committed: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def commit_tick(self, tick: TickResult) -> TickCommit:
+        self.committed.append(len(tick.snapshots))
+        return await self._store.commit_tick(tick)
+
+
+async def test_a_baseline_commits_batch_by_batch_so_memory_holds_one_batch(sqlite_url: str) -> None:
+    """A first start over a long history writes it a batch of pages at a time within the one tick:
+    no commit (so no tick's working set) holds more than a batch of pages and the active jobs,
+    however long the history."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(95))
+        await w.job("r1", "running")
+        store = _CountingStore(w.store)
+        poller = Poller(
+            w.emu.project_settings(alias=ALIAS),
+            w.client,
+            store,
+            clock=w.emu.state.now,
+            baseline_batch_pages=3,
+        )
+        report = await poller.tick()
+        assert report.baseline and not report.partial and report.events == ()
+        # 96 jobs, 10 a page, 3 pages a batch: four commits, none over 30 jobs + the active one.
+        assert len(store.committed) == 4
+        assert max(store.committed) <= 3 * 10 + 1
+        assert sum(store.committed) >= 96
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.baselined_at is not None
+        known = await w.store.job_ids_with_status(ALIAS, "success") | await w.store.job_ids_with_status(ALIAS, "failed")
+        assert len(known) == 95
+        assert (await w.store.active_snapshots(ALIAS)).keys() == {"r1"}
+
+
+async def test_in_a_random_order_a_tick_never_reads_more_than_listing_the_window(sqlite_url: str) -> None:
+    """A list with no order scatters each tick's new jobs over every page of every status: the
+    searches could read more than one listing of the window (every status at once, what a naive
+    poller reads). The tick then lists the window whole instead, and keeps to that for a while:
+    never more requests than the naive listing, and every failure alerted once."""
+    async with world(sqlite_url, page_size=10, order="random") as w:
+        await w.emu.add_jobs(_history(150))
+        poller = w.poller()
+        assert await settle(w, poller) == []
+        for _ in range(3):
+            assert await settle(w, poller) == []
+        new_failures = []
+        costs, naive = [], []
+        for t in range(6):
+            for i in range(6):
+                job_id = f"n{t}-{i}"
+                await w.job(job_id, "failed" if i % 3 == 0 else "success", related_graph=f"g{i}")
+                if i % 3 == 0:
+                    new_failures.append((job_id, "failed", None))
+            await w.emu.reset_stats()
+            report = await poller.tick()
+            costs.append(await w.emu.list_calls())
+            assert not report.partial
+            events = summary(report)
+            await w.emu.reset_stats()
+            listed = await w.client.list_jobs(ListQuery(start_date=(report.at - timedelta(days=1)).date()))
+            naive.append(await w.emu.list_calls())
+            assert len(listed.jobs) >= 150
+            new_failures = [f for f in new_failures if f not in events]
+            await w.emu.advance(60)
+        assert new_failures == []
+        # The first tick finds out (its probes, then the listing); the others list the window only.
+        assert all(c <= n for c, n in zip(costs[1:], naive[1:], strict=True)), (costs, naive)
+        assert costs[0] <= naive[0] + 4 * 4, (costs, naive)
+
+
+# --- the fast lane ----------------------------------------------------------------------------
+
+
+async def test_the_fast_lane_alerts_a_job_seen_running_in_one_request_and_the_scans_stay_cheap(
+    sqlite_url: str,
+) -> None:
+    """A job seen running that fails is alerted by the next fast tick (the end of the arrivals
+    window: one request), once; a job that began and ended between two fast ticks too. The next
+    normal tick finds nothing more and costs a steady tick; a fast tick where nothing changed is one
+    request and writes nothing."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller()
+        assert await settle(w, poller) == []
+        await w.job("r1", "running", begin_time=wire(T0 + timedelta(minutes=1)))
+        assert await settle(w, poller) == []
+        await w.emu.reset_stats()
+        quiet = await poller.fast_tick()
+        assert not quiet.skipped and quiet.events == ()
+        assert await w.emu.list_calls() == quiet.requests == 1
+        state = await w.store.poll_state(ALIAS)
+
+        await w.emu.patch_job("r1", status="failed", end_time=wire(await w.emu.now()))
+        await w.job("quick", "failed", related_graph="g9")
+        await w.emu.advance(5)
+        await w.emu.reset_stats()
+        fast = await poller.fast_tick()
+        assert summary(fast) == [("quick", "failed", None), ("r1", "failed", "running")]
+        assert fast.outbox_ids
+        assert await w.emu.list_calls() == 1
+        # Memories moved with it: the next normal tick reads nothing new, at a steady tick's cost.
+        after = await w.store.poll_state(ALIAS)
+        assert state is not None and after is not None and after.cursor != state.cursor
+        await w.emu.advance(55)
+        await w.emu.reset_stats()
+        normal = await poller.tick()
+        assert normal.events == ()
+        assert await w.emu.list_calls() == STEADY
+
+
+async def test_the_fast_lane_stands_aside_without_memory_or_under_another_replicas_lease(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(20))
+        poller = w.poller()
+        # Nothing baselined yet: no request.
+        assert (await poller.fast_tick()).skipped
+        assert await w.emu.list_calls() == 0
+        assert await settle(w, poller) == []
+        assert await settle(w, poller) == []
+        other = w.poller("r2")
+        await w.emu.reset_stats()
+        assert (await other.fast_tick()).skipped
+        assert await w.emu.list_calls() == 0
+        assert not (await poller.fast_tick()).skipped
 
 
 @pytest.mark.parametrize("order", ["asc", "desc", "random"])

@@ -56,14 +56,16 @@ with the size of the job center's history:
    have been deleted) and no event; it is looked up again with an exponential back-off (kept in
    the cursor) so a deleted job does not cost a scan every tick.
 4. **Baseline.** A project never polled before is listed whole (all statuses, no filter) once,
-   to record history silently (``diff``'s baseline: only failures within the backfill window
+   committed every ``baseline_batch_pages`` pages (20) so that memory holds one batch and the
+   active jobs, never the job center (peak RSS flat in history: ``bench/bench_memory.py``), to
+   record history silently (``diff``'s baseline: only failures within the backfill window
    alert). The next tick lists each terminal window fully once, then the cheap path applies.
 
 Measured with ``bench/bench_poll_cost.py`` (``docs/benchmarks.md``; ~20 jobs running, page size
-100): a steady-state tick costs 5, 6 and 7 requests (13, 72 and 109 KiB) at 1 000, 10 000 and
-100 000 jobs a day in ascending order, 5 in descending order, whatever the history; a naive poller
-listing today costs 10, 97 and 962 requests. In a random order the terminal search degenerates
-(~165 requests at 10 000 a day).
+100), before the arrivals scan (below) added one request: a steady-state tick costs 5, 6 and 7
+requests (13, 72 and 109 KiB) at 1 000, 10 000 and 100 000 jobs a day in ascending order, 5 in
+descending order, whatever the history; a naive poller listing today costs 10, 97 and 962
+requests. In a random order the terminal search degenerates (~165 requests at 10 000 a day).
 
 Readings and degrading
 ----------------------
@@ -90,8 +92,10 @@ Each scan (active list, terminal list, arrivals, vanished lookup) fails alone wh
 its own (a refused query that cannot be broadened further, an unreadable answer): the tick commits
 what the others found and is recorded *degraded* (``TickResult.degraded``: last_error set,
 last_success_at kept, so the next tick's window reaches back and the failed scan's memory is not
-advanced). GES down (no answer, 5xx after retries) or refusing the credentials fails the tick as a
-whole, as does every scan failing.
+advanced; ``last_error_kind`` and ``failing_since`` are set as for a failed poll, so a scan that
+keeps failing reaches the ops watch). GES down (no answer, 5xx after retries), refusing the
+credentials, or an answer past the byte cap (``UnusableAnswerError``) fails the tick as a whole,
+as does every scan failing.
 
 Budget
 ------
@@ -112,12 +116,50 @@ cursor stays a lower bound of what was read:
   that goes on next tick where it stopped (``whole:<key>:…``: offset, jobs known so far, and the
   last job read as an anchor, so jobs inserted ahead of it are not counted twice; jobs inserted
   ahead of the pass's first job are counted from page 1 when it ends), so a window larger than
-  one tick's budget is still read whole once and then remembered;
+  one tick's budget is still read whole once and then remembered; a resumed pass does not read
+  page 1 again until it ends;
 - vanished jobs are not followed in a cut tick (an active list read in part would make every
   unread active job look vanished), and their back-off is kept;
 - the terminal window is dated from ``complete_at``, the start of the last tick that read
   everything, not from the last commit: a run of cut ticks never moves the window past jobs it
-  did not read.
+  did not read;
+- the budget bounds everything the tick asks: the calibration (its requests charged as pages, not
+  begun past the deadline), the active lists, the terminal lists, the arrivals scan (after the
+  status lists, so it is the first left unread) and the vanished lookups.
+
+A *cut* scan is not a *failed* one: what it read was right, its cursor is a lower bound and it
+goes on next tick (``TickReport.partial``, no error recorded, ``last_success_at`` advances);
+a failed scan read wrong or nothing, keeps its memory as it was and degrades the tick
+(``TickReport.degraded``, an error recorded). A tick may be both; neither moves ``complete_at``.
+
+A cap for bad orders
+--------------------
+A tick first probes every listing and defers the searches; when together they could read more
+pages than one listing of the whole window (every status at once: what a naive poller reads each
+tick), the tick reads that listing instead, a few pages at a time, and every scan takes its
+status from it (its memory becomes what the store knows, as after a full read). In an order that
+is no order this is so every tick: the cursor then says so (``order:unsorted``, for 60 ticks) and
+the next ticks list the window straight away, without probes, and without the active lists when
+every active job began inside the window (the listing shows them). A listing the budget could not
+finish is not chosen (the scans, each bounded, go on instead). ``bench/poll_cost_quick.py
+--order random``: a tick reads no more than the naive poller.
+
+Fast lane
+---------
+Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 10 s) reads the end
+of the arrivals window: the rows of the jobs begun since the oldest running one (estimated at the
+window's rate; a page at least, 1,000 rows at most) and, after them, room for new ones (another
+request only if more came). In an ascending order the jobs running now and those that just
+ended sit there, so a job seen running that fails is alerted within seconds, and so is a job that
+began and ended since; a fast tick where nothing changed is one request and writes nothing. What
+it records moves the memories with it (the arrivals count the jobs new to the store, each status
+the jobs newly known in it: lower bounds still), so the next tick's probes stay cheap. Jobs it
+cannot see — begun before that page (long runs), or any job where GES's order does not put new
+jobs last (``head:*``, ``order:unsorted``), where dated listings leave running jobs out, or before
+the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. Only the replica
+holding the poll lease runs it (renewing the lease: replicas still poll a project once), never
+while a normal tick of the project runs, and not while the last one failed (the error stays until
+a normal tick succeeds).
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is short (the claim lease, 15 s by default); it is renewed
@@ -142,8 +184,8 @@ from typing import Protocol, runtime_checkable
 from ges_bot import faultpoints
 from ges_bot.clock import Clock, utc_now
 from ges_bot.config import ProjectSettings
-from ges_bot.domain import Job, JobEvent, QueryStatus, Subscription
-from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError
+from ges_bot.domain import ACTIVE_STATUSES, Job, JobEvent, QueryStatus, Subscription
+from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, TransportError, UnusableAnswerError
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
@@ -183,6 +225,16 @@ _DEFAULT_PAGE_SIZE = 100
 _ANY = "*"
 #: Cursor key: when the reading was last calibrated (epoch seconds).
 _CALIBRATED_AT = "reading:at"
+#: Cursor key: for how many more ticks the window is listed whole at once instead of probed and
+#: searched per status (the searches cost more than that listing: an order that is no order).
+_UNSORTED = "order:unsorted"
+#: The fast lane's page starts this share of a page before the end of what is known: most of it
+#: holds the jobs begun last, the rest is room for new ones (more: a second page).
+_FAST_HEADROOM = 0.2
+#: The most rows the fast lane asks for at once (to reach back to the oldest running job).
+_FAST_MAX_LIMIT = 1000
+#: Ticks the full listing is kept to before the cheap path is tried again.
+_UNSORTED_TICKS = 60
 #: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
 _WINDOW_ACTIVE = "window:active"
 #: An undecided reading (too few jobs to tell) is calibrated again after this long.
@@ -201,6 +253,12 @@ DEFAULT_TICK_MAX_PAGES = 200
 DEFAULT_TICK_DEADLINE_S = 30.0
 #: Pages a baseline asks for at once.
 _BASELINE_BATCH = 4
+#: Pages a baseline reads between two commits (``Poller.baseline_batch_pages``): what it holds
+#: in memory at most, whatever the history (20 pages of 100 jobs: a few MiB).
+DEFAULT_BASELINE_BATCH_PAGES = 20
+#: The most requests one calibration sends (``JobCenterClient.calibrate``: two pages of the list,
+#: a count, two or three status probes, a third page when GES may ignore offsets).
+CALIBRATION_REQUESTS = 7
 
 
 class _Spent(Exception):
@@ -320,19 +378,23 @@ class _Scan:
     pass_anchor: int | None = None
     pass_ids: set[str] = field(default_factory=set)
     pass_done: bool = False
+    #: The first row of the pass's page 1 (jobs inserted ahead of it are counted when it ends).
     pass_head: int | None = None
-    #: The last job_count GES gave for this listing this tick.
-    latest_count: int | None = None
     #: How many jobs unknown in the status the count says there are (a scan with a memory).
     need: int = 0
+    #: The last job_count GES gave for this listing this tick.
+    latest_count: int | None = None
     #: The scan failed (its memory is kept as it was).
     failed: bool = False
     #: An active job was among the rows read (arrivals: the date window holds running jobs).
     saw_active: bool = False
     #: The listing's lower date bound.
     query_start: date | None = None
-    #: What it lists.
-    query: ListQuery = field(default_factory=ListQuery)
+    #: The search this scan still needs (its listing and page 1), deferred so that the tick can
+    #: weigh all searches against one full listing of the window (the cap for bad orders).
+    pending: tuple[ListQuery, Page] | None = None
+    #: How many jobs GES said the listing holds (the probe's or page 1's count).
+    count_seen: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +477,7 @@ class Poller:
         max_pages: int = DEFAULT_TICK_MAX_PAGES,
         tick_deadline: timedelta | float = DEFAULT_TICK_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
+        baseline_batch_pages: int = DEFAULT_BASELINE_BATCH_PAGES,
     ) -> None:
         if max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, not {max_pages}")
@@ -436,6 +499,8 @@ class Poller:
             tick_deadline.total_seconds() if isinstance(tick_deadline, timedelta) else float(tick_deadline)
         )
         self.monotonic = monotonic
+        self.baseline_batch_pages = max(1, baseline_batch_pages)
+        self._ticking = asyncio.Lock()
         #: Whether the last attempt to take or renew the poll lease succeeded (renew_lease renews it).
         self.holds_lease = False
 
@@ -476,7 +541,9 @@ class Poller:
                 POLL_TICKS.labels(self.alias, "skipped").inc()
                 return TickReport(project=self.alias, at=now, skipped=True, dry_run=dry_run)
         try:
-            report = await self._tick(now, dry_run=dry_run)
+            # One tick at a time per project in this process: the fast lane waits its turn.
+            async with self._ticking:
+                report = await self._tick(now, dry_run=dry_run)
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
@@ -497,13 +564,137 @@ class Poller:
             degraded=report.degraded,
         )
 
+    # --- the fast lane ----------------------------------------------------------------------
+
+    async def fast_tick(self) -> TickReport:
+        """The fast lane (module docstring, "Fast lane"): the end of the arrivals window, usually
+        one request, to see within seconds what began lately — a job seen running that ended, a
+        job new since — and commit it. Skipped (``skipped``, no request) where it cannot stand for
+        the scans: no baseline or memory yet, an order that does not put new jobs last, a reading
+        not learnt, a failing or running normal tick, another replica holding the lease."""
+        now = self.clock()
+        skipped = TickReport(project=self.alias, at=now, skipped=True)
+        client = self.client
+        if (
+            not self.holds_lease
+            or self._ticking.locked()
+            or (isinstance(client, Calibrating) and (not client.calibrated or client.stale))
+        ):
+            return skipped
+        sent_before = client.requests_sent
+        started = time.monotonic()
+        async with self._ticking:
+            state = await self.store.poll_state(self.alias)
+            if state is None or state.baselined_at is None or state.consecutive_failures:
+                return skipped
+            cursor = dict(state.cursor)
+            since = min(now, state.last_success_at or now)
+            if _COMPLETE in cursor:
+                since = min(since, datetime.fromtimestamp(cursor[_COMPLETE], UTC))
+            start = since.astimezone(UTC).date() - timedelta(days=1)
+            key = f"{_ANY}@{start.isoformat()}"
+            known_count = cursor.get(key)
+            plan = plan_queries(self._reading(), start)
+            if (
+                known_count is None
+                or cursor.get(_UNSORTED)
+                or cursor.get(f"{_HEAD}{_ANY}")
+                or cursor.get(_WINDOW_ACTIVE) == 2
+                or not any(p.kind == "arrivals" and p.query.start_date == start for p in plan)
+            ):
+                return skipped
+            # Only the replica that polls the project looks between its ticks (and renews it).
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+            )
+            if not self.holds_lease:
+                return skipped
+            try:
+                report = await self._fast(now, cursor, start, key, known_count)
+            finally:
+                GES_REQUESTS.labels(self.alias).inc(client.requests_sent - sent_before)
+        POLL_TICKS.labels(self.alias, "fast").inc()
+        return replace(report, requests=client.requests_sent - sent_before, duration=time.monotonic() - started)
+
+    async def _fast(self, now: datetime, cursor: dict[str, int], start: date, key: str, known: int) -> TickReport:
+        budget = self.budget()
+        query = ListQuery(start_date=start)
+        # The last rows already known (jobs begun lately: the running ones, and those that just
+        # ended) and room for the new ones after them: as many rows as began since the oldest
+        # active job did (at the window's rate), so that one request reaches back to it.
+        limit = self.page_size
+        active = await self.store.active_snapshots(self.alias)
+        begins = [(s.job.begin_time or s.first_seen) for s in active.values()]
+        window_s = (now - datetime.combine(start, datetime.min.time(), UTC)).total_seconds()
+        if begins and window_s > 0:
+            since_oldest = max(0.0, (now - min(begins)).total_seconds())
+            wanted = int(known * since_oldest / window_s * 1.25) + int(self.page_size * _FAST_HEADROOM)
+            limit = max(self.page_size, min(wanted, _FAST_MAX_LIMIT))
+        offset = max(0, known - limit + int(self.page_size * _FAST_HEADROOM))
+        rows: list[Job] = []
+        while budget.reserve(1):
+            page = await self.client.list_page(query, offset, limit)
+            rows.extend(page.jobs)
+            offset += page.size
+            if not page.size or page.job_count is None or offset >= page.job_count:
+                break
+        previous = await self.store.snapshots(self.alias, [j.job_id for j in rows])
+        changed = [j for j in rows if j.job_id not in previous or previous[j.job_id].job.status != j.status]
+        if not changed:
+            return TickReport(project=self.alias, at=now)
+        outcomes = await self.store.outcomes(self.alias, sorted({outcome_key(j) for j in changed if j.is_terminal}))
+        result = diff(self.alias, previous, changed, outcomes, now, stuck_after=self.stuck_after)
+        after = {s.job.job_id: s.job.status for s in result.snapshots}
+        # Every memory stays a lower bound of what the store knows in its listing: the arrivals
+        # count the jobs new to the store, each status the jobs newly known in it (all of them
+        # in its window, which is the arrivals' window).
+        for job in changed:
+            before = previous.get(job.job_id)
+            status = after.get(job.job_id)
+            if before is None and key in cursor:
+                cursor[key] += 1
+            if status is not None and (before is None or before.job.status != status):
+                status_key = f"{status}@{start.isoformat()}"
+                if status_key in cursor:
+                    cursor[status_key] += 1
+        routed = route(
+            result.events,
+            [*(await self.store.subscriptions()), *self.config_subscriptions],
+            await self.store.mutes(now),
+            now,
+        )
+        commit = await self.store.commit_tick(
+            TickResult(
+                project=self.alias,
+                at=now,
+                snapshots=result.snapshots,
+                events=result.events,
+                outcomes=result.outcomes,
+                deliveries=routed.deliveries,
+                muted=routed.muted,
+                cursor=cursor,
+            )
+        )
+        for event in commit.new_events:
+            EVENTS.labels(event.kind.value).inc()
+        return TickReport(
+            project=self.alias,
+            at=now,
+            events=commit.new_events,
+            deliveries=len(commit.outbox_ids),
+            outbox_ids=commit.outbox_ids,
+        )
+
     # --- the reading ------------------------------------------------------------------------
 
     async def _ensure_reading(self, state: PollState | None, budget: TickBudget) -> dict[str, int]:
         """Make the client follow this GES's reading: the one kept in the cursor, else a fresh
         calibration; again when an answer contradicted it, or (undecided) every few minutes.
-        Returns the cursor entries that record it. The calibration's requests are charged to
-        ``budget``."""
+        Returns the cursor entries that record it.
+
+        A calibration is charged to the tick's budget (each of its requests as a page); it is
+        not begun past the deadline (it waits for the next tick, and this one lists under the
+        reading it has)."""
         client = self.client
         if not isinstance(client, Calibrating):
             return {}
@@ -522,12 +713,22 @@ class Poller:
             )
         )
         if due:
+            if not budget.left():
+                log.info("project %s: no budget left to calibrate; the next tick does", self.alias)
+                return {_CALIBRATED_AT: at} if at is not None else {}
             sent = self.client.requests_sent
-            await client.calibrate()
-            # Its requests come out of the tick's budget like any page.
-            budget.pages += self.client.requests_sent - sent
+            try:
+                await client.calibrate()
+            finally:
+                # Its few requests (at most CALIBRATION_REQUESTS, retries aside) come first in the
+                # tick and are charged like pages: the listings get what is left.
+                budget.pages += self.client.requests_sent - sent
             at = int(self.clock().timestamp())
         return {_CALIBRATED_AT: at or int(self.clock().timestamp())}
+
+    def _reading(self) -> Reading:
+        client = self.client
+        return client.reading if isinstance(client, Calibrating) else ASSUMED
 
     def _reading_cursor(self, calibrated: dict[str, int]) -> dict[str, int]:
         client = self.client
@@ -539,21 +740,54 @@ class Poller:
 
     async def _tick(self, now: datetime, *, dry_run: bool) -> TickReport:
         state = await self.store.poll_state(self.alias)
-        baseline = state is None or state.baselined_at is None
         budget = self.budget()
         calibrated = await self._ensure_reading(state, budget)
+        report, tick = await self._pass(now, state, budget, calibrated, dry_run=dry_run)
+        # A baseline commits each batch of pages as it goes, so memory holds one batch (and the
+        # active jobs), not the job center; the tick's budget still bounds the whole.
+        while report.baseline and tick.baseline_unfinished and not budget.spent and not dry_run:
+            state = await self.store.poll_state(self.alias)
+            more, tick = await self._pass(
+                now, state, budget, calibrated, dry_run=False, after=tick.baseline_seen, count=tick.baseline_count
+            )
+            report = TickReport(
+                project=self.alias,
+                at=now,
+                events=report.events + more.events,
+                baseline=True,
+                deliveries=report.deliveries + more.deliveries,
+                outbox_ids=report.outbox_ids + more.outbox_ids,
+                missing=more.missing,
+                partial=more.partial,
+                degraded=more.degraded or report.degraded,
+            )
+        return report
+
+    async def _pass(
+        self,
+        now: datetime,
+        state: PollState | None,
+        budget: TickBudget,
+        calibrated: dict[str, int],
+        *,
+        dry_run: bool,
+        after: frozenset[str] = frozenset(),
+        count: int | None = None,
+    ) -> tuple[TickReport, _TickWork]:
+        """Fetch → diff → route → commit once: the whole of a cheap tick, one batch of a baseline."""
+        baseline = state is None or state.baselined_at is None
         tick = _TickWork(self, now, budget)
+        tick.reading = self._reading()
         if baseline:
-            await tick.fetch_everything(state)
+            # A dry run commits nothing to go on from: it reads what the budget allows at once.
+            batch = None if dry_run else self.baseline_batch_pages
+            await tick.fetch_everything(state, batch=batch, after=after, count=count)
         else:
             assert state is not None
             await tick.fetch_cheaply(state)
         tick.correct_naive_times()
         result = await tick.diff(baseline=baseline)
         cursor = {**tick.next_cursor(result), **self._reading_cursor(calibrated)}
-        degraded = tick.degraded()
-        if degraded:
-            log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
         partial = tick.budget.spent
         if partial:
             log.info(
@@ -564,6 +798,9 @@ class Poller:
                 self.max_pages,
                 self.tick_deadline_s,
             )
+        degraded = tick.degraded()
+        if degraded:
+            log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
         routed = route(
             result.events,
             [*(await self.store.subscriptions()), *self.config_subscriptions],
@@ -587,7 +824,7 @@ class Poller:
                 missing=tuple(sorted(tick.missing)),
                 partial=partial,
                 degraded=degraded,
-            )
+            ), tick
         await faultpoints.reached("poll.tick")
         commit = await self.store.commit_tick(
             TickResult(
@@ -602,7 +839,7 @@ class Poller:
                 # A baseline read in part is not one yet: the next tick continues it.
                 baseline=baseline and not tick.baseline_unfinished,
                 degraded=degraded,
-                degraded_kind=error_kind(tick.first_error).value if degraded and tick.first_error else None,
+                degraded_kind=tick.degraded_kind,
             )
         )
         for event in commit.new_events:
@@ -617,7 +854,7 @@ class Poller:
             missing=tuple(sorted(tick.missing)),
             partial=partial,
             degraded=degraded,
-        )
+        ), tick
 
 
 class _TickWork:
@@ -627,13 +864,24 @@ class _TickWork:
         self.p = poller
         self.now = now
         self.budget = budget
-        #: The baseline stopped at this offset (the budget ran out): it continues there.
+        #: The baseline stopped at this offset (the budget or the batch ran out): it continues there.
         self.baseline_next: int | None = None
+        #: Ticks left of listing the window whole (cursor ``order:unsorted``), and whether this
+        #: tick found the searches dearer than that listing (the count starts again).
+        self.unsorted_for = 0
+        self.unsorted_from_now = False
+        #: The ids of the baseline's last batch of pages (the next batch compares with them).
+        self.baseline_seen: frozenset[str] = frozenset()
+        #: The length of the list the baseline reads, as GES last gave it.
+        self.baseline_count: int | None = None
         #: What the next tick's terminal window is dated from (epoch seconds; see ``_COMPLETE``).
         self.complete_at: int | None = None
         #: Everything diff will look at (duplicates allowed: diff keeps the latest state).
         self.jobs: list[Job] = []
         self.known: dict[str, Snapshot] = {}
+        #: The status the store knew of every job looked up this tick (``known`` keeps the whole
+        #: snapshot only while a job may go to diff: a whole read of a window holds no snapshots).
+        self.status_of: dict[str, str] = {}
         self.looked_up: set[str] = set()
         self.active: dict[str, Snapshot] = {}
         self.scans: list[_Scan] = []
@@ -681,10 +929,12 @@ class _TickWork:
         """Run one scan; a failure of this scan alone (a refused query, an unreadable answer) is
         noted and the tick degrades instead of ending. GES down (no answer, 5xx after the
         client's retries) or credentials refused end the tick: the other scans would fail too,
-        and the next tick redoes everything at no loss."""
+        and the next tick redoes everything at no loss. So does an answer past the byte cap or
+        nested too deep (:class:`UnusableAnswerError`): a GES sending those is not asked more
+        this tick, or every scan (three of them concurrently) would hold its cap's worth."""
         try:
             await work
-        except (AuthError, TransportError):
+        except (AuthError, TransportError, UnusableAnswerError):
             raise
         except ApiError as exc:
             if exc.retryable:
@@ -710,6 +960,19 @@ class _TickWork:
             raise self.first_error
         text = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
         return f"{len(self.failures)} scan(s) failed ({text})"
+
+    @property
+    def degraded_kind(self) -> str | None:
+        """What the first failed scan ran into (``last_error_kind``), if one failed."""
+        return error_kind(self.first_error).value if self.first_error is not None and self.failures else None
+
+    def _keep_vanished(self, job_ids: Iterable[str]) -> None:
+        """The lookup back-off of ``job_ids`` as it was (they were not looked for this tick)."""
+        for job_id in job_ids:
+            for suffix in (":misses", ":next"):
+                key = f"{_VANISHED}{job_id}{suffix}"
+                if key in self.cursor_in:
+                    self.vanished_cursor[key] = self.cursor_in[key]
 
     async def _search(self, query: ListQuery, first: Page, on_page: Callable[[Sequence[Job]], Awaitable[bool]]) -> bool:
         """The pages after ``first``, from both ends alternately, until ``on_page`` says enough.
@@ -752,13 +1015,34 @@ class _TickWork:
         async with self._lookup:
             wanted = [i for i in dict.fromkeys(ids) if i not in self.looked_up]
             # However many ids: the store splits them to stay under the database's parameter cap.
-            self.known.update(await self.p.store.snapshots(self.p.alias, wanted))
+            found = await self.p.store.snapshots(self.p.alias, wanted)
+            self.known.update(found)
+            self.status_of.update((i, snap.job.status) for i, snap in found.items())
             self.looked_up.update(wanted)
+
+    def _forget(self, jobs: Sequence[Job], kept: int) -> None:
+        """Drop the snapshots of the page's jobs that do not go to diff (``self.jobs[kept:]`` are
+        those that do): memory holds a page of them, not a window; their status stays known."""
+        going = {j.job_id for j in self.jobs[kept:]}
+        for job in jobs:
+            if job.job_id not in going and job.job_id not in self.active:
+                self.known.pop(job.job_id, None)
 
     # --- strategies ---
 
-    async def fetch_everything(self, state: PollState | None) -> None:
-        """The baseline: every job, from where an earlier cut tick stopped, a few pages at a time."""
+    async def fetch_everything(
+        self,
+        state: PollState | None,
+        *,
+        batch: int | None = None,
+        after: frozenset[str] = frozenset(),
+        count: int | None = None,
+    ) -> None:
+        """The baseline: every job, from where an earlier cut tick (or batch) stopped, a few pages
+        at a time, at most ``batch`` pages (then ``baseline_next`` says where the next batch goes
+        on). ``after``: the ids of the previous batch's last pages (a GES ignoring offsets gives
+        them again: nothing new, the end). ``count``: the list's length as GES last gave it (no
+        page is asked for past it but one, to see the end)."""
         self.cursor_in = dict(state.cursor) if state is not None else {}
         self.active = await self.p.store.active_snapshots(self.p.alias)
         # The window of the first cheap tick reaches back to when the baseline began.
@@ -766,21 +1050,36 @@ class _TickWork:
         query = ListQuery()
         offset = self.cursor_in.get(_BASELINE, 0)
         step = self.p.page_size
+        # Only the last batch of pages is remembered: enough to see offsets ignored, and flat.
+        seen: set[str] = set(after)
+        read = 0
         step_known = False
-        seen: set[str] = set()
         while True:
+            if batch is not None and read >= batch:
+                self.baseline_next = offset
+                return
             # One page first (here or where an earlier tick stopped): it tells the page GES gives.
-            granted = self.budget.reserve(self.p.concurrency if step_known else 1)
+            wanted = self.p.concurrency if step_known else 1
+            if count is not None:
+                wanted = max(1, min(wanted, -(-(count - offset) // step)))
+            granted = self.budget.reserve(wanted if batch is None else min(wanted, batch - read))
             if not granted:
                 self.baseline_next = offset
                 return
+            read += granted
             offsets = [offset + i * step for i in range(granted)]
             pages = await asyncio.gather(*(self.p.client.list_page(query, at, self.p.page_size) for at in offsets))
             fresh = False
+            batch_ids: set[str] = set()
             for page in pages:
                 self.jobs.extend(page.jobs)
-                fresh = fresh or any(i not in seen for i in page.row_ids)
-                seen.update(page.row_ids)
+                fresh = fresh or any(i not in seen and i not in batch_ids for i in page.row_ids)
+                batch_ids.update(page.row_ids)
+            seen = batch_ids
+            self.baseline_seen = frozenset(batch_ids)
+            counts = [page.job_count for page in pages if page.job_count is not None]
+            if counts:
+                count = self.baseline_count = max(counts)
             first = pages[0]
             if not step_known:
                 # The limit the client really sends (a cap the calibration found), then what GES
@@ -805,9 +1104,22 @@ class _TickWork:
             since = min(since, datetime.fromtimestamp(self.cursor_in[_COMPLETE], UTC))
         start = since.astimezone(UTC).date() - timedelta(days=1)
         plan = plan_queries(self.reading, start)
+        window = self.cursor_in.get(f"{_ANY}@{start.isoformat()}")
+        if any(p.kind == "arrivals" and p.query.start_date == start for p in plan) and window is not None:
+            self.unsorted_for = self.cursor_in.get(_UNSORTED, 0)
+            if -(-window // self.p.page_size) >= self.budget.max_pages - self.budget.pages:
+                # Grown past what one tick may read: back to the scans (the budget bounds them).
+                self.unsorted_for = 0
+        # Listing the window whole shows every job begun in it, running ones too: the active lists
+        # are asked only for jobs begun before it, or where dated listings leave running jobs out.
+        skip_active = (
+            self.unsorted_for > 0
+            and not self.window_excludes_active
+            and all((s.job.begin_time or s.first_seen).astimezone(UTC).date() >= start for s in self.active.values())
+        )
         # In the direction jobs move: a job changing state mid-tick is seen twice, never missed.
         for planned in plan:
-            if planned.kind == "active":
+            if planned.kind == "active" and not skip_active:
                 await self._guarded(planned.name, self._list_all(planned.query))
         for planned in plan:
             if planned.kind == "active":
@@ -821,37 +1133,62 @@ class _TickWork:
                     remembered=self.cursor_in.get(key),
                     head_first=head_first,
                     query_start=planned.query.start_date,
-                    query=planned.query,
                 )
             )
-        await asyncio.gather(*(self._scan(scan) for scan in self.scans if scan.status != _ANY))
+        queries = {p.status: p.query for p in plan}
+
+        def planned_query(scan: _Scan) -> ListQuery:
+            return queries[scan.status]
+
+        if self.unsorted_for > 0:
+            # The order is no order (see _settle_pending): list the window whole, once, for all.
+            await self._list_window(start, self.scans)
+            self._finish_cheaply(since)
+            if not self.budget.spent:
+                await self._follow_vanished()
+            return
+
+        status_scans = [scan for scan in self.scans if scan.status != _ANY]
+        await asyncio.gather(*(self._scan(scan, planned_query(scan)) for scan in status_scans))
         for scan in self.scans:
             if scan.status == _ANY:
                 # After the status lists: what they found new in the same window (or a narrower
                 # one) is new here too, so the arrivals need not read back for it.
                 scan.new_ids |= self.window_new
-                await self._scan(scan)
-        # Every terminal listing read to its end: the next window may start from this tick.
-        self.complete_at = int((since if self.budget.spent else self.now).timestamp())
+                await self._scan(scan, planned_query(scan))
+        await self._settle_pending(start)
+        self._finish_cheaply(since)
         if self.budget.spent:
             # An active list read in part makes every unread active job look vanished: leave
             # them for a tick that reads everything, back-off included.
-            self.vanished_cursor.update((k, v) for k, v in self.cursor_in.items() if k.startswith(_VANISHED))
             return
         await self._follow_vanished()
 
-    async def _scan(self, scan: _Scan) -> None:
+    def _finish_cheaply(self, since: datetime) -> None:
+        # Every listing read to its end: the next window may start from this tick. A cut or a
+        # failed scan leaves it where it was (the unread rest is still in the window next tick).
+        self.complete_at = int((since if self.budget.spent or self.failures else self.now).timestamp())
+        if self.budget.spent:
+            self.vanished_cursor.update((k, v) for k, v in self.cursor_in.items() if k.startswith(_VANISHED))
+
+    async def _scan(self, scan: _Scan, query: ListQuery) -> None:
         name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
-        if not await self._guarded(name, self._scan_terminal(scan)):
+        if not await self._guarded(name, self._scan_terminal(scan, query)):
             scan.failed = True
 
-    async def _scan_terminal(self, scan: _Scan) -> None:
-        # Out of budget: next_cursor keeps what this scan's pages proved, and no more.
+    async def _scan_terminal(self, scan: _Scan, query: ListQuery) -> None:
+        # Out of budget: next_cursor keeps what this scan's pages proved, and no more. A cut scan
+        # is no failed one: it read right as far as it went, and goes on next tick.
         with contextlib.suppress(_Spent):
-            await self._scan_terminal_pages(scan, scan.query)
+            await self._scan_terminal_pages(scan, query)
 
     async def _scan_terminal_pages(self, scan: _Scan, query: ListQuery) -> None:
         if scan.remembered is not None and not scan.head_first and await self._probe_tail(scan, query):
+            return
+        if scan.remembered is None and self.cursor_in.get(f"{_WHOLE}{scan.key}:anchor") is not None:
+            # A pass cut short last tick: go on where it stopped (page 1 would be read for nothing).
+            scan.full = True
+            await self._full_pass(scan, query, None)
             return
         first = await self._page(query, 0)
         scan.unread = False
@@ -866,11 +1203,13 @@ class _TickWork:
             return
         scan.full = count is None or scan.remembered is None or count < scan.remembered
         scan.latest_count = count
-        if scan.full and count is not None:
+        if scan.full:
+            # A whole read, resumable across ticks (the budget may cut it): with no count to
+            # trust too, the list's end is its first short page.
             await self._full_pass(scan, query, first)
             return
-        need = 0 if count is None or scan.remembered is None else count - scan.remembered
-        scan.need = need
+        assert count is not None  # (none to trust: read whole, above)
+        need = scan.need = 0 if scan.remembered is None else count - scan.remembered
         if not scan.full and len(scan.new_ids) >= need:
             scan.found_at = "head"
             return
@@ -879,12 +1218,117 @@ class _TickWork:
             await self._note(scan, jobs)
             return not scan.full and len(scan.new_ids) >= need
 
-        if scan.full or len(scan.new_ids) < need:
-            scan.exhausted = await self._search(query, first, on_page)
-            if count is None and scan.exhausted:
-                scan.counted = True
+        scan.count_seen = count
+        if len(scan.new_ids) < need:
+            # Weighed by the tick against one full listing first (_settle_pending).
+            scan.pending = (query, first)
 
-    async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page) -> None:
+    async def _run_search(self, scan: _Scan) -> None:
+        """The deferred search of ``scan``: the pages after page 1 until its new jobs are found."""
+        assert scan.pending is not None
+        assert scan.remembered is not None
+        query, first = scan.pending
+        scan.pending = None
+        assert first.job_count is not None
+        need = first.job_count - scan.remembered
+
+        async def on_page(jobs: Sequence[Job]) -> bool:
+            await self._note(scan, jobs)
+            return len(scan.new_ids) >= need
+
+        with contextlib.suppress(_Spent):
+            scan.exhausted = await self._search(query, first, on_page)
+
+    async def _settle_pending(self, start: date) -> None:
+        """Run the deferred searches, or — when together they could read more pages than one
+        listing of the whole window (every status at once, as a naive poller lists it) — that
+        listing instead, which settles every scan: a bad order never costs more than naive."""
+        pending = [s for s in self.scans if s.pending is not None and not s.failed]
+        if not pending:
+            return
+        step = self.p.page_size
+        searches = sum(-(-(s.pending[1].job_count or 0) // step) - 1 for s in pending if s.pending is not None)
+        window = sum(s.count_seen or 0 for s in self.scans if s.status != _ANY) + len(self.active)
+        arrivals = [s for s in self.scans if s.status == _ANY and s.query_start == start]
+        if arrivals and arrivals[0].count_seen is not None:
+            window = arrivals[0].count_seen
+        whole = -(-window // step)
+        # Only a listing the budget can finish settles anything (a cut one starts again at page 1).
+        if searches <= whole or whole > self.budget.max_pages - self.budget.pages:
+            for scan in sorted(pending, key=lambda s: s.status == _ANY):
+                if scan.status == _ANY:
+                    # What the status searches found new is new here too (as before its probe).
+                    scan.new_ids |= self.window_new
+                    assert scan.pending is not None
+                    assert scan.remembered is not None
+                    if len(scan.new_ids) >= (scan.pending[1].job_count or 0) - scan.remembered:
+                        scan.pending = None
+                        continue
+                name = "new jobs" if scan.status == _ANY else f"status={scan.status}"
+                if not await self._guarded(name, self._run_search(scan)):
+                    scan.failed = True
+            return
+        log.info(
+            "project %s: finding this tick's jobs could read %d pages, more than listing the window whole "
+            "(%d jobs); listing it whole for the next %d ticks",
+            self.p.alias,
+            searches,
+            window,
+            _UNSORTED_TICKS,
+        )
+        self.unsorted_from_now = True
+        await self._list_window(start, pending)
+
+    async def _list_window(self, start: date, scans: Sequence[_Scan]) -> None:
+        """Every job of the window, unfiltered, a few pages at a time: each of ``scans`` takes
+        its status from it and is then read whole (its memory becomes what the store knows)."""
+        for scan in scans:
+            scan.pending = None
+            scan.unread = False
+            scan.full = True
+        by_status: dict[str, list[_Scan]] = {}
+        for scan in scans:
+            by_status.setdefault(scan.status, []).append(scan)
+        query = ListQuery(start_date=start)
+
+        async def read() -> None:
+            offset, count = 0, None
+            step = self.p.page_size
+            while True:
+                wanted = self.p.concurrency if offset else 1
+                if count is not None:
+                    wanted = max(1, min(wanted, -(-(count - offset) // step)))
+                granted = self.budget.reserve(wanted)
+                if not granted:
+                    return
+                offsets = [offset + i * step for i in range(granted)]
+                pages = await asyncio.gather(*(self.p.client.list_page(query, at, step) for at in offsets))
+                for page in pages:
+                    if page.job_count is not None:
+                        count = page.job_count
+                    groups: dict[str, list[Job]] = {}
+                    for job in page.jobs:
+                        if job.job_id in self.active:
+                            # Still listed: not vanished (the active lists may not have been asked).
+                            self.jobs.append(job)
+                        groups.setdefault(job.status, []).append(job)
+                    for status, jobs in groups.items():
+                        for scan in by_status.get(status, ()):
+                            await self._note(scan, jobs)
+                    for scan in by_status.get(_ANY, ()):
+                        await self._note(scan, page.jobs)
+                offset += granted * step
+                # The end: a short page, or (a count to trust) every row it counts was read.
+                if any(page.size < step for page in pages) or (count is not None and offset >= count):
+                    for scan in scans:
+                        scan.exhausted = True
+                    return
+
+        if not await self._guarded("listing of the whole window", read()):
+            for scan in scans:
+                scan.failed = True
+
+    async def _full_pass(self, scan: _Scan, query: ListQuery, first: Page | None) -> None:
         """Read a terminal listing whole, in offset order, as far as the budget goes; a pass cut
         short goes on next tick where it stopped, so a window larger than one tick's budget is
         still read whole once (and remembered) rather than started afresh every tick.
@@ -892,10 +1336,19 @@ class _TickWork:
         Resuming reads from one before where it stopped, and looks for the last job it read
         (the anchor): jobs inserted at the head meanwhile (a descending order) move it down the
         page, and only the jobs after it are new to the pass; an anchor not found (jobs deleted)
-        starts the pass again. The count kept when the pass ends never exceeds GES's count."""
+        starts the pass again. The count kept when the pass ends never exceeds GES's count.
+        ``first`` is page 1 when it was read (``None``: resuming, page 1 is read only if the pass
+        has to start again)."""
         step = self.p.page_size
-        if 0 < len(first.jobs) < min(step, first.job_count or 0):
-            step = len(first.jobs)  # GES caps ``limit``: page by what it gives
+
+        def paged_by(page: Page, at: int = 0) -> None:
+            nonlocal step
+            step = min(step, page.limit)
+            if 0 < page.size < min(step, (page.job_count or 0) - at):
+                step = page.size  # GES caps ``limit``: page by what it gives
+
+        if first is not None:
+            paged_by(first)
         prefix = f"{_WHOLE}{scan.key}:"
         offset = self.cursor_in.get(prefix + "offset")
         anchor = self.cursor_in.get(prefix + "anchor")
@@ -906,37 +1359,59 @@ class _TickWork:
         scan.pass_head = self.cursor_in.get(prefix + "head") if resume else None
         while True:
             at = scan.pass_offset or 0
+            # Offsets and the anchor follow the list's rows (``row_ids``), which are the jobs
+            # unless the status is filtered here (a GES ignoring the filter).
             if not resume:
-                page_jobs, fresh = list(first.jobs), list(first.jobs)
-                scan.pass_head = _anchor(first.jobs[0].job_id) if first.jobs else None
+                if first is None:
+                    first = await self._page(query, 0)
+                    scan.unread = False
+                    await self._note(scan, first.jobs)
+                    paged_by(first)
+                    if first.job_count is None:
+                        scan.counted = False
+                    scan.latest_count = first.job_count
+                rows, fresh = list(first.row_ids), list(first.row_ids)
+                scan.pass_head = _anchor(first.row_ids[0]) if first.row_ids else None
             else:
                 assert scan.pass_anchor is not None
                 at = (scan.pass_offset or 0) - 1
                 page = await self._page(query, at)
+                scan.unread = False
                 if page.job_count is not None:
                     scan.latest_count = page.job_count
+                else:
+                    # No count to keep at the end (the reading changed?): nothing to remember.
+                    scan.counted = False
                 await self._note(scan, page.jobs)
-                page_jobs = list(page.jobs)
-                hashes = [_anchor(j.job_id) for j in page_jobs]
+                paged_by(page, at)
+                rows = list(page.row_ids)
+                hashes = [_anchor(i) for i in rows]
                 if scan.pass_anchor not in hashes:
                     log.info("project %s: listing %s moved under a pass; reading it again", self.p.alias, scan.key)
                     scan.pass_known, scan.pass_offset, scan.pass_anchor = 0, 0, None
                     scan.pass_ids.clear()
                     resume = False
                     continue
-                fresh = page_jobs[hashes.index(scan.pass_anchor) + 1 :]
-            scan.pass_ids.update(j.job_id for j in fresh)
-            scan.pass_offset = at + len(page_jobs)
+                fresh = rows[hashes.index(scan.pass_anchor) + 1 :]
+            scan.pass_ids.update(fresh)
+            scan.pass_offset = at + len(rows)
             if fresh:
-                scan.pass_anchor = _anchor(fresh[-1].job_id)
-            if len(page_jobs) < step or not fresh:
-                scan.pass_done = True
+                scan.pass_anchor = _anchor(fresh[-1])
+            if len(rows) < step or not fresh:
+                if first is None:
+                    # A pass resumed without page 1: read it now, for the jobs ahead of the pass.
+                    first = await self._page(query, 0)
+                    await self._note(scan, first.jobs)
                 # Jobs inserted ahead of the pass's first job while it ran (a descending order
                 # puts every new job there) are on this tick's page 1, before that job: read this
                 # tick, so known after it, and not counted by the pass.
-                heads = [_anchor(j.job_id) for j in first.jobs]
+                heads = [_anchor(i) for i in first.row_ids]
                 if scan.pass_head in heads:
-                    scan.pass_ids.update(j.job_id for j in first.jobs[: heads.index(scan.pass_head)])
+                    scan.pass_ids.update(first.row_ids[: heads.index(scan.pass_head)])
+                scan.pass_done = True
+                # Read whole: what was seen is the memory, even without a count to trust (the
+                # next tick's probe starts from it, see _probe_tail).
+                scan.counted = True
                 return
             resume = True
 
@@ -951,6 +1426,7 @@ class _TickWork:
             # No count to trust (a page's length, the job center's total): the length of the list
             # is what was remembered plus the rows from there on, read to an empty page.
             count = await self._length_from(scan, query, probe)
+        scan.count_seen = count
         if count is None or count < scan.remembered:
             return False
         if count == scan.remembered:
@@ -998,17 +1474,25 @@ class _TickWork:
         """Take in a terminal page: which of its jobs the store does not know in that status yet.
         Only those go to diff (the others would be a last_seen update: a write per job)."""
         await self._snapshots(j.job_id for j in jobs)
+        kept = len(self.jobs)
+        try:
+            self._note_known(scan, jobs)
+        finally:
+            self._forget(jobs, kept)
+
+    def _note_known(self, scan: _Scan, jobs: Sequence[Job]) -> None:
+        # By the status the store knew (``status_of``): a snapshot may have been let go of.
         if scan.status == _ANY:
             for job in jobs:
                 scan.seen.add(job.job_id)
                 scan.saw_active = scan.saw_active or job.is_active
-                prev = self.known.get(job.job_id)
-                if prev is None:
+                before = self.status_of.get(job.job_id)
+                if before is None:
                     scan.new_ids.add(job.job_id)
                     self.jobs.append(job)
-                elif prev.job.status != job.status:
+                elif before != job.status:
                     self.jobs.append(job)
-                    if self.window_excludes_active and prev.job.is_active:
+                    if self.window_excludes_active and before in ACTIVE_STATUSES:
                         # A date filter on the end time: a job enters the window when it ends.
                         scan.new_ids.add(job.job_id)
             return
@@ -1018,11 +1502,11 @@ class _TickWork:
                 self.jobs.append(job)
                 continue
             scan.seen.add(job.job_id)
-            prev = self.known.get(job.job_id)
-            if prev is None or prev.job.status != scan.status:
+            before = self.status_of.get(job.job_id)
+            if before is None or before != scan.status:
                 scan.new_ids.add(job.job_id)
                 self.jobs.append(job)
-            if prev is None:
+            if before is None:
                 self.window_new.add(job.job_id)
 
     async def _follow_vanished(self) -> None:
@@ -1035,10 +1519,7 @@ class _TickWork:
             next_try = self.cursor_in.get(f"{_VANISHED}{job_id}:next")
             if next_try is not None and self.now.timestamp() < next_try:
                 self.missing.add(job_id)
-                for suffix in (":misses", ":next"):
-                    key = f"{_VANISHED}{job_id}{suffix}"
-                    if key in self.cursor_in:
-                        self.vanished_cursor[key] = self.cursor_in[key]
+                self._keep_vanished((job_id,))
                 continue
             due.append(snap)
         by_graph: dict[str | None, list[Snapshot]] = {}
@@ -1072,16 +1553,13 @@ class _TickWork:
                     await look(replace(query, start_date=None))
 
             try:
-                if not await self._guarded(f"lookup of graph {graph}", look()):
-                    # Not looked for, so not missing: the next tick tries again.
-                    continue
+                looked = await self._guarded(f"lookup of graph {graph}", look())
             except _Spent:
-                # Not looked for to the end: no miss counted, the back-off as it was.
-                for job_id in wanted:
-                    for suffix in (":misses", ":next"):
-                        key = f"{_VANISHED}{job_id}{suffix}"
-                        if key in self.cursor_in:
-                            self.vanished_cursor[key] = self.cursor_in[key]
+                looked = False
+            if not looked:
+                # Not looked for to the end (out of budget, or the lookup failed): not missing,
+                # no miss counted, the back-off as it was; the next tick tries again.
+                self._keep_vanished(wanted)
                 continue
             for job_id in wanted:
                 self.missing.add(job_id)
@@ -1117,6 +1595,10 @@ class _TickWork:
 
     async def diff(self, *, baseline: bool) -> DiffResult:
         await self._snapshots(j.job_id for j in self.jobs)
+        # A job whose snapshot a page let go of and that another listing sends to diff after all.
+        again = [j.job_id for j in self.jobs if j.job_id in self.status_of and j.job_id not in self.known]
+        if again:
+            self.known.update(await self.p.store.snapshots(self.p.alias, list(dict.fromkeys(again))))
         previous = {**self.active, **self.known}
         keys = sorted({outcome_key(j) for j in self.jobs if j.is_terminal})
         outcomes = await self.p.store.outcomes(self.p.alias, keys)
@@ -1143,12 +1625,16 @@ class _TickWork:
             return sum(1 for i in ids if after.get(i, self._status_before(i)) == status)
 
         cursor: dict[str, int] = dict(self.vanished_cursor)
-        if _WINDOW_ACTIVE in self.cursor_in:
-            cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
         if self.baseline_next is not None:
             cursor[_BASELINE] = self.baseline_next
         if self.complete_at is not None:
             cursor[_COMPLETE] = self.complete_at
+        if _WINDOW_ACTIVE in self.cursor_in:
+            cursor[_WINDOW_ACTIVE] = self.cursor_in[_WINDOW_ACTIVE]
+        if self.unsorted_from_now:
+            cursor[_UNSORTED] = _UNSORTED_TICKS
+        elif self.unsorted_for > 1:
+            cursor[_UNSORTED] = self.unsorted_for - 1
         for scan in self.scans:
             if scan.status == _ANY and scan.query_start is not None and not scan.failed:
                 if scan.saw_active:
@@ -1161,7 +1647,7 @@ class _TickWork:
                     # Read whole, and no running job in it though some began well inside it.
                     cursor[_WINDOW_ACTIVE] = 2
             if scan.unread or scan.failed:
-                # Not read (or not read to the end: it failed) this tick: what was known stays known.
+                # Not read at all this tick, or read wrong: what was known stays known, no more.
                 for key, value in self.cursor_in.items():
                     if key in (scan.key, f"{_HEAD}{scan.status}") or key.startswith(f"{_WHOLE}{scan.key}:"):
                         cursor[key] = value
@@ -1171,8 +1657,6 @@ class _TickWork:
             undecided = scan.head_first and scan.found_at is None and (scan.unchanged or self.budget.spent)
             if scan.found_at == "head" or undecided:
                 cursor[f"{_HEAD}{scan.status}"] = 1
-            if not scan.counted:
-                continue
             if scan.pass_offset is not None:
                 known = scan.pass_known + known_as(scan.pass_ids, scan.status)
                 if scan.pass_done:
@@ -1184,6 +1668,8 @@ class _TickWork:
                     cursor[prefix + "anchor"] = scan.pass_anchor
                     if scan.pass_head is not None:
                         cursor[prefix + "head"] = scan.pass_head
+                continue
+            if not scan.counted:
                 continue
             if scan.full:
                 cursor[scan.key] = known_as(scan.seen, scan.status)
@@ -1207,8 +1693,7 @@ class _TickWork:
         return cursor
 
     def _status_before(self, job_id: str) -> str | None:
-        snap = self.known.get(job_id)
-        return snap.job.status if snap is not None else None
+        return self.status_of.get(job_id)
 
 
 async def run_tick(poller: Poller) -> TickReport | None:
