@@ -18,8 +18,8 @@ from typing import Any
 
 from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
-from ges_bot.sinks.common import body_bytes, defuse, entities, joiners
-from ges_bot.sinks.compose import Budget, Rendered, clip, fit, one_line
+from ges_bot.sinks.common import PlainText, QuotedMarkdown, body_bytes
+from ges_bot.sinks.compose import Budget, Rendered, clip, fit
 from ges_bot.sinks.words import Words
 
 __all__ = ["MAX_BODY", "MAX_TITLE", "DingTalkMarkup", "check", "render", "render_notice"]
@@ -28,39 +28,9 @@ __all__ = ["MAX_BODY", "MAX_TITLE", "DingTalkMarkup", "check", "render", "render
 MAX_BODY = 20_000 - 100
 MAX_TITLE = 64
 
-_MARKDOWN = "*_~`[]()#!|-+=\\"
 
-
-class DingTalkMarkup:
-    """The one place untrusted text becomes DingTalk markdown."""
-
-    def text(self, value: str, limit: int) -> str:
-        return joiners(entities(defuse(clip(one_line(value), limit))), _MARKDOWN)
-
-    def code(self, value: str, limit: int) -> str:
-        return self.text(value, limit)
-
-    def block(self, value: str, limit: int) -> str:
-        lines = clip(value.strip(), limit).splitlines() or [""]
-        return "\n".join("> " + joiners(entities(defuse(line)), _MARKDOWN) for line in lines)
-
-    def bold(self, trusted: str) -> str:
-        return f"**{trusted}**"
-
-
-class _Plain:
-    """The ``title`` is the notification's preview text: plain, one line, no mentions."""
-
-    def text(self, value: str, limit: int) -> str:
-        return joiners(defuse(clip(one_line(value), limit)), "<[]*")
-
-    code = text
-
-    def block(self, value: str, limit: int) -> str:
-        return joiners(defuse(clip(value, limit)), "<[]*")
-
-    def bold(self, trusted: str) -> str:
-        return trusted
+class DingTalkMarkup(QuotedMarkdown):
+    """The one place untrusted text becomes DingTalk markdown (the same rules as WeCom's)."""
 
 
 MD = DingTalkMarkup()
@@ -94,7 +64,7 @@ def _text(doc: AlertDocument, w: Words, budget: Budget) -> str:
 def _body(doc: AlertDocument, w: Words, budget: Budget) -> dict[str, Any]:
     return {
         "msgtype": "markdown",
-        "markdown": {"title": clip(compose.title(doc, w, _Plain()), MAX_TITLE), "text": _text(doc, w, budget)},
+        "markdown": {"title": clip(compose.title(doc, w, PlainText()), MAX_TITLE), "text": _text(doc, w, budget)},
         "at": {"isAtAll": False},
     }
 

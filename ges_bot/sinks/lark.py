@@ -17,7 +17,7 @@ from typing import Any
 
 from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
-from ges_bot.sinks.common import body_bytes, defuse, entities, joiners
+from ges_bot.sinks.common import PlainText, body_bytes, defuse, entities, joiners
 from ges_bot.sinks.compose import Budget, Rendered, Severity, clip, fit, one_line
 from ges_bot.sinks.words import Words
 
@@ -58,24 +58,8 @@ class LarkMarkup:
         return f"**{trusted}**"
 
 
-class _Plain:
-    """``plain_text`` (the header, notes) is not parsed; still, no ``<at …>`` or ``@all`` is ever
-    sent in it, so a client or proxy that did read it would find nothing to act on."""
-
-    def text(self, value: str, limit: int) -> str:
-        return joiners(defuse(clip(one_line(value), limit)), "<[]*")
-
-    code = text
-
-    def block(self, value: str, limit: int) -> str:
-        return joiners(defuse(clip(value, limit)), "<[]*")
-
-    def bold(self, trusted: str) -> str:
-        return trusted
-
-
 MD = LarkMarkup()
-PLAIN = _Plain()
+PLAIN = PlainText()
 
 
 def _md(content: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any
 
 from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
-from ges_bot.sinks.common import defuse, entities, joiners
-from ges_bot.sinks.compose import Budget, Rendered, Severity, clip, fit, one_line
+from ges_bot.sinks.common import QuotedMarkdown
+from ges_bot.sinks.compose import Budget, Rendered, Severity, fit
 from ges_bot.sinks.words import Words
 
 __all__ = ["MAX_CONTENT", "WeComMarkup", "check", "render", "render_notice"]
@@ -34,24 +34,9 @@ COLOURS: dict[Severity, str] = {
     Severity.INFO: "comment",
 }
 
-_MARKDOWN = "*_~`[]()#!|-+=\\"
 
-
-class WeComMarkup:
-    """The one place untrusted text becomes WeCom markdown."""
-
-    def text(self, value: str, limit: int) -> str:
-        return joiners(entities(defuse(clip(one_line(value), limit))), _MARKDOWN)
-
-    def code(self, value: str, limit: int) -> str:
-        return self.text(value, limit)
-
-    def block(self, value: str, limit: int) -> str:
-        lines = clip(value.strip(), limit).splitlines() or [""]
-        return "\n".join("> " + joiners(entities(defuse(line)), _MARKDOWN) for line in lines)
-
-    def bold(self, trusted: str) -> str:
-        return f"**{trusted}**"
+class WeComMarkup(QuotedMarkdown):
+    """The one place untrusted text becomes WeCom markdown (the same rules as DingTalk's)."""
 
 
 MD = WeComMarkup()
