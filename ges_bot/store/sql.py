@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -495,8 +495,27 @@ class SqlStore(DigestQueries):
         query = select(o.id).where(*conditions)
         if candidates is not None:
             query = query.where(o.id.in_(candidates))
+        return await self._claim(query, worker, now, limit, lease_seconds)
+
+    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        o = outbox.c
+        due = select(o.id).where(
+            o.state == OutboxState.PENDING,
+            o.next_attempt_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until < now),
+            o.channel.startswith(SINK_PREFIX),
+        )
+        return await self._claim(due, worker, now, limit, lease_seconds)
+
+    async def _claim(
+        self, query: Select[Any], worker: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OutboxItem]:
+        """Lease the oldest ``limit`` rows ``query`` selects (ids) to ``worker``: the one claim of
+        both the Slack worker and the sink worker."""
         due = (
-            query.order_by(o.id)
+            query.order_by(outbox.c.id)
             .limit(limit)
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
             # SQLite ignores this; its BEGIN IMMEDIATE makes the whole claim a single writer.
@@ -513,39 +532,6 @@ class SqlStore(DigestQueries):
                     claimed_by=worker,
                     claimed_until=now + timedelta(seconds=lease_seconds),
                     attempts=outbox.c.attempts + 1,
-                )
-                .returning(*outbox.c)
-            )
-            rows = (await conn.execute(stmt)).all()
-        return sorted((_outbox_item(row) for row in rows), key=lambda item: item.id)
-
-    async def claim_sink_outbox(self, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
-        if limit <= 0:
-            return []
-        o = outbox.c
-        due = (
-            select(o.id)
-            .where(
-                o.state == OutboxState.PENDING,
-                o.next_attempt_at <= now,
-                or_(o.claimed_until.is_(None), o.claimed_until < now),
-                o.channel.startswith(SINK_PREFIX),
-            )
-            .order_by(o.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        async with self.transaction(write=True) as conn:
-            ids = list((await conn.execute(due)).scalars().all())
-            if not ids:
-                return []
-            stmt = (
-                update(outbox)
-                .where(o.id.in_(ids))
-                .values(
-                    claimed_by=worker,
-                    claimed_until=now + timedelta(seconds=lease_seconds),
-                    attempts=o.attempts + 1,
                 )
                 .returning(*outbox.c)
             )
