@@ -316,24 +316,8 @@ class SubscriptionStore(SubscriptionReader, Protocol):
     async def remove_mutes(self, channel: str, graph_pattern: str) -> int: ...
 
 
-class OutboxStore(SubscriptionReader, Protocol):
-    """What the delivery worker (``notify.delivery``) claims, records and follows up."""
-
-    async def claim_outbox(
-        self,
-        worker: str,
-        now: datetime,
-        limit: int,
-        lease_seconds: float,
-        *,
-        per_channel: int | None = None,
-        busy: Collection[str] = (),
-    ) -> list[OutboxItem]:
-        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``. With
-        ``per_channel``: at most that many (the oldest due) of each channel, and none of a channel
-        in which another worker holds a live claim; rows of the ``busy`` channels are left alone.
-        Rows for group-bot sinks are left to :meth:`SinkOutboxStore.claim_sink_outbox`."""
-        ...
+class OutboxRecords(Protocol):
+    """How a worker settles an outbox row it claimed — the Slack worker and the sink worker alike."""
 
     async def mark_sent(
         self,
@@ -354,14 +338,6 @@ class OutboxStore(SubscriptionReader, Protocol):
         while the row is pending and claimed by that worker; otherwise nothing is written."""
         ...
 
-    async def renew_claims(
-        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
-    ) -> set[int]:
-        """The heartbeat of a live worker: extend its claims on ``outbox_ids`` to ``now +
-        lease_seconds``. Only rows still pending and claimed by ``worker`` are renewed (a claim
-        another worker took, or a row settled meanwhile, is left alone); returns their ids."""
-        ...
-
     async def mark_retry(
         self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
     ) -> bool:
@@ -371,6 +347,34 @@ class OutboxStore(SubscriptionReader, Protocol):
 
     async def mark_dead(self, outbox_id: int, error: str, now: datetime, *, worker: str | None = None) -> bool:
         """Give a pending row up; fenced by ``worker`` as ``mark_sent``. Returns whether it was changed."""
+        ...
+
+
+class OutboxStore(OutboxRecords, SubscriptionReader, Protocol):
+    """What the delivery worker (``notify.delivery``) claims, records and follows up."""
+
+    async def claim_outbox(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        per_channel: int | None = None,
+        busy: Collection[str] = (),
+    ) -> list[OutboxItem]:
+        """Due pending rows (``next_attempt_at <= now``), oldest first, leased to ``worker``. With
+        ``per_channel``: at most that many (the oldest due) of each channel, and none of a channel
+        in which another worker holds a live claim; rows of the ``busy`` channels are left alone.
+        Rows for group-bot sinks are left to :meth:`SinkOutboxStore.claim_sink_outbox`."""
+        ...
+
+    async def renew_claims(
+        self, worker: str, outbox_ids: Collection[int], now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """The heartbeat of a live worker: extend its claims on ``outbox_ids`` to ``now +
+        lease_seconds``. Only rows still pending and claimed by ``worker`` are renewed (a claim
+        another worker took, or a row settled meanwhile, is left alone); returns their ids."""
         ...
 
     async def enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> tuple[int, ...]:
@@ -392,7 +396,7 @@ class OutboxStore(SubscriptionReader, Protocol):
         ...
 
 
-class SinkOutboxStore(Protocol):
+class SinkOutboxStore(OutboxRecords, Protocol):
     """What the group-bot sink worker (``sinks.worker``) claims and records: only rows whose target
     is a sink (``Delivery.channel`` = ``"sink:<name>"``)."""
 
@@ -404,25 +408,6 @@ class SinkOutboxStore(Protocol):
         """Per sink target (``sink:<name>``) with pending rows: how many, and the newest row's last
         error (``None`` when it was never tried)."""
         ...
-
-    async def mark_sent(
-        self,
-        outbox_id: int,
-        ts: str,
-        now: datetime,
-        posted: PostedMessage | None,
-        *,
-        worker: str | None = None,
-        replies: Sequence[ThreadReply] = (),
-        rest: Delivery | None = None,
-        lease_seconds: float = 0.0,
-    ) -> MarkedSent: ...
-
-    async def mark_retry(
-        self, outbox_id: int, error: str, next_attempt_at: datetime, *, worker: str | None = None
-    ) -> bool: ...
-
-    async def mark_dead(self, outbox_id: int, error: str, now: datetime, *, worker: str | None = None) -> bool: ...
 
 
 class QueryStore(Protocol):
