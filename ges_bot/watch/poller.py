@@ -189,8 +189,8 @@ from ges_bot.errors import ApiError, AuthError, GesBotError, JobCenterError, Tra
 from ges_bot.jobcenter.client import JobList, ListQuery, Page
 from ges_bot.jobcenter.reading import ASSUMED, Reading, naive_offset_hint, wire_status
 from ges_bot.metrics import EVENTS, GES_REQUESTS, POLL_DURATION, POLL_TICKS
-from ges_bot.notify.routing import route
-from ges_bot.store.api import PollState, Snapshot, TickResult, WatchStore
+from ges_bot.notify.routing import RoutingResult, route
+from ges_bot.store.api import PollState, Snapshot, TickCommit, TickResult, WatchStore
 from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
@@ -657,12 +657,35 @@ class Poller:
                 status_key = f"{status}@{start.isoformat()}"
                 if status_key in cursor:
                     cursor[status_key] += 1
-        routed = route(
-            result.events,
-            [*(await self.store.subscriptions()), *self.config_subscriptions],
-            await self.store.mutes(now),
-            now,
+        routed = await self._route(result, now)
+        commit = await self._commit(now, result, routed, cursor)
+        return TickReport(
+            project=self.alias,
+            at=now,
+            events=commit.new_events,
+            deliveries=len(commit.outbox_ids),
+            outbox_ids=commit.outbox_ids,
         )
+
+    # --- routing and the commit, shared by normal and fast ticks ------------------------------
+
+    async def _route(self, result: DiffResult, now: datetime) -> RoutingResult:
+        """The tick's events × today's subscriptions (stored and from the config file) and mutes."""
+        subscriptions = [*(await self.store.subscriptions()), *self.config_subscriptions]
+        return route(result.events, subscriptions, await self.store.mutes(now), now)
+
+    async def _commit(
+        self,
+        now: datetime,
+        result: DiffResult,
+        routed: RoutingResult,
+        cursor: dict[str, int],
+        *,
+        baseline: bool = False,
+        degraded: str | None = None,
+        degraded_kind: str | None = None,
+    ) -> TickCommit:
+        """One transaction: snapshots, events, outcomes, outbox rows and the cursor; counts the events."""
         commit = await self.store.commit_tick(
             TickResult(
                 project=self.alias,
@@ -673,17 +696,14 @@ class Poller:
                 deliveries=routed.deliveries,
                 muted=routed.muted,
                 cursor=cursor,
+                baseline=baseline,
+                degraded=degraded,
+                degraded_kind=degraded_kind,
             )
         )
         for event in commit.new_events:
             EVENTS.labels(event.kind.value).inc()
-        return TickReport(
-            project=self.alias,
-            at=now,
-            events=commit.new_events,
-            deliveries=len(commit.outbox_ids),
-            outbox_ids=commit.outbox_ids,
-        )
+        return commit
 
     # --- the reading ------------------------------------------------------------------------
 
@@ -801,12 +821,7 @@ class Poller:
         degraded = tick.degraded()
         if degraded:
             log.warning("project %s: this tick saw only part of the job center: %s", self.alias, degraded)
-        routed = route(
-            result.events,
-            [*(await self.store.subscriptions()), *self.config_subscriptions],
-            await self.store.mutes(now),
-            now,
-        )
+        routed = await self._route(result, now)
         if tick.missing:
             log.warning(
                 "project %s: %d active job(s) are no longer listed by GES (deleted?): %s",
@@ -826,24 +841,16 @@ class Poller:
                 degraded=degraded,
             ), tick
         await faultpoints.reached("poll.tick")
-        commit = await self.store.commit_tick(
-            TickResult(
-                project=self.alias,
-                at=now,
-                snapshots=result.snapshots,
-                events=result.events,
-                outcomes=result.outcomes,
-                deliveries=routed.deliveries,
-                muted=routed.muted,
-                cursor=cursor,
-                # A baseline read in part is not one yet: the next tick continues it.
-                baseline=baseline and not tick.baseline_unfinished,
-                degraded=degraded,
-                degraded_kind=tick.degraded_kind,
-            )
+        commit = await self._commit(
+            now,
+            result,
+            routed,
+            cursor,
+            # A baseline read in part is not one yet: the next tick continues it.
+            baseline=baseline and not tick.baseline_unfinished,
+            degraded=degraded,
+            degraded_kind=tick.degraded_kind,
         )
-        for event in commit.new_events:
-            EVENTS.labels(event.kind.value).inc()
         return TickReport(
             project=self.alias,
             at=now,
