@@ -32,10 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
-from bench.poll_cost_quick import T0, Workload, list_calls, wire  # noqa: E402
-from ges_bot.config import ProjectSettings  # noqa: E402
+from bench.poll_cost_quick import T0, Workload, bench_project, list_calls, wire  # noqa: E402
 from ges_bot.domain import EventKind  # noqa: E402
 from ges_bot.emulator import EmulatorSettings, create_app, emulator_state  # noqa: E402
 from ges_bot.jobcenter.client import JobCenterClient  # noqa: E402
@@ -82,15 +80,7 @@ async def measure(args: argparse.Namespace, fast: float) -> dict[str, Any]:
     state = emulator_state(app)
     state.clock.set(T0)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as control:
-        project = ProjectSettings(
-            alias="bench",
-            project_id=settings.project_id,
-            endpoint=url,
-            region=None,
-            auth="aksk",
-            ak=SecretStr(settings.ak),
-            sk=SecretStr(settings.sk),
-        )
+        project = bench_project(settings, url)
         work = SteppedWorkload(state, args.jobs_per_day, args.active)
         work.history(args.jobs_per_day)
         with tempfile.TemporaryDirectory() as tmp:

@@ -154,6 +154,19 @@ class Result:
     doubled: int
 
 
+def bench_project(settings: EmulatorSettings, url: str) -> ProjectSettings:
+    """The project the benchmarks poll: the emulator at ``url``, with its AK/SK."""
+    return ProjectSettings(
+        alias="bench",
+        project_id=settings.project_id,
+        endpoint=url,
+        region=None,
+        auth="aksk",
+        ak=SecretStr(settings.ak),
+        sk=SecretStr(settings.sk),
+    )
+
+
 async def measure(args: argparse.Namespace, reading: dict[str, Any], *, quiet: bool = False) -> Result:
     settings = EmulatorSettings(order=args.order, max_limit=1000, **reading)
     app = create_app(settings)
@@ -161,15 +174,7 @@ async def measure(args: argparse.Namespace, reading: dict[str, Any], *, quiet: b
     state.clock.set(T0)
     say = (lambda *_: None) if quiet else print
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as control:
-        project = ProjectSettings(
-            alias="bench",
-            project_id=settings.project_id,
-            endpoint=url,
-            region=None,
-            auth="aksk",
-            ak=SecretStr(settings.ak),
-            sk=SecretStr(settings.sk),
-        )
+        project = bench_project(settings, url)
         work = Workload(state, args.jobs_per_day, args.active)
         work.history(args.jobs_per_day)
         with tempfile.TemporaryDirectory() as tmp:
