@@ -45,12 +45,10 @@ from ges_bot.notify.render import (
     render_recovered_original,
     render_recovery_reply,
 )
+from tests.support.jobs import JOB_ID, NOW, T0, import_files, import_job
 
 GOLDEN = Path(__file__).parent / "fixtures" / "render"
-T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-NOW = T0 + timedelta(hours=3, minutes=10)
 PROJECT = ProjectInfo(alias="prod", project_id="0123456789abcdef0123456789abcdef", region="cn-north-4")
-JOB_ID = "ff80808167bb90340167bc3c7b5b0166"
 EVIL = "<!channel> <@U123> <https://evil.example|click> & `tick` *b* @here #general"
 
 
@@ -58,45 +56,7 @@ EVIL = "<!channel> <@U123> <https://evil.example|click> & `tick` *b* @here #gene
 
 
 def failed_files() -> tuple[FileImport, ...]:
-    return (
-        FileImport(FileKind.SCHEMA, "obs://bucket/movies/schema.xml", "success", None, None, -1, -1, -1),
-        FileImport(
-            FileKind.VERTEX,
-            "obs://bucket/movies/person.csv",
-            "failed",
-            "Line 17: column 'age' is not an integer: 'forty'",
-            "obs://bucket/logs/person.log",
-            5000,
-            120,
-            4880,
-        ),
-        FileImport(FileKind.EDGE, "obs://bucket/movies/acted_in.csv", "success", None, None, 12000, 0, 12000),
-        FileImport(
-            FileKind.EDGE,
-            "obs://bucket/movies/directed.csv",
-            "failed",
-            "vertex 'm-42' does not exist",
-            "obs://bucket/logs/directed.log",
-            800,
-            800,
-            0,
-        ),
-    )
-
-
-def import_job(**changes: Any) -> Job:
-    job = Job(
-        job_id=JOB_ID,
-        status="failed",
-        job_type="GraphManagement",
-        job_name="ImportGraph",
-        graph="movies",
-        begin_time=T0,
-        end_time=T0 + timedelta(hours=1, minutes=4, seconds=7),
-        fail_reason="2 of 4 files failed to import",
-        files=failed_files(),
-    )
-    return replace(job, **changes)
+    return import_files()
 
 
 def ev(job: Job, kind: EventKind = EventKind.FAILED, **kw: Any) -> JobEvent:

@@ -24,12 +24,11 @@ from ges_bot.sinks.common import WJ
 from ges_bot.sinks.compose import LEVELS
 from ges_bot.sinks.render import render_alert
 from ges_bot.standin.webhooks import Platform, pings_everyone
+from tests.support import jobs
+from tests.support.jobs import JOB_ID, NOW, T0, import_files
 
 GOLDEN = Path(__file__).parent / "fixtures" / "sinks"
-T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-NOW = T0 + timedelta(hours=3, minutes=10)
 PROJECT = ProjectInfo(alias="prod", project_id="0123456789abcdef0123456789abcdef", region="cn-north-4")
-JOB_ID = "ff80808167bb90340167bc3c7b5b0166"
 PLATFORMS: tuple[Platform, ...] = ("lark", "dingtalk", "wecom", "teams")
 CHECKS = {"lark": lark.check, "dingtalk": dingtalk.check, "wecom": wecom.check, "teams": teams.check}
 HOSTILE = (
@@ -40,45 +39,11 @@ HOSTILE = (
 
 
 def partial_files() -> tuple[FileImport, ...]:
-    return (
-        FileImport(FileKind.SCHEMA, "obs://bucket/movies/schema.xml", "success", None, None, -1, -1, -1),
-        FileImport(
-            FileKind.VERTEX,
-            "obs://bucket/movies/person.csv",
-            "partFailed",
-            "Line 17: column 'age' is not an integer: 'forty'",
-            "obs://bucket/logs/person.log",
-            5000,
-            120,
-            4880,
-        ),
-        FileImport(FileKind.EDGE, "obs://bucket/movies/acted_in.csv", "success", None, None, 12000, 0, 12000),
-        FileImport(
-            FileKind.EDGE,
-            "obs://bucket/movies/directed.csv",
-            "failed",
-            "vertex 'm-42' does not exist",
-            "obs://bucket/logs/directed.log",
-            800,
-            800,
-            0,
-        ),
-    )
+    return import_files("partFailed")
 
 
 def import_job(**changes: Any) -> Job:
-    job = Job(
-        job_id=JOB_ID,
-        status="partiallyFailed",
-        job_type="GraphManagement",
-        job_name="ImportGraph",
-        graph="movies",
-        begin_time=T0,
-        end_time=T0 + timedelta(hours=1, minutes=4, seconds=7),
-        fail_reason="2 of 4 files failed to import",
-        files=partial_files(),
-    )
-    return replace(job, **changes)
+    return jobs.import_job(**{"status": "partiallyFailed", "files": partial_files(), **changes})
 
 
 def doc_of(*jobs: Job, kind: EventKind = EventKind.PARTIALLY_FAILED, graph: str = "movies", **kw: Any):  # type: ignore[no-untyped-def]
