@@ -44,6 +44,7 @@ from ges_bot.sinks.sender import SinkSender
 from ges_bot.sinks.targets import is_sink_target
 from ges_bot.sinks.worker import SinkPolicy, SinkWorker
 from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
+from ges_bot.slackapp.inflight import Inflight
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
@@ -52,6 +53,8 @@ from ges_bot.watch.poller import Poller, run_tick
 log = logging.getLogger(__name__)
 
 INSTANCE_LEASE = "instance"
+#: How long a stopping bot waits for the Slack answers it already acknowledged.
+_ANSWER_DRAIN_S = 10.0
 
 
 def default_replica_id() -> str:
@@ -152,6 +155,8 @@ class Runtime:
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        #: The Slack app's work after each ack (answers, clicks, the Home tab).
+        self.answers = Inflight()
         self._ticks_in_flight: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._server: uvicorn.Server | None = None
@@ -430,6 +435,7 @@ class Runtime:
             signing_secret=secret.get_secret_value() if secret else None,
             api_url=self.settings.slack_api_url,
             socket_mode=socket_mode,
+            inflight=self.answers,
         )
 
     async def _start_http(self, slack_app: Any) -> None:
@@ -606,6 +612,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        # Answers already acknowledged are finished before the store and clients close under them.
+        unfinished = await self.answers.drain(_ANSWER_DRAIN_S)
+        if unfinished:
+            log.warning("stopped with %d Slack answer(s) unfinished after %ss", unfinished, _ANSWER_DRAIN_S)
         if self.store is not None and self._is_sqlite:
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)
