@@ -847,7 +847,7 @@ def build_app(
         logger=_bolt_logger(),
         name="ges-bot",
     )
-    GesSlackApp(services, client, options, inflight or Inflight()).register(app)
+    GesSlackApp(services, client, options, Inflight() if inflight is None else inflight).register(app)
     return app
 
 
