@@ -736,3 +736,32 @@ async def test_identical_questions_from_a_recent_poll_share_one_read(tmp_path: P
         # Another minute is another read: nothing is cached past the questions in flight.
         later = await recent.jobs(week, now=NOW.replace(second=0) + timedelta(minutes=1), zone=utc)
         assert isinstance(later, JobsAnswer) and counting.reads == 2
+
+
+async def test_a_recent_poll_answers_job_lookups_from_the_store(tmp_path: Path) -> None:
+    """`job <id>` after a poll moments ago: an ended job (its state is final) and a running job
+    that poll read come from the records, as of that poll; GES is not asked."""
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        await w.job("ended", "failed", NOW - timedelta(days=3), NOW - timedelta(days=3, hours=1), fail_reason="boom")
+        await w.job("busy", "running", None, NOW - timedelta(minutes=30))
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at)
+        await poller.tick()
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        before = w.client.requests_sent
+        ended = await recent.job(JobDetail("ended"))
+        busy = await recent.job(JobDetail("busy"))
+        assert w.client.requests_sent == before  # GES was not asked
+        assert isinstance(ended, JobLookup) and isinstance(busy, JobLookup)
+        assert (ended.job.status, ended.job.fail_reason, ended.source.kind) == ("failed", "boom", SourceKind.RECENT)
+        assert (busy.job.status, busy.source.kind, busy.source.as_of) == ("running", SourceKind.RECENT, polled_at)
+
+        # Older than the limit: GES is asked, and says what changed since.
+        await w.emu.patch_job("busy", status="success", end_time=wire_time(NOW - timedelta(seconds=5)))
+        stale = QueryRunner(w.services, fresh_within=timedelta(seconds=30), clock=lambda: NOW)
+        found = await stale.job(JobDetail("busy"))
+        assert isinstance(found, JobLookup)
+        assert (found.job.status, found.source.kind) == ("success", SourceKind.LIVE)
+        assert w.client.requests_sent > before

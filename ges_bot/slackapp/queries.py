@@ -479,6 +479,13 @@ class QueryRunner:
         if isinstance(projects, QueryProblem):
             return projects
         snapshot = await self._known_snapshot(command.job_id, command.project)
+        if snapshot is not None:
+            recent = await self._recent_poll(snapshot.project)
+            # Ended jobs do not change, and a running one was read by that poll: the records are
+            # the job center's answer as of moments ago, at no cost to GES or to the asker's share.
+            if recent is not None and (snapshot.job.status in TERMINAL_STATUSES or snapshot.last_seen >= recent):
+                source = Source(snapshot.project, SourceKind.RECENT, as_of=recent)
+                return JobLookup(snapshot.project, snapshot.job, source)
         admission = self._admit(user)
         if not admission.admitted:
             assert self.limiter is not None

@@ -283,8 +283,13 @@ def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> Slack
     if lookup.source.kind is SourceKind.LIVE:
         return rendered
     source = lookup.source
-    when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
-    note = kit.context(f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})")
+    if source.kind is SourceKind.RECENT:
+        note = kit.context(_source_note(source, now))
+    else:
+        when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
+        note = kit.context(
+            f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})"
+        )
     blocks = list(rendered.blocks)
     # The note must not be lost: after the header, or instead of it when the message is full.
     if len(blocks) < limits.MAX_MESSAGE_BLOCKS:
