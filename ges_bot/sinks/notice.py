@@ -62,6 +62,7 @@ def _parts(notice: OpsNotice, w: Words, m: Markup) -> _Parts:
                 (w("What"), m.text(notice.cause, _SENTENCE)),
                 (w("Fix"), m.text(notice.fix, _SENTENCE)),
                 (w("Since"), w.when(notice.since)),
+                (None, w("GES · ges-bot's own health")),
             ),
         )
     end = notice.resolved_at or notice.since
@@ -81,6 +82,7 @@ def _parts(notice: OpsNotice, w: Words, m: Markup) -> _Parts:
                 ),
             ),
             (w("Now"), m.text(notice.resolution or w("recovered"), _SENTENCE)),
+            (None, w("GES · ges-bot's own health")),
         ),
     )
 
