@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -21,9 +23,10 @@ from ges_bot.errors import ConfigError
 from ges_bot.schedule import DigestSchedule
 from ges_bot.sinks.common import WJ
 from ges_bot.sinks.worker import SinkWorker
-from ges_bot.standin.webhooks import Platform, pings_everyone
+from ges_bot.standin.webhooks import Platform, WebhookBot, WebhookStandIn, pings_everyone
 from ges_bot.store import SqlStore
 from ges_bot.store.api import DigestState, Snapshot, TickResult
+from tests.support.asgi import serve
 from tests.test_sink_delivery import SECRETS, Rig, rig
 
 SHANGHAI = "Asia/Shanghai"
@@ -214,3 +217,39 @@ def test_ops_sinks_from_the_file_or_the_environment(tmp_path: Path) -> None:
         config_with(tmp_path, "", GES_BOT_OPS_SINKS="dba,x")
     with pytest.raises(ConfigError, match="GES_BOT_OPS_SINKS: an empty sink name"):
         config_with(tmp_path, "", GES_BOT_OPS_SINKS="dba,,")
+
+
+async def test_ges_bot_digest_now_for_a_sink_from_the_command_line(tmp_path: Path) -> None:
+    hooks = WebhookStandIn()
+    async with serve(hooks.app) as url:
+        hooks.base_url = url
+        robot = hooks.add(WebhookBot("lark", token="cli", secret="lark-s3cret", keywords=("GES",)))
+        config = tmp_path / "ges-bot.toml"
+        config.write_text(
+            f'[[sinks]]\nname = "grp"\ntype = "lark"\nurl = "{hooks.url_for(robot)}"\nsecret = "lark-s3cret"\n'
+            'locale = "zh-CN"\n',
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GES_", "HUAWEICLOUD_", "SLACK_"))} | {
+            "GES_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "GES_BOT_CONFIG": str(config),
+            "GES_BOT_TIMEZONE": SHANGHAI,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ges_bot",
+            "digest",
+            "--now",
+            "--channel",
+            "sink:grp",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert "digests: 1 sent, 0 quiet (nothing ran), 0 failed" in out.decode()
+        [card] = hooks.messages(robot)
+        assert "每日摘要" in shown(card) and "本周期内没有任务运行。" in shown(card)
+        assert "lark-s3cret" not in out.decode() + err.decode() and url not in err.decode()
