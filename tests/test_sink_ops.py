@@ -133,3 +133,34 @@ async def test_a_broken_sink_is_not_told_of_its_own_incident(
         # The broken sink's own row of that notice was never written: only its alert waits.
         backlog = await bot.store.sink_backlog()
         assert backlog["sink:bad"][0] == 1
+
+
+async def test_an_incident_open_across_a_restart_is_told_once_and_resolved_once(
+    emu: EmulatorHandle, hooks: WebhookStandIn, tmp_path: Path
+) -> None:
+    robot = hooks.add(WebhookBot("dingtalk", token="ops-robot", secret=SECRET, keywords=("GES",)))
+    config = tmp_path / "ges-bot.toml"
+    config.write_text(
+        f'[[sinks]]\nname = "ops-ding"\ntype = "dingtalk"\nurl = "{hooks.url_for(robot)}"\nsecret = "{SECRET}"\n',
+        encoding="utf-8",
+    )
+    env = env_for(emu, f"sqlite:///{tmp_path / 'bot.db'}", config) | {"GES_BOT_OPS_SINKS": "ops-ding"}
+    wrong = env | {"HUAWEICLOUD_SDK_SK": "not-the-secret-key", "GES_BOT_BLIND_AFTER": "1h"}
+    async with running(wrong):
+        await until(lambda: len(hooks.messages(robot)) >= 1)
+    [opened] = hooks.messages(robot)
+    assert "project prod is blind" in shown(opened) and "refuses the bot's credentials" in shown(opened)
+    assert "not-the-secret-key" not in shown(opened)
+    async with running(wrong) as again:  # restarted, still refused: nothing new to tell
+        assert again.ops is not None
+        await again.ops.wait_rounds(5)
+        await asyncio.sleep(0.5)
+        assert len(hooks.messages(robot)) == 1
+    async with running(env) as fixed:
+        assert fixed.ops is not None
+        await until(lambda: len(hooks.messages(robot)) >= 2)
+        await fixed.ops.wait_rounds(5)
+        await asyncio.sleep(0.5)
+    [_, resolved] = hooks.messages(robot)
+    assert "Resolved: ges-bot: project prod is blind" in shown(resolved)
+    assert "GES answers again; caught up: nothing was missed." in shown(resolved)
