@@ -3,7 +3,8 @@ no Slack at all → the ops watch → the sink outbox → the DingTalk stand-in 
 
 GES down past ``GES_BOT_BLIND_AFTER`` is told once as an open incident and, when GES is back, once
 as its resolution (a follow-up naming it: a robot cannot edit or thread), in the sink's locale; a
-restart afterwards tells nothing again. A broken sink's own incident is never sent to itself.
+restart afterwards tells nothing again. A broken sink's own incident is never sent to itself. Two replicas
+checking side by side tell each change once.
 """
 
 from __future__ import annotations
@@ -11,15 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from ges_bot.notify.ops import OpsWatch
 from ges_bot.sinks.common import WJ
 from ges_bot.standin.webhooks import WebhookBot, WebhookStandIn, pings_everyone
+from ges_bot.store import open_store
+from ges_bot.store.api import TickResult
+from ges_bot.store.incidents import IncidentStore
 from tests.support.asgi import serve
 from tests.support.emulator import EmulatorHandle
 from tests.test_ops import polled_ok, running
+from tests.test_sink_delivery import rig
 
 SECRET = "SECops0123"
 
@@ -164,3 +171,42 @@ async def test_an_incident_open_across_a_restart_is_told_once_and_resolved_once(
     [_, resolved] = hooks.messages(robot)
     assert "Resolved: ges-bot: project prod is blind" in shown(resolved)
     assert "GES answers again; caught up: nothing was missed." in shown(resolved)
+
+
+async def test_two_replicas_tell_an_incident_to_the_sink_once_each_way(db_url: str) -> None:
+    async with rig(db_url) as r:
+        r.sink("ops-ding", "dingtalk", secret=SECRET, keywords=("GES",))
+        other = await open_store(db_url)
+        try:
+            start = r.clock()
+            watches = [
+                OpsWatch(
+                    store,
+                    projects={"prod": "aksk"},
+                    blind_after=timedelta(minutes=5),
+                    clock=r.clock,
+                    replica=name,
+                    notes={},
+                    check_every_s=30,
+                    incidents=IncidentStore(store),
+                    sinks=("ops-ding",),
+                )
+                for name, store in (("replica-a", r.store), ("replica-b", other))
+            ]
+            for minute in range(12):  # GES answers 503 for twelve minutes; both replicas check
+                await r.store.record_poll_error("prod", start + timedelta(minutes=minute), "HTTP 503", kind="server")
+                r.clock.now = start + timedelta(minutes=minute, seconds=30)
+                await asyncio.gather(*(w.check_once() for w in watches))
+            await r.store.commit_tick(
+                TickResult(project="prod", at=r.clock(), snapshots=[], events=[], outcomes=[], deliveries=[])
+            )
+            for _ in range(3):
+                r.clock.advance(30)
+                await asyncio.gather(*(w.check_once() for w in watches))
+            await asyncio.gather(r.drain(r.worker("replica-a")), r.drain(r.worker("replica-b")))
+        finally:
+            await other.close()
+        told = r.hooks.messages(r.bots["ops-ding"])
+        assert len(told) == 2
+        assert "project prod is blind" in shown(told[0]) and "HTTP 503" in shown(told[0])
+        assert "Resolved: ges-bot: project prod is blind" in shown(told[1])
