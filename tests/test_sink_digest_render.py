@@ -170,6 +170,7 @@ def test_the_slack_incoming_webhook_gets_the_house_digest_without_a_chart() -> N
     body = render_digest("slack", night(), "en", DUE).body
     assert body["blocks"] and not any(b.get("type") == "image" for b in body["blocks"])
     assert "Daily digest" in body["text"]
+    assert "/gesjobs digest off" not in json.dumps(body)  # a webhook's channel cannot run it
 
 
 # --- ops notices ---------------------------------------------------------------------------------

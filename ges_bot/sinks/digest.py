@@ -327,7 +327,9 @@ def _slack(content: DigestContent, now: datetime) -> dict[str, Any]:
     message = digest_message(replace(content, chart_file_id=None, chart_problem=None), now)
     if message is None:  # only when quiet, which the caller has decided against
         return {"text": "GES digest", "blocks": []}
-    return {"text": message.text, "blocks": list(message.blocks)}
+    # A webhook's channel may be in another workspace: no `/gesjobs` hint there.
+    blocks = [b for b in message.blocks if "/gesjobs digest off" not in str(b)]
+    return {"text": message.text, "blocks": blocks}
 
 
 def render_digest(
