@@ -14,6 +14,9 @@ and then
   project, the cause in a sentence, how to fix it, since when — updates it (``chat.update``) when
   its cause changes (at most once per ``blind_after``), and when it ends updates it to resolved
   and replies in its thread with what the catch-up found.
+- with ops sinks (``GES_BOT_OPS_SINKS`` / ``[ops] sinks``), has ``notify.ops_channel`` tell those
+  group bots of each problem's start and end through the sink outbox — with or without an ops
+  channel, and on a bot without Slack.
 
 Every replica assesses (the figures come from the shared store, so they agree); only the holder of
 the store lease ``ops`` posts, and the ``ops_incidents`` table remembers each message's ``ts``, so

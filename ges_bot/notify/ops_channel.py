@@ -8,6 +8,13 @@ what the catch-up found; the ``ops_incidents`` table (``store.incidents``) remem
 ``ts``, so a restart updates instead of posting again. The messages (:func:`render_open`,
 :func:`render_resolved`, :func:`render_reply`) are pure and built only with ``notify.mrkdwn``
 (causes quote GES and Slack errors). Deciding what is a problem is ``watch.blindness``'s.
+
+``[ops] sinks`` (group bots) hear of the same incidents: when an incident's record opens (or opens
+again after its end was told) and when it is resolved, one sink outbox row per ops sink is written
+in the same transaction as the record (``store.incidents``), so each change is told once across
+replicas and restarts and delivered by ``sinks.worker`` (drawn by ``sinks.notice``). This works
+without a Slack ops channel too (then records are only kept, not posted). A sink's own incident is
+not told to that sink: it cannot take it.
 """
 
 from __future__ import annotations
