@@ -27,6 +27,8 @@ from ges_bot.standin.webhooks import Platform, WebhookBot, WebhookStandIn, pings
 from ges_bot.store import SqlStore
 from ges_bot.store.api import DigestState, Snapshot, TickResult
 from tests.support.asgi import serve
+from tests.support.emulator import EmulatorHandle
+from tests.test_ops import running
 from tests.test_sink_delivery import SECRETS, Rig, rig
 
 SHANGHAI = "Asia/Shanghai"
@@ -253,3 +255,37 @@ async def test_ges_bot_digest_now_for_a_sink_from_the_command_line(tmp_path: Pat
         [card] = hooks.messages(robot)
         assert "每日摘要" in shown(card) and "本周期内没有任务运行。" in shown(card)
         assert "lark-s3cret" not in out.decode() + err.decode() and url not in err.decode()
+
+
+async def test_a_bot_without_slack_sends_a_sinks_digest_when_due(emu: EmulatorHandle, tmp_path: Path) -> None:
+    hooks = WebhookStandIn()
+    async with serve(hooks.app) as url:
+        hooks.base_url = url
+        robot = hooks.add(WebhookBot("teams", token="digest"))
+        due = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%H:%M")
+        config = tmp_path / "ges-bot.toml"
+        config.write_text(
+            f'[[sinks]]\nname = "team"\ntype = "teams"\nurl = "{hooks.url_for(robot)}"\n\n'
+            f'[[digests]]\nsink = "team"\nschedule = "daily {due} always"\ntz = "UTC"\n',
+            encoding="utf-8",
+        )
+        env = {
+            "GES_ENDPOINT": emu.url,
+            "GES_PROJECT_ID": emu.project_id,
+            "GES_PROJECT_ALIAS": "prod",
+            "HUAWEICLOUD_SDK_AK": emu.ak,
+            "HUAWEICLOUD_SDK_SK": emu.sk,
+            "GES_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "GES_BOT_POLL_INTERVAL": "0.5",
+            "GES_BOT_CONFIG": str(config),
+        }
+        async with running(env) as bot:
+            assert bot.worker is None and bot.digests is not None  # no Slack at all
+            for _ in range(200):
+                if hooks.messages(robot):
+                    break
+                await asyncio.sleep(0.05)
+            [card] = hooks.messages(robot)
+            assert "Daily digest" in shown(card) and "(UTC)" in shown(card)
+            await bot.digests.run()  # a later check sends nothing again
+            assert len(hooks.messages(robot)) == 1
