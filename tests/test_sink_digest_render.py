@@ -180,8 +180,10 @@ OPEN = OpsNotice(
     kind="blind",
     subject="prod",
     since=datetime(2026, 11, 29, 6, 0, tzinfo=UTC),
-    cause="GES has not answered polls of project prod for 7 minutes (HTTP 503).",
-    fix="Check the GES service health and the endpoint.",
+    cause="its polls of GES keep failing (7 in a row; last: GES answered HTTP 503); failures of its jobs are "
+    "not being alerted.",
+    fix="GES itself is failing: check Huawei Cloud's service health for GES in this region. Nothing to do on the "
+    "bot's side; it retries every interval and alerts what it missed once GES answers.",
 )
 RESOLVED = OpsNotice(
     phase="resolved",

@@ -92,7 +92,6 @@ def _line(label: str | None, text: str, bold: Callable[[str], str]) -> str:
 
 
 def _lark(p: _Parts) -> dict[str, Any]:
-    content = "\n".join(_line(label, text, lark.MD.bold) for label, text in p.lines)
     return {
         "msg_type": "interactive",
         "card": {
@@ -101,7 +100,10 @@ def _lark(p: _Parts) -> dict[str, Any]:
                 "template": lark.TEMPLATES[p.severity],
                 "title": {"tag": "plain_text", "content": clip(p.title, lark.MAX_TITLE)},
             },
-            "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": content}}],
+            "elements": [
+                {"tag": "div", "text": {"tag": "lark_md", "content": _line(label, text, lark.MD.bold)}}
+                for label, text in p.lines
+            ],
         },
     }
 
