@@ -137,6 +137,8 @@ class _OpsTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str | None = None
+    #: ``[[sinks]]`` names that also hear each incident's start and end (``GES_BOT_OPS_SINKS`` wins).
+    sinks: list[str] | None = None
 
     @field_validator("channel")
     @classmethod
@@ -145,12 +147,14 @@ class _OpsTable(BaseModel):
 
 
 class _DigestTable(BaseModel):
-    """``[[digests]]``: ``channel``, ``schedule`` (``daily 09:00`` / ``weekly mon 09:00``), ``tz``
-    (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even when nothing ran)."""
+    """``[[digests]]``: ``channel`` or ``sink`` (one of them), ``schedule`` (``daily 09:00`` /
+    ``weekly mon 09:00``), ``tz`` (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even
+    when nothing ran)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: str
+    channel: str | None = None
+    sink: str | None = None
     schedule: str
     tz: str | None = None
     always: bool = False
@@ -283,6 +287,9 @@ class Settings(BaseSettings):
     #: The Slack channel for the bot's own health (blind projects, refused credentials, delivery
     #: that keeps failing); ``[ops] channel`` in the config file when unset here.
     ops_channel: str | None = Field(default=None, validation_alias="GES_BOT_OPS_CHANNEL")
+    #: ``[[sinks]]`` names (comma separated) that hear each incident's start and end; ``[ops]
+    #: sinks`` in the config file when unset here.
+    ops_sinks: str | None = Field(default=None, validation_alias="GES_BOT_OPS_SINKS")
     #: Polls failing for longer than this make a project *blind* (default: the longer of 5 minutes
     #: and 3 poll intervals; see :attr:`blind_after`).
     blind_after_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_BLIND_AFTER")
@@ -541,6 +548,8 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``GES_BOT_OPS_SINKS``, else ``[ops] sinks``: the sinks told of each incident's start and end.
+    ops_sinks: tuple[str, ...] = ()
     #: ``[[digests]]`` of the config file (read-only in Slack).
     digests: tuple[DigestSchedule, ...] = ()
     sinks: tuple[SinkSettings, ...] = ()
@@ -714,11 +723,12 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
     digests: list[DigestSchedule] = []
     for i, dt in enumerate(file.digests):
         where = f"{settings.config_file} [[digests]] #{i + 1}"
+        target = _digest_target(where, dt, sink_names)
         try:
             at, weekday, always = parse_schedule(dt.schedule)
             digests.append(
                 DigestSchedule(
-                    channel=dt.channel.strip(),
+                    channel=target,
                     at=at,
                     weekday=weekday,
                     tz=dt.tz or settings.timezone,
@@ -734,9 +744,49 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        ops_sinks=_ops_sinks(settings, file.ops, sink_names),
         digests=tuple(digests),
         sinks=sinks,
     )
+
+
+def _digest_target(where: str, table: _DigestTable, sink_names: set[str]) -> str:
+    """The digest outbox target of a ``[[digests]]`` table: its Slack channel, or ``sink:<name>``."""
+    channel = table.channel.strip() if table.channel is not None else ""
+    sink = table.sink.strip() if table.sink is not None else ""
+    if bool(channel) == bool(sink):
+        raise ConfigError(
+            f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "<a [[sinks]] name>"), '
+            "exactly one of them"
+        )
+    if channel:
+        return channel
+    if sink not in sink_names:
+        raise ConfigError(
+            f"{where}: sink {sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'}); "
+            "declare it as a [[sinks]] table or fix the name"
+        )
+    return sink_target(sink)
+
+
+def _ops_sinks(settings: Settings, table: _OpsTable, sink_names: set[str]) -> tuple[str, ...]:
+    """``GES_BOT_OPS_SINKS`` (comma separated), else ``[ops] sinks``: each a configured sink, once."""
+    if settings.ops_sinks is not None and settings.ops_sinks.strip():
+        where, names = "GES_BOT_OPS_SINKS", [n.strip() for n in settings.ops_sinks.split(",")]
+    else:
+        where, names = f"{settings.config_file} [ops] sinks", [n.strip() for n in table.sinks or ()]
+    chosen: list[str] = []
+    for name in names:
+        if not name:
+            raise ConfigError(f"{where}: an empty sink name; list [[sinks]] names separated by commas")
+        if name not in sink_names:
+            raise ConfigError(
+                f"{where}: {name!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'}); "
+                "ops notices go only to sinks declared in GES_BOT_CONFIG"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
 
 
 def _sink_value(

@@ -268,24 +268,28 @@ class Runtime:
             await self._start_http(slack_app if not socket_mode else None)
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
-        if self.worker is not None and token:
-            self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
-            # The dead man's switch: says so (ops channel, log, notes, /healthz) when a project is blind.
-            worker = self.worker
+        worker = self.worker if token else None
+        if worker is not None:
+            self._tasks.append(asyncio.create_task(worker.run(self._stop), name="delivery"))
+        if worker is not None or self.sink_worker is not None:
+            # The dead man's switch: says so (ops channel, ops sinks, log, notes, /healthz) when a
+            # project is blind — also on a bot that alerts only group bots.
             self.ops = ops_watch_for(
                 self.config,
                 self.store,
-                self._gateway,
+                self._gateway if worker is not None else None,
                 self.services.notes,
                 clock=self.clock,
                 replica=self.replica,
-                installation_error=lambda: worker.last_installation_error,
-                broken_config_channels=lambda: dict(worker.broken_config_channels),
+                installation_error=lambda: worker.last_installation_error if worker is not None else None,
+                broken_config_channels=lambda: dict(worker.broken_config_channels) if worker is not None else {},
                 broken_sinks=lambda: self.sink_worker.broken() if self.sink_worker is not None else {},
                 check_every_s=self.options.ops_check_s,
             )
             self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
-            self.digests = build_digest_runner(self.config, self.store, token, worker=self.replica, clock=self.clock)
+            self.digests = build_digest_runner(
+                self.config, self.store, token, worker=self.replica, clock=self.clock, sink_worker=self.sink_worker
+            )
         if self.sink_worker is not None:
             self._tasks.append(asyncio.create_task(self.sink_worker.run(self._stop), name="sink-delivery"))
         self._tasks.append(asyncio.create_task(self._renew_poll_leases(lease_s), name="poll-leases"))

@@ -8,6 +8,13 @@ what the catch-up found; the ``ops_incidents`` table (``store.incidents``) remem
 ``ts``, so a restart updates instead of posting again. The messages (:func:`render_open`,
 :func:`render_resolved`, :func:`render_reply`) are pure and built only with ``notify.mrkdwn``
 (causes quote GES and Slack errors). Deciding what is a problem is ``watch.blindness``'s.
+
+``[ops] sinks`` (group bots) hear of the same incidents: when an incident's record opens (or opens
+again after its end was told) and when it is resolved, one sink outbox row per ops sink is written
+in the same transaction as the record (``store.incidents``), so each change is told once across
+replicas and restarts and delivered by ``sinks.worker`` (drawn by ``sinks.notice``). This works
+without a Slack ops channel too (then records are only kept, not posted). A sink's own incident is
+not told to that sink: it cannot take it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from ges_bot.errors import SlackDeliveryError, StoreError
 from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.slack import SlackGateway
-from ges_bot.store.api import Store
+from ges_bot.store.api import OpsNotice, Store
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
 from ges_bot.watch.blindness import Finding, IncidentKind
 
@@ -113,18 +120,22 @@ class OpsChannel:
         self,
         store: Store,
         incidents: IncidentStore,
-        gateway: SlackGateway,
+        gateway: SlackGateway | None,
         *,
-        channel: str,
+        channel: str | None,
         replica: str,
         lease_ttl_s: float,
         blind_after: timedelta,
         notes: Mapping[str, str],
+        sinks: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.incidents = incidents
-        self.gateway = gateway
-        self.channel = channel
+        #: ``None`` (no Slack ops channel): incidents are still recorded, and told to ``sinks``.
+        self.gateway = gateway if channel is not None else None
+        self.channel = channel or ""
+        #: ``[ops] sinks``: told of each incident's start and end through the sink outbox.
+        self.sinks = tuple(sinks)
         self.replica = replica
         self.lease_ttl_s = lease_ttl_s
         self.blind_after = blind_after
@@ -155,13 +166,15 @@ class OpsChannel:
                     fix=finding.fix,
                     detail=dict(finding.detail),
                 )
-                await self.incidents.save(record)
+                await self._save(record, "open", now)
             elif record.state == IncidentState.RESOLVED or (record.cause, record.fix, record.detail) != (
                 finding.cause,
                 finding.fix,
                 dict(finding.detail),
             ):
-                # Back before its recovery was announced: the same message carries on.
+                # Back before its recovery was announced: the same message carries on (the sinks,
+                # told of the end already, are told it is back).
+                reopened = record.state == IncidentState.RESOLVED
                 record = replace(
                     record,
                     state=IncidentState.OPEN,
@@ -171,7 +184,7 @@ class OpsChannel:
                     resolved_at=None,
                     resolution=None,
                 )
-                await self.incidents.save(record)
+                await self._save(record, "open" if reopened else None, now)
             if not await self._post_open(record, now):
                 return
         for key, stored in records.items():
@@ -185,12 +198,40 @@ class OpsChannel:
                     resolved_at=now,
                     resolution=await self._resolution(stored, now),
                 )
-                await self.incidents.save(ended)
+                await self._save(ended, "resolved", now)
             if not await self._post_resolved(ended, now):
                 return
 
+    def _told(self, record: IncidentRecord) -> tuple[str, ...]:
+        """The ops sinks told of ``record``: all but a sink whose own incident it is (a broken
+        sink cannot take news of itself; its notice would only wait behind its alerts)."""
+        if record.kind == IncidentKind.SINK.value:
+            return tuple(name for name in self.sinks if name != record.subject)
+        return self.sinks
+
+    async def _save(self, record: IncidentRecord, phase: str | None, now: datetime) -> None:
+        """Record ``record``; with ``phase``, tell the ops sinks in the same transaction."""
+        sinks = self._told(record) if phase is not None else ()
+        notice = (
+            OpsNotice(
+                phase=phase,
+                kind=record.kind,
+                subject=record.subject,
+                since=record.since,
+                cause=record.cause,
+                fix=record.fix,
+                resolved_at=record.resolved_at,
+                resolution=record.resolution,
+            )
+            if phase is not None and sinks
+            else None
+        )
+        await self.incidents.save(record, notice=notice, sinks=sinks, now=now)
+
     async def _post_open(self, record: IncidentRecord, now: datetime) -> bool:
         """Post or update an open incident's message; ``False`` when this round should stop."""
+        if self.gateway is None:
+            return True
         message = render_open(record)
         if record.ts is not None:
             if record.posted_text == message.text:
@@ -215,6 +256,9 @@ class OpsChannel:
     async def _post_resolved(self, record: IncidentRecord, now: datetime) -> bool:
         if not await self._hold(now):
             return False
+        if self.gateway is None:
+            await self.incidents.save(replace(record, state=IncidentState.CLOSED, updated_at=now))
+            return True
         try:
             if record.ts is not None:
                 # The update first: repeating it is harmless, repeating the reply is not.

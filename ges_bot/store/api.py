@@ -132,6 +132,51 @@ class ThreadReply:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsNotice:
+    """An ops incident's start (``phase`` ``"open"``) or end (``"resolved"``) told to a group-bot
+    sink: kept in a sink outbox row (its ``message``), rendered in the sink's words when sent."""
+
+    phase: str
+    kind: str
+    subject: str
+    since: datetime
+    cause: str
+    fix: str
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "notice": "ops",
+            "phase": self.phase,
+            "kind": self.kind,
+            "subject": self.subject,
+            "since": self.since.isoformat(),
+            "cause": self.cause,
+            "fix": self.fix,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at is not None else None,
+            "resolution": self.resolution,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OpsNotice | None:
+        """The notice kept in an outbox row's ``message``, or ``None`` when it holds none."""
+        if data.get("notice") != "ops":
+            return None
+        ended = data.get("resolved_at")
+        return cls(
+            phase=str(data.get("phase") or "open"),
+            kind=str(data.get("kind") or ""),
+            subject=str(data.get("subject") or ""),
+            since=datetime.fromisoformat(str(data["since"])),
+            cause=str(data.get("cause") or ""),
+            fix=str(data.get("fix") or ""),
+            resolved_at=datetime.fromisoformat(str(ended)) if ended else None,
+            resolution=data.get("resolution"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One Slack message waiting to be (re)sent: a :class:`Delivery` plus delivery bookkeeping."""
 
@@ -145,6 +190,8 @@ class OutboxItem:
     ts: str | None = None
     #: Set on a thread reply's row (an alert's overflow): post this, in that thread.
     reply: ThreadReply | None = None
+    #: Set on a sink row that tells of an ops incident (``[ops] sinks``) instead of an alert.
+    notice: OpsNotice | None = None
 
 
 @dataclass(frozen=True, slots=True)

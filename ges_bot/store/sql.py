@@ -41,6 +41,7 @@ from ges_bot.store.api import (
     Health,
     JobQuery,
     MarkedSent,
+    OpsNotice,
     OutboxItem,
     OutboxState,
     Outcome,
@@ -1054,6 +1055,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
             text=str(message.get("text") or ""),
             blocks=tuple(message.get("blocks") or ()),
         )
+    notice = OpsNotice.from_json(dict(row.message)) if row.parent_id is None and row.message else None
     return OutboxItem(
         id=int(row.id),
         delivery=delivery,
@@ -1064,6 +1066,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         last_error=row.last_error,
         ts=row.ts,
         reply=reply,
+        notice=notice,
     )
 
 

@@ -121,6 +121,7 @@ class Finding:
             IncidentKind.SLACK: "Slack refuses the bot",
             IncidentKind.BACKLOG: "alerts are not going out",
             IncidentKind.DEAD: "alerts were given up",
+            IncidentKind.SINK: f"alerts cannot reach sink {self.subject}",
         }[self.kind]
 
     @property
