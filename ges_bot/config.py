@@ -107,6 +107,9 @@ class _SubscriptionTable(BaseModel):
     statuses: list[str] = Field(default_factory=list)
     project: str | None = None
     job_names: list[str] = Field(default_factory=list)
+    #: The language of a channel's alerts (``lang`` is accepted too, as in ``/gesjobs``); a sink
+    #: has its own ``locale``.
+    locale: Locale | None = Field(default=None, validation_alias=AliasChoices("locale", "lang"))
 
     @field_validator("channel", "sink", "graph")
     @classmethod
@@ -137,6 +140,8 @@ class _OpsTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str | None = None
+    #: The language of the ops messages (``GES_BOT_OPS_LOCALE`` wins over it).
+    locale: Locale | None = None
 
     @field_validator("channel")
     @classmethod
@@ -154,6 +159,7 @@ class _DigestTable(BaseModel):
     schedule: str
     tz: str | None = None
     always: bool = False
+    locale: Locale = Field(default="en", validation_alias=AliasChoices("locale", "lang"))
 
 
 class _ConfigFile(BaseModel):
@@ -283,6 +289,9 @@ class Settings(BaseSettings):
     #: The Slack channel for the bot's own health (blind projects, refused credentials, delivery
     #: that keeps failing); ``[ops] channel`` in the config file when unset here.
     ops_channel: str | None = Field(default=None, validation_alias="GES_BOT_OPS_CHANNEL")
+    #: The language of the ops channel's messages (``en`` or ``zh-CN``); ``[ops] locale`` in the
+    #: config file when unset here.
+    ops_locale: Locale | None = Field(default=None, validation_alias="GES_BOT_OPS_LOCALE")
     #: Polls failing for longer than this make a project *blind* (default: the longer of 5 minutes
     #: and 3 poll intervals; see :attr:`blind_after`).
     blind_after_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_BLIND_AFTER")
@@ -541,6 +550,8 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``GES_BOT_OPS_LOCALE``, else ``[ops] locale``, else English.
+    ops_locale: Locale = "en"
     #: ``[[digests]]`` of the config file (read-only in Slack).
     digests: tuple[DigestSchedule, ...] = ()
     sinks: tuple[SinkSettings, ...] = ()
@@ -686,6 +697,8 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
             raise ConfigError(
                 f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "…"), one of them'
             )
+        if st.sink is not None and st.locale is not None:
+            raise ConfigError(f"{where}: a sink's language is its own `locale` in [[sinks]], not the subscription's")
         if st.sink is not None and st.sink not in sink_names:
             raise ConfigError(
                 f"{where}: sink {st.sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'})"
@@ -709,6 +722,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 job_names=frozenset(st.job_names),
                 source="config",
                 created_by="config",
+                locale=st.locale or "en",
             )
         )
     digests: list[DigestSchedule] = []
@@ -725,6 +739,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                     always=always or dt.always,
                     created_by="config",
                     source="config",
+                    locale=dt.locale,
                 )
             )
         except ValueError as exc:
@@ -734,6 +749,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        ops_locale=settings.ops_locale or file.ops.locale or "en",
         digests=tuple(digests),
         sinks=sinks,
     )

@@ -346,6 +346,7 @@ class SqlStore(DigestQueries):
             "created_at": sub.created_at,
             "broken": sub.broken,
             "broken_at": sub.created_at if sub.broken else None,
+            "locale": sub.locale,
         }
         ins = self._insert(subscriptions).values(**values)
         keys = ("channel", "graph_pattern", "project")
@@ -623,6 +624,7 @@ class SqlStore(DigestQueries):
                         "graph": row.graph,
                         "events": row.events,
                         "subscription_ids": row.subscription_ids,
+                        "locale": row.locale,
                         **claim,
                         "parent_id": outbox_id,
                         "part": reply.part,
@@ -1008,6 +1010,7 @@ def _subscription(row: Row[Any]) -> Subscription:
         created_at=row.created_at,
         source="db",
         broken=row.broken,
+        locale=row.locale,
     )
 
 
@@ -1032,6 +1035,7 @@ def _delivery_values(delivery: Delivery) -> dict[str, Any]:
         "graph": delivery.graph,
         "events": codec.events_to_json(delivery.events),
         "subscription_ids": list(delivery.subscription_ids),
+        "locale": delivery.locale,
     }
 
 
@@ -1043,6 +1047,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         events=codec.events_from_json(row.events),
         team=row.team,
         subscription_ids=tuple(int(i) for i in row.subscription_ids or ()),
+        locale=row.locale,
     )
     reply = None
     if row.parent_id is not None:
