@@ -200,7 +200,8 @@ def stats_message(
 
 
 def _schedule_words(schedule: DigestSchedule) -> str:
-    return f"{code(schedule.text, 60)} ({escape(schedule.tz)})"
+    language = f" in Chinese (`{schedule.locale}`)" if schedule.locale == "zh-CN" else ""
+    return f"{code(schedule.text, 60)} ({escape(schedule.tz)}){language}"
 
 
 def digest_set_message(schedule: DigestSchedule, scope: ChartScope, now: datetime, *, config: bool) -> SlackMessage:

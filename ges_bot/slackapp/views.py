@@ -319,12 +319,21 @@ def _project_words(project: str | None) -> str:
     return f" in project {fit(project, 100)}" if project else ""
 
 
+#: How a subscription's language is named where it is shown; English, the default, is not named.
+_LANGUAGE_NOTES = {"zh-CN": "in Chinese (`zh-CN`)"}
+
+
+def _language_words(locale: str) -> str:
+    note = _LANGUAGE_NOTES.get(locale)
+    return f" {note}" if note else ""
+
+
 def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
     where = channel_link(channel) or "this channel"
     pattern = code(sub.graph_pattern, 300)
     text = (
-        f"✅ {where} will hear when a job of a graph matching {pattern}{_project_words(sub.project)} "
-        f"{_kinds_phrase(sub.kinds)}.\n"
+        f"✅ {where} will hear{_language_words(sub.locale)} when a job of a graph matching {pattern}"
+        f"{_project_words(sub.project)} {_kinds_phrase(sub.kinds)}.\n"
         f"Silence it for a while with {_command(f'mute {sub.graph_pattern} 2h')}; "
         f"stop with {_command('unsubscribe ' + sub.graph_pattern)}."
     )
@@ -348,6 +357,8 @@ def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> Slac
 
 def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
     parts = [f"• {code(sub.graph_pattern, 300)} — {_kinds_text(sub.kinds)}{_project_words(sub.project)}"]
+    if sub.locale != "en":
+        parts.append(f" · 🌐 {_LANGUAGE_NOTES.get(sub.locale, escape(sub.locale))}")
     if sub.job_names:
         names = ", ".join(code(n, 100) for n in sorted(sub.job_names)[:5])
         parts.append(f" · jobs {names}")
