@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
+from ges_bot.domain import LANGUAGES, Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
 from ges_bot.notify.blockkit import (
     CHANNEL_FIXES,
@@ -101,6 +101,7 @@ __all__ = [
     "MUTE_ACTIONS",
     "RenderedAlert",
     "SlackMessage",
+    "acknowledgement",
     "job_ref",
     "page_ref",
     "parse_job_ref",
@@ -641,6 +642,14 @@ def _recovered_banner(recovery: JobEvent, w: Words = EN) -> dict[str, Any]:
 def _ack_banner(by_user: str, now: datetime, w: Words = EN) -> dict[str, Any]:
     who = mention(by_user) or w("someone")
     return context(w("👀 Acknowledged by {who} at {when}", who=who, when=_date(w, now)))
+
+
+def acknowledgement(who: str, now: datetime, *, button_text: str) -> tuple[dict[str, Any], str]:
+    """The "👀 Acknowledged by …" context line and the fallback's prefix for an alert as Slack sent
+    it back with the click, in the language its Acknowledge button was written in (the alert's)."""
+    w = next((_words(lang) for lang in LANGUAGES if _words(lang)("Acknowledge") == button_text), EN)
+    line = context(w("👀 Acknowledged by {who} at {when}", who=who, when=_date(w, now)))
+    return line, w("👀 Acknowledged: {text}", text="")
 
 
 def render_recovered_original(

@@ -669,10 +669,16 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
         return None
     out: list[dict[str, Any]] = []
     replaced = False
+    prefix = "👀 Acknowledged: "
     for block in blocks:
         if not replaced and _is_alert_actions(block):
             replaced = True
-            out.append(kit.context(f"👀 Acknowledged by {who} at {date_token(now)}"))
+            ack: Mapping[str, Any] = next(
+                (e for e in block.get("elements", []) if e.get("action_id") == render.ACTION_ACK), {}
+            )
+            label = str((ack.get("text") or {}).get("text") or "")
+            line, prefix = render.acknowledgement(who, now, button_text=label)
+            out.append(line)
             rest = [copy.deepcopy(e) for e in block.get("elements", []) if e.get("action_id") != render.ACTION_ACK]
             if rest:
                 kept = {"type": "actions", "elements": rest}
@@ -685,7 +691,7 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
         return None
     # No mention in the fallback: it is what notifications show. Slack echoes the message's own
     # text (ours, already escaped), so it is kept as it came.
-    fallback = f"👀 Acknowledged: {text}" if text else "👀 Acknowledged"
+    fallback = f"{prefix}{text}" if text else prefix.rstrip(": ：")
     return SlackMessage(text=truncate(fallback, kit.TEXT_LIMIT), blocks=out)
 
 
