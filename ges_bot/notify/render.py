@@ -102,6 +102,7 @@ __all__ = [
     "RenderedAlert",
     "SlackMessage",
     "acknowledgement",
+    "duration_words",
     "job_ref",
     "page_ref",
     "parse_job_ref",
@@ -167,7 +168,7 @@ def _count(w: Words, n: int, one: str, many: str | None = None) -> str:
     return w(f"{{n}} {many or one + 's'}", n=w.number(n))
 
 
-def _duration(w: Words, span: timedelta) -> str:
+def duration_words(w: Words, span: timedelta) -> str:
     """:func:`~ges_bot.notify.mrkdwn.duration` in the locale's words ("1h 04m", "1小时04分")."""
     seconds = max(int(span.total_seconds()), 0)
     days, rest = divmod(seconds, 86400)
@@ -263,10 +264,10 @@ def _field_value(f: Field, w: Words = EN) -> str:
     if key in (FieldKey.BEGAN, FieldKey.ENDED):
         return _when(f.at, w)
     if key in (FieldKey.RUNNING_FOR, FieldKey.WAITING_FOR):
-        running = _duration(w, f.span) if f.span is not None else NOTHING
+        running = duration_words(w, f.span) if f.span is not None else NOTHING
         return w("{span} (at {when})", span=running, when=_when(f.at, w))
     if key is FieldKey.DURATION:
-        return _duration(w, f.span) if f.span is not None else NOTHING
+        return duration_words(w, f.span) if f.span is not None else NOTHING
     return code(f.text or "", _FIELD_BUDGET)  # graph, job id, the recovered job's id
 
 
