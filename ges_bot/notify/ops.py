@@ -75,6 +75,7 @@ class OpsWatch:
         installation_error: Callable[[], str | None] = lambda: None,
         broken_config_channels: Callable[[], Mapping[str, str]] = dict,
         broken_sinks: Callable[[], Mapping[str, str]] = dict,
+        locale: str = "en",
     ) -> None:
         self.store = store
         self.projects = dict(projects)
@@ -104,6 +105,7 @@ class OpsWatch:
                 lease_ttl_s=lease_ttl_s,
                 blind_after=blind_after,
                 notes=notes,
+                locale=locale,
             )
             if self.channel is not None and gateway is not None and incidents is not None
             else None
@@ -299,4 +301,5 @@ def ops_watch_for(
         installation_error=installation_error,
         broken_config_channels=broken_config_channels,
         broken_sinks=broken_sinks,
+        locale=config.ops_locale,
     )
