@@ -145,3 +145,15 @@ def test_english_stays_the_default() -> None:
     english = render_alert(delivery(ev(import_job())), PROJECT, NOW)
     assert json.dumps(alert_json(english), ensure_ascii=False).count("失败") == 0
     assert english.message.blocks[0]["text"]["text"] == "🔴 ImportGraph failed · movies"
+
+
+def test_a_slack_incoming_webhook_sink_in_chinese_gets_the_chinese_blocks_without_buttons() -> None:
+    from ges_bot.notify.document import alert_document
+    from ges_bot.sinks.render import render_alert as render_for_sink
+
+    doc = alert_document(delivery(ev(import_job())), PROJECT, NOW)
+    body = render_for_sink("slack", doc, "zh-CN").body
+    assert body["blocks"][0]["text"]["text"] == "🔴 导入图失败 · movies"
+    assert not [b for b in body["blocks"] if b["type"] == "actions"]
+    english = render_for_sink("slack", doc, "en").body
+    assert english["blocks"][0]["text"]["text"] == "🔴 ImportGraph failed · movies"
