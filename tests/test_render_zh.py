@@ -13,7 +13,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ges_bot.domain import EventKind, FileImport, FileKind
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ges_bot.domain import Delivery, EventKind, FileImport, FileKind, JobEvent, ProjectInfo
 from ges_bot.notify.render import (
     ACTION_ACK,
     ACTION_DETAILS,
@@ -36,8 +39,11 @@ from tests.test_render import (
     assert_valid_alert,
     delivery,
     ev,
+    events,
     many_files,
+    projects,
     recovery_event,
+    text,
 )
 
 
@@ -157,3 +163,18 @@ def test_a_slack_incoming_webhook_sink_in_chinese_gets_the_chinese_blocks_withou
     assert not [b for b in body["blocks"] if b["type"] == "actions"]
     english = render_for_sink("slack", doc, "en").body
     assert english["blocks"][0]["text"]["text"] == "🔴 ImportGraph failed · movies"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(events, min_size=1, max_size=12), text, projects, st.sampled_from(["导入图失败：" * 300, "图"]))
+def test_any_chinese_delivery_renders_valid_inert_payloads(
+    evs: list[JobEvent], graph: str, project: ProjectInfo, chinese: str
+) -> None:
+    evs = [replace(e, job=replace(e.job, fail_reason=(e.job.fail_reason or "") + chinese)) for e in evs]
+    original = Delivery(channel="C1", project="prod", graph=graph + chinese, events=tuple(evs), locale="zh-CN")
+    rendered = render_alert(original, project, NOW)
+    assert_valid_alert(rendered)
+    assert action_ids(rendered.message.blocks)[-1] == ACTION_ACK
+    assert_valid(render_recovered_original(original, evs[0], project, NOW))
+    assert_valid(render_acknowledged(original, project, NOW, by_user="U1"), live=("<@U1>",))
+    assert_valid(render_recovery_reply(evs[0], project, NOW, locale="zh-CN"))
