@@ -178,3 +178,44 @@ def test_any_chinese_delivery_renders_valid_inert_payloads(
     assert_valid(render_recovered_original(original, evs[0], project, NOW))
     assert_valid(render_acknowledged(original, project, NOW, by_user="U1"), live=("<@U1>",))
     assert_valid(render_recovery_reply(evs[0], project, NOW, locale="zh-CN"))
+
+
+def test_every_sentence_the_slack_side_says_has_its_chinese() -> None:
+    """Each literal message id the Slack renderers hand to their ``Words`` (``w("…")``) is in the
+    zh-CN catalogue with a translation that keeps every placeholder."""
+    import ast
+    from importlib import resources
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    with resources.files("ges_bot.sinks").joinpath("locale/zh_CN/LC_MESSAGES/ges_bot.po").open("rb") as fh:
+        catalog = read_po(fh, locale="zh_CN")
+    root = Path(__file__).resolve().parents[1] / "ges_bot"
+    modules = ["notify/render.py", "notify/digest.py", "notify/ops_channel.py", "slackapp/statsview.py"]
+    missing = []
+    for module in modules:
+        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+                continue
+            func = node.func
+            named = (isinstance(func, ast.Name) and func.id == "w") or (
+                isinstance(func, ast.Attribute) and func.attr == "words"
+            )
+            msgid = node.args[0].value
+            if not named or not isinstance(msgid, str):
+                continue
+            message = catalog.get(msgid)
+            placeholders = set(re.findall(r"\{(\w+)\}", msgid))
+            if message is None or not message.string:
+                missing.append(f"{module}: {msgid!r}")
+            elif set(re.findall(r"\{(\w+)\}", str(message.string))) != placeholders:
+                missing.append(f"{module}: {msgid!r} loses or adds a placeholder")
+    # Titles and counted nouns are message ids held in tables.
+    from ges_bot.notify.ops_channel import _TITLES
+
+    for msgid in _TITLES.values():
+        if not (catalog.get(msgid) and catalog.get(msgid).string):
+            missing.append(f"ops title {msgid!r}")
+    assert missing == []
