@@ -296,13 +296,10 @@ def _lines_text(f: FileImport, w: Words = EN) -> str:
     return ""
 
 
-#: A file's status in words (the Slack alert's own: "partly failed" where group bots say "partially").
-_FILE_STATUS_MSGIDS = FILE_STATUS_WORDS
-
-
 def _file_entry(f: FileImport, cause_budget: int, w: Words = EN) -> str:
     """One import file: kind, path, status, lines, cause and log (≤ ~2200 units by construction)."""
-    known = _FILE_STATUS_MSGIDS.get(f.status or "")
+    # The house words ("partly failed") are message ids of their own, apart from the group bots'.
+    known = FILE_STATUS_WORDS.get(f.status or "")
     status = w(known) if known else (fit(f.status, 60) if f.status else w("status unknown"))
     text = f"{file_emoji(f)} *{w(f.kind.value)}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f, w)}"
     if f.cause and f.cause.strip():
