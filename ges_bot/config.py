@@ -107,6 +107,9 @@ class _SubscriptionTable(BaseModel):
     statuses: list[str] = Field(default_factory=list)
     project: str | None = None
     job_names: list[str] = Field(default_factory=list)
+    #: The language of a channel's alerts (``lang`` is accepted too, as in ``/gesjobs``); a sink
+    #: has its own ``locale``.
+    locale: Locale | None = Field(default=None, validation_alias=AliasChoices("locale", "lang"))
 
     @field_validator("channel", "sink", "graph")
     @classmethod
@@ -139,6 +142,8 @@ class _OpsTable(BaseModel):
     channel: str | None = None
     #: ``[[sinks]]`` names that also hear each incident's start and end (``GES_BOT_OPS_SINKS`` wins).
     sinks: list[str] | None = None
+    #: The language of the ops messages (``GES_BOT_OPS_LOCALE`` wins over it).
+    locale: Locale | None = None
 
     @field_validator("channel")
     @classmethod
@@ -158,6 +163,7 @@ class _DigestTable(BaseModel):
     schedule: str
     tz: str | None = None
     always: bool = False
+    locale: Locale = Field(default="en", validation_alias=AliasChoices("locale", "lang"))
 
 
 class _ConfigFile(BaseModel):
@@ -290,6 +296,9 @@ class Settings(BaseSettings):
     #: ``[[sinks]]`` names (comma separated) that hear each incident's start and end; ``[ops]
     #: sinks`` in the config file when unset here.
     ops_sinks: str | None = Field(default=None, validation_alias="GES_BOT_OPS_SINKS")
+    #: The language of the ops channel's messages (``en`` or ``zh-CN``); ``[ops] locale`` in the
+    #: config file when unset here.
+    ops_locale: Locale | None = Field(default=None, validation_alias="GES_BOT_OPS_LOCALE")
     #: Polls failing for longer than this make a project *blind* (default: the longer of 5 minutes
     #: and 3 poll intervals; see :attr:`blind_after`).
     blind_after_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_BLIND_AFTER")
@@ -550,6 +559,8 @@ class Config:
     ops_channel: str | None = None
     #: ``GES_BOT_OPS_SINKS``, else ``[ops] sinks``: the sinks told of each incident's start and end.
     ops_sinks: tuple[str, ...] = ()
+    #: ``GES_BOT_OPS_LOCALE``, else ``[ops] locale``, else English.
+    ops_locale: Locale = "en"
     #: ``[[digests]]`` of the config file (read-only in Slack).
     digests: tuple[DigestSchedule, ...] = ()
     sinks: tuple[SinkSettings, ...] = ()
@@ -695,6 +706,8 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
             raise ConfigError(
                 f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "…"), one of them'
             )
+        if st.sink is not None and st.locale is not None:
+            raise ConfigError(f"{where}: a sink's language is its own `locale` in [[sinks]], not the subscription's")
         if st.sink is not None and st.sink not in sink_names:
             raise ConfigError(
                 f"{where}: sink {st.sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'})"
@@ -718,6 +731,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 job_names=frozenset(st.job_names),
                 source="config",
                 created_by="config",
+                locale=st.locale or "en",
             )
         )
     digests: list[DigestSchedule] = []
@@ -735,6 +749,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                     always=always or dt.always,
                     created_by="config",
                     source="config",
+                    locale=dt.locale,
                 )
             )
         except ValueError as exc:
@@ -745,6 +760,7 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
         ops_sinks=_ops_sinks(settings, file.ops, sink_names),
+        ops_locale=settings.ops_locale or file.ops.locale or "en",
         digests=tuple(digests),
         sinks=sinks,
     )

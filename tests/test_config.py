@@ -157,3 +157,24 @@ def test_the_ops_channel_from_the_environment_or_the_config_file(tmp_path: Path)
     file.write_text('[ops]\nchannel = "two words"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"ops\.channel"):
         load_config({**env, "GES_BOT_CONFIG": str(file)})
+
+
+def test_config_file_subscriptions_and_digests_take_a_language(tmp_path: Path) -> None:
+    file = tmp_path / "ges-bot.toml"
+    file.write_text(
+        '[[subscriptions]]\nchannel = "C0ZH"\ngraph = "prod-*"\nlocale = "zh-CN"\n'
+        '[[subscriptions]]\nchannel = "C0ZH2"\ngraph = "*"\nlang = "zh-CN"\n'
+        '[[subscriptions]]\nchannel = "C0EN"\ngraph = "*"\n'
+        '[[digests]]\nchannel = "C0ZH"\nschedule = "daily 09:00"\nlocale = "zh-CN"\n',
+        encoding="utf-8",
+    )
+    config = load_config({"GES_BOT_CONFIG": str(file)}, require_ges=False)
+    assert [(s.channel, s.locale) for s in config.subscriptions] == [
+        ("C0ZH", "zh-CN"),
+        ("C0ZH2", "zh-CN"),
+        ("C0EN", "en"),
+    ]
+    assert [(d.channel, d.locale) for d in config.digests] == [("C0ZH", "zh-CN")]
+    file.write_text('[[subscriptions]]\nchannel = "C1"\ngraph = "g"\nlocale = "fr"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="zh-CN"):
+        load_config({"GES_BOT_CONFIG": str(file)}, require_ges=False)

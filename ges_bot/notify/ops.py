@@ -79,6 +79,7 @@ class OpsWatch:
         broken_config_channels: Callable[[], Mapping[str, str]] = dict,
         broken_sinks: Callable[[], Mapping[str, str]] = dict,
         sinks: Sequence[str] = (),
+        locale: str = "en",
     ) -> None:
         self.store = store
         self.projects = dict(projects)
@@ -111,6 +112,7 @@ class OpsWatch:
                 blind_after=blind_after,
                 notes=notes,
                 sinks=self.sinks,
+                locale=locale,
             )
             if incidents is not None and (self.channel is not None or self.sinks)
             else None
@@ -308,4 +310,5 @@ def ops_watch_for(
         broken_config_channels=broken_config_channels,
         broken_sinks=broken_sinks,
         sinks=sinks,
+        locale=config.ops_locale,
     )

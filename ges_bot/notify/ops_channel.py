@@ -15,6 +15,10 @@ in the same transaction as the record (``store.incidents``), so each change is t
 replicas and restarts and delivered by ``sinks.worker`` (drawn by ``sinks.notice``). This works
 without a Slack ops channel too (then records are only kept, not posted). A sink's own incident is
 not told to that sink: it cannot take it.
+The messages speak the ops channel's language (``GES_BOT_OPS_LOCALE`` / ``[ops] locale``: ``en`` or
+``zh-CN``) through the catalogue of :mod:`ges_bot.sinks.words`: titles, labels, durations, how an
+incident ended. The cause and fix sentences come from ``watch.blindness`` as stored incident text
+and stay English (they quote GES's and Slack's own error words).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from ges_bot.domain import EventKind
 from ges_bot.errors import SlackDeliveryError, StoreError
 from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
+from ges_bot.notify.render import duration_words
 from ges_bot.notify.slack import SlackGateway
+from ges_bot.sinks.words import Words, words_for
 from ges_bot.store.api import OpsNotice, Store
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
 from ges_bot.watch.blindness import Finding, IncidentKind
@@ -59,57 +65,95 @@ def _subject(finding_kind: str, subject: str) -> Mrkdwn:
     return code(subject, 100)
 
 
-def _title(kind: str, subject: str) -> Mrkdwn:
-    words = {
-        IncidentKind.BLIND.value: ("project ", " is blind"),
-        IncidentKind.CHANNEL.value: ("alerts cannot reach ", ""),
-        IncidentKind.SLACK.value: ("Slack refuses the bot", None),
-        IncidentKind.BACKLOG.value: ("alerts are not going out", None),
-        IncidentKind.DEAD.value: ("alerts were given up", None),
-        IncidentKind.SINK.value: ("alerts cannot reach sink ", ""),
-    }.get(kind, (f"{kind} ", ""))
-    head, tail = words
-    if tail is None:
-        return Mrkdwn(escape(head))
-    return Mrkdwn(f"{escape(head)}{_subject(kind, subject)}{escape(tail)}")
+#: Each incident kind's title around its subject (``{subject}``: a project, channel or sink), as
+#: catalogue message ids.
+_TITLES = {
+    IncidentKind.BLIND.value: "project {subject} is blind",
+    IncidentKind.CHANNEL.value: "alerts cannot reach {subject}",
+    IncidentKind.SLACK.value: "Slack refuses the bot",
+    IncidentKind.BACKLOG.value: "alerts are not going out",
+    IncidentKind.DEAD.value: "alerts were given up",
+    IncidentKind.SINK.value: "alerts cannot reach sink {subject}",
+}
 
 
-def render_open(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an open incident (pure)."""
+def _title(kind: str, subject: str, w: Words) -> Mrkdwn:
+    said = _TITLES.get(kind)
+    if said is None:
+        return Mrkdwn(f"{escape(kind + ' ')}{_subject(kind, subject)}")
+    # The message id is ours (no markup); the subject is inserted already escaped.
+    return Mrkdwn(w(escape(said), subject=_subject(kind, subject)))
+
+
+def _date(w: Words, at: datetime) -> str:
+    return date_token(at) if w.locale == "en" else date_token(at, fallback=w.when(at))
+
+
+def _span(w: Words, span: timedelta) -> str:
+    return duration(span) if w.locale == "en" else duration_words(w, span)
+
+
+def render_open(record: IncidentRecord, locale: str = "en") -> SlackMessage:
+    """The ops message of an open incident (pure), in ``locale``."""
+    w = words_for(locale)
     blocks = [
-        section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
-        section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
-        section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
-        section(f"*Since:* {date_token(record.since)}"),
+        section(f"🚨 *ges-bot: {_title(record.kind, record.subject, w)}*"),
+        section(w("*What:* {cause}", cause=fit(record.cause, _CAUSE_LIMIT))),
+        section(w("*Fix:* {fix}", fix=fit(record.fix, _CAUSE_LIMIT))),
+        section(w("*Since:* {when}", when=_date(w, record.since))),
     ]
-    text = f"{_headline(record)} {fit(record.cause, _TEXT_PART)} Fix: {fit(record.fix, _TEXT_PART)}"
+    text = (
+        _headline(record)
+        + " "
+        + w("{cause} Fix: {fix}", cause=fit(record.cause, _TEXT_PART), fix=fit(record.fix, _TEXT_PART))
+    )
     return SlackMessage(text, blocks)
 
 
 def _headline(record: IncidentRecord) -> str:
-    """The start of an open incident's fallback text: it changes only when the kind of trouble does."""
+    """The start of an open incident's fallback text: it changes only when the kind of trouble does
+    (the same in every language, so a change of language is not a change of trouble)."""
     trouble = record.detail.get("error_kind") or record.kind
     return f"ges-bot: {escape(record.kind)} {fit(record.subject, 100)} [{escape(str(trouble))}]:"
 
 
-def render_resolved(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an incident that ended (its first message, updated) (pure)."""
+def render_resolved(record: IncidentRecord, locale: str = "en") -> SlackMessage:
+    """The ops message of an incident that ended (its first message, updated) (pure), in ``locale``."""
+    w = words_for(locale)
     end = record.resolved_at or record.since
     blocks = [
-        section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
+        section(w("✅ *Resolved — ges-bot: {title}*", title=_title(record.kind, record.subject, w))),
         section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
-        section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
+        section(
+            w(
+                "From {since} to {end} ({span}).",
+                since=_date(w, record.since),
+                end=_date(w, end),
+                span=_span(w, end - record.since),
+            )
+        ),
     ]
-    resolution = fit(record.resolution or "recovered", _TEXT_PART)
-    return SlackMessage(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
+    resolution = fit(record.resolution or w("recovered"), _TEXT_PART)
+    text = w(
+        "Resolved: ges-bot {kind} {subject} ({resolution})",
+        kind=escape(record.kind),
+        subject=fit(record.subject, 100),
+        resolution=resolution,
+    )
+    return SlackMessage(text, blocks)
 
 
-def render_reply(record: IncidentRecord) -> SlackMessage:
+def render_reply(record: IncidentRecord, locale: str = "en") -> SlackMessage:
     """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
+    w = words_for(locale)
     end = record.resolved_at or record.since
-    resolution = record.resolution or "recovered."
-    body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
-    return SlackMessage(f"Recovered: {fit(resolution, _TEXT_PART)}", [section(body)])
+    resolution = record.resolution or w("recovered.")
+    body = w(
+        "✅ Recovered after {span}: {resolution}",
+        span=_span(w, end - record.since),
+        resolution=fit(resolution, _CAUSE_LIMIT),
+    )
+    return SlackMessage(w("Recovered: {resolution}", resolution=fit(resolution, _TEXT_PART)), [section(body)])
 
 
 class OpsChannel:
@@ -128,8 +172,12 @@ class OpsChannel:
         blind_after: timedelta,
         notes: Mapping[str, str],
         sinks: Sequence[str] = (),
+        locale: str = "en",
     ) -> None:
         self.store = store
+        #: The language of the messages (``GES_BOT_OPS_LOCALE``) and of the resolutions it writes.
+        self.locale = locale
+        self.words = words_for(locale)
         self.incidents = incidents
         #: ``None`` (no Slack ops channel): incidents are still recorded, and told to ``sinks``.
         self.gateway = gateway if channel is not None else None
@@ -232,7 +280,7 @@ class OpsChannel:
         """Post or update an open incident's message; ``False`` when this round should stop."""
         if self.gateway is None:
             return True
-        message = render_open(record)
+        message = render_open(record, self.locale)
         if record.ts is not None:
             if record.posted_text == message.text:
                 return True
@@ -262,14 +310,14 @@ class OpsChannel:
         try:
             if record.ts is not None:
                 # The update first: repeating it is harmless, repeating the reply is not.
-                done = render_resolved(record)
+                done = render_resolved(record, self.locale)
                 await self.gateway.update(record.channel or self.channel, record.ts, done.text, done.blocks)
-                reply = render_reply(record)
+                reply = render_reply(record, self.locale)
                 await self.gateway.post(record.channel or self.channel, reply.text, reply.blocks, thread_ts=record.ts)
             else:
                 # It ended before it could be posted (Slack was refusing): say so once, afterwards.
-                done = render_resolved(record)
-                reply = render_reply(record)
+                done = render_resolved(record, self.locale)
+                reply = render_reply(record, self.locale)
                 await self.gateway.post(self.channel, done.text, [*done.blocks, *reply.blocks])
         except SlackDeliveryError as exc:
             self._cannot_post(exc)
@@ -290,30 +338,40 @@ class OpsChannel:
     async def _resolution(self, record: IncidentRecord, now: datetime) -> str:
         """A sentence on how it ended, and for a blind project what the catch-up found."""
         kind = record.kind
+        w = self.words
         if kind == IncidentKind.BLIND.value:
             try:
                 events = await self.store.recent_events(record.since, tuple(_CAUGHT_UP), 10_000)
             except StoreError:
-                return "GES answers again."
+                return w("GES answers again.")
             mine = [e for e in events if e.project == record.subject]
             if not mine:
-                found = "caught up: nothing was missed"
+                found = w("caught up: nothing was missed")
             else:
                 parts = [
-                    count(n, _CAUGHT_UP[kind]) for kind in _CAUGHT_UP if (n := sum(1 for e in mine if e.kind is kind))
+                    self._count(n, _CAUGHT_UP[kind])
+                    for kind in _CAUGHT_UP
+                    if (n := sum(1 for e in mine if e.kind is kind))
                 ]
-                found = f"caught up: {' and '.join(parts)} alerted"
-            return f"GES answers again; {found}."
+                found = w("caught up: {parts} alerted", parts=w(" and ").join(parts))
+            return w("GES answers again; {found}.", found=found)
         if kind == IncidentKind.CHANNEL.value:
-            return "Slack accepts alerts for that channel again (or its subscriptions were removed)."
+            return w("Slack accepts alerts for that channel again (or its subscriptions were removed).")
         if kind == IncidentKind.SLACK.value:
-            return "Slack accepts the bot's token again; delivery resumed with what had waited."
+            return w("Slack accepts the bot's token again; delivery resumed with what had waited.")
         if kind == IncidentKind.BACKLOG.value:
-            return "the outbox has drained: alerts are going out again."
+            return w("the outbox has drained: alerts are going out again.")
         if kind == IncidentKind.SINK.value:
-            return "the group bot accepts alerts again; what had waited went out."
+            return w("the group bot accepts alerts again; what had waited went out.")
         dead = int(record.detail.get("dead", 0)) - int(record.detail.get("baseline", 0))
-        return (
-            f"no further alert given up for {duration(self.blind_after)} "
-            f"({count(dead, 'alert')} given up in this incident)."
+        return w(
+            "no further alert given up for {span} ({alerts} given up in this incident).",
+            span=_span(w, self.blind_after),
+            alerts=self._count(dead, "alert"),
         )
+
+    def _count(self, n: int, one: str) -> str:
+        """ "2 failures" — or the locale's words for it (message id ``{n} failures``)."""
+        if self.locale == "en":
+            return count(n, one)
+        return self.words(f"{{n}} {one}s", n=self.words.number(n))

@@ -406,6 +406,7 @@ class GesSlackApp:
                 team=asker.team,
                 created_by=asker.user,
                 created_at=now,
+                locale=command.locale,
             )
         )
         subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
@@ -470,9 +471,10 @@ class GesSlackApp:
                 project=command.project,
                 created_by=asker.user,
                 created_at=self._now(),
+                locale=command.locale,
             )
         )
-        log.info("/gesjobs: %s subscribed %s to %r", asker.user, asker.channel, command.pattern)
+        log.info("/gesjobs: %s subscribed %s to %r (%s)", asker.user, asker.channel, command.pattern, command.locale)
         return _Answer(views.subscribed_message(sub, asker.channel))
 
     async def _unsubscribe(self, command: commands.Unsubscribe, asker: _Asker) -> _Answer:

@@ -347,6 +347,7 @@ class SqlStore(DigestQueries):
             "created_at": sub.created_at,
             "broken": sub.broken,
             "broken_at": sub.created_at if sub.broken else None,
+            "locale": sub.locale,
         }
         ins = self._insert(subscriptions).values(**values)
         keys = ("channel", "graph_pattern", "project")
@@ -624,6 +625,7 @@ class SqlStore(DigestQueries):
                         "graph": row.graph,
                         "events": row.events,
                         "subscription_ids": row.subscription_ids,
+                        "locale": row.locale,
                         **claim,
                         "parent_id": outbox_id,
                         "part": reply.part,
@@ -1009,6 +1011,7 @@ def _subscription(row: Row[Any]) -> Subscription:
         created_at=row.created_at,
         source="db",
         broken=row.broken,
+        locale=row.locale,
     )
 
 
@@ -1033,6 +1036,7 @@ def _delivery_values(delivery: Delivery) -> dict[str, Any]:
         "graph": delivery.graph,
         "events": codec.events_to_json(delivery.events),
         "subscription_ids": list(delivery.subscription_ids),
+        "locale": delivery.locale,
     }
 
 
@@ -1044,6 +1048,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         events=codec.events_from_json(row.events),
         team=row.team,
         subscription_ids=tuple(int(i) for i in row.subscription_ids or ()),
+        locale=row.locale,
     )
     reply = None
     if row.parent_id is not None:
