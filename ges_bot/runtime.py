@@ -47,7 +47,7 @@ from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
-from ges_bot.watch.poller import Poller, run_tick
+from ges_bot.watch.poller import Cadence, Poller, run_tick
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,9 @@ class Runtime:
                     lease_ttl=lease_s,
                     max_pages=s.tick_max_pages,
                     tick_deadline=s.tick_deadline_s,
+                    # The scheduled polls below and the fast lane's: while it serves, a poll
+                    # leaves its scans for GES_BOT_SCAN_INTERVAL (module docstring of watch.poller).
+                    cadence=Cadence(poll_s=s.poll_interval, fast_s=s.fast_interval, scan_s=s.scan_interval),
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
