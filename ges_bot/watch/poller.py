@@ -146,20 +146,43 @@ finish is not chosen (the scans, each bounded, go on instead). ``bench/poll_cost
 
 Fast lane
 ---------
-Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 10 s) reads the end
-of the arrivals window: the rows of the jobs begun since the oldest running one (estimated at the
-window's rate; a page at least, 1,000 rows at most) and, after them, room for new ones (another
-request only if more came). In an ascending order the jobs running now and those that just
-ended sit there, so a job seen running that fails is alerted within seconds, and so is a job that
-began and ended since; a fast tick where nothing changed is one request and writes nothing. What
-it records moves the memories with it (the arrivals count the jobs new to the store, each status
-the jobs newly known in it: lower bounds still), so the next tick's probes stay cheap. Jobs it
-cannot see — begun before that page (long runs), or any job where GES's order does not put new
-jobs last (``head:*``, ``order:unsorted``), where dated listings leave running jobs out, or before
-the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. Only the replica
-holding the poll lease runs it (renewing the lease: replicas still poll a project once), never
-while a normal tick of the project runs, and not while the last one failed (the error stays until
-a normal tick succeeds).
+Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 12 s) reads the end
+of the arrivals window: the rows from the oldest active job to the end (as many as the last look
+found there, else estimated at the window's rate; a page at least, 1,000 rows at most) and, after
+them, room for new ones (another request only if more came). In an ascending order the jobs
+running now and those that just ended sit there, so a job seen running that fails is alerted
+within seconds, and so is a job that began and ended since (a new job lands at the end whatever
+its status); a fast tick where nothing changed is one request. What it records moves the memories
+with it (the arrivals count the jobs new to the store, each status the jobs newly known in it:
+lower bounds still), so the next tick's probes stay cheap. Only the replica holding the poll lease
+runs it (renewing the lease: replicas still poll a project once), never while a normal tick of
+the project runs, and not while the last one failed (the error stays until a normal tick
+succeeds).
+
+A look *serves* the project (``TickReport.served``) when it provably saw what the scans would
+alert on: it read to the end of the window, every job the store has as active was among its rows
+(an active job before them is read back for once, then not until the next scan), and GES's count
+is the remembered one plus the jobs new to the store it read (so none was added before its rows —
+an order not quite ascending — and none deleted). Then the scheduled poll (:meth:`Poller.poll`,
+every ``GES_BOT_POLL_INTERVAL``) may leave the full scans to ``GES_BOT_SCAN_INTERVAL`` (600 s,
+:class:`Cadence`): it asks nothing while this replica's last complete tick is younger than that
+and every look since served, the last one recently. Anything else makes the next poll scan, so
+where the fast lane cannot see, nothing is slower than the poll interval: an order that does not
+put new jobs last (``head:*``, ``order:unsorted``: the looks are skipped), dated listings that
+leave running jobs out, no memories yet (the first minute), a reading not learnt, another
+replica's lease, the fast lane off, a failed or cut look or scan, an active job out of reach (a
+long run), a count that does not add up. What a serving look cannot see waits for the scans, at
+most ``GES_BOT_SCAN_INTERVAL`` + half a poll interval: a job becoming stuck, and a deletion that
+an addition before the look's rows cancels out in the count (the scans' own blind spot, above).
+
+Freshness: a quiet look that serves records the tick's success (an empty commit: last_success_at)
+when the last one is a poll interval old, so ``/gesjobs`` (``GES_BOT_ANSWER_MAX_AGE``), ``/healthz``
+and the ops watch (``GES_BOT_BLIND_AFTER``) see the project as polled within a poll and a fast
+interval while the scans wait; a look that commits changes records one anyway.
+
+Measured with ``bench/fast_lane_quick.py`` (defaults, 10k jobs a day, ~20 running;
+``docs/benchmarks.md`` §7): ~340 GES requests an hour (370 polling every 60 s before the fast
+lane), alert latency p95 11 s for jobs seen running.
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is short (the claim lease, 15 s by default); it is renewed
