@@ -1546,3 +1546,19 @@ async def test_a_fast_look_that_fails_makes_the_next_poll_scan(sqlite_url: str) 
         assert report is not None and not report.deferred and report.requests
         looks = await run_cadence(w, poller, 2 * 60)
         assert [look.report.deferred for look in looks if look.kind == "poll"] == [True, True]
+
+
+async def test_a_job_that_gets_stuck_is_reported_by_a_look_once_while_the_scans_wait(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        w.stuck_after = timedelta(minutes=5)
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        await settle(w, poller)
+        begun = await w.emu.now()
+        await w.job("r1", "running", begin_time=wire(begun))
+        await settle(w, poller)
+        looks = await run_cadence(w, poller, 12 * 60)
+        stuck = [(look.kind, look.at) for look in looks for e in look.report.events if e.kind is EventKind.STUCK]
+        assert len(stuck) == 1 and stuck[0][0] == "fast"
+        assert (stuck[0][1] - begun).total_seconds() < 5 * 60 + CADENCE.fast_s + 1
+        assert all(look.report.served for look in looks if look.kind == "fast")

@@ -172,8 +172,9 @@ put new jobs last (``head:*``, ``order:unsorted``: the looks are skipped), dated
 leave running jobs out, no memories yet (the first minute), a reading not learnt, another
 replica's lease, the fast lane off, a failed or cut look or scan, an active job out of reach (a
 long run), a count that does not add up. What a serving look cannot see waits for the scans, at
-most ``GES_BOT_SCAN_INTERVAL`` + half a poll interval: a job becoming stuck, and a deletion that
-an addition before the look's rows cancels out in the count (the scans' own blind spot, above).
+most ``GES_BOT_SCAN_INTERVAL`` + half a poll interval: a deletion that an addition before the
+look's rows cancels out in the count (the scans' own blind spot, above). (A job it reads that has
+run past ``stuck_after`` is reported stuck by the look itself.)
 
 Freshness: a quiet look that serves records the tick's success (an empty commit: last_success_at)
 when the last one is a poll interval old, so ``/gesjobs`` (``GES_BOT_ANSWER_MAX_AGE``), ``/healthz``
@@ -802,7 +803,17 @@ class Poller:
         # budget left unread. A deletion in the window breaks the equation too (the scans' count
         # shrank: their full listing sorts it out).
         served = read_to_end and not missing and count == known + len(arrived)
-        changed = [j for j in rows if j.job_id not in previous or previous[j.job_id].job.status != j.status]
+
+        def due(job: Job) -> bool:
+            # New, in another status, or an active job about to be reported stuck (once: its
+            # snapshot then says so), which the scans would otherwise report only when they run.
+            before = previous.get(job.job_id)
+            if before is None or before.job.status != job.status:
+                return True
+            started = job.begin_time or before.first_seen
+            return job.is_active and not before.stuck_reported and now - started >= self.stuck_after
+
+        changed = [j for j in rows if due(j)]
         if not changed:
             if served and (last_success_at is None or (now - last_success_at).total_seconds() >= self.cadence.poll_s):
                 # Nothing changed, and the look stood for a poll: say so (last_success_at) about
