@@ -265,7 +265,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=60.0, gt=0, validation_alias="GES_BOT_POLL_INTERVAL")
     #: The fast lane: seconds between looks at the end of the arrivals window (what began lately,
     #: running jobs included) between two polls; 0 turns it off.
-    fast_interval: float = Field(default=10.0, ge=0, validation_alias="GES_BOT_FAST_INTERVAL")
+    fast_interval: float = Field(default=12.0, ge=0, validation_alias="GES_BOT_FAST_INTERVAL")
+    #: While the fast lane serves a project (it saw every active job and every arrival since its
+    #: last look), the full scans are a safety net and run this often instead of every
+    #: ``poll_interval``; at or below ``poll_interval`` every poll is a full scan. Wherever the fast
+    #: lane cannot serve, the scans keep to ``poll_interval``.
+    scan_interval: float = Field(default=600.0, ge=0, validation_alias="GES_BOT_SCAN_INTERVAL")
     stuck_after_s: float = Field(default=6 * 3600, gt=0, validation_alias="GES_BOT_STUCK_AFTER")
     backfill_s: float = Field(default=0, ge=0, validation_alias="GES_BOT_BACKFILL")
     #: /gesjobs answers come from the store when the project's last successful poll is at most
@@ -337,6 +342,7 @@ class Settings(BaseSettings):
         "backfill_s",
         "poll_interval",
         "fast_interval",
+        "scan_interval",
         "answer_max_age_s",
         "blind_after_s",
         "tick_deadline_s",

@@ -48,7 +48,7 @@ from ges_bot.slackapp.inflight import Inflight
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
-from ges_bot.watch.poller import Poller, run_tick
+from ges_bot.watch.poller import Cadence, Poller, run_tick
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def schedule_polls(
     With ``fast_tick`` and a ``fast_interval_s`` shorter than ``interval_s``, a second job per
     project calls ``fast_tick(poller)`` on that interval (the poller's fast lane: the end of the
     arrivals window; it stands aside while the normal tick runs, and under the same lease, so
-    replicas still poll each project once).
+    replicas still poll each project once). While it serves, the poller's own ``Cadence`` makes
+    most of the interval's ticks (``Poller.poll``) ask nothing: the scans wait for their interval.
     """
     fast = fast_tick is not None and 0 < fast_interval_s < interval_s
     for poller in pollers:
@@ -259,6 +260,9 @@ class Runtime:
                     lease_ttl=lease_s,
                     max_pages=s.tick_max_pages,
                     tick_deadline=s.tick_deadline_s,
+                    # The scheduled polls below and the fast lane's: while it serves, a poll
+                    # leaves its scans for GES_BOT_SCAN_INTERVAL (module docstring of watch.poller).
+                    cadence=Cadence(poll_s=s.poll_interval, fast_s=s.fast_interval, scan_s=s.scan_interval),
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
@@ -295,13 +299,16 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._renew_poll_leases(lease_s), name="poll-leases"))
         self._start_scheduler()
         log.info(
-            "ges-bot %s started: %d project(s), database %s, %s, %d sink(s), poll every %.0fs",
+            "ges-bot %s started: %d project(s), database %s, %s, %d sink(s), poll every %.0fs "
+            "(fast lane every %.0fs, scans every %.0fs while it serves)",
             self.replica,
             len(self.config.projects),
             describe(s.database_url),
             ("Slack Socket mode" if socket_mode else "Slack HTTP mode") if token else "no Slack",
             len(self.config.sinks),
             s.poll_interval,
+            s.fast_interval,
+            s.scan_interval,
         )
 
     async def _take_instance_lease(self) -> None:

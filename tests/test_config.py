@@ -146,6 +146,18 @@ def test_blind_after_defaults_to_the_longer_of_5_minutes_and_3_poll_intervals() 
         load_config({**env, "GES_BOT_BLIND_AFTER": "soon"})
 
 
+def test_the_poll_cadence_defaults_and_durations() -> None:
+    """A poll every minute, the fast lane every 12 s, and while it serves a scan every 10 minutes;
+    all three read as durations."""
+    env = {**BASE, "GES_TOKEN": "t"}
+    s = load_config(env).settings
+    assert (s.poll_interval, s.fast_interval, s.scan_interval) == (60, 12, 600)
+    s = load_config({**env, "GES_BOT_SCAN_INTERVAL": "15m", "GES_BOT_FAST_INTERVAL": "0"}).settings
+    assert (s.scan_interval, s.fast_interval) == (900, 0)
+    with pytest.raises(ConfigError, match="GES_BOT_SCAN_INTERVAL"):
+        load_config({**env, "GES_BOT_SCAN_INTERVAL": "soon"})
+
+
 def test_the_ops_channel_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
     env = {**BASE, "GES_TOKEN": "t"}
     assert load_config(env).ops_channel is None
