@@ -25,6 +25,8 @@ async def test_a_blind_project_is_reported_in_chinese(emu: EmulatorHandle, slack
         assert "🚨 *ges-bot: 项目 `prod` 监控中断*" in text
         assert "*问题：* " in text and "HTTP 503" in text
         assert "*处理方法：* " in text
+        # What is wrong and how to fix it, in Chinese too; GES's own error as GES wrote it.
+        assert "对 GES 的轮询持续失败" in text and "请查看华为云该区域 GES 的服务健康状态" in text
         assert "*开始于：* <!date^" in text and "年" in text  # a date token, its fallback in Chinese
         assert limits.check_message(posted) == []
 

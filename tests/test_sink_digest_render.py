@@ -18,12 +18,14 @@ import pytest
 from ges_bot import stats
 from ges_bot.domain import EventKind, Job, JobEvent
 from ges_bot.notify.digest import Attention, DigestContent
+from ges_bot.notify.ops_channel import said_everywhere
 from ges_bot.schedule import DigestSchedule
 from ges_bot.sinks.digest import DIGEST_LEVELS, render_digest, wecom_chart
 from ges_bot.sinks.notice import render_ops_notice
 from ges_bot.slackapp.statsview import ChartScope
 from ges_bot.standin.webhooks import Platform, pings_everyone
 from ges_bot.store.api import OpsNotice
+from ges_bot.watch.blindness import Sentence
 from tests.test_sink_render import CHECKS, HOSTILE, PLATFORMS, assert_golden, visible
 
 SHANGHAI = "Asia/Shanghai"
@@ -175,15 +177,23 @@ def test_the_slack_incoming_webhook_gets_the_house_digest_without_a_chart() -> N
 
 # --- ops notices ---------------------------------------------------------------------------------
 
+#: As ``watch.blindness`` says it, and the incident record keeps it: in every language.
+CAUSE = Sentence(
+    "its polls of GES keep failing ({failures} in a row; last: {error}); failures of its jobs are not being alerted.",
+    {"failures": "7", "error": "GES answered HTTP 503"},
+)
+FIX = Sentence(
+    "GES itself is failing: check Huawei Cloud's service health for GES in this region. Nothing to do on the "
+    "bot's side; it retries every interval and alerts what it missed once GES answers."
+)
 OPEN = OpsNotice(
     phase="open",
     kind="blind",
     subject="prod",
     since=datetime(2026, 11, 29, 6, 0, tzinfo=UTC),
-    cause="its polls of GES keep failing (7 in a row; last: GES answered HTTP 503); failures of its jobs are "
-    "not being alerted.",
-    fix="GES itself is failing: check Huawei Cloud's service health for GES in this region. Nothing to do on the "
-    "bot's side; it retries every interval and alerts what it missed once GES answers.",
+    cause=CAUSE.english,
+    fix=FIX.english,
+    said={"cause": said_everywhere(CAUSE), "fix": said_everywhere(FIX)},
 )
 RESOLVED = OpsNotice(
     phase="resolved",
@@ -194,7 +204,21 @@ RESOLVED = OpsNotice(
     fix=OPEN.fix,
     resolved_at=OPEN.since + timedelta(minutes=12),
     resolution="GES answers again; caught up: 3 failures alerted.",
+    said={
+        **OPEN.said,
+        "resolution": {
+            "en": "GES answers again; caught up: 3 failures alerted.",
+            "zh-CN": "GES 已恢复响应；已补查：已告警 3 次失败。",
+        },
+    },
 )
+
+
+def test_a_notice_without_the_words_of_its_language_shows_the_english_ones() -> None:
+    """Outbox rows written before incidents kept their sentences in every language still render."""
+    bare = OpsNotice("open", "blind", "prod", OPEN.since, OPEN.cause, OPEN.fix)
+    text = _raw(render_ops_notice("dingtalk", bare, "zh-CN"))
+    assert "项目 prod" in text and "its polls of GES keep failing" in text
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

@@ -91,7 +91,9 @@ async def test_ges_down_reaches_a_dingtalk_sink_as_two_messages_once_without_sla
         await emu.fault(status=503, count=-1)
         await until(lambda: len(hooks.messages(robot)) >= 1)
         [opened] = hooks.messages(robot)
-        assert "项目 prod 无法监控" in shown(opened) and "HTTP 503" in shown(opened)
+        assert "项目 prod 监控中断" in shown(opened) and "HTTP 503" in shown(opened)
+        # What is wrong and how to fix it, in the sink's language too (GES's error as GES wrote it).
+        assert "对 GES 的轮询持续失败" in shown(opened) and "请查看华为云该区域 GES 的服务健康状态" in shown(opened)
         assert not pings_everyone("dingtalk", opened)
         await bot.ops.wait_rounds(5)
         assert len(hooks.messages(robot)) == 1  # told once while it lasts
@@ -100,8 +102,8 @@ async def test_ges_down_reaches_a_dingtalk_sink_as_two_messages_once_without_sla
         await until(lambda: len(hooks.messages(robot)) >= 2)
         resolved = hooks.messages(robot)[1]
         text = shown(resolved)
-        assert "已恢复：ges-bot：项目 prod 无法监控" in text and "后续通知" in text
-        assert "GES answers again" in text  # what the catch-up found
+        assert "已恢复：ges-bot：项目 prod 监控中断" in text and "后续通知" in text
+        assert "GES 已恢复响应；已补查：没有遗漏" in text  # what the catch-up found
         await bot.ops.wait_rounds(5)
         assert len(hooks.messages(robot)) == 2
 

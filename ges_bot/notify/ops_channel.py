@@ -17,8 +17,10 @@ without a Slack ops channel too (then records are only kept, not posted). A sink
 not told to that sink: it cannot take it.
 The messages speak the ops channel's language (``GES_BOT_OPS_LOCALE`` / ``[ops] locale``: ``en`` or
 ``zh-CN``) through the catalogue of :mod:`ges_bot.sinks.words`: titles, labels, durations, how an
-incident ended. The cause and fix sentences come from ``watch.blindness`` as stored incident text
-and stay English (they quote GES's and Slack's own error words).
+incident ended, and the cause and fix: ``watch.blindness`` writes them as catalogue sentences,
+which the incident record keeps said in every language (``detail["said"]``, with the resolution),
+so the ops channel and each ops sink read them in their own. The errors they quote (GES's and
+Slack's own words) stay as those services wrote them.
 """
 
 from __future__ import annotations
@@ -27,19 +29,29 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from ges_bot.domain import EventKind
+from ges_bot.domain import EventKind, JobEvent
 from ges_bot.errors import SlackDeliveryError, StoreError
 from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.render import duration_words
 from ges_bot.notify.slack import SlackGateway
+from ges_bot.sinks.targets import LOCALES
 from ges_bot.sinks.words import Words, words_for
-from ges_bot.store.api import OpsNotice, Store
+from ges_bot.store.api import SAID, OpsNotice, Store, said_in
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
-from ges_bot.watch.blindness import Finding, IncidentKind
+from ges_bot.watch.blindness import Finding, IncidentKind, Sentence
 
-__all__ = ["NOTE_CHANNEL", "OPS_LEASE", "OpsChannel", "render_open", "render_reply", "render_resolved"]
+__all__ = [
+    "NOTE_CHANNEL",
+    "OPS_LEASE",
+    "OpsChannel",
+    "render_open",
+    "render_reply",
+    "render_resolved",
+    "said_everywhere",
+]
 
 # Logged as the ops watch, as before the split: one logger name for operators to filter on.
 log = logging.getLogger("ges_bot.notify.ops")
@@ -85,6 +97,29 @@ def _title(kind: str, subject: str, w: Words) -> Mrkdwn:
     return Mrkdwn(w(escape(said), subject=_subject(kind, subject)))
 
 
+def said_everywhere(sentence: Sentence) -> dict[str, str]:
+    """``sentence`` in every language the catalogue speaks."""
+    return {loc: words_for(loc)(sentence.msgid, **sentence.values) for loc in LOCALES}
+
+
+def _detail(finding: Finding) -> dict[str, Any]:
+    """What an incident record keeps of ``finding`` besides its English sentences: its figures,
+    and its cause and fix said in every language (``said``), for whoever reads it in which."""
+    said = {key: said_everywhere(sentence) for key, sentence in finding.said.items()}
+    return {**finding.detail, SAID: said} if said else dict(finding.detail)
+
+
+def _said_all(record: IncidentRecord) -> dict[str, dict[str, str]]:
+    kept = record.detail.get(SAID)
+    if not isinstance(kept, Mapping):
+        return {}
+    return {str(k): dict(v) for k, v in kept.items() if isinstance(v, Mapping)}
+
+
+def _said(record: IncidentRecord, key: str, locale: str, english: str) -> str:
+    return said_in(record.detail.get(SAID), key, locale) or english
+
+
 def _date(w: Words, at: datetime) -> str:
     return date_token(at) if w.locale == "en" else date_token(at, fallback=w.when(at))
 
@@ -96,17 +131,15 @@ def _span(w: Words, span: timedelta) -> str:
 def render_open(record: IncidentRecord, locale: str = "en") -> SlackMessage:
     """The ops message of an open incident (pure), in ``locale``."""
     w = words_for(locale)
+    cause = _said(record, "cause", locale, record.cause)
+    fix = _said(record, "fix", locale, record.fix)
     blocks = [
         section(f"🚨 *ges-bot: {_title(record.kind, record.subject, w)}*"),
-        section(w("*What:* {cause}", cause=fit(record.cause, _CAUSE_LIMIT))),
-        section(w("*Fix:* {fix}", fix=fit(record.fix, _CAUSE_LIMIT))),
+        section(w("*What:* {cause}", cause=fit(cause, _CAUSE_LIMIT))),
+        section(w("*Fix:* {fix}", fix=fit(fix, _CAUSE_LIMIT))),
         section(w("*Since:* {when}", when=_date(w, record.since))),
     ]
-    text = (
-        _headline(record)
-        + " "
-        + w("{cause} Fix: {fix}", cause=fit(record.cause, _TEXT_PART), fix=fit(record.fix, _TEXT_PART))
-    )
+    text = _headline(record) + " " + w("{cause} Fix: {fix}", cause=fit(cause, _TEXT_PART), fix=fit(fix, _TEXT_PART))
     return SlackMessage(text, blocks)
 
 
@@ -123,7 +156,7 @@ def render_resolved(record: IncidentRecord, locale: str = "en") -> SlackMessage:
     end = record.resolved_at or record.since
     blocks = [
         section(w("✅ *Resolved — ges-bot: {title}*", title=_title(record.kind, record.subject, w))),
-        section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
+        section(f"~{fit(_said(record, 'cause', locale, record.cause), _CAUSE_LIMIT)}~"),
         section(
             w(
                 "From {since} to {end} ({span}).",
@@ -133,7 +166,7 @@ def render_resolved(record: IncidentRecord, locale: str = "en") -> SlackMessage:
             )
         ),
     ]
-    resolution = fit(record.resolution or w("recovered"), _TEXT_PART)
+    resolution = fit(_said(record, "resolution", locale, record.resolution or w("recovered")), _TEXT_PART)
     text = w(
         "Resolved: ges-bot {kind} {subject} ({resolution})",
         kind=escape(record.kind),
@@ -147,7 +180,7 @@ def render_reply(record: IncidentRecord, locale: str = "en") -> SlackMessage:
     """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
     w = words_for(locale)
     end = record.resolved_at or record.since
-    resolution = record.resolution or w("recovered.")
+    resolution = _said(record, "resolution", locale, record.resolution or w("recovered."))
     body = w(
         "✅ Recovered after {span}: {resolution}",
         span=_span(w, end - record.since),
@@ -177,7 +210,6 @@ class OpsChannel:
         self.store = store
         #: The language of the messages (``GES_BOT_OPS_LOCALE``) and of the resolutions it writes.
         self.locale = locale
-        self.words = words_for(locale)
         self.incidents = incidents
         #: ``None`` (no Slack ops channel): incidents are still recorded, and told to ``sinks``.
         self.gateway = gateway if channel is not None else None
@@ -212,13 +244,13 @@ class OpsChannel:
                     since=finding.since,
                     cause=finding.cause,
                     fix=finding.fix,
-                    detail=dict(finding.detail),
+                    detail=_detail(finding),
                 )
                 await self._save(record, "open", now)
             elif record.state == IncidentState.RESOLVED or (record.cause, record.fix, record.detail) != (
                 finding.cause,
                 finding.fix,
-                dict(finding.detail),
+                _detail(finding),
             ):
                 # Back before its recovery was announced: the same message carries on (the sinks,
                 # told of the end already, are told it is back).
@@ -228,7 +260,7 @@ class OpsChannel:
                     state=IncidentState.OPEN,
                     cause=finding.cause,
                     fix=finding.fix,
-                    detail=dict(finding.detail),
+                    detail=_detail(finding),
                     resolved_at=None,
                     resolution=None,
                 )
@@ -240,11 +272,15 @@ class OpsChannel:
                 continue
             ended = stored
             if stored.state == IncidentState.OPEN:
+                resolution = await self._resolution(stored)
+                kept = stored.detail.get(SAID)
+                said = {**(kept if isinstance(kept, Mapping) else {}), "resolution": resolution}
                 ended = replace(
                     stored,
                     state=IncidentState.RESOLVED,
                     resolved_at=now,
-                    resolution=await self._resolution(stored, now),
+                    resolution=resolution["en"],
+                    detail={**stored.detail, SAID: said},
                 )
                 await self._save(ended, "resolved", now)
             if not await self._post_resolved(ended, now):
@@ -270,6 +306,7 @@ class OpsChannel:
                 fix=record.fix,
                 resolved_at=record.resolved_at,
                 resolution=record.resolution,
+                said=_said_all(record),
             )
             if phase is not None and sinks
             else None
@@ -335,23 +372,29 @@ class OpsChannel:
             log.warning("ops: %s", sentence)
         self.post_error = sentence
 
-    async def _resolution(self, record: IncidentRecord, now: datetime) -> str:
-        """A sentence on how it ended, and for a blind project what the catch-up found."""
-        kind = record.kind
-        w = self.words
-        if kind == IncidentKind.BLIND.value:
+    async def _resolution(self, record: IncidentRecord) -> dict[str, str]:
+        """How it ended, in every language; for a blind project, with what the catch-up found."""
+        caught_up: list[JobEvent] | None = None
+        if record.kind == IncidentKind.BLIND.value:
             try:
                 events = await self.store.recent_events(record.since, tuple(_CAUGHT_UP), 10_000)
             except StoreError:
+                events = None
+            caught_up = None if events is None else [e for e in events if e.project == record.subject]
+        return {loc: self._resolution_in(words_for(loc), record, caught_up) for loc in LOCALES}
+
+    def _resolution_in(self, w: Words, record: IncidentRecord, caught_up: list[JobEvent] | None) -> str:
+        kind = record.kind
+        if kind == IncidentKind.BLIND.value:
+            if caught_up is None:
                 return w("GES answers again.")
-            mine = [e for e in events if e.project == record.subject]
-            if not mine:
+            if not caught_up:
                 found = w("caught up: nothing was missed")
             else:
                 parts = [
-                    self._count(n, _CAUGHT_UP[kind])
+                    _count(w, n, _CAUGHT_UP[kind])
                     for kind in _CAUGHT_UP
-                    if (n := sum(1 for e in mine if e.kind is kind))
+                    if (n := sum(1 for e in caught_up if e.kind is kind))
                 ]
                 found = w("caught up: {parts} alerted", parts=w(" and ").join(parts))
             return w("GES answers again; {found}.", found=found)
@@ -367,11 +410,12 @@ class OpsChannel:
         return w(
             "no further alert given up for {span} ({alerts} given up in this incident).",
             span=_span(w, self.blind_after),
-            alerts=self._count(dead, "alert"),
+            alerts=_count(w, dead, "alert"),
         )
 
-    def _count(self, n: int, one: str) -> str:
-        """ "2 failures" — or the locale's words for it (message id ``{n} failures``)."""
-        if self.locale == "en":
-            return count(n, one)
-        return self.words(f"{{n}} {one}s", n=self.words.number(n))
+
+def _count(w: Words, n: int, one: str) -> str:
+    """ "2 failures" — or the locale's words for it (message id ``{n} failures``)."""
+    if w.locale == "en":
+        return count(n, one)
+    return w(f"{{n}} {one}s", n=w.number(n))

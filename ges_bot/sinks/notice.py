@@ -3,10 +3,11 @@
 Owns what ``[ops] sinks`` hear: when a problem of the bot's own opens (the problem in a title, what
 is wrong, how to fix it, since when) and, as a follow-up naming it — these webhooks cannot edit a
 message or reply in a thread — when it ends, with what the catch-up found. The frame is in the
-sink's words (``sinks.words``); the cause, fix and resolution are the bot's English sentences and
-quote GES and platform errors, so they are untrusted text, escaped by the platform's
+sink's words (``sinks.words``), and so are the cause, fix and resolution: the incident keeps them
+said in every language (``OpsNotice.said``; the English ones where it kept none). They quote GES
+and platform errors, so they are untrusted text, escaped by the platform's
 :class:`~ges_bot.sinks.compose.Markup` like an alert's fail reason. A Slack incoming webhook gets
-the same words as Block Kit escaped by ``notify.mrkdwn``, English only.
+the same words as Block Kit escaped by ``notify.mrkdwn``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ges_bot.notify.mrkdwn import code, fit, mrkdwn_text, truncate
 from ges_bot.sinks import dingtalk, lark, teams, wecom
 from ges_bot.sinks.compose import Markup, Severity, clip
 from ges_bot.sinks.words import Words, words_for
-from ges_bot.store.api import OpsNotice
+from ges_bot.store.api import OpsNotice, said_in
 
 __all__ = ["render_ops_notice"]
 
@@ -59,8 +60,8 @@ def _parts(notice: OpsNotice, w: Words, m: Markup) -> _Parts:
             title=f"🚨 {title}",
             severity=Severity.DANGER,
             lines=(
-                (w("What"), m.text(notice.cause, _SENTENCE)),
-                (w("Fix"), m.text(notice.fix, _SENTENCE)),
+                (w("What"), m.text(said_in(notice.said, "cause", w.locale) or notice.cause, _SENTENCE)),
+                (w("Fix"), m.text(said_in(notice.said, "fix", w.locale) or notice.fix, _SENTENCE)),
                 (w("Since"), w.when(notice.since)),
                 (None, w("GES · ges-bot's own health")),
             ),
@@ -71,7 +72,7 @@ def _parts(notice: OpsNotice, w: Words, m: Markup) -> _Parts:
         severity=Severity.GOOD,
         lines=(
             (None, w("Follow-up: the incident that began {since} has ended.", since=w.when(notice.since))),
-            (w("Was"), m.text(notice.cause, _SENTENCE)),
+            (w("Was"), m.text(said_in(notice.said, "cause", w.locale) or notice.cause, _SENTENCE)),
             (
                 None,
                 w(
@@ -81,7 +82,10 @@ def _parts(notice: OpsNotice, w: Words, m: Markup) -> _Parts:
                     duration=w.span(end - notice.since),
                 ),
             ),
-            (w("Now"), m.text(notice.resolution or w("recovered"), _SENTENCE)),
+            (
+                w("Now"),
+                m.text(said_in(notice.said, "resolution", w.locale) or notice.resolution or w("recovered"), _SENTENCE),
+            ),
             (None, w("GES · ges-bot's own health")),
         ),
     )
@@ -144,9 +148,9 @@ _LAYOUTS: dict[str, tuple[Markup, Callable[[_Parts], dict[str, Any]]]] = {
 }
 
 
-def _slack(notice: OpsNotice) -> dict[str, Any]:
-    """The ops channel's words as Block Kit (English, escaped by ``notify.mrkdwn``)."""
-    p = _parts(notice, words_for("en"), _SlackMarkup())
+def _slack(notice: OpsNotice, w: Words) -> dict[str, Any]:
+    """The ops channel's words as Block Kit (escaped by ``notify.mrkdwn``)."""
+    p = _parts(notice, w, _SlackMarkup())
     lines = [f"*{p.title}*", *(_line(label, text, lambda t: f"*{t}*") for label, text in p.lines)]
     return {
         "text": truncate(p.title, 300),
@@ -173,7 +177,7 @@ class _SlackMarkup:
 def render_ops_notice(platform: str, notice: OpsNotice, locale: str, *, zone: str = "UTC") -> dict[str, Any]:
     """``notice`` for ``platform`` in ``locale`` (instants in ``zone``)."""
     if platform == "slack":
-        return _slack(notice)
+        return _slack(notice, words_for(locale, zone))
     if platform not in _LAYOUTS:
         raise ValueError(f"unknown sink type {platform!r}")
     markup, layout = _LAYOUTS[platform]
