@@ -426,7 +426,7 @@ class GesSlackApp:
 
     @staticmethod
     def _job_result(found: JobLookup) -> str:
-        return "ok" if found.source.kind is SourceKind.LIVE else "snapshots"
+        return {SourceKind.LIVE: "ok", SourceKind.RECENT: "recent"}.get(found.source.kind, "snapshots")
 
     def _config_subscriptions(self, asker: _Asker) -> list[Subscription]:
         # Config files may name a channel by id or by name.
