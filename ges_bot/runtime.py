@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,7 +44,7 @@ from ges_bot.services import Services
 from ges_bot.sinks.sender import SinkSender
 from ges_bot.sinks.targets import is_sink_target
 from ges_bot.sinks.worker import SinkPolicy, SinkWorker
-from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
+from ges_bot.slackapp.app import SlackAppOptions, build_app, build_http_routes, start_socket_mode
 from ges_bot.slackapp.inflight import Inflight
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
@@ -158,6 +159,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
         #: The Slack app's work after each ack (answers, clicks, the Home tab).
         self.answers = Inflight()
+        self._slack_session: aiohttp.ClientSession | None = None
         self._ticks_in_flight: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._server: uvicorn.Server | None = None
@@ -440,6 +442,10 @@ class Runtime:
     def _build_slack_app(self, token: str, socket_mode: bool) -> Any:
         assert self.services is not None
         secret = self.settings.slack_signing_secret
+        # One session for the app's Slack calls and answers (connections reused), closed at stop.
+        self._slack_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=SlackAppOptions().slack_timeout_s)
+        )
         return build_app(
             self.services,
             bot_token=token,
@@ -447,6 +453,7 @@ class Runtime:
             api_url=self.settings.slack_api_url,
             socket_mode=socket_mode,
             inflight=self.answers,
+            session=self._slack_session,
         )
 
     async def _start_http(self, slack_app: Any) -> None:
@@ -627,6 +634,8 @@ class Runtime:
         unfinished = await self.answers.drain(_ANSWER_DRAIN_S)
         if unfinished:
             log.warning("stopped with %d Slack answer(s) unfinished after %ss", unfinished, _ANSWER_DRAIN_S)
+        if self._slack_session is not None:
+            await self._slack_session.close()
         if self.store is not None and self._is_sqlite:
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)

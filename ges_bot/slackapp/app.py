@@ -184,10 +184,17 @@ class GesSlackApp:
     """The handlers, with what they share: services, the Slack client, the time-zone cache."""
 
     def __init__(
-        self, services: Services, client: AsyncWebClient, options: SlackAppOptions, inflight: Inflight
+        self,
+        services: Services,
+        client: AsyncWebClient,
+        options: SlackAppOptions,
+        inflight: Inflight,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.services = services
         self.inflight = inflight
+        #: Shared by every response_url post (connections reused); ``None``: one per post.
+        self.session = session
         self.client = client
         self.options = options
         settings = services.config.settings
@@ -251,7 +258,10 @@ class GesSlackApp:
             log.warning("slack: no response_url to answer on; the answer is dropped")
             return False
         webhook = AsyncWebhookClient(
-            url=response_url, timeout=int(max(1, self.options.slack_timeout_s)), retry_handlers=retry_handlers()
+            url=response_url,
+            timeout=int(max(1, self.options.slack_timeout_s)),
+            session=self.session,
+            retry_handlers=retry_handlers(),
         )
         try:
             response = await webhook.send(
@@ -826,10 +836,13 @@ def build_app(
     socket_mode: bool,
     options: SlackAppOptions | None = None,
     inflight: Inflight | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> AsyncApp:
     """The bolt app. In HTTP mode every request must carry a valid Slack signature (bolt answers
     401 otherwise); in Socket Mode requests arrive over the app's own WebSocket, unsigned. The work
-    after each ack runs in ``inflight`` (the caller drains it on stop)."""
+    after each ack runs in ``inflight`` (the caller drains it on stop). With ``session`` (the
+    caller's, closed by it; its timeout bounds each call), every Slack call and response_url post
+    reuses its connections instead of opening a session and a connection per call."""
     options = options or SlackAppOptions()
     if not socket_mode and not signing_secret:
         raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information → Signing Secret)")
@@ -838,6 +851,7 @@ def build_app(
         base_url=api_url,
         timeout=int(max(1, options.slack_timeout_s)),
         retry_handlers=retry_handlers(),
+        session=session,
     )
     app = AsyncApp(
         client=client,
@@ -849,7 +863,7 @@ def build_app(
         logger=_bolt_logger(),
         name="ges-bot",
     )
-    GesSlackApp(services, client, options, Inflight() if inflight is None else inflight).register(app)
+    GesSlackApp(services, client, options, Inflight() if inflight is None else inflight, session).register(app)
     return app
 
 
