@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from babel import Locale as BabelLocale
-from babel.dates import format_datetime, format_timedelta
-from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 
 from ges_bot.domain import EventKind, FileStatus
 from ges_bot.notify.document import FieldKey
+
+# Babel is imported where it is first used: ~1 MiB resident at start, and only a bot with a
+# group-bot sink (Lark, DingTalk, WeCom, Teams) ever writes these words.
+if TYPE_CHECKING:
+    from babel import Locale as BabelLocale
+    from babel.messages.catalog import Catalog
 
 __all__ = ["Words", "words_for"]
 
@@ -69,6 +70,8 @@ def _catalog(locale: str) -> Catalog | None:
     po = resources.files("ges_bot.sinks").joinpath("locale", folder, "LC_MESSAGES", "ges_bot.po")
     if not po.is_file():
         return None
+    from babel.messages.pofile import read_po
+
     with po.open("rb") as fh:
         return read_po(fh, locale=folder)
 
@@ -83,6 +86,8 @@ class Words:
 
     @property
     def _babel(self) -> BabelLocale:
+        from babel import Locale as BabelLocale
+
         return BabelLocale.parse(self.locale.replace("-", "_"))
 
     def __call__(self, msgid: str, /, **values: object) -> str:
@@ -112,6 +117,8 @@ class Words:
         return self(name) if name in JOB_WORDS else name
 
     def number(self, n: int) -> str:
+        from babel.numbers import format_decimal
+
         return format_decimal(n, locale=self._babel)
 
     def when(self, at: datetime | None) -> str:
@@ -120,6 +127,8 @@ class Words:
             return "—"
         zone = ZoneInfo(self.zone)
         local = at.astimezone(zone)
+        from babel.dates import format_datetime
+
         written = format_datetime(local, "medium", tzinfo=zone, locale=self._babel)
         offset = local.utcoffset() or timedelta(0)
         minutes = int(offset.total_seconds() // 60)
@@ -133,6 +142,8 @@ class Words:
         """A duration the locale's way, to the unit that matters ("75 minutes", "75分钟")."""
         if span is None:
             return "—"
+        from babel.dates import format_timedelta
+
         return format_timedelta(max(span, timedelta(0)), threshold=2, locale=self._babel)
 
 

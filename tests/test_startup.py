@@ -1,0 +1,57 @@
+"""What ``ges-bot run`` imports before its first tick: the resident memory of the idle process is
+mostly its imports (docs/benchmarks.md §7), so libraries only other subcommands or optional
+features use stay out of it.
+
+Each check runs in a fresh interpreter, so the import closure is the command's own — not whatever
+other tests happened to import first.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+#: Imported by the demo, the emulator, ``check``, ``poll``, httpx's command-line client or a
+#: group-bot sink — never needed to start ``ges-bot run``.
+NOT_AT_START = (
+    "rich",
+    "pygments",
+    "markdown_it",
+    "babel",
+    "ges_bot.demo",
+    "ges_bot.emulator",
+    "ges_bot.standin",
+    "ges_bot.check",
+    "ges_bot.watch.cli",
+    "ges_bot.sinks.terminal",
+)
+
+_RUN_IMPORTS = """
+import json, sys
+from ges_bot.cli import _without_httpx_cli, build_parser
+build_parser("run")
+with _without_httpx_cli():
+    import ges_bot.config, ges_bot.runtime
+import httpx
+print(json.dumps({"modules": sorted(sys.modules), "mark": "httpx._main" in sys.modules, "main": httpx.main.__module__}))
+"""
+
+
+def test_ges_bot_run_starts_without_the_other_commands_libraries() -> None:
+    out = subprocess.run([sys.executable, "-c", _RUN_IMPORTS], capture_output=True, text=True, check=True, timeout=120)
+    found = json.loads(out.stdout)
+    loaded = [m for m in found["modules"] if any(m == p or m.startswith(p + ".") for p in NOT_AT_START)]
+    assert loaded == []
+    # httpx bound its stub instead of its command-line client, and the mark is gone.
+    assert found["main"] == "httpx"
+    assert found["mark"] is False
+
+
+def test_every_subcommand_is_still_in_the_whole_parser() -> None:
+    from ges_bot.cli import SUBCOMMANDS, build_parser
+
+    _, runners = build_parser()
+    assert sorted(runners) == sorted(SUBCOMMANDS)
+    _, one = build_parser("db")
+    assert list(one) == ["db"]
