@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ges_bot import __version__
 from ges_bot.errors import ConfigError, GesBotError
+from ges_bot.lean import absent
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,25 +78,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-@contextlib.contextmanager
-def _without_httpx_cli() -> Iterator[None]:
-    """httpx's ``__init__`` imports its command-line client (``httpx._main``: click, rich and
-    pygments, ~3 MiB resident) whenever those are installed, and the demo installs rich. The bot
-    never calls it: marked absent while httpx is first imported, httpx binds its stub ``main``
-    instead. The mark is taken away afterwards, so nothing else sees it."""
-    if "httpx" in sys.modules or "httpx._main" in sys.modules:
-        yield
-        return
-    sys.modules["httpx._main"] = None  # type: ignore[assignment]  # None: "cannot be imported"
-    try:
-        yield
-    finally:
-        if sys.modules.get("httpx._main", sys) is None:
-            del sys.modules["httpx._main"]
-
-
 def run(args: argparse.Namespace) -> int:
-    with _without_httpx_cli():
+    # httpx's command-line client (click, rich, pygments: ~3 MiB resident) is never used here.
+    with absent("httpx._main"):
         from ges_bot.config import load_config
         from ges_bot.runtime import Runtime
 

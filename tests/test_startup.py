@@ -25,14 +25,17 @@ NOT_AT_START = (
     "ges_bot.check",
     "ges_bot.watch.cli",
     "ges_bot.sinks.terminal",
+    "mako.ext.pygmentplugin",
 )
 
 _RUN_IMPORTS = """
 import json, sys
-from ges_bot.cli import _without_httpx_cli, build_parser
+from ges_bot.cli import build_parser
+from ges_bot.lean import absent
 build_parser("run")
-with _without_httpx_cli():
+with absent("httpx._main"):  # as cli.run imports them
     import ges_bot.config, ges_bot.runtime
+import ges_bot.store.migrate  # what open_store imports to migrate at start
 import httpx
 print(json.dumps({"modules": sorted(sys.modules), "mark": "httpx._main" in sys.modules, "main": httpx.main.__module__}))
 """
@@ -46,6 +49,16 @@ def test_ges_bot_run_starts_without_the_other_commands_libraries() -> None:
     # httpx bound its stub instead of its command-line client, and the mark is gone.
     assert found["main"] == "httpx"
     assert found["mark"] is False
+
+
+def test_absent_hides_a_module_only_inside_the_block() -> None:
+    from ges_bot.lean import absent
+
+    name = "ges_bot_no_such_module_for_test"
+    with absent(name, "sys"):
+        assert sys.modules[name] is None
+        assert sys.modules["sys"] is sys  # already imported: left alone
+    assert name not in sys.modules
 
 
 def test_every_subcommand_is_still_in_the_whole_parser() -> None:
