@@ -26,6 +26,7 @@ NOT_AT_START = (
     "ges_bot.watch.cli",
     "ges_bot.sinks.terminal",
     "mako.ext.pygmentplugin",
+    "sqlalchemy.orm",
 )
 
 _RUN_IMPORTS = """
@@ -49,6 +50,16 @@ def test_ges_bot_run_starts_without_the_other_commands_libraries() -> None:
     # httpx bound its stub instead of its command-line client, and the mark is gone.
     assert found["main"] == "httpx"
     assert found["mark"] is False
+
+
+def test_the_deferred_async_package_still_exports_everything() -> None:
+    code = (
+        "import sys, ges_bot.store.engine; assert 'sqlalchemy.orm' not in sys.modules; "
+        "from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker; "
+        "import sqlalchemy.ext.asyncio as pkg; from sqlalchemy.ext.asyncio.engine import AsyncEngine as E; "
+        "assert AsyncEngine is E and pkg.AsyncSession is AsyncSession and not hasattr(pkg, '__getattr__')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_absent_hides_a_module_only_inside_the_block() -> None:

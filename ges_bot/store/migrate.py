@@ -17,11 +17,17 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ges_bot.errors import StoreError
 from ges_bot.lean import absent
-from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
+from ges_bot.store.engine import (
+    SQLITE_WRITE_OPTION,
+    AsyncConnection,
+    create_engine,
+    describe,
+    dialect_of,
+    store_error,
+)
 from ges_bot.store.tables import metadata
 
 # Mako (Alembic's templates) loads pygments and its lexers (~4 MiB) when installed, for HTML
