@@ -107,6 +107,9 @@ class _SubscriptionTable(BaseModel):
     statuses: list[str] = Field(default_factory=list)
     project: str | None = None
     job_names: list[str] = Field(default_factory=list)
+    #: The language of a channel's alerts (``lang`` is accepted too, as in ``/gesjobs``); a sink
+    #: has its own ``locale``.
+    locale: Locale | None = Field(default=None, validation_alias=AliasChoices("locale", "lang"))
 
     @field_validator("channel", "sink", "graph")
     @classmethod
@@ -137,6 +140,10 @@ class _OpsTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str | None = None
+    #: ``[[sinks]]`` names that also hear each incident's start and end (``GES_BOT_OPS_SINKS`` wins).
+    sinks: list[str] | None = None
+    #: The language of the ops messages (``GES_BOT_OPS_LOCALE`` wins over it).
+    locale: Locale | None = None
 
     @field_validator("channel")
     @classmethod
@@ -145,15 +152,18 @@ class _OpsTable(BaseModel):
 
 
 class _DigestTable(BaseModel):
-    """``[[digests]]``: ``channel``, ``schedule`` (``daily 09:00`` / ``weekly mon 09:00``), ``tz``
-    (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even when nothing ran)."""
+    """``[[digests]]``: ``channel`` or ``sink`` (one of them), ``schedule`` (``daily 09:00`` /
+    ``weekly mon 09:00``), ``tz`` (IANA; default ``GES_BOT_TIMEZONE``) and ``always`` (post even
+    when nothing ran)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: str
+    channel: str | None = None
+    sink: str | None = None
     schedule: str
     tz: str | None = None
     always: bool = False
+    locale: Locale = Field(default="en", validation_alias=AliasChoices("locale", "lang"))
 
 
 class _ConfigFile(BaseModel):
@@ -255,7 +265,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=60.0, gt=0, validation_alias="GES_BOT_POLL_INTERVAL")
     #: The fast lane: seconds between looks at the end of the arrivals window (what began lately,
     #: running jobs included) between two polls; 0 turns it off.
-    fast_interval: float = Field(default=10.0, ge=0, validation_alias="GES_BOT_FAST_INTERVAL")
+    fast_interval: float = Field(default=12.0, ge=0, validation_alias="GES_BOT_FAST_INTERVAL")
+    #: While the fast lane serves a project (it saw every active job and every arrival since its
+    #: last look), the full scans are a safety net and run this often instead of every
+    #: ``poll_interval``; at or below ``poll_interval`` every poll is a full scan. Wherever the fast
+    #: lane cannot serve, the scans keep to ``poll_interval``.
+    scan_interval: float = Field(default=600.0, ge=0, validation_alias="GES_BOT_SCAN_INTERVAL")
     stuck_after_s: float = Field(default=6 * 3600, gt=0, validation_alias="GES_BOT_STUCK_AFTER")
     backfill_s: float = Field(default=0, ge=0, validation_alias="GES_BOT_BACKFILL")
     #: /gesjobs answers come from the store when the project's last successful poll is at most
@@ -283,6 +298,12 @@ class Settings(BaseSettings):
     #: The Slack channel for the bot's own health (blind projects, refused credentials, delivery
     #: that keeps failing); ``[ops] channel`` in the config file when unset here.
     ops_channel: str | None = Field(default=None, validation_alias="GES_BOT_OPS_CHANNEL")
+    #: ``[[sinks]]`` names (comma separated) that hear each incident's start and end; ``[ops]
+    #: sinks`` in the config file when unset here.
+    ops_sinks: str | None = Field(default=None, validation_alias="GES_BOT_OPS_SINKS")
+    #: The language of the ops channel's messages (``en`` or ``zh-CN``); ``[ops] locale`` in the
+    #: config file when unset here.
+    ops_locale: Locale | None = Field(default=None, validation_alias="GES_BOT_OPS_LOCALE")
     #: Polls failing for longer than this make a project *blind* (default: the longer of 5 minutes
     #: and 3 poll intervals; see :attr:`blind_after`).
     blind_after_s: float | None = Field(default=None, gt=0, validation_alias="GES_BOT_BLIND_AFTER")
@@ -321,6 +342,7 @@ class Settings(BaseSettings):
         "backfill_s",
         "poll_interval",
         "fast_interval",
+        "scan_interval",
         "answer_max_age_s",
         "blind_after_s",
         "tick_deadline_s",
@@ -541,6 +563,10 @@ class Config:
     subscriptions: tuple[Subscription, ...]
     #: ``GES_BOT_OPS_CHANNEL``, else ``[ops] channel`` of the config file, else ``None``.
     ops_channel: str | None = None
+    #: ``GES_BOT_OPS_SINKS``, else ``[ops] sinks``: the sinks told of each incident's start and end.
+    ops_sinks: tuple[str, ...] = ()
+    #: ``GES_BOT_OPS_LOCALE``, else ``[ops] locale``, else English.
+    ops_locale: Locale = "en"
     #: ``[[digests]]`` of the config file (read-only in Slack).
     digests: tuple[DigestSchedule, ...] = ()
     sinks: tuple[SinkSettings, ...] = ()
@@ -686,6 +712,8 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
             raise ConfigError(
                 f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "…"), one of them'
             )
+        if st.sink is not None and st.locale is not None:
+            raise ConfigError(f"{where}: a sink's language is its own `locale` in [[sinks]], not the subscription's")
         if st.sink is not None and st.sink not in sink_names:
             raise ConfigError(
                 f"{where}: sink {st.sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'})"
@@ -709,22 +737,25 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
                 job_names=frozenset(st.job_names),
                 source="config",
                 created_by="config",
+                locale=st.locale or "en",
             )
         )
     digests: list[DigestSchedule] = []
     for i, dt in enumerate(file.digests):
         where = f"{settings.config_file} [[digests]] #{i + 1}"
+        target = _digest_target(where, dt, sink_names)
         try:
             at, weekday, always = parse_schedule(dt.schedule)
             digests.append(
                 DigestSchedule(
-                    channel=dt.channel.strip(),
+                    channel=target,
                     at=at,
                     weekday=weekday,
                     tz=dt.tz or settings.timezone,
                     always=always or dt.always,
                     created_by="config",
                     source="config",
+                    locale=dt.locale,
                 )
             )
         except ValueError as exc:
@@ -734,9 +765,50 @@ def load_config(env: Mapping[str, str] | None = None, *, require_ges: bool = Tru
         projects=tuple(projects),
         subscriptions=tuple(subs),
         ops_channel=settings.ops_channel or file.ops.channel,
+        ops_sinks=_ops_sinks(settings, file.ops, sink_names),
+        ops_locale=settings.ops_locale or file.ops.locale or "en",
         digests=tuple(digests),
         sinks=sinks,
     )
+
+
+def _digest_target(where: str, table: _DigestTable, sink_names: set[str]) -> str:
+    """The digest outbox target of a ``[[digests]]`` table: its Slack channel, or ``sink:<name>``."""
+    channel = table.channel.strip() if table.channel is not None else ""
+    sink = table.sink.strip() if table.sink is not None else ""
+    if bool(channel) == bool(sink):
+        raise ConfigError(
+            f'{where}: name either a Slack channel (channel = "C…") or a sink (sink = "<a [[sinks]] name>"), '
+            "exactly one of them"
+        )
+    if channel:
+        return channel
+    if sink not in sink_names:
+        raise ConfigError(
+            f"{where}: sink {sink!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'}); "
+            "declare it as a [[sinks]] table or fix the name"
+        )
+    return sink_target(sink)
+
+
+def _ops_sinks(settings: Settings, table: _OpsTable, sink_names: set[str]) -> tuple[str, ...]:
+    """``GES_BOT_OPS_SINKS`` (comma separated), else ``[ops] sinks``: each a configured sink, once."""
+    if settings.ops_sinks is not None and settings.ops_sinks.strip():
+        where, names = "GES_BOT_OPS_SINKS", [n.strip() for n in settings.ops_sinks.split(",")]
+    else:
+        where, names = f"{settings.config_file} [ops] sinks", [n.strip() for n in table.sinks or ()]
+    chosen: list[str] = []
+    for name in names:
+        if not name:
+            raise ConfigError(f"{where}: an empty sink name; list [[sinks]] names separated by commas")
+        if name not in sink_names:
+            raise ConfigError(
+                f"{where}: {name!r} is not a configured [[sinks]] name ({', '.join(sorted(sink_names)) or 'none'}); "
+                "ops notices go only to sinks declared in GES_BOT_CONFIG"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
 
 
 def _sink_value(

@@ -8,6 +8,14 @@ alert threads, flaky graphs, the 7-day chart) and posted. A bot that was down at
 finds the row missing when it comes back, adds it, and sends it once, saying it is late. Only the
 latest period is ever caught up: three missed days give one late digest, not three.
 
+A ``[[digests]]`` table naming a ``sink`` has the target ``sink:<name>`` in the same outbox (so
+the same once-per-period key): its digest is built from the same data, filtered by the sink's
+subscriptions, drawn for the sink's platform and locale (``sinks.digest``) and posted through the
+sink worker (:meth:`~ges_bot.sinks.worker.SinkWorker.post`: its signing, pacing, answers and
+shorter renderings); a rate limit, a broken sink or a failure to reach it puts the row back due
+later (capped, jittered; a broken sink at its recheck), and it is given up only after a day. A
+WeCom sink also gets the chart, as an ``image`` message after the digest.
+
 The runtime calls :meth:`DigestRunner.run` every minute; ``ges-bot digest --now`` calls it once.
 Posting is at-least-once like the alert outbox: a crash between Slack's answer and the "sent"
 mark may repeat one digest after the claim lease.
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +36,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ges_bot import stats
-from ges_bot.config import Config
+from ges_bot.config import Config, SinkSettings
 from ges_bot.domain import Subscription, graph_matches
 from ges_bot.notify.digest import ATTENTION_KINDS, Attention, DigestContent, digest_message
 from ges_bot.schedule import DigestSchedule
+from ges_bot.sinks.compose import Rendered
+from ges_bot.sinks.digest import DIGEST_LEVELS, render_digest, wecom_chart
+from ges_bot.sinks.sender import Answer, Outcome
+from ges_bot.sinks.targets import is_sink_target, sink_name_of
+from ges_bot.sinks.worker import SinkWorker
 from ges_bot.slackapp import charting
 from ges_bot.slackapp.statsview import ChartScope
 from ges_bot.store.api import DigestItem, DigestState, Store
@@ -75,7 +89,7 @@ class DigestRunner:
     def __init__(
         self,
         store: Store,
-        client: AsyncWebClient,
+        client: AsyncWebClient | None,
         *,
         config_schedules: Sequence[DigestSchedule] = (),
         config_subscriptions: Sequence[Subscription] = (),
@@ -84,9 +98,20 @@ class DigestRunner:
         lease_s: float = 300.0,
         retry_after_s: float = 60.0,
         max_attempts: int = 30,
+        sinks: Sequence[SinkSettings] = (),
+        sink_worker: SinkWorker | None = None,
+        sink_give_up_after_s: float = 24 * 3600.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
+        #: ``None`` on a bot without Slack (``[[sinks]]`` only): Slack digests are not sent.
         self.client = client
+        #: Group-bot sinks by name, and the worker that posts to them (``None``: no sink digests).
+        self.sinks = {s.name: s for s in sinks}
+        self.sink_worker = sink_worker
+        #: A sink digest not accepted (rate limits, a broken sink) for this long is given up.
+        self.sink_give_up_after_s = sink_give_up_after_s
+        self.rng = rng or random.Random()
         self.config_schedules = tuple(config_schedules)
         self.config_subscriptions = tuple(config_subscriptions)
         self.worker = worker
@@ -115,6 +140,8 @@ class DigestRunner:
             at = now.astimezone(ZoneInfo(zone)).time().replace(second=0, microsecond=0)
             schedules = [DigestSchedule(channel=channel, at=at, tz=zone, always=True, source="cli")]
         for configured in schedules:
+            if not self._can_send(configured.channel):
+                continue
             schedule = configured
             if now_due:
                 due = now.replace(second=0, microsecond=0)
@@ -132,6 +159,12 @@ class DigestRunner:
             quiet += outcome == DigestState.QUIET
             failed += outcome not in (DigestState.SENT, DigestState.QUIET)
         return RunReport(enqueued, sent, quiet, failed)
+
+    def _can_send(self, target: str) -> bool:
+        """A Slack channel needs the Slack client; a sink, the sink worker and its settings."""
+        if is_sink_target(target):
+            return self.sink_worker is not None and sink_name_of(target) in self.sinks
+        return self.client is not None
 
     async def _subscriptions(self, channel: str) -> list[Subscription]:
         stored = await self.store.subscriptions(channel)
@@ -181,6 +214,8 @@ class DigestRunner:
         return found
 
     async def _permalink(self, channel: str, project: str, job_id: str) -> str | None:
+        if self.client is None or is_sink_target(channel):
+            return None  # a group bot's alerts have no link to share
         posted = await self.store.message_for_failure(channel, project, job_id)
         if posted is None:
             return None
@@ -193,6 +228,14 @@ class DigestRunner:
         return link if isinstance(link, str) else None
 
     async def _send(self, item: DigestItem) -> str:
+        if is_sink_target(item.channel):
+            return await self._send_to_sink(item)
+        if self.client is None:
+            # Enqueued while the bot had Slack: it waits for a bot that has it again.
+            await self.store.retry_digest(
+                item.id, self.worker, "no Slack token", self.clock() + timedelta(seconds=self.retry_after_s)
+            )
+            return DigestState.PENDING
         try:
             content = await self.build(item)
             message = digest_message(content, self.clock())
@@ -229,6 +272,76 @@ class DigestRunner:
         log.info("digest %s sent to %s", item.period, item.channel)
         return DigestState.SENT
 
+    async def _send_to_sink(self, item: DigestItem) -> str:
+        """Build the digest, post it through the sink worker, record the answer (see the module
+        docstring)."""
+        name = sink_name_of(item.channel)
+        sink = self.sinks.get(name)
+        poster = self.sink_worker
+        if sink is None or poster is None:
+            # Its [[sinks]] table was removed (or this process posts to no sink): wait for one that does.
+            await self.store.retry_digest(
+                item.id, self.worker, f"sink {name!r} is not configured here", self.clock() + timedelta(minutes=10)
+            )
+            return DigestState.PENDING
+        try:
+            content = await self.build(item)
+        except Exception as exc:
+            return await self._sink_later(item, Answer(Outcome.RETRY, f"building failed ({type(exc).__name__})"))
+        now = self.clock()
+        if digest_message(content, now) is None:
+            await self.store.finish_digest(item.id, self.worker, DigestState.QUIET, now)
+            log.info("digest %s for sink %s: nothing ran; staying quiet", item.period, name)
+            return DigestState.QUIET
+        png: bytes | None = None
+        if sink.type == "wecom" and content.chart_stats is not None:
+            try:
+                png = (await charting.render_chart(content.chart_stats, "daily", content.scope)).png
+            except Exception as exc:
+                log.warning("digest %s for sink %s: no chart (%s)", item.period, name, type(exc).__name__)
+        picture = wecom_chart(png) if png is not None else None
+
+        def draw(level: int) -> Rendered:
+            return render_digest(
+                sink.type, content, sink.locale, now, start=level, zone=content.schedule.tz, picture=picture is not None
+            )
+
+        answer = await poster.post(name, draw, key=-item.id, levels=len(DIGEST_LEVELS))
+        if answer.outcome is not Outcome.SENT:
+            return await self._sink_later(item, answer)
+        problem = None
+        if picture is not None:
+            # The picture after the words: the digest reads without it, so a picture refused is
+            # noted, not retried (retrying would post the words again).
+            shown = await poster.post(name, lambda _: Rendered(picture, 0), key=-item.id - 2**40, levels=1)
+            if shown.outcome is not Outcome.SENT:
+                problem = f"chart not posted: {shown.outcome}: {shown.detail}"
+                log.warning("digest %s for sink %s: %s", item.period, name, problem)
+        await self.store.finish_digest(item.id, self.worker, DigestState.SENT, self.clock(), ts="sink", error=problem)
+        log.info("digest %s sent to sink %s", item.period, name)
+        return DigestState.SENT
+
+    async def _sink_later(self, item: DigestItem, answer: Answer) -> str:
+        """A sink digest not posted: given up when the platform refuses it at its shortest or it
+        has waited a day; otherwise due again after the wait the answer asks (rate limit, broken
+        sink) or a capped, jittered backoff."""
+        now = self.clock()
+        name = sink_name_of(item.channel)
+        error = f"{answer.outcome}: {answer.detail}"
+        too_old = (now - item.created_at).total_seconds() > self.sink_give_up_after_s
+        if answer.outcome in (Outcome.OVERSIZED, Outcome.REFUSED) or too_old:
+            log.error("digest %s for sink %s given up: %s", item.period, name, error)
+            await self.store.finish_digest(item.id, self.worker, DigestState.DEAD, now, error=error)
+            return DigestState.DEAD
+        if answer.outcome in (Outcome.RATE, Outcome.BROKEN) and answer.retry_after is not None:
+            delay = answer.retry_after + self.rng.random() * min(5.0, answer.retry_after * 0.1)
+        else:
+            exponent = min(max(0, item.attempts - 1), 30)
+            delay = min(300.0, 2.0 * 2.0**exponent) * (0.5 + self.rng.random() / 2)
+        log.warning("digest %s for sink %s not sent (%s); again in %.0fs", item.period, name, error, delay)
+        await self.store.retry_digest(item.id, self.worker, error, now + timedelta(seconds=delay))
+        return DigestState.PENDING
+
 
 def _error(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
@@ -239,17 +352,28 @@ def _error(exc: BaseException) -> str:
 
 
 def build_digest_runner(
-    config: Config, store: Store, token: str, *, worker: str, clock: Callable[[], datetime]
+    config: Config,
+    store: Store,
+    token: str | None,
+    *,
+    worker: str,
+    clock: Callable[[], datetime],
+    sink_worker: SinkWorker | None = None,
 ) -> DigestRunner:
-    """The runner with its own Slack client (the same retry policy as the Slack app's)."""
+    """The runner with its own Slack client (the same retry policy as the Slack app's; none
+    without a token) and the sink worker that posts sink digests (``None``: none are sent)."""
     from ges_bot.slackapp.app import retry_handlers
 
     settings = config.settings
-    client = AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        timeout=int(max(1, settings.slack_timeout)),
-        retry_handlers=retry_handlers(),
+    client = (
+        AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            timeout=int(max(1, settings.slack_timeout)),
+            retry_handlers=retry_handlers(),
+        )
+        if token
+        else None
     )
     return DigestRunner(
         store,
@@ -258,4 +382,6 @@ def build_digest_runner(
         config_subscriptions=config.subscriptions,
         worker=worker,
         clock=clock,
+        sinks=config.sinks,
+        sink_worker=sink_worker,
     )

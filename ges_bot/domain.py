@@ -254,6 +254,30 @@ def graph_matches(pattern: str, graph: str) -> bool:
     return pattern == graph
 
 
+#: The languages alerts, digests and ops messages are written in; English is the default.
+LANGUAGES: tuple[str, ...] = ("en", "zh-CN")
+
+_LANGUAGE_WORDS = {
+    "en": "en",
+    "en-us": "en",
+    "en-gb": "en",
+    "english": "en",
+    "zh-cn": "zh-CN",
+    "zh_cn": "zh-CN",
+    "zh": "zh-CN",
+    "zh-hans": "zh-CN",
+    "zh-hans-cn": "zh-CN",
+    "chinese": "zh-CN",
+    "中文": "zh-CN",
+    "简体中文": "zh-CN",
+}
+
+
+def language_of(word: str) -> str | None:
+    """The language a user's word names (``zh-CN`` for ``zh-cn``, ``zh``, ``中文`` …), or ``None``."""
+    return _LANGUAGE_WORDS.get(word.strip().lower())
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """A channel's wish to hear about some graphs.
@@ -261,6 +285,8 @@ class Subscription:
     ``source`` is ``"db"`` for subscriptions made from Slack and ``"config"`` for those declared
     in the ``GES_BOT_CONFIG`` file (read-only in Slack; their ``id`` is negative).
     ``broken`` holds the Slack error that made delivery to the channel impossible, if any.
+    ``locale`` is the language its alerts are written in (``en`` or ``zh-CN``; a sink's own
+    ``locale`` decides for ``sink:`` targets).
     """
 
     id: int
@@ -274,6 +300,7 @@ class Subscription:
     created_at: datetime | None = None
     source: str = "db"
     broken: str | None = None
+    locale: str = "en"
 
     def matches(self, event: JobEvent) -> bool:
         """Whether this subscription asks for ``event`` (ignoring mutes)."""
@@ -323,7 +350,8 @@ class Delivery:
     """One Slack message to send: every event of one graph from one tick, for one channel.
 
     ``routing`` produces these; the store turns each into an outbox row in the same
-    transaction as the events.
+    transaction as the events. ``locale`` is the language routing chose for it (``en`` or
+    ``zh-CN``), kept in the outbox row so that every replica renders it alike.
     """
 
     channel: str
@@ -332,6 +360,7 @@ class Delivery:
     events: tuple[JobEvent, ...]
     team: str | None = None
     subscription_ids: tuple[int, ...] = ()
+    locale: str = "en"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 POLL_TICKS = Counter(
     "ges_bot_poll_ticks_total",
-    "Poll ticks by project and result (ok, error, skipped).",
+    "Poll ticks by project and result (ok, degraded, error, skipped; fast: a look of the fast lane; "
+    "deferred: a poll that left its scans to the fast lane).",
     ["project", "result"],
     registry=REGISTRY,
 )

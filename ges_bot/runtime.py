@@ -44,14 +44,17 @@ from ges_bot.sinks.sender import SinkSender
 from ges_bot.sinks.targets import is_sink_target
 from ges_bot.sinks.worker import SinkPolicy, SinkWorker
 from ges_bot.slackapp.app import build_app, build_http_routes, start_socket_mode
+from ges_bot.slackapp.inflight import Inflight
 from ges_bot.store import open_store
 from ges_bot.store.api import Store
 from ges_bot.store.engine import describe
-from ges_bot.watch.poller import Poller, run_tick
+from ges_bot.watch.poller import Cadence, Poller, run_tick
 
 log = logging.getLogger(__name__)
 
 INSTANCE_LEASE = "instance"
+#: How long a stopping bot waits for the Slack answers it already acknowledged.
+_ANSWER_DRAIN_S = 10.0
 
 
 def default_replica_id() -> str:
@@ -93,7 +96,8 @@ def schedule_polls(
     With ``fast_tick`` and a ``fast_interval_s`` shorter than ``interval_s``, a second job per
     project calls ``fast_tick(poller)`` on that interval (the poller's fast lane: the end of the
     arrivals window; it stands aside while the normal tick runs, and under the same lease, so
-    replicas still poll each project once).
+    replicas still poll each project once). While it serves, the poller's own ``Cadence`` makes
+    most of the interval's ticks (``Poller.poll``) ask nothing: the scans wait for their interval.
     """
     fast = fast_tick is not None and 0 < fast_interval_s < interval_s
     for poller in pollers:
@@ -152,6 +156,8 @@ class Runtime:
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        #: The Slack app's work after each ack (answers, clicks, the Home tab).
+        self.answers = Inflight()
         self._ticks_in_flight: set[asyncio.Task[Any]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._server: uvicorn.Server | None = None
@@ -254,6 +260,9 @@ class Runtime:
                     lease_ttl=lease_s,
                     max_pages=s.tick_max_pages,
                     tick_deadline=s.tick_deadline_s,
+                    # The scheduled polls below and the fast lane's: while it serves, a poll
+                    # leaves its scans for GES_BOT_SCAN_INTERVAL (module docstring of watch.poller).
+                    cadence=Cadence(poll_s=s.poll_interval, fast_s=s.fast_interval, scan_s=s.scan_interval),
                 )
             )
         # Everything that can refuse to start (port, Slack tokens) comes before the loops, so a
@@ -263,36 +272,43 @@ class Runtime:
             await self._start_http(slack_app if not socket_mode else None)
         if socket_mode and slack_app is not None:
             await self._start_socket_mode(slack_app)
-        if self.worker is not None and token:
-            self._tasks.append(asyncio.create_task(self.worker.run(self._stop), name="delivery"))
-            # The dead man's switch: says so (ops channel, log, notes, /healthz) when a project is blind.
-            worker = self.worker
+        worker = self.worker if token else None
+        if worker is not None:
+            self._tasks.append(asyncio.create_task(worker.run(self._stop), name="delivery"))
+        if worker is not None or self.sink_worker is not None:
+            # The dead man's switch: says so (ops channel, ops sinks, log, notes, /healthz) when a
+            # project is blind — also on a bot that alerts only group bots.
             self.ops = ops_watch_for(
                 self.config,
                 self.store,
-                self._gateway,
+                self._gateway if worker is not None else None,
                 self.services.notes,
                 clock=self.clock,
                 replica=self.replica,
-                installation_error=lambda: worker.last_installation_error,
-                broken_config_channels=lambda: dict(worker.broken_config_channels),
+                installation_error=lambda: worker.last_installation_error if worker is not None else None,
+                broken_config_channels=lambda: dict(worker.broken_config_channels) if worker is not None else {},
                 broken_sinks=lambda: self.sink_worker.broken() if self.sink_worker is not None else {},
                 check_every_s=self.options.ops_check_s,
             )
             self._tasks.append(asyncio.create_task(self.ops.run(self._stop), name="ops"))
-            self.digests = build_digest_runner(self.config, self.store, token, worker=self.replica, clock=self.clock)
+            self.digests = build_digest_runner(
+                self.config, self.store, token, worker=self.replica, clock=self.clock, sink_worker=self.sink_worker
+            )
         if self.sink_worker is not None:
             self._tasks.append(asyncio.create_task(self.sink_worker.run(self._stop), name="sink-delivery"))
         self._tasks.append(asyncio.create_task(self._renew_poll_leases(lease_s), name="poll-leases"))
         self._start_scheduler()
         log.info(
-            "ges-bot %s started: %d project(s), database %s, %s, %d sink(s), poll every %.0fs",
+            "ges-bot %s started: %d project(s), database %s, %s, %d sink(s), poll every %.0fs "
+            "(fast lane every %.0fs, scans every %.0fs while it serves)",
             self.replica,
             len(self.config.projects),
             describe(s.database_url),
             ("Slack Socket mode" if socket_mode else "Slack HTTP mode") if token else "no Slack",
             len(self.config.sinks),
             s.poll_interval,
+            s.fast_interval,
+            s.scan_interval,
         )
 
     async def _take_instance_lease(self) -> None:
@@ -430,6 +446,7 @@ class Runtime:
             signing_secret=secret.get_secret_value() if secret else None,
             api_url=self.settings.slack_api_url,
             socket_mode=socket_mode,
+            inflight=self.answers,
         )
 
     async def _start_http(self, slack_app: Any) -> None:
@@ -606,6 +623,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        # Answers already acknowledged are finished before the store and clients close under them.
+        unfinished = await self.answers.drain(_ANSWER_DRAIN_S)
+        if unfinished:
+            log.warning("stopped with %d Slack answer(s) unfinished after %ss", unfinished, _ANSWER_DRAIN_S)
         if self.store is not None and self._is_sqlite:
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(INSTANCE_LEASE, self.replica)

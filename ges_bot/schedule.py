@@ -27,7 +27,8 @@ _SCHEDULE_RE = re.compile(
 class DigestSchedule:
     """A channel's digest: every day (``weekday`` ``None``) or every week on ``weekday`` (0 =
     Monday), at ``at`` on the wall clock of ``tz``. ``always``: post even when nothing ran.
-    ``source`` is ``"db"`` (set from Slack) or ``"config"`` (``[[digests]]``, read-only in Slack)."""
+    ``source`` is ``"db"`` (set from Slack) or ``"config"`` (``[[digests]]``, read-only in Slack).
+    ``locale``: the language it is written in (``en`` or ``zh-CN``)."""
 
     channel: str
     at: time
@@ -38,6 +39,7 @@ class DigestSchedule:
     created_by: str | None = None
     created_at: datetime | None = None
     source: str = "db"
+    locale: str = "en"
 
     def __post_init__(self) -> None:
         if self.weekday is not None and not 0 <= self.weekday <= 6:

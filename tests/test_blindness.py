@@ -185,3 +185,15 @@ def test_ops_messages_keep_hostile_error_text_inert_and_within_slack_limits() ->
         for text in (message.text, str(message.blocks)):
             assert "<!channel>" not in text and "<@U0BOSS>" not in text and "<https://" not in text
             assert "<!here>" not in text
+
+
+def test_a_broken_sink_has_a_title_and_a_sentence() -> None:
+    from datetime import UTC, datetime
+
+    from ges_bot.watch.blindness import Finding, IncidentKind
+
+    finding = Finding(
+        IncidentKind.SINK, "dba-dingtalk", "the group bot refuses the alerts.", "fix it.", datetime.now(UTC)
+    )
+    assert finding.title == "alerts cannot reach sink dba-dingtalk"
+    assert finding.sentence.startswith("alerts cannot reach sink dba-dingtalk: the group bot refuses")

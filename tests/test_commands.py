@@ -690,3 +690,40 @@ def test_ges_date_window_covers_the_range_in_any_zone(
 def test_ges_date_window_example() -> None:
     start, end = resolve(TODAY, datetime(2026, 11, 3, 10, tzinfo=UTC), BERLIN)  # 2 Nov 23:00 → 3 Nov 23:00 UTC
     assert ges_date_window(start, end) == (date(2026, 11, 1), date(2026, 11, 4))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("subscribe prod-* lang zh-CN", Subscribe("prod-*", locale="zh-CN")),
+        ("subscribe prod-* failed lang zh project prod", Subscribe("prod-*", ("failed",), "prod", "zh-CN")),
+        ("subscribe lang 中文 prod-*", Subscribe("prod-*", locale="zh-CN")),
+        ("subscribe prod-* lang en", Subscribe("prod-*")),
+        ("subscribe graph lang", Subscribe("lang")),
+    ],
+)
+def test_subscribe_takes_a_language(text: str, expected: Subscribe) -> None:
+    assert parse(text) == expected
+    assert parse(command_text(expected)) == expected
+
+
+def test_digest_takes_a_language() -> None:
+    from ges_bot.slackapp.commands import Digest
+
+    command = parse("digest daily 09:00 lang zh-CN")
+    assert isinstance(command, Digest)
+    assert (command.schedule, command.always, command.locale) == ("daily 09:00", False, "zh-CN")
+    assert command_text(command) == "digest daily 09:00 lang zh-CN"
+    assert parse("digest weekly mon 09:00 always lang zh-cn") == Digest(command.at, 0, True, "zh-CN")
+
+
+@pytest.mark.parametrize("text", ["subscribe prod-* lang fr", "subscribe prod-* lang", "digest daily 09:00 lang ja"])
+def test_an_unknown_language_lists_the_ones_there_are(text: str) -> None:
+    error = parse(text)
+    assert isinstance(error, UsageError)
+    assert "`en`" in error.message and "`zh-CN`" in error.message
+
+
+def test_help_tells_of_chinese() -> None:
+    assert "lang zh-CN" in HELP_TOPICS["subscribe"]
+    assert "lang zh-CN" in HELP_TEXT

@@ -146,6 +146,18 @@ def test_blind_after_defaults_to_the_longer_of_5_minutes_and_3_poll_intervals() 
         load_config({**env, "GES_BOT_BLIND_AFTER": "soon"})
 
 
+def test_the_poll_cadence_defaults_and_durations() -> None:
+    """A poll every minute, the fast lane every 12 s, and while it serves a scan every 10 minutes;
+    all three read as durations."""
+    env = {**BASE, "GES_TOKEN": "t"}
+    s = load_config(env).settings
+    assert (s.poll_interval, s.fast_interval, s.scan_interval) == (60, 12, 600)
+    s = load_config({**env, "GES_BOT_SCAN_INTERVAL": "15m", "GES_BOT_FAST_INTERVAL": "0"}).settings
+    assert (s.scan_interval, s.fast_interval) == (900, 0)
+    with pytest.raises(ConfigError, match="GES_BOT_SCAN_INTERVAL"):
+        load_config({**env, "GES_BOT_SCAN_INTERVAL": "soon"})
+
+
 def test_the_ops_channel_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
     env = {**BASE, "GES_TOKEN": "t"}
     assert load_config(env).ops_channel is None
@@ -157,3 +169,24 @@ def test_the_ops_channel_from_the_environment_or_the_config_file(tmp_path: Path)
     file.write_text('[ops]\nchannel = "two words"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"ops\.channel"):
         load_config({**env, "GES_BOT_CONFIG": str(file)})
+
+
+def test_config_file_subscriptions_and_digests_take_a_language(tmp_path: Path) -> None:
+    file = tmp_path / "ges-bot.toml"
+    file.write_text(
+        '[[subscriptions]]\nchannel = "C0ZH"\ngraph = "prod-*"\nlocale = "zh-CN"\n'
+        '[[subscriptions]]\nchannel = "C0ZH2"\ngraph = "*"\nlang = "zh-CN"\n'
+        '[[subscriptions]]\nchannel = "C0EN"\ngraph = "*"\n'
+        '[[digests]]\nchannel = "C0ZH"\nschedule = "daily 09:00"\nlocale = "zh-CN"\n',
+        encoding="utf-8",
+    )
+    config = load_config({"GES_BOT_CONFIG": str(file)}, require_ges=False)
+    assert [(s.channel, s.locale) for s in config.subscriptions] == [
+        ("C0ZH", "zh-CN"),
+        ("C0ZH2", "zh-CN"),
+        ("C0EN", "en"),
+    ]
+    assert [(d.channel, d.locale) for d in config.digests] == [("C0ZH", "zh-CN")]
+    file.write_text('[[subscriptions]]\nchannel = "C1"\ngraph = "g"\nlocale = "fr"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="zh-CN"):
+        load_config({"GES_BOT_CONFIG": str(file)}, require_ges=False)

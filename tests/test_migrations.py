@@ -141,6 +141,44 @@ async def test_subscriptions_to_failures_gain_unknown_outcomes(db_url: str) -> N
     }
 
 
+async def test_languages_keep_existing_subscriptions_and_schedules_english(db_url: str) -> None:
+    await migrate.upgrade(db_url, "0006")
+    engine = create_engine(db_url, pooled=False)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO subscriptions (channel, graph_pattern, kinds, project, job_names, created_at) "
+                    "VALUES ('C0OLD', 'prod-*', :kinds, '', '[]', :at)"
+                ),
+                {"kinds": json.dumps(["failed"]), "at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO digest_schedules (channel, at_minute, tz, always, created_at) "
+                    "VALUES ('C0OLD', 540, 'Asia/Shanghai', false, :at)"
+                ),
+                {"at": at},
+            )
+    finally:
+        await engine.dispose()
+
+    store = await open_store(db_url)
+    try:
+        subs = await store.subscriptions()
+        schedules = await store.digest_schedules()
+        chinese = await store.add_subscription(
+            Subscription(id=0, channel="C0NEW", graph_pattern="prod-*", created_at=at, locale="zh-CN")
+        )
+    finally:
+        await store.close()
+
+    assert [(s.channel, s.locale) for s in subs] == [("C0OLD", "en")]
+    assert [(d.channel, d.locale) for d in schedules] == [("C0OLD", "en")]
+    assert chinese.locale == "zh-CN"
+
+
 def test_history_lists_the_shipped_migrations() -> None:
     revisions = migrate.history()
     assert revisions[-1].revision == "0001"
@@ -168,6 +206,7 @@ def test_migration_files_ship_with_the_package() -> None:
         "0005_exact_mutes.py",
         "0006_digests.py",
         "0007_snapshot_placement_indexes.py",
+        "0008_languages.py",
     ]
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import os
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ges_bot.cli import main
 from ges_bot.config import load_config
 from ges_bot.domain import ALERTABLE_KINDS, EventKind, Subscription
+from ges_bot.errors import JobCenterError
 from ges_bot.jobcenter.client import JobCenterClient, JobList, ListQuery, Page
 from ges_bot.runtime import schedule_polls
 from ges_bot.store import SqlStore, open_store
 from ges_bot.store.api import TickCommit, TickResult
 from ges_bot.watch.cli import poll_once
-from ges_bot.watch.poller import Poller, TickReport, run_tick
+from ges_bot.watch.poller import Cadence, Poller, TickReport, run_tick
 from tests.support.emulator import EmulatorHandle, run_emulator
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -1336,3 +1338,227 @@ async def test_a_window_larger_than_the_budget_loses_and_repeats_nothing_while_j
         quiet = await poller.tick()
         assert quiet.events == () and not quiet.partial
         assert await w.emu.list_calls() <= 6
+
+
+# --- the cadence: which interval applies when ----------------------------------------------------
+
+#: The settings' defaults: a poll every 60 s, the fast lane every 12 s, scans every 600 s while it
+#: serves.
+CADENCE = Cadence(poll_s=60.0, fast_s=12.0, scan_s=600.0)
+
+
+@dataclass
+class Look:
+    """One scheduled call in :func:`run_cadence`: a poll or a fast look, when, and what it did."""
+
+    kind: str
+    at: datetime
+    report: TickReport
+    #: Seconds since the last success the poll state records, just after this look.
+    age: float | None = None
+
+    @property
+    def scanned(self) -> bool:
+        return self.kind == "poll" and not self.report.deferred and not self.report.skipped
+
+
+async def run_cadence(
+    w: World, poller: Poller, seconds: int, *, cadence: Cadence = CADENCE, start: int = 0
+) -> list[Look]:
+    """The runtime's two schedules on the emulated clock, ``start`` seconds into them:
+    ``Poller.poll`` every poll interval and, with a fast interval, ``Poller.fast_tick`` every that
+    many seconds (left out when a poll scanned at the same moment: it would wait for the scan,
+    then find nothing new)."""
+    looks: list[Look] = []
+    for second in range(start + 1, start + seconds + 1):
+        now = await w.emu.advance(1)
+        scanned = False
+        due: list[tuple[str, Callable[[], Awaitable[TickReport]]]] = []
+        if second % cadence.poll_s == 0:
+            due.append(("poll", poller.poll))
+        if cadence.fast_s and second % cadence.fast_s == 0:
+            due.append(("fast", poller.fast_tick))
+        for kind, call in due:
+            if kind == "fast" and scanned:
+                continue
+            report = await call()
+            state = await w.store.poll_state(ALIAS)
+            last = state.last_success_at if state is not None else None
+            look = Look(kind, now, report, (now - last).total_seconds() if last is not None else None)
+            looks.append(look)
+            scanned = look.scanned
+    return looks
+
+
+def alerted(looks: list[Look]) -> list[tuple[str, str, str]]:
+    """(job, event kind, which look) of every failure event."""
+    return [
+        (e.job.job_id, e.kind.value, look.kind)
+        for look in looks
+        for e in look.report.events
+        if e.kind in (EventKind.FAILED, EventKind.PARTIALLY_FAILED)
+    ]
+
+
+async def test_while_the_fast_lane_serves_the_scans_wait_for_the_scan_interval(sqlite_url: str) -> None:
+    """Defaults: the polls between two scans ask GES nothing (the fast lane saw every active job
+    and every arrival), the scans come every 600 s, and a quiet look records the poll's success
+    about once a poll interval so the project never looks staler than a poll interval and a fast
+    look (GES_BOT_ANSWER_MAX_AGE, /healthz, the ops watch). Another replica defers nothing."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        assert await settle(w, poller) == []
+        await w.job("r1", "running", begin_time=wire(await w.emu.now()))
+        assert await settle(w, poller) == []
+        await w.emu.reset_stats()
+        looks = await run_cadence(w, poller, 25 * 60)
+        fast = [look for look in looks if look.kind == "fast"]
+        polls = [look for look in looks if look.kind == "poll"]
+        scans = [look.at for look in polls if look.scanned]
+        assert all(look.report.served and look.report.requests == 1 for look in fast)
+        assert all(look.report.deferred and look.report.requests == 0 for look in polls if not look.scanned)
+        # Every 600 s (the emulated clock also moves with the wall clock: a few seconds more).
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(scans)]
+        assert len(gaps) == 1 and 600 <= gaps[0] < 600 + CADENCE.poll_s / 2, gaps
+        assert all(look.report.requests == STEADY for look in polls if look.scanned)
+        assert await w.emu.list_calls() == len(fast) + STEADY * len(scans)
+        # Freshness: after every look the last recorded success is less than a poll interval and
+        # a fast interval old (a quiet look records one when the last is a poll interval old).
+        ages = [look.age for look in looks]
+        assert all(age is not None and age < CADENCE.poll_s + CADENCE.fast_s for age in ages), ages
+        # Replicas still poll the project once: another one is turned away by the lease, and
+        # defers nothing of its own.
+        other = w.poller("r2", cadence=CADENCE)
+        report = await other.poll()
+        assert report.skipped and not report.deferred
+
+
+async def test_a_job_that_starts_and_ends_between_two_fast_looks_is_alerted_by_the_next_one(sqlite_url: str) -> None:
+    """Between two fast looks: a job seen running fails, and a job that was never seen running
+    begins and fails. The next look alerts both (a new job sits at the end of the arrivals window:
+    the look reads there whatever its status), each once; the scan that follows finds nothing
+    more."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        await settle(w, poller)
+        await w.job("r1", "running", begin_time=wire(await w.emu.now()))
+        await settle(w, poller)
+        before = await run_cadence(w, poller, 30)  # two looks: the fast lane serves
+        assert [look.report.served for look in before if look.kind == "fast"] == [True, True]
+        # Six seconds after the last look, six before the next.
+        now = await w.emu.now()
+        await w.emu.patch_job("r1", status="failed", end_time=wire(now))
+        await w.job(
+            "quick", "failed", related_graph="g9", begin_time=wire(now - timedelta(seconds=3)), end_time=wire(now)
+        )
+        looks = await run_cadence(w, poller, 12 * 60, start=30)
+        first = next(look for look in looks if look.report.events)
+        assert first.kind == "fast" and (first.at - now).total_seconds() < CADENCE.fast_s, (first, now)
+        assert sorted(alerted(looks)) == [("quick", "failed", "fast"), ("r1", "failed", "fast")]
+        assert any(look.scanned for look in looks)
+
+
+@pytest.mark.parametrize(
+    ("order", "cadence"),
+    [("desc", CADENCE), ("random", CADENCE), ("asc", replace(CADENCE, fast_s=0.0))],
+    ids=["newest-first", "no-order", "fast-lane-off"],
+)
+async def test_where_the_fast_lane_cannot_serve_every_poll_scans(sqlite_url: str, order: str, cadence: Cadence) -> None:
+    """A GES listing newest first or in no order (the fast lane's page is not where new jobs land),
+    or the fast lane off (GES_BOT_FAST_INTERVAL=0): no poll defers its scans, so a failure is
+    alerted by the next poll, within a poll interval, as before the fast lane."""
+    async with world(sqlite_url, page_size=10, order=order) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=cadence)
+        await settle(w, poller)
+        await settle(w, poller)
+        looks: list[Look] = []
+        for minute in range(6):
+            # Jobs keep arriving (where the order puts them); one that runs, then fails.
+            await w.job(f"n{minute}", "success", related_graph="g8")
+            await w.job(f"r{minute}", "running", begin_time=wire(await w.emu.now()))
+            looks += await run_cadence(w, poller, 20, cadence=cadence, start=60 * minute)
+            ended = await w.emu.now()
+            await w.emu.patch_job(f"r{minute}", status="failed", end_time=wire(ended))
+            more = await run_cadence(w, poller, 40, cadence=cadence, start=60 * minute + 20)
+            failures = [(look.at - ended).total_seconds() for look in more if look.report.events]
+            assert failures and failures[0] <= cadence.poll_s, failures
+            looks += more
+        polls = [look for look in looks if look.kind == "poll"]
+        assert len(polls) == 6 and all(look.scanned for look in polls)
+        assert not any(look.report.served for look in looks)
+        assert sorted(j for j, _, _ in alerted(looks)) == [f"r{m}" for m in range(6)]
+
+
+async def test_an_active_job_the_fast_lane_cannot_reach_keeps_the_poll_cadence(sqlite_url: str) -> None:
+    """A job running since before the arrivals window (three days) is on no page the fast lane
+    reads: it does not serve while that job runs (one look reads back for it once, then not until
+    the next scan), every poll scans and the job's end is alerted within a poll interval; once it
+    ended the fast lane serves again and the scans wait."""
+    async with world(sqlite_url, page_size=10) as w:
+        w.stuck_after = timedelta(days=30)
+        await w.job("j-long", begin_time=wire(T0 - timedelta(days=3)))
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        await settle(w, poller)
+        await settle(w, poller)
+        looks = await run_cadence(w, poller, 5 * 60)
+        polls = [look for look in looks if look.kind == "poll"]
+        fast = [look for look in looks if look.kind == "fast"]
+        assert polls and all(look.scanned for look in polls)
+        assert not any(look.report.served for look in fast)
+        # One read back after each scan at most: the others are one request.
+        assert sum(look.report.requests for look in fast) <= len(fast) + len(polls) + 1
+        ended = await w.emu.now()
+        await w.emu.patch_job("j-long", status="failed", end_time=wire(ended))
+        looks = await run_cadence(w, poller, 60, start=300)
+        assert alerted(looks) == [("j-long", "failed", "poll")]
+        # (The emulated clock also moves with the wall clock: a fraction of a second more.)
+        assert all((look.at - ended).total_seconds() < CADENCE.poll_s + 1 for look in looks if look.report.events)
+        looks = await run_cadence(w, poller, 5 * 60, start=360)
+        assert [look.report.deferred for look in looks if look.kind == "poll"] == [True] * 5
+
+
+async def test_a_fast_look_that_fails_makes_the_next_poll_scan(sqlite_url: str) -> None:
+    """GES failing a fast look: the fast lane stands for nothing until a scan succeeds, so the next
+    poll scans (and, GES still failing, records the error the ops watch counts from)."""
+    async with world(sqlite_url, page_size=10) as w:
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        await settle(w, poller)
+        await settle(w, poller)
+        looks = await run_cadence(w, poller, 2 * 60)
+        assert [look.report.deferred for look in looks if look.kind == "poll"] == [True, True]
+        await w.emu.fault(status=503, count=2, error_code="GES.7005", error_msg="engine unavailable")
+        await w.emu.advance(12)
+        with pytest.raises(JobCenterError):
+            await poller.fast_tick()
+        await w.emu.advance(12)
+        assert await run_tick(poller) is None  # the poll scanned, and failed
+        state = await w.store.poll_state(ALIAS)
+        assert state is not None and state.consecutive_failures == 1
+        # The error stands: the fast lane stays out, the polls keep scanning until one succeeds.
+        assert (await poller.fast_tick()).skipped
+        await w.emu.advance(60)
+        report = await run_tick(poller)
+        assert report is not None and not report.deferred and report.requests
+        looks = await run_cadence(w, poller, 2 * 60)
+        assert [look.report.deferred for look in looks if look.kind == "poll"] == [True, True]
+
+
+async def test_a_job_that_gets_stuck_is_reported_by_a_look_once_while_the_scans_wait(sqlite_url: str) -> None:
+    async with world(sqlite_url, page_size=10) as w:
+        w.stuck_after = timedelta(minutes=5)
+        await w.emu.add_jobs(_history(60))
+        poller = w.poller(cadence=CADENCE)
+        await settle(w, poller)
+        begun = await w.emu.now()
+        await w.job("r1", "running", begin_time=wire(begun))
+        await settle(w, poller)
+        looks = await run_cadence(w, poller, 12 * 60)
+        stuck = [(look.kind, look.at) for look in looks for e in look.report.events if e.kind is EventKind.STUCK]
+        assert len(stuck) == 1 and stuck[0][0] == "fast"
+        assert (stuck[0][1] - begun).total_seconds() < 5 * 60 + CADENCE.fast_s + 1
+        assert all(look.report.served for look in looks if look.kind == "fast")

@@ -689,3 +689,79 @@ async def test_a_baseline_read_in_part_is_no_recent_poll_to_answer_from(tmp_path
         assert isinstance(answer, JobsAnswer)
         assert [s.kind for s in answer.sources] == [SourceKind.LIVE]
         assert sorted(ids(answer)) == ["f0", "f1", "f2", "f3", "f4"]
+
+
+class CountingStore:
+    """The real store, counting the snapshot reads that answer questions (our own interface)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    async def query_jobs(self, query: JobQuery) -> list[Snapshot]:
+        self.reads += 1
+        return await self.store.query_jobs(query)
+
+    async def poll_state(self, project: str) -> PollState | None:
+        return await self.store.poll_state(project)
+
+
+async def test_identical_questions_from_a_recent_poll_share_one_read(tmp_path: Path) -> None:
+    """A stand-up: twenty people ask "failed last 7d" within the same minute. One snapshot read
+    answers them all, and each answer is still exact for its own asker's range."""
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        # Ended 7 days before NOW + 20 s: inside the range of an asker at NOW, outside one at NOW + 30 s.
+        await w.job("edge", "failed", NOW - timedelta(days=7) + timedelta(seconds=20), NOW - timedelta(days=8))
+        await w.job("inside", "failed", NOW - timedelta(hours=1), NOW - timedelta(hours=2))
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: NOW)
+        await poller.tick()
+        counting = CountingStore(w.store)
+        w.services.store = counting  # type: ignore[assignment]
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        week = Query(statuses=frozenset({"failed"}), range=TimeRange("last", span=timedelta(days=7)))
+        utc = ZoneInfo("UTC")
+        moments = [NOW.replace(second=0) + timedelta(seconds=s) for s in (0, 5, 10, 30, 45)] * 4
+        answers = await asyncio.gather(*(recent.jobs(week, now=at, zone=utc) for at in moments))
+        assert counting.reads == 1
+        for at, answer in zip(moments, answers, strict=True):
+            assert isinstance(answer, JobsAnswer)
+            assert [s.kind for s in answer.sources] == [SourceKind.RECENT]
+            expected = (
+                ["inside", "edge"] if at - timedelta(days=7) <= NOW - timedelta(days=7, seconds=-20) else ["inside"]
+            )
+            assert ids(answer) == expected, at
+
+        # Another minute is another read: nothing is cached past the questions in flight.
+        later = await recent.jobs(week, now=NOW.replace(second=0) + timedelta(minutes=1), zone=utc)
+        assert isinstance(later, JobsAnswer) and counting.reads == 2
+
+
+async def test_a_recent_poll_answers_job_lookups_from_the_store(tmp_path: Path) -> None:
+    """`job <id>` after a poll moments ago: an ended job (its state is final) and a running job
+    that poll read come from the records, as of that poll; GES is not asked."""
+    from ges_bot.watch.poller import Poller
+
+    async with world(tmp_path) as w:
+        await w.job("ended", "failed", NOW - timedelta(days=3), NOW - timedelta(days=3, hours=1), fail_reason="boom")
+        await w.job("busy", "running", None, NOW - timedelta(minutes=30))
+        polled_at = NOW - timedelta(seconds=40)
+        poller = Poller(w.emu.project_settings(alias=ALIAS), w.client, w.store, clock=lambda: polled_at)
+        await poller.tick()
+        recent = QueryRunner(w.services, fresh_within=timedelta(seconds=60), clock=lambda: NOW)
+        before = w.client.requests_sent
+        ended = await recent.job(JobDetail("ended"))
+        busy = await recent.job(JobDetail("busy"))
+        assert w.client.requests_sent == before  # GES was not asked
+        assert isinstance(ended, JobLookup) and isinstance(busy, JobLookup)
+        assert (ended.job.status, ended.job.fail_reason, ended.source.kind) == ("failed", "boom", SourceKind.RECENT)
+        assert (busy.job.status, busy.source.kind, busy.source.as_of) == ("running", SourceKind.RECENT, polled_at)
+
+        # Older than the limit: GES is asked, and says what changed since.
+        await w.emu.patch_job("busy", status="success", end_time=wire_time(NOW - timedelta(seconds=5)))
+        stale = QueryRunner(w.services, fresh_within=timedelta(seconds=30), clock=lambda: NOW)
+        found = await stale.job(JobDetail("busy"))
+        assert isinstance(found, JobLookup)
+        assert (found.job.status, found.source.kind) == ("success", SourceKind.LIVE)
+        assert w.client.requests_sent > before

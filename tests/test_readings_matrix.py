@@ -30,7 +30,8 @@ import pytest
 
 from ges_bot.domain import ACTIVE_STATUSES, JobStatus, outcome_of
 from ges_bot.store import open_store
-from tests.support.world import wire, world
+from ges_bot.watch.poller import Cadence, TickReport
+from tests.support.world import World, wire, world
 
 pytestmark = pytest.mark.matrix
 
@@ -43,6 +44,8 @@ DRAIN = 4
 STUCK_AFTER = timedelta(minutes=30)
 #: Alerts must reach Slack within this many ticks of the transition.
 WITHIN = 2
+#: The runtime's defaults (GES_BOT_POLL_INTERVAL, GES_BOT_FAST_INTERVAL, GES_BOT_SCAN_INTERVAL).
+FAST_CADENCE = Cadence(poll_s=60.0, fast_s=12.0, scan_s=600.0)
 SUBSCRIBED = ("failed", "partial", "unknown", "stuck")
 #: Outcomes of the jobs queued each tick, in turn, and of the jobs begun and ended between ticks.
 OUTCOMES = ("failed", "success", "partiallyFailed", "success", "cancelled", "Failed", "partFailed", "complete")
@@ -260,28 +263,35 @@ class Seen:
     """What the channel received: per job id, the ticks of the messages that name it."""
 
     mentions: dict[str, list[int]] = field(default_factory=dict)
+    #: Polls that left their scans to the fast lane.
+    deferred: int = 0
 
 
-async def run_scenario(db_url: str, settings: dict[str, Any]) -> tuple[Seen, list[str]]:
+async def run_scenario(db_url: str, settings: dict[str, Any], *, fast: bool = False) -> tuple[Seen, list[str]]:
+    """The scenario, one tick per step; with ``fast``, the runtime's cadence instead (defaults: a
+    poll every 60 s, deferred while the fast lane serves, a look every 12 s)."""
     seen = Seen()
     troubles: list[str] = []
     watched = {*SCENARIO.due, *SCENARIO.quiet}
     async with world(db_url, start=T0, baseline=False, page_size=5, **settings) as w:
         w.poller.stuck_after = STUCK_AFTER
+        if fast:
+            w.poller.cadence = FAST_CADENCE
         await w.subscribe("C0ALERTS", "*", SUBSCRIBED)
         await w.emu.add_jobs(SCENARIO.initial)
         first = await w.tick()
         assert first.baseline
         counted = 0
         for tick in range(1, TICKS + DRAIN + 1):
-            await w.advance(STEP)
+            await w.advance(FAST_CADENCE.fast_s if fast else STEP)
             if SCENARIO.adds.get(tick):
                 await w.emu.add_jobs(SCENARIO.adds[tick])
             for job_id, status in SCENARIO.patches.get(tick, ()):
                 await w.emu.patch_job(job_id, status=status)
-            report = await w.tick()
-            if report.degraded:
-                troubles.append(f"tick {tick}: {report.degraded}")
+            for report in await (_cadence(w) if fast else _one_tick(w)):
+                seen.deferred += report.deferred
+                if report.degraded:
+                    troubles.append(f"tick {tick}: {report.degraded}")
             await w.deliver()
             messages = w.messages("C0ALERTS")
             for message in messages[counted:]:
@@ -293,13 +303,35 @@ async def run_scenario(db_url: str, settings: dict[str, Any]) -> tuple[Seen, lis
     return seen, troubles
 
 
+async def _one_tick(w: World) -> list[TickReport]:
+    return [await w.tick()]
+
+
+async def _cadence(w: World) -> list[TickReport]:
+    """One step of the runtime's cadence (the step began a fast interval ago): a poll at its
+    start and half-way, a look every fast interval but where a poll scanned."""
+    reports: list[TickReport] = []
+    for second in range(0, STEP, int(FAST_CADENCE.fast_s)):
+        if second:
+            await w.advance(FAST_CADENCE.fast_s)
+        scanned = False
+        if second % FAST_CADENCE.poll_s == 0:
+            polled = await w.poller.poll()
+            scanned = not polled.deferred
+            reports.append(polled)
+        if not scanned:
+            reports.append(await w.poller.fast_tick())
+    return reports
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["ticks", "fast-lane"])
 @pytest.mark.parametrize("settings", list(VARIANTS.values()), ids=list(VARIANTS))
 async def test_every_failure_is_alerted_once_under_every_reading(
-    template_db: Path, tmp_path: Path, settings: dict[str, Any]
+    template_db: Path, tmp_path: Path, settings: dict[str, Any], fast: bool
 ) -> None:
     db = tmp_path / "ges-bot.db"
     shutil.copyfile(template_db, db)
-    seen, troubles = await run_scenario(f"sqlite:///{db}", settings)
+    seen, troubles = await run_scenario(f"sqlite:///{db}", settings, fast=fast)
     assert troubles == []
     missed = sorted(j for j in SCENARIO.due if j not in seen.mentions)
     doubled = {j: ticks for j, ticks in seen.mentions.items() if len(ticks) > 1}
@@ -310,6 +342,9 @@ async def test_every_failure_is_alerted_once_under_every_reading(
     }
     noise = sorted(j for j in seen.mentions if j in SCENARIO.quiet)
     assert (missed, doubled, late, noise) == ([], {}, {}, [])
+    if fast and not settings:
+        # The documented reading: the fast lane serves, and polls did leave their scans to it.
+        assert seen.deferred > 0
 
 
 def test_the_scenario_is_as_the_issue_asks() -> None:

@@ -81,7 +81,7 @@ def assert_golden(name: str, payload: Any) -> None:
 
 # -- what Slack would accept, and what would be live -------------------------------------------
 
-_DATE_TOKEN = re.compile(r"<!date\^-?\d+\^\{[a-z_]+\}(?: \{[a-z_]+\})*\|[0-9: -]+ UTC>")
+_DATE_TOKEN = re.compile(r"<!date\^-?\d+\^\{[a-z_]+\}(?: \{[a-z_]+\})*\|[0-9: 年月日-]+ UTC>")
 _BAD_ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 
 

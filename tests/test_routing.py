@@ -233,3 +233,21 @@ def test_output_does_not_depend_on_input_order() -> None:
         ("C2", "b"),
         ("C2", "c"),
     ]
+
+
+def test_a_channel_gets_one_message_in_the_language_one_of_its_subscriptions_asked_for() -> None:
+    events = [event("j1", graph="prod-movies")]
+    english_star = Subscription(id=1, channel="C1", graph_pattern="*")
+    chinese_prod = Subscription(id=7, channel="C1", graph_pattern="prod-*", locale="zh-CN")
+    other = Subscription(id=3, channel="C2", graph_pattern="*")
+
+    result = route(events, [english_star, chinese_prod, other], [], NOW)
+
+    # One delivery per channel still; the channel that asked for Chinese somewhere gets Chinese.
+    assert [(d.channel, d.subscription_ids, d.locale) for d in result.deliveries] == [
+        ("C1", (1, 7), "zh-CN"),
+        ("C2", (3,), "en"),
+    ]
+    # Whatever order the subscriptions come in.
+    again = route(events, [chinese_prod, other, english_star], [], NOW)
+    assert again.deliveries == result.deliveries

@@ -136,6 +136,35 @@ async def test_a_signed_slash_command_into_the_bots_own_server_is_answered(
     assert answer.get("response_type", "ephemeral") == "ephemeral"
 
 
+async def test_an_answer_acknowledged_before_sigterm_is_still_delivered(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    """The ack promised an answer: a rolling update (SIGTERM) finishes it before the bot exits."""
+    from ges_bot.standin.slack import signed_command_request
+
+    await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
+    # Always asked live (no answers from a recent poll), and GES takes 1.5 s to answer.
+    bot = await fleet.start("http", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_ANSWER_MAX_AGE="0"))
+    await emu.fault(latency_ms=1500, count=-1)
+    body, headers = signed_command_request(
+        SIGNING_SECRET,
+        command="/gesjobs",
+        text="failed today",
+        user_id="U0ALICE",
+        channel_id="C0ALERTS",
+        response_url=slack.response_url("rt-stop"),
+        trigger_id=slack.issue_trigger_id(),
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        ack = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
+    assert ack.status_code == 200
+    assert not slack.responses("rt-stop")  # acknowledged, not yet answered: GES is still thinking
+    assert await bot.stop(timeout=30) == 0
+    (answer,) = slack.responses("rt-stop")
+    assert "disk full" in str(answer)
+    assert "Traceback" not in bot.logs()
+
+
 async def test_socket_mode_runtime_answers_over_the_websocket_and_reports_the_connection(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:

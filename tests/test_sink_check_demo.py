@@ -35,7 +35,9 @@ async def test_check_verifies_each_sink_and_sends_a_test_only_when_asked(tmp_pat
             + f'[[sinks]]\nname = "dba"\ntype = "lark"\nurl = "{hooks.url_for(lark)}"\nsecret = "lark-SECRET"\nlocale = "zh-CN"\n'
             + f'[[sinks]]\nname = "ops"\ntype = "dingtalk"\nurl = "{hooks.url_for(ding)}"\nsecret = "SECwrong"\n'
             + f'[[sinks]]\nname = "wc"\ntype = "wecom"\nurl = "{hooks.url_for(wecom)}"\n'
-            + '[[subscriptions]]\nsink = "dba"\ngraph = "*"\n',
+            + '[[subscriptions]]\nsink = "dba"\ngraph = "*"\n'
+            + '[[digests]]\nsink = "ops"\nschedule = "daily 09:00"\n'
+            + '[ops]\nsinks = ["ops"]\n',
             encoding="utf-8",
         )
         config = load_config({"GES_BOT_CONFIG": str(file)})
@@ -51,6 +53,9 @@ async def test_check_verifies_each_sink_and_sends_a_test_only_when_asked(tmp_pat
         assert summaries["sink 'dba' (lark, zh-CN)"].ok
         assert "signed, 1 subscription(s)" in summaries["sink 'dba' (lark, zh-CN)"].summary
         assert "no [[subscriptions]] names this sink" in (summaries["sink 'wc' (wecom, en)"].fix or "")
+        # A sink that hears only digests and ops notices is used: nothing to fix there.
+        assert "0 subscription(s), 1 digest(s), ops notices" in summaries["sink 'ops' (dingtalk, en)"].summary
+        assert summaries["sink 'ops' (dingtalk, en)"].fix is None
 
         report = Report()
         await check_sinks(config, report, send_test=True, client=client, clock=lambda: now)

@@ -38,6 +38,7 @@ from ges_bot.notify import limits, render
 from ges_bot.services import Services
 from ges_bot.slackapp.app import SlackAppOptions, build_app, build_http_routes, start_socket_mode
 from ges_bot.slackapp.commands import HELP_TEXT
+from ges_bot.slackapp.inflight import Inflight
 from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.standin.slack import (
     DEFAULT_APP_TOKEN,
@@ -85,7 +86,13 @@ class Bot:
     url: str
     http: httpx.AsyncClient
     clock: Clock
+    #: The app's work after each ack: drained, it says every click and question was handled.
+    answers: Inflight
     ack_times: list[float] = field(default_factory=list)
+
+    async def handled(self) -> None:
+        """Wait until the work of every request sent so far has finished (none left running)."""
+        assert await self.answers.drain(10) == 0, "a handler was still running after 10 s"
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         started = time.perf_counter()
@@ -285,6 +292,7 @@ async def running_bot(
     config = Config(settings=settings, projects=(project,), subscriptions=config_subscriptions)
     clock = Clock()
     services = Services(config=config, store=store, clients={ALIAS: client}, clock=clock)
+    answers = Inflight()
     app = build_app(
         services,
         bot_token=DEFAULT_BOT_TOKEN,
@@ -292,10 +300,11 @@ async def running_bot(
         api_url=stand_in.api_url,
         socket_mode=False,
         options=options or SlackAppOptions(live_timeout_s=5.0),
+        inflight=answers,
     )
     servers.dispatch.current = Starlette(routes=build_http_routes(app))
     try:
-        yield Bot(emu, stand_in, store, services, servers.url, servers.http, clock)
+        yield Bot(emu, stand_in, store, services, servers.url, servers.http, clock, answers)
     finally:
         servers.dispatch.current = None
         await emu.clear_faults()
@@ -855,7 +864,7 @@ async def test_acknowledge_with_a_malformed_user_id_changes_nothing(bot: Bot) ->
     )
     payload["message"].update({"text": message["text"], "blocks": message["blocks"]})
     await bot.click(payload)
-    await asyncio.sleep(0.3)
+    await bot.handled()
     assert bot.slack.updates("C0ALERTS") == []
 
 
@@ -892,7 +901,7 @@ async def test_home_tab_shows_subscriptions_failures_and_health(bot: Bot) -> Non
     # The Messages tab is not the Home tab.
     calls = bot.slack.count("views.publish")
     await bot.event({"type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "messages"})
-    await asyncio.sleep(0.3)
+    await bot.handled()
     assert bot.slack.count("views.publish") == calls
 
 

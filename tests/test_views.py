@@ -366,6 +366,12 @@ def test_job_detail_live_is_renders_and_snapshot_gets_a_note() -> None:
     assert message.blocks[1]["elements"][0]["text"].startswith(
         "⚠️ GES did not answer within 8s — showing the bot's snapshot (last seen <!date^"
     )
+    recent = JobLookup("prod", detail, Source("prod", SourceKind.RECENT, as_of=NOW - timedelta(seconds=25)))
+    message = views.job_message(recent, PROJECT, NOW)
+    assert_valid(message)
+    note = message.blocks[1]["elements"][0]["text"]
+    assert note.startswith("From the bot's records of project prod, as of its last poll")
+    assert "⚠️" not in note  # not a warning: the records are moments old
 
 
 def test_snapshot_note_survives_a_full_message() -> None:

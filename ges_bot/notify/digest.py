@@ -5,6 +5,10 @@ Owns how a digest reads and when it stays quiet (nothing ran and nothing needs a
 the schedule says ``always``). Pure: records in, a :class:`SlackMessage` (or ``None``) out.
 Untrusted text (graph names, job ids, reasons) goes through :mod:`ges_bot.notify.mrkdwn`; links to
 alert threads are Slack permalinks the bot got from Slack itself.
+
+A digest speaks its schedule's language (``DigestSchedule.locale``: ``/gesjobs digest daily 09:00
+lang zh-CN``, ``[[digests]] locale``) through the catalogue of :mod:`ges_bot.sinks.words`; English
+sentences are the message ids. The chart's picture and ``alt_text`` stay English.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import code, date_token, escape, fit, mrkdwn_text, plain_text, truncate
 from ges_bot.notify.render import SlackMessage
 from ges_bot.schedule import DigestSchedule
+from ges_bot.sinks.words import Words, words_for
 from ges_bot.slackapp.statsview import ChartScope, image_block, summary_lines
 from ges_bot.stats import Flaky, Stats
 
@@ -60,15 +65,36 @@ class DigestContent:
     chart_problem: str | None = None
 
 
-def _attention_line(item: Attention) -> str:
+def _date(w: Words, at: datetime) -> str:
+    """A Slack date token (each reader's zone); its fallback written for the locale."""
+    return date_token(at) if w.locale == "en" else date_token(at, fallback=w.when(at))
+
+
+def _attention_line(item: Attention, w: Words) -> str:
     event = item.event
     job = event.job
-    what = f"{_EMOJI.get(event.kind, '•')} {code(event.graph, 120)} {fit(job.job_name or job.job_type or 'job', 80)} {_WORDS.get(event.kind, event.kind.value)}"
-    when = date_token(event.at, "{date_short_pretty} {time}")
+    name = w.job(job.job_name or job.job_type or "job")
+    kind = _WORDS.get(event.kind)
+    what = f"{_EMOJI.get(event.kind, '•')} {code(event.graph, 120)} {fit(name, 80)} {w(kind) if kind else event.kind.value}"
+    when = _date(w, event.at)
     link = ""
     if item.permalink and _PERMALINK.fullmatch(item.permalink):
-        link = f" · <{item.permalink}|alert thread>"
-    return f"{what} · {when} · job {code(job.job_id, 80)}{link}"
+        link = f" · <{item.permalink}|{w('alert thread')}>"
+    return w("{what} · {when} · job {id}{link}", what=what, when=when, id=code(job.job_id, 80), link=link)
+
+
+def _due_words(w: Words, schedule: DigestSchedule, due_at: datetime) -> str:
+    local_due = due_at.astimezone(schedule.zone)
+    if w.locale == "en":
+        when = f"{local_due:%a} {local_due.day} {local_due:%b %H:%M}"
+    else:
+        # Imported here: Babel (~1 MiB) is not loaded at start, and English digests need none.
+        from babel.dates import format_skeleton
+
+        # The locale's own month-day-weekday order ("11月30日周一"), then the 24-hour clock.
+        when = f"{format_skeleton('MMMEd', local_due, locale=w.locale.replace('-', '_'))} {local_due:%H:%M}"
+    said = "Daily digest · {when} ({tz})" if schedule.weekday is None else "Weekly digest · {when} ({tz})"
+    return w(said, when=when, tz=schedule.tz)
 
 
 def digest_message(content: DigestContent, now: datetime) -> SlackMessage | None:
@@ -77,27 +103,40 @@ def digest_message(content: DigestContent, now: datetime) -> SlackMessage | None
     if period.total == 0 and not content.attention and not content.schedule.always:
         return None
     schedule = content.schedule
-    local_due = content.due_at.astimezone(schedule.zone)
-    title = f"{'Daily' if schedule.weekday is None else 'Weekly'} digest · {local_due:%a} {local_due.day} {local_due:%b %H:%M} ({schedule.tz})"
+    # Fallbacks of date tokens in the schedule's zone: the subscriber's, as the header's time.
+    w = words_for(schedule.locale, schedule.tz)
+    title = _due_words(w, schedule, content.due_at)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": plain_text(title, limits.MAX_HEADER_TEXT)}]
-    context = [f"Since {date_token(content.since)} · {content.scope.text()}"]
+    # The scope names the channel's patterns; its words stay English (shared with /gesjobs stats).
+    context = [w("Since {when} · {scope}", when=_date(w, content.since), scope=content.scope.text(w))]
     if now - content.due_at > LATE_AFTER:
         context.insert(
             0,
-            f"⏰ *Late*: this digest was due {date_token(content.due_at)}; the bot was not running then.",
+            w(
+                "⏰ *Late*: this digest was due {when}; the bot was not running then.",
+                when=_date(w, content.due_at),
+            ),
         )
     blocks.append({"type": "context", "elements": [mrkdwn_text(truncate(c, 2900)) for c in context]})
-    blocks.append({"type": "section", "text": mrkdwn_text(truncate("\n".join(summary_lines(period)), 2900))})
+    blocks.append({"type": "section", "text": mrkdwn_text(truncate("\n".join(summary_lines(period, w)), 2900))})
     if content.attention:
-        shown = [_attention_line(a) for a in content.attention[:_MAX_LISTED]]
+        shown = [_attention_line(a, w) for a in content.attention[:_MAX_LISTED]]
         more = len(content.attention) - len(shown)
-        text = "*Needs attention*\n" + "\n".join(shown)
+        text = f"*{w('Needs attention')}*\n" + "\n".join(shown)
         if more > 0:
-            text += f"\n…and {more} more (`/gesjobs failed last 24h`)"
+            text += "\n" + w("…and {n} more (`/gesjobs failed last 24h`)", n=more)
         blocks.append({"type": "section", "text": mrkdwn_text(_fit_lines(text, limits.MAX_SECTION_TEXT))})
     if content.flaky:
-        lines = [f"{code(f.graph, 120)} failed {f.failures} of its last {f.runs} runs" for f in content.flaky[:10]]
-        blocks.append({"type": "section", "text": mrkdwn_text("*Flaky graphs*\n" + "\n".join(lines))})
+        lines = [
+            w(
+                "{graph} failed {failures} of its last {runs} runs",
+                graph=code(f.graph, 120),
+                failures=f.failures,
+                runs=f.runs,
+            )
+            for f in content.flaky[:10]
+        ]
+        blocks.append({"type": "section", "text": mrkdwn_text(f"*{w('Flaky graphs')}*\n" + "\n".join(lines))})
     if content.chart_file_id is not None and content.chart_stats is not None:
         blocks.append(image_block(content.chart_file_id, content.chart_stats, "daily", content.scope))
     elif content.chart_problem:
@@ -105,11 +144,19 @@ def digest_message(content: DigestContent, now: datetime) -> SlackMessage | None
     blocks.append(
         {
             "type": "context",
-            "elements": [mrkdwn_text(f"Digest {escape(schedule.text)} · `/gesjobs digest off` stops it")],
+            "elements": [
+                mrkdwn_text(w("Digest {schedule} · `/gesjobs digest off` stops it", schedule=escape(schedule.text)))
+            ],
         }
     )
-    rate = "" if period.failure_rate is None else f", {period.failure_rate * 100:.1f} % failed"
-    fallback = f"{title}: {period.total} jobs{rate}, {len(content.attention)} need attention"
+    rate = "" if period.failure_rate is None else w(", {rate} % failed", rate=f"{period.failure_rate * 100:.1f}")
+    fallback = w(
+        "{title}: {n} jobs{rate}, {attention} need attention",
+        title=title,
+        n=period.total,
+        rate=rate,
+        attention=len(content.attention),
+    )
     return SlackMessage(text=escape(truncate(fallback, 1000)), blocks=blocks)
 
 

@@ -14,6 +14,9 @@ and then
   project, the cause in a sentence, how to fix it, since when — updates it (``chat.update``) when
   its cause changes (at most once per ``blind_after``), and when it ends updates it to resolved
   and replies in its thread with what the catch-up found.
+- with ops sinks (``GES_BOT_OPS_SINKS`` / ``[ops] sinks``), has ``notify.ops_channel`` tell those
+  group bots of each problem's start and end through the sink outbox — with or without an ops
+  channel, and on a bot without Slack.
 
 Every replica assesses (the figures come from the shared store, so they agree); only the holder of
 the store lease ``ops`` posts, and the ``ops_incidents`` table remembers each message's ``ts``, so
@@ -75,6 +78,8 @@ class OpsWatch:
         installation_error: Callable[[], str | None] = lambda: None,
         broken_config_channels: Callable[[], Mapping[str, str]] = dict,
         broken_sinks: Callable[[], Mapping[str, str]] = dict,
+        sinks: Sequence[str] = (),
+        locale: str = "en",
     ) -> None:
         self.store = store
         self.projects = dict(projects)
@@ -94,6 +99,8 @@ class OpsWatch:
         #: The problems open at the last round (``/healthz`` shows them).
         self.findings: list[Finding] = []
         self._memory: dict[tuple[str, str], PriorIncident] = {}
+        #: ``[ops] sinks``: group bots told of each incident's start and end (through the outbox).
+        self.sinks = tuple(sinks) if incidents is not None else ()
         self._channel = (
             OpsChannel(
                 store,
@@ -104,8 +111,10 @@ class OpsWatch:
                 lease_ttl_s=lease_ttl_s,
                 blind_after=blind_after,
                 notes=notes,
+                sinks=self.sinks,
+                locale=locale,
             )
-            if self.channel is not None and gateway is not None and incidents is not None
+            if incidents is not None and (self.channel is not None or self.sinks)
             else None
         )
         self._store_down = False
@@ -136,7 +145,7 @@ class OpsWatch:
                 waiter.cancel()
                 stopper.cancel()
             self._wake.clear()
-        if self.channel is not None:
+        if self._channel is not None:
             with contextlib.suppress(GesBotError):
                 await self.store.release_lease(OPS_LEASE, self.replica)
 
@@ -165,7 +174,7 @@ class OpsWatch:
         now = self.clock()
         try:
             health = await self.store.health(now)
-            records = await self.incidents.all() if self.channel is not None and self.incidents else None
+            records = await self.incidents.all() if self._channel is not None and self.incidents else None
         except StoreError as exc:
             # The database is down: /healthz says so itself; nothing here can be decided. Said
             # once per outage, not at every check.
@@ -280,9 +289,10 @@ def ops_watch_for(
     s = config.settings
     every = check_every_s if check_every_s is not None else min(s.poll_interval, 30.0)
     sql = store if isinstance(store, SqlStore) else None
-    channel = config.ops_channel
-    if channel and sql is None:
-        log.warning("ops: GES_BOT_OPS_CHANNEL needs the SQL store; reporting to the log and /healthz only")
+    channel = config.ops_channel if gateway is not None else None
+    sinks = config.ops_sinks
+    if (channel or sinks) and sql is None:
+        log.warning("ops: an ops channel or ops sinks need the SQL store; reporting to the log and /healthz only")
     return OpsWatch(
         store,
         projects={p.alias: p.auth for p in config.projects},
@@ -293,10 +303,12 @@ def ops_watch_for(
         check_every_s=every,
         channel=channel,
         gateway=gateway,
-        incidents=IncidentStore(sql) if sql is not None and channel else None,
+        incidents=IncidentStore(sql) if sql is not None and (channel or sinks) else None,
         # Renewed before every Slack call; it must outlive one call with room to spare.
         lease_ttl_s=max(3 * every, 2 * s.slack_timeout + 5),
         installation_error=installation_error,
         broken_config_channels=broken_config_channels,
         broken_sinks=broken_sinks,
+        sinks=sinks,
+        locale=config.ops_locale,
     )

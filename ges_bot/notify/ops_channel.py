@@ -8,6 +8,19 @@ what the catch-up found; the ``ops_incidents`` table (``store.incidents``) remem
 ``ts``, so a restart updates instead of posting again. The messages (:func:`render_open`,
 :func:`render_resolved`, :func:`render_reply`) are pure and built only with ``notify.mrkdwn``
 (causes quote GES and Slack errors). Deciding what is a problem is ``watch.blindness``'s.
+
+``[ops] sinks`` (group bots) hear of the same incidents: when an incident's record opens (or opens
+again after its end was told) and when it is resolved, one sink outbox row per ops sink is written
+in the same transaction as the record (``store.incidents``), so each change is told once across
+replicas and restarts and delivered by ``sinks.worker`` (drawn by ``sinks.notice``). This works
+without a Slack ops channel too (then records are only kept, not posted). A sink's own incident is
+not told to that sink: it cannot take it.
+The messages speak the ops channel's language (``GES_BOT_OPS_LOCALE`` / ``[ops] locale``: ``en`` or
+``zh-CN``) through the catalogue of :mod:`ges_bot.sinks.words`: titles, labels, durations, how an
+incident ended, and the cause and fix: ``watch.blindness`` writes them as catalogue sentences,
+which the incident record keeps said in every language (``detail["said"]``, with the resolution),
+so the ops channel and each ops sink read them in their own. The errors they quote (GES's and
+Slack's own words) stay as those services wrote them.
 """
 
 from __future__ import annotations
@@ -16,17 +29,29 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from ges_bot.domain import EventKind
+from ges_bot.domain import EventKind, JobEvent
 from ges_bot.errors import SlackDeliveryError, StoreError
 from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
+from ges_bot.notify.render import duration_words
 from ges_bot.notify.slack import SlackGateway
-from ges_bot.store.api import Store
+from ges_bot.sinks.targets import LOCALES
+from ges_bot.sinks.words import Words, words_for
+from ges_bot.store.api import SAID, OpsNotice, Store, said_in
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
-from ges_bot.watch.blindness import Finding, IncidentKind
+from ges_bot.watch.blindness import Finding, IncidentKind, Sentence
 
-__all__ = ["NOTE_CHANNEL", "OPS_LEASE", "OpsChannel", "render_open", "render_reply", "render_resolved"]
+__all__ = [
+    "NOTE_CHANNEL",
+    "OPS_LEASE",
+    "OpsChannel",
+    "render_open",
+    "render_reply",
+    "render_resolved",
+    "said_everywhere",
+]
 
 # Logged as the ops watch, as before the split: one logger name for operators to filter on.
 log = logging.getLogger("ges_bot.notify.ops")
@@ -52,57 +77,116 @@ def _subject(finding_kind: str, subject: str) -> Mrkdwn:
     return code(subject, 100)
 
 
-def _title(kind: str, subject: str) -> Mrkdwn:
-    words = {
-        IncidentKind.BLIND.value: ("project ", " is blind"),
-        IncidentKind.CHANNEL.value: ("alerts cannot reach ", ""),
-        IncidentKind.SLACK.value: ("Slack refuses the bot", None),
-        IncidentKind.BACKLOG.value: ("alerts are not going out", None),
-        IncidentKind.DEAD.value: ("alerts were given up", None),
-        IncidentKind.SINK.value: ("alerts cannot reach sink ", ""),
-    }.get(kind, (f"{kind} ", ""))
-    head, tail = words
-    if tail is None:
-        return Mrkdwn(escape(head))
-    return Mrkdwn(f"{escape(head)}{_subject(kind, subject)}{escape(tail)}")
+#: Each incident kind's title around its subject (``{subject}``: a project, channel or sink), as
+#: catalogue message ids.
+_TITLES = {
+    IncidentKind.BLIND.value: "project {subject} is blind",
+    IncidentKind.CHANNEL.value: "alerts cannot reach {subject}",
+    IncidentKind.SLACK.value: "Slack refuses the bot",
+    IncidentKind.BACKLOG.value: "alerts are not going out",
+    IncidentKind.DEAD.value: "alerts were given up",
+    IncidentKind.SINK.value: "alerts cannot reach sink {subject}",
+}
 
 
-def render_open(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an open incident (pure)."""
+def _title(kind: str, subject: str, w: Words) -> Mrkdwn:
+    said = _TITLES.get(kind)
+    if said is None:
+        return Mrkdwn(f"{escape(kind + ' ')}{_subject(kind, subject)}")
+    # The message id is ours (no markup); the subject is inserted already escaped.
+    return Mrkdwn(w(escape(said), subject=_subject(kind, subject)))
+
+
+def said_everywhere(sentence: Sentence) -> dict[str, str]:
+    """``sentence`` in every language the catalogue speaks."""
+    return {loc: words_for(loc)(sentence.msgid, **sentence.values) for loc in LOCALES}
+
+
+def _detail(finding: Finding) -> dict[str, Any]:
+    """What an incident record keeps of ``finding`` besides its English sentences: its figures,
+    and its cause and fix said in every language (``said``), for whoever reads it in which."""
+    said = {key: said_everywhere(sentence) for key, sentence in finding.said.items()}
+    return {**finding.detail, SAID: said} if said else dict(finding.detail)
+
+
+def _said_all(record: IncidentRecord) -> dict[str, dict[str, str]]:
+    kept = record.detail.get(SAID)
+    if not isinstance(kept, Mapping):
+        return {}
+    return {str(k): dict(v) for k, v in kept.items() if isinstance(v, Mapping)}
+
+
+def _said(record: IncidentRecord, key: str, locale: str, english: str) -> str:
+    return said_in(record.detail.get(SAID), key, locale) or english
+
+
+def _date(w: Words, at: datetime) -> str:
+    return date_token(at) if w.locale == "en" else date_token(at, fallback=w.when(at))
+
+
+def _span(w: Words, span: timedelta) -> str:
+    return duration(span) if w.locale == "en" else duration_words(w, span)
+
+
+def render_open(record: IncidentRecord, locale: str = "en") -> SlackMessage:
+    """The ops message of an open incident (pure), in ``locale``."""
+    w = words_for(locale)
+    cause = _said(record, "cause", locale, record.cause)
+    fix = _said(record, "fix", locale, record.fix)
     blocks = [
-        section(f"🚨 *ges-bot: {_title(record.kind, record.subject)}*"),
-        section(f"*What:* {fit(record.cause, _CAUSE_LIMIT)}"),
-        section(f"*Fix:* {fit(record.fix, _CAUSE_LIMIT)}"),
-        section(f"*Since:* {date_token(record.since)}"),
+        section(f"🚨 *ges-bot: {_title(record.kind, record.subject, w)}*"),
+        section(w("*What:* {cause}", cause=fit(cause, _CAUSE_LIMIT))),
+        section(w("*Fix:* {fix}", fix=fit(fix, _CAUSE_LIMIT))),
+        section(w("*Since:* {when}", when=_date(w, record.since))),
     ]
-    text = f"{_headline(record)} {fit(record.cause, _TEXT_PART)} Fix: {fit(record.fix, _TEXT_PART)}"
+    text = _headline(record) + " " + w("{cause} Fix: {fix}", cause=fit(cause, _TEXT_PART), fix=fit(fix, _TEXT_PART))
     return SlackMessage(text, blocks)
 
 
 def _headline(record: IncidentRecord) -> str:
-    """The start of an open incident's fallback text: it changes only when the kind of trouble does."""
+    """The start of an open incident's fallback text: it changes only when the kind of trouble does
+    (the same in every language, so a change of language is not a change of trouble)."""
     trouble = record.detail.get("error_kind") or record.kind
     return f"ges-bot: {escape(record.kind)} {fit(record.subject, 100)} [{escape(str(trouble))}]:"
 
 
-def render_resolved(record: IncidentRecord) -> SlackMessage:
-    """The ops message of an incident that ended (its first message, updated) (pure)."""
+def render_resolved(record: IncidentRecord, locale: str = "en") -> SlackMessage:
+    """The ops message of an incident that ended (its first message, updated) (pure), in ``locale``."""
+    w = words_for(locale)
     end = record.resolved_at or record.since
     blocks = [
-        section(f"✅ *Resolved — ges-bot: {_title(record.kind, record.subject)}*"),
-        section(f"~{fit(record.cause, _CAUSE_LIMIT)}~"),
-        section(f"From {date_token(record.since)} to {date_token(end)} ({duration(end - record.since)})."),
+        section(w("✅ *Resolved — ges-bot: {title}*", title=_title(record.kind, record.subject, w))),
+        section(f"~{fit(_said(record, 'cause', locale, record.cause), _CAUSE_LIMIT)}~"),
+        section(
+            w(
+                "From {since} to {end} ({span}).",
+                since=_date(w, record.since),
+                end=_date(w, end),
+                span=_span(w, end - record.since),
+            )
+        ),
     ]
-    resolution = fit(record.resolution or "recovered", _TEXT_PART)
-    return SlackMessage(f"Resolved: ges-bot {escape(record.kind)} {fit(record.subject, 100)} ({resolution})", blocks)
+    resolution = fit(_said(record, "resolution", locale, record.resolution or w("recovered")), _TEXT_PART)
+    text = w(
+        "Resolved: ges-bot {kind} {subject} ({resolution})",
+        kind=escape(record.kind),
+        subject=fit(record.subject, 100),
+        resolution=resolution,
+    )
+    return SlackMessage(text, blocks)
 
 
-def render_reply(record: IncidentRecord) -> SlackMessage:
+def render_reply(record: IncidentRecord, locale: str = "en") -> SlackMessage:
     """The thread reply when an incident ends: what recovered and what the catch-up found (pure)."""
+    w = words_for(locale)
     end = record.resolved_at or record.since
-    resolution = record.resolution or "recovered."
-    body = f"✅ Recovered after {duration(end - record.since)}: {fit(resolution, _CAUSE_LIMIT)}"
-    return SlackMessage(f"Recovered: {fit(resolution, _TEXT_PART)}", [section(body)])
+    resolution = _said(record, "resolution", locale, record.resolution or w("recovered."))
+    body = w(
+        "✅ Recovered after {span}: {resolution}",
+        span=_span(w, end - record.since),
+        resolution=fit(resolution, _CAUSE_LIMIT),
+    )
+    return SlackMessage(w("Recovered: {resolution}", resolution=fit(resolution, _TEXT_PART)), [section(body)])
 
 
 class OpsChannel:
@@ -113,18 +197,25 @@ class OpsChannel:
         self,
         store: Store,
         incidents: IncidentStore,
-        gateway: SlackGateway,
+        gateway: SlackGateway | None,
         *,
-        channel: str,
+        channel: str | None,
         replica: str,
         lease_ttl_s: float,
         blind_after: timedelta,
         notes: Mapping[str, str],
+        sinks: Sequence[str] = (),
+        locale: str = "en",
     ) -> None:
         self.store = store
+        #: The language of the messages (``GES_BOT_OPS_LOCALE``) and of the resolutions it writes.
+        self.locale = locale
         self.incidents = incidents
-        self.gateway = gateway
-        self.channel = channel
+        #: ``None`` (no Slack ops channel): incidents are still recorded, and told to ``sinks``.
+        self.gateway = gateway if channel is not None else None
+        self.channel = channel or ""
+        #: ``[ops] sinks``: told of each incident's start and end through the sink outbox.
+        self.sinks = tuple(sinks)
         self.replica = replica
         self.lease_ttl_s = lease_ttl_s
         self.blind_after = blind_after
@@ -153,25 +244,27 @@ class OpsChannel:
                     since=finding.since,
                     cause=finding.cause,
                     fix=finding.fix,
-                    detail=dict(finding.detail),
+                    detail=_detail(finding),
                 )
-                await self.incidents.save(record)
+                await self._save(record, "open", now)
             elif record.state == IncidentState.RESOLVED or (record.cause, record.fix, record.detail) != (
                 finding.cause,
                 finding.fix,
-                dict(finding.detail),
+                _detail(finding),
             ):
-                # Back before its recovery was announced: the same message carries on.
+                # Back before its recovery was announced: the same message carries on (the sinks,
+                # told of the end already, are told it is back).
+                reopened = record.state == IncidentState.RESOLVED
                 record = replace(
                     record,
                     state=IncidentState.OPEN,
                     cause=finding.cause,
                     fix=finding.fix,
-                    detail=dict(finding.detail),
+                    detail=_detail(finding),
                     resolved_at=None,
                     resolution=None,
                 )
-                await self.incidents.save(record)
+                await self._save(record, "open" if reopened else None, now)
             if not await self._post_open(record, now):
                 return
         for key, stored in records.items():
@@ -179,19 +272,52 @@ class OpsChannel:
                 continue
             ended = stored
             if stored.state == IncidentState.OPEN:
+                resolution = await self._resolution(stored)
+                kept = stored.detail.get(SAID)
+                said = {**(kept if isinstance(kept, Mapping) else {}), "resolution": resolution}
                 ended = replace(
                     stored,
                     state=IncidentState.RESOLVED,
                     resolved_at=now,
-                    resolution=await self._resolution(stored, now),
+                    resolution=resolution["en"],
+                    detail={**stored.detail, SAID: said},
                 )
-                await self.incidents.save(ended)
+                await self._save(ended, "resolved", now)
             if not await self._post_resolved(ended, now):
                 return
 
+    def _told(self, record: IncidentRecord) -> tuple[str, ...]:
+        """The ops sinks told of ``record``: all but a sink whose own incident it is (a broken
+        sink cannot take news of itself; its notice would only wait behind its alerts)."""
+        if record.kind == IncidentKind.SINK.value:
+            return tuple(name for name in self.sinks if name != record.subject)
+        return self.sinks
+
+    async def _save(self, record: IncidentRecord, phase: str | None, now: datetime) -> None:
+        """Record ``record``; with ``phase``, tell the ops sinks in the same transaction."""
+        sinks = self._told(record) if phase is not None else ()
+        notice = (
+            OpsNotice(
+                phase=phase,
+                kind=record.kind,
+                subject=record.subject,
+                since=record.since,
+                cause=record.cause,
+                fix=record.fix,
+                resolved_at=record.resolved_at,
+                resolution=record.resolution,
+                said=_said_all(record),
+            )
+            if phase is not None and sinks
+            else None
+        )
+        await self.incidents.save(record, notice=notice, sinks=sinks, now=now)
+
     async def _post_open(self, record: IncidentRecord, now: datetime) -> bool:
         """Post or update an open incident's message; ``False`` when this round should stop."""
-        message = render_open(record)
+        if self.gateway is None:
+            return True
+        message = render_open(record, self.locale)
         if record.ts is not None:
             if record.posted_text == message.text:
                 return True
@@ -215,17 +341,20 @@ class OpsChannel:
     async def _post_resolved(self, record: IncidentRecord, now: datetime) -> bool:
         if not await self._hold(now):
             return False
+        if self.gateway is None:
+            await self.incidents.save(replace(record, state=IncidentState.CLOSED, updated_at=now))
+            return True
         try:
             if record.ts is not None:
                 # The update first: repeating it is harmless, repeating the reply is not.
-                done = render_resolved(record)
+                done = render_resolved(record, self.locale)
                 await self.gateway.update(record.channel or self.channel, record.ts, done.text, done.blocks)
-                reply = render_reply(record)
+                reply = render_reply(record, self.locale)
                 await self.gateway.post(record.channel or self.channel, reply.text, reply.blocks, thread_ts=record.ts)
             else:
                 # It ended before it could be posted (Slack was refusing): say so once, afterwards.
-                done = render_resolved(record)
-                reply = render_reply(record)
+                done = render_resolved(record, self.locale)
+                reply = render_reply(record, self.locale)
                 await self.gateway.post(self.channel, done.text, [*done.blocks, *reply.blocks])
         except SlackDeliveryError as exc:
             self._cannot_post(exc)
@@ -243,33 +372,50 @@ class OpsChannel:
             log.warning("ops: %s", sentence)
         self.post_error = sentence
 
-    async def _resolution(self, record: IncidentRecord, now: datetime) -> str:
-        """A sentence on how it ended, and for a blind project what the catch-up found."""
-        kind = record.kind
-        if kind == IncidentKind.BLIND.value:
+    async def _resolution(self, record: IncidentRecord) -> dict[str, str]:
+        """How it ended, in every language; for a blind project, with what the catch-up found."""
+        caught_up: list[JobEvent] | None = None
+        if record.kind == IncidentKind.BLIND.value:
             try:
                 events = await self.store.recent_events(record.since, tuple(_CAUGHT_UP), 10_000)
             except StoreError:
-                return "GES answers again."
-            mine = [e for e in events if e.project == record.subject]
-            if not mine:
-                found = "caught up: nothing was missed"
+                events = None
+            caught_up = None if events is None else [e for e in events if e.project == record.subject]
+        return {loc: self._resolution_in(words_for(loc), record, caught_up) for loc in LOCALES}
+
+    def _resolution_in(self, w: Words, record: IncidentRecord, caught_up: list[JobEvent] | None) -> str:
+        kind = record.kind
+        if kind == IncidentKind.BLIND.value:
+            if caught_up is None:
+                return w("GES answers again.")
+            if not caught_up:
+                found = w("caught up: nothing was missed")
             else:
                 parts = [
-                    count(n, _CAUGHT_UP[kind]) for kind in _CAUGHT_UP if (n := sum(1 for e in mine if e.kind is kind))
+                    _count(w, n, _CAUGHT_UP[kind])
+                    for kind in _CAUGHT_UP
+                    if (n := sum(1 for e in caught_up if e.kind is kind))
                 ]
-                found = f"caught up: {' and '.join(parts)} alerted"
-            return f"GES answers again; {found}."
+                found = w("caught up: {parts} alerted", parts=w(" and ").join(parts))
+            return w("GES answers again; {found}.", found=found)
         if kind == IncidentKind.CHANNEL.value:
-            return "Slack accepts alerts for that channel again (or its subscriptions were removed)."
+            return w("Slack accepts alerts for that channel again (or its subscriptions were removed).")
         if kind == IncidentKind.SLACK.value:
-            return "Slack accepts the bot's token again; delivery resumed with what had waited."
+            return w("Slack accepts the bot's token again; delivery resumed with what had waited.")
         if kind == IncidentKind.BACKLOG.value:
-            return "the outbox has drained: alerts are going out again."
+            return w("the outbox has drained: alerts are going out again.")
         if kind == IncidentKind.SINK.value:
-            return "the group bot accepts alerts again; what had waited went out."
+            return w("the group bot accepts alerts again; what had waited went out.")
         dead = int(record.detail.get("dead", 0)) - int(record.detail.get("baseline", 0))
-        return (
-            f"no further alert given up for {duration(self.blind_after)} "
-            f"({count(dead, 'alert')} given up in this incident)."
+        return w(
+            "no further alert given up for {span} ({alerts} given up in this incident).",
+            span=_span(w, self.blind_after),
+            alerts=_count(w, dead, "alert"),
         )
+
+
+def _count(w: Words, n: int, one: str) -> str:
+    """ "2 failures" — or the locale's words for it (message id ``{n} failures``)."""
+    if w.locale == "en":
+        return count(n, one)
+    return w(f"{{n}} {one}s", n=w.number(n))

@@ -16,6 +16,14 @@ Each event kind has its own look (:data:`~ges_bot.notify.blockkit.KIND_LOOKS`). 
 :data:`ACTION_MUTE_24H`, :data:`ACTION_ACK`) that ``slackapp`` wires up; button values are
 built and parsed by :func:`job_ref` / :func:`parse_job_ref` (``project|job_id``) and, for mutes,
 are the graph name.
+
+Alerts speak the delivery's language (``Delivery.locale``: ``en`` or ``zh-CN``, chosen by routing
+and kept in the outbox row) through :mod:`ges_bot.sinks.words` — the group-bot sinks' gettext
+catalogue, with GES's console terms (导入图, 部分失败 …). English sentences are the catalogue's
+message ids, so an English alert is exactly what it was before there were languages. Numbers and
+durations are written for the locale; times stay Slack date tokens (each reader sees their own
+zone and Slack's own date words), with the fallback written for the locale. Only alerts, recovery
+replies and the edits of an alert speak Chinese; answers to ``/gesjobs`` and modals stay English.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ges_bot.domain import Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
+from ges_bot.domain import LANGUAGES, Delivery, EventKind, FileImport, Job, JobEvent, ProjectInfo
 from ges_bot.notify import limits
 from ges_bot.notify.blockkit import (
     CHANNEL_FIXES,
@@ -72,7 +80,6 @@ from ges_bot.notify.mrkdwn import (
     code,
     code_block,
     date_token,
-    duration,
     escape,
     fit,
     mention,
@@ -80,6 +87,7 @@ from ges_bot.notify.mrkdwn import (
     truncate,
     trusted,
 )
+from ges_bot.sinks.words import Words, words_for
 
 __all__ = [
     "ACTION_ACK",
@@ -93,6 +101,8 @@ __all__ = [
     "MUTE_ACTIONS",
     "RenderedAlert",
     "SlackMessage",
+    "acknowledgement",
+    "duration_words",
     "job_ref",
     "page_ref",
     "parse_job_ref",
@@ -143,6 +153,46 @@ _FIELD_BUDGET = 300
 _SHORT_ID = 12
 
 
+#: English: the catalogue's source language (its message ids are the words).
+EN = words_for("en")
+
+
+def _words(locale: str) -> Words:
+    return words_for(locale)
+
+
+def _count(w: Words, n: int, one: str, many: str | None = None) -> str:
+    """ "1 file", "1,204 files" — or the locale's words for it ("1,204 个文件", message id ``{n} files``)."""
+    if w.locale == "en":
+        return count(n, one, many)
+    return w(f"{{n}} {many or one + 's'}", n=w.number(n))
+
+
+def duration_words(w: Words, span: timedelta) -> str:
+    """:func:`~ges_bot.notify.mrkdwn.duration` in the locale's words ("1h 04m", "1小时04分")."""
+    seconds = max(int(span.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return w("{d}d {h}h", d=days, h=hours)
+    if hours:
+        return w("{h}h {m}m", h=hours, m=f"{minutes:02d}")
+    if minutes:
+        return w("{m}m {s}s", m=minutes, s=f"{secs:02d}")
+    return w("{s}s", s=secs)
+
+
+def _date(w: Words, dt: datetime) -> str:
+    """A Slack date token; its fallback written for the locale (English keeps Slack's ISO-ish one)."""
+    return date_token(dt) if w.locale == "en" else date_token(dt, fallback=w.when(dt))
+
+
+def _job_label(w: Words, job: Job) -> str:
+    """What people call the job, in the console's words when it has some (导入图 for ImportGraph)."""
+    return w.job(label(job))
+
+
 @dataclass(frozen=True)
 class RenderedAlert:
     """An alert and the replies to post in its thread (what did not fit the alert itself)."""
@@ -184,22 +234,22 @@ def parse_page_ref(value: str) -> tuple[str, str, int]:
 # -- blocks ----------------------------------------------------------------------------------
 
 
-def _details_button(project: ProjectInfo, job: Job) -> dict[str, Any] | None:
+def _details_button(project: ProjectInfo, job: Job, w: Words = EN) -> dict[str, Any] | None:
     """A "Details" button, or ``None`` when the job id is too long to fit a button value."""
     value = job_ref(project.alias, job.job_id)
     if slack_len(value) > limits.MAX_BUTTON_VALUE:
         return None
-    return button("Details", ACTION_DETAILS, value)
+    return button(w("Details"), ACTION_DETAILS, value)
 
 
 # -- shared pieces of text -------------------------------------------------------------------
 
 
-def _when(dt: datetime | None) -> str:
-    return date_token(dt) if dt is not None else NOTHING
+def _when(dt: datetime | None, w: Words = EN) -> str:
+    return _date(w, dt) if dt is not None else NOTHING
 
 
-def _field_value(f: Field) -> str:
+def _field_value(f: Field, w: Words = EN) -> str:
     """A field's value as mrkdwn: identifiers as inert code, words escaped, times as date tokens."""
     key = f.key
     if key is FieldKey.TYPE:
@@ -208,58 +258,64 @@ def _field_value(f: Field) -> str:
         text: str = fit(f.text or "", _NAME_BUDGET)
         return text + f" · {fit(f.detail, 100)}" if f.detail else text
     if key is FieldKey.STATUS:
-        return code(f.text or "", 100)
+        # A status the console names is said in its words, with what GES sent beside it.
+        word = w.job_status(f.text or "") if w.locale != "en" else None
+        return f"{word} {code(f.text or '', 100)}" if word else code(f.text or "", 100)
     if key in (FieldKey.BEGAN, FieldKey.ENDED):
-        return _when(f.at)
+        return _when(f.at, w)
     if key in (FieldKey.RUNNING_FOR, FieldKey.WAITING_FOR):
-        running = duration(f.span) if f.span is not None else NOTHING
-        return f"{running} (at {_when(f.at)})"
+        running = duration_words(w, f.span) if f.span is not None else NOTHING
+        return w("{span} (at {when})", span=running, when=_when(f.at, w))
     if key is FieldKey.DURATION:
-        return duration(f.span) if f.span is not None else NOTHING
+        return duration_words(w, f.span) if f.span is not None else NOTHING
     return code(f.text or "", _FIELD_BUDGET)  # graph, job id, the recovered job's id
 
 
-def _fields(fields: Sequence[Field]) -> list[str]:
+def _fields(fields: Sequence[Field], w: Words = EN) -> list[str]:
     """The facts of a job as section fields (≤ 10, each well under 2000 units)."""
-    return [f"*{f.label}*\n{_field_value(f)}" for f in fields]
+    return [f"*{w.label(f.key)}*\n{_field_value(f, w)}" for f in fields]
 
 
-def _reason_block(reason: str | None, budget: int) -> dict[str, Any] | None:
+def _reason_block(reason: str | None, budget: int, w: Words = EN) -> dict[str, Any] | None:
     if not reason or not reason.strip():
         return None
-    return section(f"*Reason*\n{code_block(reason, budget)}")
+    return section(f"*{w('Reason')}*\n{code_block(reason, budget)}")
 
 
-def _lines_text(f: FileImport) -> str:
+def _lines_text(f: FileImport, w: Words = EN) -> str:
     failed = f.failed_lines if f.failed_lines is not None and f.failed_lines >= 0 else None
     total = f.total_lines if f.total_lines is not None and f.total_lines >= 0 else None
     if failed is not None and total is not None:
-        return f" · {failed:,} of {count(total, 'line')} failed"
+        if w.locale == "en":
+            return f" · {failed:,} of {count(total, 'line')} failed"
+        return " · " + w("{failed} of {total} lines failed", failed=w.number(failed), total=w.number(total))
     if failed is not None:
-        return f" · {count(failed, 'line')} failed"
+        return " · " + w("{lines} failed", lines=_count(w, failed, "line"))
     if total is not None:
-        return f" · {count(total, 'line')}"
+        return f" · {_count(w, total, 'line')}"
     return ""
 
 
-def _file_entry(f: FileImport, cause_budget: int) -> str:
+def _file_entry(f: FileImport, cause_budget: int, w: Words = EN) -> str:
     """One import file: kind, path, status, lines, cause and log (≤ ~2200 units by construction)."""
-    status = FILE_STATUS_WORDS.get(f.status or "") or (fit(f.status, 60) if f.status else "status unknown")
-    text = f"{file_emoji(f)} *{f.kind.value}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f)}"
+    # The house words ("partly failed") are message ids of their own, apart from the group bots'.
+    known = FILE_STATUS_WORDS.get(f.status or "")
+    status = w(known) if known else (fit(f.status, 60) if f.status else w("status unknown"))
+    text = f"{file_emoji(f)} *{w(f.kind.value)}* {code(f.path, _PATH_BUDGET)} · {status}{_lines_text(f, w)}"
     if f.cause and f.cause.strip():
         text += f"\n{code_block(f.cause, cause_budget)}"
     if f.log and f.log.strip():
-        text += f"\nLog: {code(f.log, _LOG_BUDGET)}"
+        text += "\n" + w("Log: {path}", path=code(f.log, _LOG_BUDGET))
     return text
 
 
-def _ok_summary(tally: FileTally) -> str | None:
+def _ok_summary(tally: FileTally, w: Words = EN) -> str | None:
     """The "+ 12 files imported OK" note (and files of no known status), or ``None`` for no such files."""
     parts = []
     if tally.ok:
-        parts.append(f"+ {count(tally.ok, 'file')} imported OK")
+        parts.append(w("+ {files} imported OK", files=_count(w, tally.ok, "file")))
     if tally.other:
-        parts.append(f"+ {count(tally.other, 'other file')} (no failure reported)")
+        parts.append(w("+ {files} (no failure reported)", files=_count(w, tally.other, "other file")))
     return " · ".join(parts) or None
 
 
@@ -270,60 +326,85 @@ def _short_id(job_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------
 
 
-def _verb(item: AlertItem, *, mrkdwn: bool) -> str:
+def _verb(item: AlertItem, *, mrkdwn: bool, w: Words = EN) -> str:
     """What happened to the job, said once: an unknown outcome names the status GES sent."""
     if item.kind is not EventKind.UNKNOWN_OUTCOME:
-        return kind_look(item.kind).verb
+        return w.kind(item.kind)
     status = one_line(item.job.status)
-    return f"ended as “{fit(status, 60) if mrkdwn else truncate(status, 60)}” (a status ges-bot does not know)"
+    return w(
+        "ended as “{status}” (a status ges-bot does not know)",
+        status=fit(status, 60) if mrkdwn else truncate(status, 60),
+    )
 
 
-def _summary(headline: Headline) -> str:
-    """Counts by kind, most severe first: "2 failed, 1 stuck"."""
-    return ", ".join(f"{n} {kind_look(k).verb}" for k, n in headline.counts)
+def _summary(headline: Headline, w: Words = EN) -> str:
+    """Counts by kind, most severe first: "2 failed, 1 stuck" ("失败 2 个，运行超时 1 个")."""
+    return w(", ").join(w("{n} {kind}", n=n, kind=w.kind(k)) for k, n in headline.counts)
 
 
 def _graph(doc: AlertDocument) -> str:
     return one_line(graph_name(doc.graph))
 
 
-def _alert_header(doc: AlertDocument) -> dict[str, Any]:
+def _alert_header(doc: AlertDocument, w: Words = EN) -> dict[str, Any]:
     items = doc.items
     if not items or doc.headline.lead is None:  # the store drops recorded events from deliveries
-        title = f"GES jobs · {_graph(doc)}"
+        title = w("GES jobs · {graph}", graph=_graph(doc))
     elif len(items) == 1:
         look = kind_look(items[0].kind)
-        title = f"{look.emoji} {label(items[0].job)} {_verb(items[0], mrkdwn=False)} · {_graph(doc)}"
+        said = w(
+            "{job} {verb} · {graph}",
+            job=_job_label(w, items[0].job),
+            verb=_verb(items[0], mrkdwn=False, w=w),
+            graph=_graph(doc),
+        )
+        title = f"{look.emoji} {said}"
     else:
-        title = f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} · {_graph(doc)}"
+        title = f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline, w)} · {_graph(doc)}"
     return header(title)
 
 
-def _alert_text(doc: AlertDocument) -> str:
+def _alert_text(doc: AlertDocument, w: Words = EN) -> str:
     """The plain fallback: "🔴 ImportGraph failed on graph movies (job ff80808167b…): reason"."""
     items = doc.items
     graph = fit(_graph(doc), _NAME_BUDGET)
     if not items or doc.headline.lead is None:
-        return f"ges-bot: nothing to report on graph {graph}"
+        return w("ges-bot: nothing to report on graph {graph}", graph=graph)
     if len(items) == 1:
         item = items[0]
         look = kind_look(item.kind)
         job = item.job
-        text = f"{look.emoji} {fit(label(job), 100)} {_verb(item, mrkdwn=True)} on graph {graph} (job {escape(_short_id(job.job_id))})"
+        said = w(
+            "{job} {verb} on graph {graph} (job {id})",
+            job=fit(_job_label(w, job), 100),
+            verb=_verb(item, mrkdwn=True, w=w),
+            graph=graph,
+            id=escape(_short_id(job.job_id)),
+        )
+        text = f"{look.emoji} {said}"
         if job.fail_reason and job.fail_reason.strip():
-            text += f": {fit(one_line(job.fail_reason), 300)}"
+            text = w("{text}: {reason}", text=text, reason=fit(one_line(job.fail_reason), 300))
         return text
-    listed = "; ".join(
-        f"{fit(label(i.job), 60)} {_verb(i, mrkdwn=True)} (job {escape(_short_id(i.job.job_id))})"
+    listed = w("; ").join(
+        w(
+            "{job} {verb} (job {id})",
+            job=fit(_job_label(w, i.job), 60),
+            verb=_verb(i, mrkdwn=True, w=w),
+            id=escape(_short_id(i.job.job_id)),
+        )
         for i in items[:MAX_EVENTS_INLINE]
     )
-    more = f"; …and {len(items) - MAX_EVENTS_INLINE} more" if len(items) > MAX_EVENTS_INLINE else ""
-    return f"{kind_look(doc.headline.lead).emoji} {_summary(doc.headline)} on graph {graph}: {listed}{more}"
+    hidden = len(items) - MAX_EVENTS_INLINE
+    more = w("; …and {n} more", n=hidden) if hidden > 0 else ""
+    said = w("{summary} on graph {graph}: {listed}", summary=_summary(doc.headline, w), graph=graph, listed=listed)
+    return f"{kind_look(doc.headline.lead).emoji} {said}{more}"
 
 
-def _item_headline(item: AlertItem) -> str:
+def _item_headline(item: AlertItem, w: Words = EN) -> str:
     look = kind_look(item.kind)
-    return f"{look.emoji} *{fit(label(item.job), _NAME_BUDGET)}* {_verb(item, mrkdwn=True)}"
+    # Bold needs a space after its closing ``*`` in Slack, in Chinese too: its own message id.
+    said = w("*{job}* {verb}", job=fit(_job_label(w, item.job), _NAME_BUDGET), verb=_verb(item, mrkdwn=True, w=w))
+    return f"{look.emoji} {said}"
 
 
 def _item_blocks(
@@ -336,31 +417,32 @@ def _item_blocks(
     max_files: int | None,
     cause_budget: int,
     pack_files: bool,
+    w: Words = EN,
 ) -> tuple[list[dict[str, Any]], tuple[FileImport, ...]]:
     """An item's blocks, and the problem files that did not fit (``max_files``).
 
     Without ``headline`` the facts stand alone (a one-event alert: its header already says it).
     """
-    details = _details_button(project, item.job) if accessory else None
-    text = _item_headline(item) if headline else None
-    blocks = [section(text, fields=_fields(item.fields), accessory=details)]
-    reason = _reason_block(item.reason, reason_budget)
+    details = _details_button(project, item.job, w) if accessory else None
+    text = _item_headline(item, w) if headline else None
+    blocks = [section(text, fields=_fields(item.fields, w), accessory=details)]
+    reason = _reason_block(item.reason, reason_budget, w)
     if reason is not None:
         blocks.append(reason)
     problems = item.problem_files
     shown = problems if max_files is None else problems[:max_files]
     rest = problems[len(shown) :]
-    entries = [_file_entry(f, cause_budget) for f in shown]
+    entries = [_file_entry(f, cause_budget, w) for f in shown]
     if pack_files:
         blocks.extend(section(text) for text, _ in pack(entries, sep="\n\n"))
     else:
         blocks.extend(section(entry) for entry in entries)
     notes = []
-    ok = _ok_summary(item.tally)
+    ok = _ok_summary(item.tally, w)
     if ok:
         notes.append(ok)
     if rest:
-        notes.append(f"…and {count(len(rest), 'more file')} with problems, listed in the thread")
+        notes.append(w("…and {files} with problems, listed in the thread", files=_count(w, len(rest), "more file")))
     if notes:
         blocks.append(context(" · ".join(notes)))
     return blocks, rest
@@ -373,31 +455,31 @@ _MUTE_BUTTONS: dict[timedelta, tuple[str, str]] = {
 }
 
 
-def _action_button(action: Action, doc: AlertDocument) -> dict[str, Any] | None:
+def _action_button(action: Action, doc: AlertDocument, w: Words = EN) -> dict[str, Any] | None:
     """The Slack button for an action, or ``None`` when its value cannot fit a button."""
     alias = doc.project.alias
     if action.kind is ActionKind.DETAILS and action.job_id is not None:
         value = job_ref(alias, action.job_id)
-        return button("Details", ACTION_DETAILS, value) if slack_len(value) <= limits.MAX_BUTTON_VALUE else None
+        return button(w("Details"), ACTION_DETAILS, value) if slack_len(value) <= limits.MAX_BUTTON_VALUE else None
     if action.kind is ActionKind.MUTE and action.graph and action.span in _MUTE_BUTTONS:
         if slack_len(action.graph) > limits.MAX_BUTTON_VALUE:
             return None
         action_id, text = _MUTE_BUTTONS[action.span]
-        return button(text, action_id, action.graph)
+        return button(w(text), action_id, action.graph)
     if action.kind is ActionKind.ACKNOWLEDGE:
         ref = job_ref(alias, action.job_id) if action.job_id is not None else None
         return button(
-            "Acknowledge", ACTION_ACK, ref if ref is None or slack_len(ref) <= limits.MAX_BUTTON_VALUE else None
+            w("Acknowledge"), ACTION_ACK, ref if ref is None or slack_len(ref) <= limits.MAX_BUTTON_VALUE else None
         )
     return None
 
 
-def _alert_actions(doc: AlertDocument, *, with_ack: bool) -> dict[str, Any] | None:
+def _alert_actions(doc: AlertDocument, *, with_ack: bool, w: Words = EN) -> dict[str, Any] | None:
     buttons = [
         b
         for a in doc.actions
         if with_ack or a.kind is not ActionKind.ACKNOWLEDGE
-        if (b := _action_button(a, doc)) is not None
+        if (b := _action_button(a, doc, w)) is not None
     ]
     if not buttons:
         return None
@@ -416,10 +498,11 @@ def _alert_parts(
     banners: Sequence[dict[str, Any]] = (),
     buttons: bool = True,
     with_ack: bool = True,
+    w: Words = EN,
 ) -> _AlertParts:
     """The alert's blocks (header, banners, up to :data:`MAX_EVENTS_INLINE` items, actions) and
     the blocks that go to the thread instead (further items, further problem files)."""
-    blocks: list[dict[str, Any]] = [_alert_header(doc), *banners]
+    blocks: list[dict[str, Any]] = [_alert_header(doc, w), *banners]
     overflow: list[dict[str, Any]] = []
     inline = doc.items[:MAX_EVENTS_INLINE]
     many = len(doc.items) > 1
@@ -436,14 +519,14 @@ def _alert_parts(
             max_files=MAX_FILES_INLINE,
             cause_budget=_CAUSE_INLINE,
             pack_files=False,
+            w=w,
         )
         blocks.extend(item_blocks)
         if rest:
-            name = fit(label(item.job), _NAME_BUDGET)
-            overflow.append(
-                section(f"More files of *{name}* job {code(item.job.job_id, _FIELD_BUDGET)} with problems:")
-            )
-            entries = [_file_entry(f, _CAUSE_THREAD) for f in rest]
+            name = fit(_job_label(w, item.job), _NAME_BUDGET)
+            more = w("More files of *{job}* job {id} with problems:", job=name, id=code(item.job.job_id, _FIELD_BUDGET))
+            overflow.append(section(more))
+            entries = [_file_entry(f, _CAUSE_THREAD, w) for f in rest]
             overflow.extend(section(text) for text, _ in pack(entries, sep="\n\n"))
     for item in doc.items[MAX_EVENTS_INLINE:]:
         overflow.append(divider())
@@ -456,19 +539,20 @@ def _alert_parts(
             max_files=None,
             cause_budget=_CAUSE_THREAD,
             pack_files=True,
+            w=w,
         )
         overflow.extend(item_blocks)
     hidden = len(doc.items) - len(inline)
     if hidden > 0:
-        blocks.append(context(f"…and {count(hidden, 'more job')} on this graph, listed in the thread"))
+        blocks.append(context(w("…and {jobs} on this graph, listed in the thread", jobs=_count(w, hidden, "more job"))))
     if buttons:
-        actions = _alert_actions(doc, with_ack=with_ack)
+        actions = _alert_actions(doc, with_ack=with_ack, w=w)
         if actions is not None:
             blocks.append(actions)
     return _AlertParts(blocks=blocks, overflow=overflow)
 
 
-def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]]) -> tuple[SlackMessage, ...]:
+def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]], w: Words = EN) -> tuple[SlackMessage, ...]:
     if not overflow:
         return ()
     chunks = [overflow[i : i + REPLY_BLOCKS] for i in range(0, len(overflow), REPLY_BLOCKS)]
@@ -477,7 +561,7 @@ def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]]) -> tuple
         chunks = chunks[:MAX_THREAD_REPLIES]
         chunks[-1] = [
             *chunks[-1][: REPLY_BLOCKS - 1],
-            context("…and more, too long for this thread: *Details* or `/gesjobs job ID` shows every job and file"),
+            context(w("…and more, too long for this thread: *Details* or `/gesjobs job ID` shows every job and file")),
         ]
     graph = fit(_graph(doc), _NAME_BUDGET)
     emoji = kind_look(doc.headline.lead).emoji if doc.headline.lead is not None else ""
@@ -485,69 +569,97 @@ def _thread_replies(doc: AlertDocument, overflow: list[dict[str, Any]]) -> tuple
     for number, chunk in enumerate(chunks, start=1):
         # A reply never starts with a divider: it would draw a line under nothing.
         blocks = chunk[1:] if chunk and chunk[0].get("type") == "divider" and len(chunk) > 1 else chunk
-        text = f"{emoji} More of this alert on graph {graph} ({number}/{len(chunks)})".strip()
-        replies.append(_guard(SlackMessage(text=text, blocks=list(blocks))))
+        said = w("More of this alert on graph {graph} ({n}/{of})", graph=graph, n=number, of=len(chunks))
+        text = f"{emoji} {said}".strip()
+        replies.append(_guard(SlackMessage(text=text, blocks=list(blocks)), w))
     return tuple(replies)
 
 
-def _guard(message: SlackMessage) -> SlackMessage:
+def _guard(message: SlackMessage, w: Words = EN) -> SlackMessage:
     return guard(
         message,
-        fallback="ges-bot alert",
-        note="_(This message was too large to show in full; `/gesjobs` shows its jobs.)_",
+        fallback=w("ges-bot alert"),
+        note=w("_(This message was too large to show in full; `/gesjobs` shows its jobs.)_"),
     )
 
 
-def render_document(doc: AlertDocument) -> RenderedAlert:
-    """The Slack message for an alert document, plus the replies to post in its thread."""
-    parts = _alert_parts(doc)
-    message = _guard(SlackMessage(text=truncate(_alert_text(doc), TEXT_LIMIT), blocks=parts.blocks))
-    return RenderedAlert(message=message, thread_replies=_thread_replies(doc, parts.overflow))
+def render_document(doc: AlertDocument, *, locale: str = "en") -> RenderedAlert:
+    """The Slack message for an alert document, plus the replies to post in its thread, in ``locale``."""
+    w = _words(locale)
+    parts = _alert_parts(doc, w=w)
+    message = _guard(SlackMessage(text=truncate(_alert_text(doc, w), TEXT_LIMIT), blocks=parts.blocks), w)
+    return RenderedAlert(message=message, thread_replies=_thread_replies(doc, parts.overflow, w))
 
 
 def render_alert(delivery: Delivery, project: ProjectInfo, now: datetime) -> RenderedAlert:
-    """The message for a delivery (all events of one graph from one tick), plus thread replies."""
-    return render_document(alert_document(delivery, project, now))
+    """The message for a delivery (all events of one graph from one tick), plus thread replies, in
+    the delivery's language."""
+    return render_document(alert_document(delivery, project, now), locale=delivery.locale)
 
 
-def render_recovery_reply(event: JobEvent, project: ProjectInfo, now: datetime) -> SlackMessage:
-    """A reply in the failure's thread: this graph's job succeeded again."""
+def render_recovery_reply(event: JobEvent, project: ProjectInfo, now: datetime, *, locale: str = "en") -> SlackMessage:
+    """A reply in the failure's thread: this graph's job succeeded again (in ``locale``)."""
+    w = _words(locale)
     job = event.job
-    name = fit(label(job), _NAME_BUDGET)
-    text = f"✅ *{name}* recovered on graph {code(event.graph, _FIELD_BUDGET)}: job {code(job.job_id, _FIELD_BUDGET)} succeeded"
+    name = fit(_job_label(w, job), _NAME_BUDGET)
+    graph, job_id = code(event.graph, _FIELD_BUDGET), code(job.job_id, _FIELD_BUDGET)
     if event.recovers_job_id:
-        text += f" after the failure of job {code(event.recovers_job_id, _FIELD_BUDGET)}"
-    fields = _fields(job_fields(job, project, now))
-    blocks = [section(text, fields=fields, accessory=_details_button(project, job))]
-    fallback = (
-        f"✅ {fit(label(job), 100)} recovered on graph "
-        f"{fit(one_line(graph_name(event.graph)), _NAME_BUDGET)} (job {escape(_short_id(job.job_id))})"
+        text = w(
+            "✅ *{job}* recovered on graph {graph}: job {id} succeeded after the failure of job {failed}",
+            job=name,
+            graph=graph,
+            id=job_id,
+            failed=code(event.recovers_job_id, _FIELD_BUDGET),
+        )
+    else:
+        text = w("✅ *{job}* recovered on graph {graph}: job {id} succeeded", job=name, graph=graph, id=job_id)
+    fields = _fields(job_fields(job, project, now), w)
+    blocks = [section(text, fields=fields, accessory=_details_button(project, job, w))]
+    fallback = w(
+        "✅ {job} recovered on graph {graph} (job {id})",
+        job=fit(_job_label(w, job), 100),
+        graph=fit(one_line(graph_name(event.graph)), _NAME_BUDGET),
+        id=escape(_short_id(job.job_id)),
     )
-    return _guard(SlackMessage(text=fallback, blocks=blocks))
+    return _guard(SlackMessage(text=fallback, blocks=blocks), w)
 
 
-def _recovered_banner(recovery: JobEvent) -> dict[str, Any]:
+def _recovered_banner(recovery: JobEvent, w: Words = EN) -> dict[str, Any]:
     job = recovery.job
-    name = fit(label(job), _NAME_BUDGET)
+    name = fit(_job_label(w, job), _NAME_BUDGET)
     return section(
-        f"✅ *Recovered* by {name} job {code(job.job_id, _FIELD_BUDGET)} at {date_token(job.end_time or recovery.at)}"
+        w(
+            "✅ *Recovered* by {job} job {id} at {when}",
+            job=name,
+            id=code(job.job_id, _FIELD_BUDGET),
+            when=_date(w, job.end_time or recovery.at),
+        )
     )
 
 
-def _ack_banner(by_user: str, now: datetime) -> dict[str, Any]:
-    who = mention(by_user) or "someone"
-    return context(f"👀 Acknowledged by {who} at {date_token(now)}")
+def _ack_banner(by_user: str, now: datetime, w: Words = EN) -> dict[str, Any]:
+    who = mention(by_user) or w("someone")
+    return context(w("👀 Acknowledged by {who} at {when}", who=who, when=_date(w, now)))
+
+
+def acknowledgement(who: str, now: datetime, *, button_text: str) -> tuple[dict[str, Any], str]:
+    """The "👀 Acknowledged by …" context line and the fallback's prefix for an alert as Slack sent
+    it back with the click, in the language its Acknowledge button was written in (the alert's)."""
+    w = next((_words(lang) for lang in LANGUAGES if _words(lang)("Acknowledge") == button_text), EN)
+    line = context(w("👀 Acknowledged by {who} at {when}", who=who, when=_date(w, now)))
+    return line, w("👀 Acknowledged: {text}", text="")
 
 
 def render_recovered_original(
     original: Delivery, recovery: JobEvent, project: ProjectInfo, now: datetime
 ) -> SlackMessage:
     """``chat.update`` of the original failure message: same content under a "✅ Recovered" banner,
-    buttons removed (there is nothing left to mute or acknowledge)."""
+    buttons removed (there is nothing left to mute or acknowledge); in the original's language."""
+    w = _words(original.locale)
     doc = alert_document(original, project, now)
-    parts = _alert_parts(doc, banners=[_recovered_banner(recovery)], buttons=False)
-    text = truncate(f"✅ Recovered: {_alert_text(doc)}", TEXT_LIMIT)
-    return _guard(SlackMessage(text=text, blocks=parts.blocks))
+    parts = _alert_parts(doc, banners=[_recovered_banner(recovery, w)], buttons=False, w=w)
+    text = truncate(w("✅ Recovered: {text}", text=_alert_text(doc, w)), TEXT_LIMIT)
+    return _guard(SlackMessage(text=text, blocks=parts.blocks), w)
 
 
 def render_acknowledged(
@@ -563,13 +675,14 @@ def render_acknowledged(
     ``by_user`` is Slack's user id; it becomes a mention only if it looks like one. Pass
     ``recovery`` when the alert had already been marked recovered (then no buttons remain).
     """
-    banners = [_ack_banner(by_user, now)]
+    w = _words(original.locale)
+    banners = [_ack_banner(by_user, now, w)]
     if recovery is not None:
-        banners.insert(0, _recovered_banner(recovery))
+        banners.insert(0, _recovered_banner(recovery, w))
     doc = alert_document(original, project, now)
-    parts = _alert_parts(doc, banners=banners, buttons=recovery is None, with_ack=False)
-    text = truncate(f"👀 Acknowledged: {_alert_text(doc)}", TEXT_LIMIT)
-    return _guard(SlackMessage(text=text, blocks=parts.blocks))
+    parts = _alert_parts(doc, banners=banners, buttons=recovery is None, with_ack=False, w=w)
+    text = truncate(w("👀 Acknowledged: {text}", text=_alert_text(doc, w)), TEXT_LIMIT)
+    return _guard(SlackMessage(text=text, blocks=parts.blocks), w)
 
 
 # -- job detail ------------------------------------------------------------------------------

@@ -12,6 +12,13 @@ the graph it names (a graph called ``g*`` is not a pattern), a typed mute is a p
 ``status_changed`` events never route; ``unknown_outcome`` events (a status ges-bot does not know)
 route like failures, to subscriptions that ask for them (the default ones do).
 
+It also owns a delivery's language (:func:`delivery_locale`). One message per channel per event
+stays the rule, so when several subscriptions of a channel match and ask for different languages,
+one of them decides: a language other than English wins (someone asked for it on purpose — a
+channel's English ``*`` from long ago must not undo a new ``prod-* lang zh-CN``), and between two
+such languages the lowest subscription id (config-file ones first, then the oldest Slack one).
+The choice is stored with the outbox row, so every replica renders the same words.
+
 It also owns the order of events inside a delivery (:func:`event_order`: failures first), which
 rendering keeps. Pure: no I/O, no clock (``now`` is an argument), no database; it must not render.
 """
@@ -24,7 +31,7 @@ from datetime import datetime
 
 from ges_bot.domain import Delivery, EventKind, JobEvent, Mute, MutedDelivery, Subscription
 
-__all__ = ["KIND_SEVERITY", "RoutingResult", "event_order", "route"]
+__all__ = ["KIND_SEVERITY", "RoutingResult", "delivery_locale", "event_order", "route"]
 
 #: Most urgent first: the order of events in a delivery and the kind a multi-event alert leads with.
 KIND_SEVERITY: dict[EventKind, int] = {
@@ -53,6 +60,12 @@ def event_order(event: JobEvent) -> tuple[int, datetime, str]:
     job = event.job
     when = job.end_time or job.begin_time or event.at
     return (KIND_SEVERITY.get(event.kind, len(KIND_SEVERITY)), when, job.job_id)
+
+
+def delivery_locale(subscriptions: Sequence[Subscription]) -> str:
+    """The language of one delivery from the subscriptions that routed it (see the module docstring)."""
+    chosen = sorted((s for s in subscriptions if s.locale != "en"), key=lambda s: s.id)
+    return chosen[0].locale if chosen else "en"
 
 
 @dataclass
@@ -99,6 +112,7 @@ def route(
             events=tuple(sorted(group.events.values(), key=event_order)),
             team=next((s.team for s in subs if s.team is not None), None),
             subscription_ids=tuple(s.id for s in subs),
+            locale=delivery_locale(subs),
         )
         mute = _mute_for(mutes, channel, graph, now)
         if mute is None:

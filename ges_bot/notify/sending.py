@@ -133,7 +133,7 @@ class Sender:
             rendered = render.render_alert(replace(delivery, events=(event,)), project, now)
             return await self.poster.post(delivery.channel, rendered.message, record=record, claim=claim)
         await self._update_original(original, event, project, now)
-        reply = render.render_recovery_reply(event, project, now)
+        reply = render.render_recovery_reply(event, project, now, locale=delivery.locale)
         sent = await self.poster.post(delivery.channel, reply, thread_ts=original.ts, record=record, claim=claim)
         if isinstance(sent, Sent) and not original.recovered:
             await self.store.mark_message_recovered(original.channel, original.ts)

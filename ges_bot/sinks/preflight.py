@@ -89,9 +89,18 @@ def _static(sink: SinkSettings, config: Config, report: _Report) -> None:
     fix = None
     if sink.type in SIGNING_PLATFORMS and sink.secret is None:
         fix = "turn on the bot's signature verification (Lark) / 加签 (DingTalk) and set secret_env, so a leaked URL alone cannot post"
-    if routed == 0:
-        fix = "no [[subscriptions]] names this sink: add one with sink = " + repr(sink.name)
-    report.add("sinks", True, f"{where}: URL has the right shape, {signing}, {routed} subscription(s)", fix)
+    digests = sum(1 for d in config.digests if d.channel == sink.target)
+    ops = sink.name in config.ops_sinks
+    uses = (
+        f"{routed} subscription(s)" + (f", {digests} digest(s)" if digests else "") + (", ops notices" if ops else "")
+    )
+    if routed == 0 and not digests and not ops:
+        fix = (
+            "no [[subscriptions]] names this sink: add one with sink = "
+            + repr(sink.name)
+            + " (or a [[digests]] table with it, or list it in [ops] sinks)"
+        )
+    report.add("sinks", True, f"{where}: URL has the right shape, {signing}, {uses}", fix)
 
 
 async def check_sinks(

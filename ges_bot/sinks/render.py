@@ -28,7 +28,7 @@ def render_alert(platform: str, doc: AlertDocument, locale: str, *, start: int =
         case "teams":
             return teams.render(doc, w, start=start)
         case "slack":
-            return slackhook.render(doc, start=start)
+            return slackhook.render(doc, start=start, locale=w.locale)
     raise ValueError(f"unknown sink type {platform!r}")
 
 

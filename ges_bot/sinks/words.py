@@ -16,7 +16,7 @@ so a translation can move the values around but never un-escape them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 from ges_bot.domain import EventKind, FileStatus
 from ges_bot.notify.document import FieldKey
 
-# Babel is imported where it is first used: ~1 MiB resident at start, and only a bot with a
-# group-bot sink (Lark, DingTalk, WeCom, Teams) ever writes these words.
+# Babel is imported where it is first used (a number, an instant, a duration or a catalogue to
+# read), not at start: ~1 MiB resident, and English words alone need none of it.
 if TYPE_CHECKING:
     from babel import Locale as BabelLocale
     from babel.messages.catalog import Catalog
@@ -137,6 +137,27 @@ class Words:
         sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
         hours = f"{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
         return f"{written} UTC{sign}{hours}"
+
+    def due(self, at: datetime) -> str:
+        """A digest's due time in the zone: "Mon, Nov 30, 2026 09:00" / "2026年11月30日周一 09:00"."""
+        from babel.dates import format_skeleton
+
+        local = at.astimezone(ZoneInfo(self.zone))
+        return (
+            f"{format_skeleton('yMMMEd', local, locale=self._babel)} {format_skeleton('Hm', local, locale=self._babel)}"
+        )
+
+    def day(self, day: date) -> str:
+        """A local day, short: "Mon, 11/30" / "11/30周一"."""
+        from babel.dates import format_skeleton
+
+        return format_skeleton("MEd", day, locale=self._babel)
+
+    def percent(self, rate: float) -> str:
+        """A share as a percentage with one decimal ("12.5%")."""
+        from babel.numbers import format_percent
+
+        return format_percent(rate, "#,##0.0%", locale=self._babel)
 
     def span(self, span: timedelta | None) -> str:
         """A duration the locale's way, to the unit that matters ("75 minutes", "75分钟")."""

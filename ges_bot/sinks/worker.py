@@ -12,6 +12,10 @@ the Slack worker never claims them), through the same outbox and its fenced clai
   broken (logged once by name, shown by :meth:`SinkWorker.broken` in ``/healthz``), its rows wait
   and are retried every ``broken_recheck_s``; oversized or refused → the next, shorter rendering
   at once, and at the shortest the row is given up; anything else → capped, jittered backoff;
+- **ops notices** (``[ops] sinks``): a row whose ``notice`` is set tells of an ops incident's start
+  or end (``sinks.notice``) and is paced, posted and recorded like an alert;
+- **digests** (:meth:`SinkWorker.post`): a body drawn outside the outbox rows takes its turn in the
+  same pacer and is classified the same way; the digest outbox records it (``ges_bot.digests``);
 - **nothing lost**: a row is marked sent only after the platform took it; a row is given up only
   when it is older than ``give_up_after_s`` (or no rendering is accepted) and then stays in the
   outbox as dead, counted by ``/healthz``.
@@ -28,7 +32,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,7 +41,8 @@ from ges_bot.config import SinkSettings
 from ges_bot.domain import ProjectInfo
 from ges_bot.errors import StoreError
 from ges_bot.notify.document import alert_document
-from ges_bot.sinks.compose import LEVELS
+from ges_bot.sinks.compose import LEVELS, Rendered
+from ges_bot.sinks.notice import render_ops_notice
 from ges_bot.sinks.render import render_alert
 from ges_bot.sinks.sender import Answer, Outcome, SinkSender
 from ges_bot.sinks.targets import sink_name_of
@@ -71,6 +76,8 @@ class SinkPolicy:
     broken_recheck_s: float = 600.0
     give_up_after_s: float = 24 * 3600.0
     idle_poll_s: float = 1.0
+    #: A body posted from outside the outbox rows (a digest) waits this long for its turn at most.
+    max_wait_s: float = 10.0
 
 
 @dataclass
@@ -210,7 +217,7 @@ class SinkWorker:
             await self.store.mark_dead(item.id, f"sink {name!r} is not configured", now, worker=self.worker_id)
             log.warning("outbox row %d: sink %r is not configured; given up", item.id, name)
             return
-        if not item.delivery.events:
+        if not item.delivery.events and item.notice is None:
             await self.store.mark_dead(item.id, "nothing to deliver", now, worker=self.worker_id)
             return
         if now > self._post_by:
@@ -232,6 +239,11 @@ class SinkWorker:
             self.pacer.hold(name, item.id, at)
             await self.store.mark_retry(item.id, "paced", datetime.fromtimestamp(at, now.tzinfo), worker=self.worker_id)
             return
+        if item.notice is not None:
+            # An ops incident's start or end ([ops] sinks): a few lines, far below every limit.
+            body = render_ops_notice(sink.type, item.notice, sink.locale, zone=self.zone)
+            await self._record(name, sink, item, await self.sender.send(sink, body))
+            return
         project = self.projects.get(item.delivery.project) or ProjectInfo(alias=item.delivery.project, project_id="")
         doc = alert_document(item.delivery, project, now)
         level = 0
@@ -248,6 +260,56 @@ class SinkWorker:
                 continue
             break
         await self._record(name, sink, item, answer)
+
+    # -- a body from outside the outbox rows (a digest) ------------------------------------------
+
+    async def post(self, name: str, build: Callable[[int], Rendered], *, key: int, levels: int) -> Answer:
+        """Post a body ``build(level)`` draws to sink ``name`` as its rows are posted: in its turn
+        (the same :class:`Pacer`: a turn within ``max_wait_s`` is waited for, a later one is
+        answered ``RATE`` with the wait), signed, a shorter rendering (the next level, up to
+        ``levels``) when the platform finds it too large, the sink noted broken or rate limited
+        from the answer. ``key`` names the body in the pacer (negative: never an outbox row id).
+        The caller records the answer (``ges_bot.digests`` does, in the digest outbox)."""
+        sink = self.sinks.get(name)
+        if sink is None:
+            return Answer(Outcome.REFUSED, f"sink {name!r} is not configured")
+        now = self.clock()
+        probe = self._next_probe.get(name)
+        if name in self._broken and probe is not None and now < probe:
+            return Answer(Outcome.BROKEN, self._broken[name], (probe - now).total_seconds())
+        at = self.pacer.slot(name, sink.type, key, now.timestamp())
+        wait = at - now.timestamp()
+        if wait > self.policy.max_wait_s:
+            self.pacer.hold(name, key, at)
+            return Answer(Outcome.RATE, "paced", wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        level = 0
+        while True:
+            rendered = build(level)
+            answer = await self.sender.send(sink, rendered.body)
+            if answer.outcome in (Outcome.OVERSIZED, Outcome.REFUSED) and rendered.level < levels - 1:
+                level = rendered.level + 1
+                log.info("sink %s: %s; sending a shorter rendering (level %d)", name, answer.detail, level)
+                continue
+            break
+        now = self.clock()
+        match answer.outcome:
+            case Outcome.SENT:
+                if self._broken.pop(name, None) is not None:
+                    log.info("sink %s works again", name)
+            case Outcome.RATE:
+                self.pacer.block(name, now.timestamp() + (answer.retry_after or 60.0))
+            case Outcome.BROKEN:
+                if self._broken.get(name) != answer.detail:
+                    log.error("sink %s is broken: %s", name, answer.detail)
+                self._broken[name] = answer.detail
+                delay = self.policy.broken_recheck_s * (0.9 + self.rng.random() * 0.2)
+                self._next_probe[name] = now + timedelta(seconds=delay)
+                return Answer(answer.outcome, answer.detail, delay)
+            case _:
+                pass
+        return answer
 
     def _old(self, item: OutboxItem, now: datetime) -> bool:
         return (now - item.created_at).total_seconds() > self.policy.give_up_after_s

@@ -1,8 +1,9 @@
 """The Slack app: bolt's ``AsyncApp`` with ``/gesjobs``, the alert buttons and the Home tab.
 
 This module owns the conversation with people in Slack: every request is acknowledged first
-(Slack gives 3 seconds), and the work — parsing, asking GES or the store, rendering — happens after
-the ack, the answer going to the request's ``response_url``. It decides who may change
+(Slack gives 3 seconds) and answered at once; the work — parsing, asking GES or the store,
+rendering — happens after the ack in a task of ``slackapp.inflight``, the answer going to the
+request's ``response_url``. It decides who may change
 subscriptions and mutes (``GES_BOT_ADMINS``; a long mute of every graph is an admin's), logs and
 announces every mute and unmute in its channel, shows each person the Home tab of their own
 channels, and counts commands in ``metrics.COMMANDS``.
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +60,7 @@ from ges_bot.schedule import DigestSchedule
 from ges_bot.services import Services
 from ges_bot.slackapp import charting, commands, statsview, views
 from ges_bot.slackapp.fairuse import LiveQueryLimiter
+from ges_bot.slackapp.inflight import Inflight
 from ges_bot.slackapp.queries import JobLookup, QueryProblem, QueryRunner, SourceKind, unknown_project
 from ges_bot.slackapp.timezones import TimezoneCache
 from ges_bot.store.api import JobQuery
@@ -181,8 +183,11 @@ class _Answer:
 class GesSlackApp:
     """The handlers, with what they share: services, the Slack client, the time-zone cache."""
 
-    def __init__(self, services: Services, client: AsyncWebClient, options: SlackAppOptions) -> None:
+    def __init__(
+        self, services: Services, client: AsyncWebClient, options: SlackAppOptions, inflight: Inflight
+    ) -> None:
         self.services = services
+        self.inflight = inflight
         self.client = client
         self.options = options
         settings = services.config.settings
@@ -207,14 +212,36 @@ class GesSlackApp:
     # --- wiring --------------------------------------------------------------------------------
 
     def register(self, app: AsyncApp) -> None:
-        app.command(_SLASH_COMMAND)(self.on_command)
-        app.action(render.ACTION_DETAILS)(self.on_details)
-        app.action(render.ACTION_MUTE_1H)(self.on_mute_button)
-        app.action(render.ACTION_MUTE_24H)(self.on_mute_button)
-        app.action(render.ACTION_ACK)(self.on_acknowledge)
-        app.action(render.ACTION_DETAIL_PREV)(self.on_detail_page)
-        app.action(render.ACTION_DETAIL_NEXT)(self.on_detail_page)
-        app.event("app_home_opened")(self.on_home_opened)
+        app.command(_SLASH_COMMAND)(self._acked("/gesjobs", self.on_command))
+        app.action(render.ACTION_DETAILS)(self._acked("details", self.on_details))
+        app.action(render.ACTION_MUTE_1H)(self._acked("mute", self.on_mute_button))
+        app.action(render.ACTION_MUTE_24H)(self._acked("mute", self.on_mute_button))
+        app.action(render.ACTION_ACK)(self._acked("acknowledge", self.on_acknowledge))
+        app.action(render.ACTION_DETAIL_PREV)(self._acked("detail page", self.on_detail_page))
+        app.action(render.ACTION_DETAIL_NEXT)(self._acked("detail page", self.on_detail_page))
+        app.event("app_home_opened")(self._after_event("home tab", self.on_home_opened))
+
+    def _acked(
+        self, name: str, work: Callable[[Mapping[str, Any]], Coroutine[Any, Any, None]]
+    ) -> Callable[..., Awaitable[None]]:
+        """A listener that acks — Slack shows the user an error after 3 s without it — and leaves
+        the work to a task of its own, so the request is answered as soon as the ack is given."""
+
+        async def listener(ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
+            await ack()
+            self.inflight.spawn(work(body), name)
+
+        return listener
+
+    def _after_event(
+        self, name: str, work: Callable[[Mapping[str, Any], Mapping[str, Any]], Coroutine[Any, Any, None]]
+    ) -> Callable[..., Awaitable[None]]:
+        """An event listener (bolt acks events itself) whose work runs after the request is answered."""
+
+        async def listener(event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+            self.inflight.spawn(work(event, body), name)
+
+        return listener
 
     # --- Slack plumbing ------------------------------------------------------------------------
 
@@ -254,9 +281,7 @@ class GesSlackApp:
 
     # --- /gesjobs ------------------------------------------------------------------------------
 
-    async def on_command(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
-        # Ack before anything else: Slack shows the user an error after 3 s without it.
-        await ack()
+    async def on_command(self, body: Mapping[str, Any]) -> None:
         text = str(body.get("text") or "")
         asker = _Asker(
             user=str(body.get("user_id") or ""),
@@ -381,6 +406,7 @@ class GesSlackApp:
                 team=asker.team,
                 created_by=asker.user,
                 created_at=now,
+                locale=command.locale,
             )
         )
         subscriptions = [*await self.services.store.subscriptions(asker.channel), *self._config_subscriptions(asker)]
@@ -400,7 +426,7 @@ class GesSlackApp:
 
     @staticmethod
     def _job_result(found: JobLookup) -> str:
-        return "ok" if found.source.kind is SourceKind.LIVE else "snapshots"
+        return {SourceKind.LIVE: "ok", SourceKind.RECENT: "recent"}.get(found.source.kind, "snapshots")
 
     def _config_subscriptions(self, asker: _Asker) -> list[Subscription]:
         # Config files may name a channel by id or by name.
@@ -445,9 +471,10 @@ class GesSlackApp:
                 project=command.project,
                 created_by=asker.user,
                 created_at=self._now(),
+                locale=command.locale,
             )
         )
-        log.info("/gesjobs: %s subscribed %s to %r", asker.user, asker.channel, command.pattern)
+        log.info("/gesjobs: %s subscribed %s to %r (%s)", asker.user, asker.channel, command.pattern, command.locale)
         return _Answer(views.subscribed_message(sub, asker.channel))
 
     async def _unsubscribe(self, command: commands.Unsubscribe, asker: _Asker) -> _Answer:
@@ -551,8 +578,7 @@ class GesSlackApp:
             return views.missing_job_modal(job_id, found.message)
         return render.render_job_detail_modal(found.job, self._project_info(found.project), self._now(), page=page)
 
-    async def on_details(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
-        await ack()
+    async def on_details(self, body: Mapping[str, Any]) -> None:
         value = str(self._action(body).get("value") or "")
         try:
             project, job_id = render.parse_job_ref(value)
@@ -594,8 +620,7 @@ class GesSlackApp:
         except Exception as exc:
             log.warning("slack: views.update failed: %s", _slack_error(exc))
 
-    async def on_detail_page(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
-        await ack()
+    async def on_detail_page(self, body: Mapping[str, Any]) -> None:
         value = str(self._action(body).get("value") or "")
         view_info = body.get("view") or {}
         try:
@@ -610,8 +635,7 @@ class GesSlackApp:
             view = await self._modal_from_ges(project, job_id, self._user(body), page)
         await self._update_view(view_info.get("id"), view_info.get("hash"), view)
 
-    async def on_mute_button(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
-        await ack()
+    async def on_mute_button(self, body: Mapping[str, Any]) -> None:
         action = self._action(body)
         span = render.MUTE_ACTIONS.get(str(action.get("action_id") or ""))
         graph = str(action.get("value") or "")
@@ -648,8 +672,7 @@ class GesSlackApp:
         await self._announce_mute(mute, now)
         await self._respond(response_url, views.mute_button_message(mute, span, user))
 
-    async def on_acknowledge(self, ack: Callable[..., Awaitable[None]], body: Mapping[str, Any]) -> None:
-        await ack()
+    async def on_acknowledge(self, body: Mapping[str, Any]) -> None:
         message = body.get("message") or {}
         channel = self._channel(body)
         user = self._user(body)
@@ -802,9 +825,11 @@ def build_app(
     api_url: str,
     socket_mode: bool,
     options: SlackAppOptions | None = None,
+    inflight: Inflight | None = None,
 ) -> AsyncApp:
     """The bolt app. In HTTP mode every request must carry a valid Slack signature (bolt answers
-    401 otherwise); in Socket Mode requests arrive over the app's own WebSocket, unsigned."""
+    401 otherwise); in Socket Mode requests arrive over the app's own WebSocket, unsigned. The work
+    after each ack runs in ``inflight`` (the caller drains it on stop)."""
     options = options or SlackAppOptions()
     if not socket_mode and not signing_secret:
         raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information → Signing Secret)")
@@ -818,11 +843,13 @@ def build_app(
         client=client,
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
-        process_before_response=False,
+        # Listeners only ack and hand their work to ``inflight``: answered at once, without bolt's
+        # 10 ms ack polling (see slackapp.inflight).
+        process_before_response=True,
         logger=_bolt_logger(),
         name="ges-bot",
     )
-    GesSlackApp(services, client, options).register(app)
+    GesSlackApp(services, client, options, Inflight() if inflight is None else inflight).register(app)
     return app
 
 

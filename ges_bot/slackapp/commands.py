@@ -14,10 +14,10 @@ Grammar in short (case-insensitive; words in any order where that is unambiguous
     (empty) | help [topic]
     [jobs] {status} {time} [graph P] [type NAME] [project A] [limit N] [public] [P]
     job ID [project A] [public]
-    subscribe P {sub-status} [project A]   |  unsubscribe P [project A]  |  subscriptions
+    subscribe P {sub-status} [project A] [lang L]   |  unsubscribe P [project A]  |  subscriptions
     mute P DURATION  |  unmute P  |  status
     stats [time] [graph P] [project A] [by graph | duration] [public]
-    digest daily HH:MM [always]  |  digest weekly DAY HH:MM [always]  |  digest off  |  digest
+    digest daily HH:MM [always] [lang L]  |  digest weekly DAY HH:MM [always] [lang L]  |  digest off  |  digest
 
 A bare word that is not a keyword is read as the graph ``P`` — unless it is close to a keyword,
 in which case it is far more likely a typo and the answer suggests the keyword. ``graph P``
@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 # kinds_from_words keeps one vocabulary of subscription words: config-file subscriptions and
 # Slack subscriptions must accept exactly the same words.
-from ges_bot.domain import ACTIVE_STATUSES, EventKind, JobStatus, kinds_from_words
+from ges_bot.domain import ACTIVE_STATUSES, LANGUAGES, EventKind, JobStatus, kinds_from_words, language_of
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -183,11 +183,12 @@ class JobDetail:
 class Subscribe:
     """Alert this channel about graphs matching ``pattern``. ``statuses`` are the user's words
     (lower-cased, as typed); empty means the default (failed, partially failed and unknown
-    outcomes)."""
+    outcomes). ``locale``: the language of the alerts (``en`` or ``zh-CN``)."""
 
     pattern: str
     statuses: tuple[str, ...] = ()
     project: str | None = None
+    locale: str = "en"
 
     @property
     def kinds(self) -> frozenset[EventKind]:
@@ -244,11 +245,12 @@ class Stats:
 class Digest:
     """Post a digest to this channel every day (``weekday`` ``None``) or every week on
     ``weekday`` (0 = Monday) at ``at`` in the subscriber's zone; ``always`` posts even when
-    nothing ran."""
+    nothing ran; ``locale`` is its language (``en`` or ``zh-CN``)."""
 
     at: time
     weekday: int | None = None
     always: bool = False
+    locale: str = "en"
 
     @property
     def schedule(self) -> str:
@@ -329,6 +331,8 @@ _SUB_STATUS = (
     "unknown-outcome",
     "all",
 )
+#: ``lang zh-CN`` after a subscription or a digest.
+_LANG_WORDS = ("lang", "language")
 _ANYTIME = ("anytime", "ever")
 _RANGE_WORDS = ("today", "yesterday", "last", "past", "this", "week", "since", *_ANYTIME)
 _CLAUSES = ("graph", "graphs", "type", "project", "limit", "public")
@@ -342,6 +346,7 @@ _KEYWORDS: frozenset[str] = frozenset(
     {
         *_QUERY_STATUS,
         *_SUB_STATUS,
+        *_LANG_WORDS,
         *_RANGE_WORDS,
         *_CLAUSES,
         *_QUERY_FILLERS,
@@ -427,6 +432,7 @@ _HELP_SUBSCRIBE = """\
 *Alerts in this channel*
 • `/gesjobs subscribe prod-*` — alert here when a job of a graph matching `prod-*` fails, partially fails or ends in a status the bot does not know (`unknown`: it may be a failure)
 • `/gesjobs subscribe movies failed succeeded stuck project prod` — choose what to hear about: `failed`, `partial`, `unknown`, `succeeded`, `recovered`, `stuck`, `all`
+• `/gesjobs subscribe prod-* lang zh-CN` — the alerts in Chinese (`lang en`: English, the default)
 • `/gesjobs unsubscribe prod-*`
 • `/gesjobs subscriptions` — this channel's subscriptions"""
 
@@ -444,7 +450,7 @@ Also: any time range, `project <alias>`, `public`."""
 _HELP_DIGEST = """\
 *Digests in this channel*
 • `/gesjobs digest daily 09:00` — every morning (your time zone): failures, stuck jobs, totals, flaky graphs and the chart
-• `/gesjobs digest weekly mon 09:00` · add `always` to post even when nothing ran · `/gesjobs digest off` · `/gesjobs digest` shows it"""
+• `/gesjobs digest weekly mon 09:00` · add `always` to post even when nothing ran · add `lang zh-CN` for Chinese · `/gesjobs digest off` · `/gesjobs digest` shows it"""
 
 _HELP_STATUS = """\
 *The bot*
@@ -1036,19 +1042,37 @@ class _Parser:
         if not m:
             raise _Problem(f"`{_shown(clock)}` isn't a time of day; write it as `09:00` (24-hour, your time zone).")
         always = False
+        locale = "en"
         while self.more():
             word = self.take().lower()
+            if word in _LANG_WORDS:
+                locale = self.language()
+                continue
             if word != "always":
-                raise _Problem(f"unknown word `{_shown(word)}`; a digest takes only `always` after its time.")
+                raise _Problem(
+                    f"unknown word `{_shown(word)}`; a digest takes only `always` and `lang zh-CN` after its time."
+                )
             always = True
-        return Digest(time(int(m.group(1)), int(m.group(2))), weekday, always)
+        return Digest(time(int(m.group(1)), int(m.group(2))), weekday, always, locale)
+
+    def language(self) -> str:
+        """The language after ``lang``: ``en`` or ``zh-CN`` (``zh``, ``中文`` … are read as ``zh-CN``)."""
+        choices = " or ".join(f"`{name}`" for name in LANGUAGES)
+        if not self.more():
+            raise _Problem(f"`lang` needs a language: {choices}, e.g. `lang zh-CN`.")
+        word = self.take()
+        language = language_of(word)
+        if language is None:
+            raise _Problem(f"unknown language `{_shown(word)}`; choose {choices}.")
+        return language
 
     # -- subscriptions and mutes --------------------------------------------------------------
     def subscribe(self) -> Subscribe:
         pattern: str | None = None
         words: list[str] = []
         project: str | None = None
-        vocabulary = (*_SUB_STATUS, "project", "graph")
+        locale = "en"
+        vocabulary = (*_SUB_STATUS, "project", "graph", "lang")
         while self.more():
             i = self.pos
             token = self.take()
@@ -1068,6 +1092,9 @@ class _Parser:
             if low == "project":
                 project = self.project_argument(project)
                 continue
+            if low in _LANG_WORDS:
+                locale = self.language()
+                continue
             if low in ("running", "pending", "waiting"):
                 raise _Problem(
                     f"alerts come when a job ends or gets stuck, so `{low}` can't be subscribed to; "
@@ -1086,7 +1113,7 @@ class _Parser:
             kinds_from_words(words)
         except ValueError as exc:
             raise _Problem(str(exc)) from None
-        return Subscribe(pattern, tuple(words), project)
+        return Subscribe(pattern, tuple(words), project, locale)
 
     def pattern_and_project(
         self, verb: str, *, fillers: tuple[str, ...], allow_project: bool = True
@@ -1199,7 +1226,8 @@ def command_text(command: Command) -> str:
         return text + (" public" if command.public else "")
     if isinstance(command, Subscribe):
         text = " ".join(["subscribe", _pattern_text(command.pattern), *command.statuses])
-        return text + (f" project {command.project}" if command.project is not None else "")
+        text += f" project {command.project}" if command.project is not None else ""
+        return text + (f" lang {command.locale}" if command.locale != "en" else "")
     if isinstance(command, Unsubscribe):
         text = f"unsubscribe {_pattern_text(command.pattern)}"
         return text + (f" project {command.project}" if command.project is not None else "")
@@ -1225,7 +1253,8 @@ def command_text(command: Command) -> str:
             words.append("public")
         return " ".join(words)
     if isinstance(command, Digest):
-        return f"digest {command.schedule}" + (" always" if command.always else "")
+        text = f"digest {command.schedule}" + (" always" if command.always else "")
+        return text + (f" lang {command.locale}" if command.locale != "en" else "")
     if isinstance(command, DigestOff):
         return "digest off"
     if isinstance(command, DigestShow):

@@ -163,6 +163,14 @@ class _Found:
     job_count: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Snapshots read for a question, and where they came from."""
+
+    source: Source
+    rows: tuple[Snapshot, ...]
+
+
 class _Shared(Generic[_R]):
     """Concurrent identical listings share one: twenty people asking "all last 7d" at the same
     moment cost GES (and the bot's CPU) one listing, not twenty. Only listings *in flight* are
@@ -232,6 +240,7 @@ class QueryRunner:
         self.lookup_window = lookup_window
         self._shared: _Shared[JobList] = _Shared()
         self._lookups: _Shared[_Found] = _Shared()
+        self._recent_reads: _Shared[_Read] = _Shared()
 
     def _admit(self, user: str | None) -> Admission:
         if self.limiter is None:
@@ -282,9 +291,9 @@ class QueryRunner:
         async def part(alias: str, client: JobCenterClient) -> tuple[Source, list[FoundJob]]:
             as_of = recent[alias]
             if as_of is not None:
-                source, found = await self._snapshot_jobs(alias, query, start, end, reason=None)
-                if source.kind is SourceKind.SNAPSHOTS:
-                    return Source(alias, SourceKind.RECENT, as_of=as_of, truncated=source.truncated), found
+                source, found = await self._recent_jobs(alias, query, start, end, as_of)
+                if source.kind is SourceKind.RECENT:
+                    return source, found
             if slow_down is not None:
                 return await self._snapshot_jobs(alias, query, start, end, slow_down)
             return await self._project_jobs(alias, client, query, start, end)
@@ -409,6 +418,29 @@ class QueryRunner:
     async def _snapshot_jobs(
         self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str | None
     ) -> tuple[Source, list[FoundJob]]:
+        read = await self._snapshot_read(alias, query, start, end, reason)
+        return read.source, [FoundJob(alias, s.job) for s in read.rows if self._matches(s.job, query, start, end)]
+
+    async def _recent_jobs(
+        self, alias: str, query: Query, start: datetime | None, end: datetime | None, as_of: datetime
+    ) -> tuple[Source, list[FoundJob]]:
+        """The answer from a recent poll's snapshots. People asking the same thing together share
+        one read (twenty "all last 7d" are one read of 10k snapshots, not twenty): the read covers
+        whole minutes and the poll it reflects, and each asker keeps the jobs of their own range."""
+        wide_start = start.replace(second=0, microsecond=0) if start is not None else None
+        wide_end = end.replace(second=0, microsecond=0) + timedelta(minutes=1) if end is not None else None
+        key = (alias, query.statuses, query.graph, query.job_name, wide_start, wide_end, as_of)
+        read = await self._recent_reads.run(
+            key, functools.partial(self._snapshot_read, alias, query, wide_start, wide_end, None)
+        )
+        jobs = [FoundJob(alias, s.job) for s in read.rows if self._matches(s.job, query, start, end)]
+        if read.source.kind is not SourceKind.SNAPSHOTS:
+            return read.source, jobs
+        return Source(alias, SourceKind.RECENT, as_of=as_of, truncated=read.source.truncated), jobs
+
+    async def _snapshot_read(
+        self, alias: str, query: Query, start: datetime | None, end: datetime | None, reason: str | None
+    ) -> _Read:
         store = self.services.store
         try:
             rows = await store.query_jobs(
@@ -426,17 +458,17 @@ class QueryRunner:
         except StoreError as exc:
             if reason is None:
                 log.warning("/gesjobs: could not read snapshots (%s); asking GES", exc)
-                return Source(alias, SourceKind.ERROR, reason="the bot's own records could not be read"), []
+                return _Read(Source(alias, SourceKind.ERROR, reason="the bot's own records could not be read"), ())
             log.error("/gesjobs: %s, and the database failed too: %s", reason, exc)
-            return Source(
-                alias, SourceKind.ERROR, reason=f"{reason}, and the bot's own records could not be read either"
-            ), []
+            return _Read(
+                Source(alias, SourceKind.ERROR, reason=f"{reason}, and the bot's own records could not be read either"),
+                (),
+            )
         as_of = state.last_success_at if state is not None else None
-        jobs = [FoundJob(alias, s.job) for s in rows if self._matches(s.job, query, start, end)]
         source = Source(
             alias, SourceKind.SNAPSHOTS, reason=reason, as_of=as_of, truncated=len(rows) >= MAX_SNAPSHOT_ROWS
         )
-        return source, jobs
+        return _Read(source, tuple(rows))
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -447,6 +479,13 @@ class QueryRunner:
         if isinstance(projects, QueryProblem):
             return projects
         snapshot = await self._known_snapshot(command.job_id, command.project)
+        if snapshot is not None:
+            recent = await self._recent_poll(snapshot.project)
+            # Ended jobs do not change, and a running one was read by that poll: the records are
+            # the job center's answer as of moments ago, at no cost to GES or to the asker's share.
+            if recent is not None and (snapshot.job.status in TERMINAL_STATUSES or snapshot.last_seen >= recent):
+                source = Source(snapshot.project, SourceKind.RECENT, as_of=recent)
+                return JobLookup(snapshot.project, snapshot.job, source)
         admission = self._admit(user)
         if not admission.admitted:
             assert self.limiter is not None

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import code, date_token, duration, escape, fit, mrkdwn_text, plain, plain_text, truncate
-from ges_bot.notify.render import SlackMessage
+from ges_bot.notify.render import SlackMessage, duration_words
 from ges_bot.schedule import DigestSchedule
+from ges_bot.sinks.words import Words, words_for
 from ges_bot.slackapp.commands import ChartKind
 from ges_bot.stats import OUTCOMES, Stats, day_of
 
@@ -46,6 +47,8 @@ _CHART_NAMES: dict[ChartKind, str] = {
     "durations": "Duration per job type",
 }
 _NAME = 120
+#: The summary's words are the catalogue's message ids (English needs no catalogue).
+_EN = words_for("en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +62,24 @@ class ChartScope:
     #: Whose subscriptions they are, in words ("this channel", "your channels").
     whose: str = "this channel"
 
-    def text(self) -> str:
-        """mrkdwn: "all graphs", "graph `x`", "graphs this channel subscribes to (`a`, `b`)"."""
+    def text(self, w: Words | None = None) -> str:
+        """mrkdwn: "all graphs", "graph `x`", "graphs this channel subscribes to (`a`, `b`)" — in
+        ``w``'s language (a digest's), English by default."""
+        w = w or _EN
         if self.patterns is None:
-            words = "all graphs"
+            words = w("all graphs")
         else:
-            shown = ", ".join(code(p, 80) for p in self.patterns[:5])
+            shown = w(", ").join(code(p, 80) for p in self.patterns[:5])
             if len(self.patterns) > 5:
-                shown += f" and {len(self.patterns) - 5} more"
-            verb = "subscribes" if self.whose == "this channel" else "subscribe"
-            words = f"graphs {self.whose} {verb} to ({shown})" if self.subscribed else f"graph {shown}"
+                shown += w(" and {n} more", n=len(self.patterns) - 5)
+            if not self.subscribed:
+                words = w("graph {shown}", shown=shown)
+            elif self.whose == "this channel":
+                words = w("graphs this channel subscribes to ({shown})", shown=shown)
+            else:
+                words = f"graphs {self.whose} subscribe to ({shown})"
         if self.project is not None:
-            words += f" in project {fit(self.project, 60)}"
+            words += w(" in project {project}", project=fit(self.project, 60))
         return words
 
 
@@ -93,46 +102,70 @@ def _percent(rate: float) -> str:
     return f"{rate * 100:.1f} %"
 
 
-def _rate_line(stats: Stats) -> str | None:
+def _rate_line(stats: Stats, w: Words = _EN) -> str | None:
     rate = stats.failure_rate
     if rate is None:
         return None
-    line = f"Failure rate *{_percent(rate)}* ({stats.failures:,} of {stats.finished:,} finished jobs failed or partially failed)"
+    line = w(
+        "Failure rate *{rate}* ({failures} of {finished} finished jobs failed or partially failed)",
+        rate=_percent(rate),
+        failures=w.number(stats.failures),
+        finished=w.number(stats.finished),
+    )
     previous = stats.previous_failure_rate
     if previous is None:
-        return line + "; nothing finished in the period before to compare with"
+        return line + w("; nothing finished in the period before to compare with")
     change = (rate - previous) * 100
     if abs(change) < 0.05:
-        trend = f"the same as the period before ({_percent(previous)})"
+        trend = w("the same as the period before ({rate})", rate=_percent(previous))
     else:
-        direction = "up" if change > 0 else "down"
         arrow = "↗️" if change > 0 else "↘️"
-        trend = f"{arrow} {direction} {abs(change):.1f} points from {_percent(previous)} the period before"
-    return f"{line}, {trend}"
+        said = (
+            "{arrow} up {change} points from {rate} the period before"
+            if change > 0
+            else ("{arrow} down {change} points from {rate} the period before")
+        )
+        trend = w(said, arrow=arrow, change=f"{abs(change):.1f}", rate=_percent(previous))
+    return w("{line}, {trend}", line=line, trend=trend)
 
 
-def summary_lines(stats: Stats) -> list[str]:
-    """The summary as mrkdwn bullet lines, each meaningful without the chart."""
+def summary_lines(stats: Stats, w: Words = _EN) -> list[str]:
+    """The summary as mrkdwn bullet lines, each meaningful without the chart (in ``w``'s language:
+    digests speak their schedule's)."""
     if stats.total == 0:
-        return ["No jobs ran in this period."]
-    parts = [f"{_EMOJI[o]} {stats.totals.get(o, 0):,} {_WORDS[o]}" for o in OUTCOMES if stats.totals.get(o, 0)]
+        return [w("No jobs ran in this period.")]
+    parts = [
+        f"{_EMOJI[o]} {w.number(stats.totals.get(o, 0))} {w(_WORDS[o])}" for o in OUTCOMES if stats.totals.get(o, 0)
+    ]
     if stats.other:
-        parts.append(f"❔ {stats.other:,} other")
-    lines = [f"*{stats.total:,} {'job' if stats.total == 1 else 'jobs'}*: " + " · ".join(parts)]
-    rate = _rate_line(stats)
+        parts.append(w("❔ {n} other", n=w.number(stats.other)))
+    jobs = w("{n} job", n=w.number(stats.total)) if stats.total == 1 else w("{n} jobs", n=w.number(stats.total))
+    lines = [w("*{jobs}*: {parts}", jobs=jobs, parts=" · ".join(parts))]
+    rate = _rate_line(stats, w)
     if rate:
         lines.append(rate)
     worst = stats.most_failed
     if worst is not None:
         lines.append(
-            f"Failed most: {code(worst.graph, _NAME)} — {worst.failures:,} of {worst.finished:,} runs "
-            f"({_percent(worst.rate)})"
+            w(
+                "Failed most: {graph} — {failures} of {finished} runs ({rate})",
+                graph=code(worst.graph, _NAME),
+                failures=w.number(worst.failures),
+                finished=w.number(worst.finished),
+                rate=_percent(worst.rate),
+            )
         )
     slow = stats.slowest_import
     if slow is not None:
+        span = timedelta(seconds=slow.seconds)
         lines.append(
-            f"Slowest import: {code(slow.graph, _NAME)}, {duration(timedelta(seconds=slow.seconds))} "
-            f"(job {code(slow.job_id, 80)})"
+            w(
+                "Slowest import: {graph}, {span} (job {id})",
+                graph=code(slow.graph, _NAME),
+                # The alert's own duration words ("1h 04m", "1小时04分").
+                span=duration_words(w, span),
+                id=code(slow.job_id, 80),
+            )
         )
     return [f"• {line}" for line in lines]
 
@@ -200,7 +233,8 @@ def stats_message(
 
 
 def _schedule_words(schedule: DigestSchedule) -> str:
-    return f"{code(schedule.text, 60)} ({escape(schedule.tz)})"
+    language = f" in Chinese (`{schedule.locale}`)" if schedule.locale == "zh-CN" else ""
+    return f"{code(schedule.text, 60)} ({escape(schedule.tz)}){language}"
 
 
 def digest_set_message(schedule: DigestSchedule, scope: ChartScope, now: datetime, *, config: bool) -> SlackMessage:

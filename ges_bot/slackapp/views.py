@@ -283,8 +283,13 @@ def job_message(lookup: JobLookup, project: ProjectInfo, now: datetime) -> Slack
     if lookup.source.kind is SourceKind.LIVE:
         return rendered
     source = lookup.source
-    when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
-    note = kit.context(f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})")
+    if source.kind is SourceKind.RECENT:
+        note = kit.context(_source_note(source, now))
+    else:
+        when = f"last seen {_ago(source.as_of, now)}" if source.as_of else "state of the last poll"
+        note = kit.context(
+            f"⚠️ {fit(source.reason or 'GES is unreachable', _ERROR)} — showing the bot's snapshot ({when})"
+        )
     blocks = list(rendered.blocks)
     # The note must not be lost: after the header, or instead of it when the message is full.
     if len(blocks) < limits.MAX_MESSAGE_BLOCKS:
@@ -319,12 +324,21 @@ def _project_words(project: str | None) -> str:
     return f" in project {fit(project, 100)}" if project else ""
 
 
+#: How a subscription's language is named where it is shown; English, the default, is not named.
+_LANGUAGE_NOTES = {"zh-CN": "in Chinese (`zh-CN`)"}
+
+
+def _language_words(locale: str) -> str:
+    note = _LANGUAGE_NOTES.get(locale)
+    return f" {note}" if note else ""
+
+
 def subscribed_message(sub: Subscription, channel: str) -> SlackMessage:
     where = channel_link(channel) or "this channel"
     pattern = code(sub.graph_pattern, 300)
     text = (
-        f"✅ {where} will hear when a job of a graph matching {pattern}{_project_words(sub.project)} "
-        f"{_kinds_phrase(sub.kinds)}.\n"
+        f"✅ {where} will hear{_language_words(sub.locale)} when a job of a graph matching {pattern}"
+        f"{_project_words(sub.project)} {_kinds_phrase(sub.kinds)}.\n"
         f"Silence it for a while with {_command(f'mute {sub.graph_pattern} 2h')}; "
         f"stop with {_command('unsubscribe ' + sub.graph_pattern)}."
     )
@@ -348,6 +362,8 @@ def unsubscribed_message(pattern: str, removed: int, *, in_config: bool) -> Slac
 
 def _sub_entry(sub: Subscription, now: datetime, *, show_channel: bool) -> str:
     parts = [f"• {code(sub.graph_pattern, 300)} — {_kinds_text(sub.kinds)}{_project_words(sub.project)}"]
+    if sub.locale != "en":
+        parts.append(f" · 🌐 {_LANGUAGE_NOTES.get(sub.locale, escape(sub.locale))}")
     if sub.job_names:
         names = ", ".join(code(n, 100) for n in sorted(sub.job_names)[:5])
         parts.append(f" · jobs {names}")
@@ -658,10 +674,16 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
         return None
     out: list[dict[str, Any]] = []
     replaced = False
+    prefix = "👀 Acknowledged: "
     for block in blocks:
         if not replaced and _is_alert_actions(block):
             replaced = True
-            out.append(kit.context(f"👀 Acknowledged by {who} at {date_token(now)}"))
+            ack: Mapping[str, Any] = next(
+                (e for e in block.get("elements", []) if e.get("action_id") == render.ACTION_ACK), {}
+            )
+            label = str((ack.get("text") or {}).get("text") or "")
+            line, prefix = render.acknowledgement(who, now, button_text=label)
+            out.append(line)
             rest = [copy.deepcopy(e) for e in block.get("elements", []) if e.get("action_id") != render.ACTION_ACK]
             if rest:
                 kept = {"type": "actions", "elements": rest}
@@ -674,7 +696,7 @@ def acknowledged(text: str, blocks: Sequence[Mapping[str, Any]], by_user: str, n
         return None
     # No mention in the fallback: it is what notifications show. Slack echoes the message's own
     # text (ours, already escaped), so it is kept as it came.
-    fallback = f"👀 Acknowledged: {text}" if text else "👀 Acknowledged"
+    fallback = f"{prefix}{text}" if text else prefix.rstrip(": ：")
     return SlackMessage(text=truncate(fallback, kit.TEXT_LIMIT), blocks=out)
 
 

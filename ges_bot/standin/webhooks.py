@@ -25,6 +25,9 @@ Use::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import time
 from collections import deque
@@ -50,6 +53,8 @@ _LARK_MAX_BODY = 20 * 1024
 _DINGTALK_MAX_BODY = 20_000
 _WECOM_MAX_MARKDOWN = 4096
 _WECOM_MAX_TEXT = 2048
+#: WeCom's ``image`` message: the picture (JPG/PNG) at most 2 MB before base64.
+_WECOM_MAX_IMAGE = 2 * 1024 * 1024
 _TEAMS_MAX_BODY = 28 * 1024
 # Any JSON body beyond this is refused before parsing, as a real front end would.
 _HARD_MAX_BODY = 1024 * 1024
@@ -142,13 +147,14 @@ class WebhookStandIn:
 
     async def _body(self, request: Request, limit: int) -> tuple[JSONDict | None, int]:
         """The JSON object sent and its size in bytes; ``None`` when it is not a JSON object."""
+        cap = max(limit, _HARD_MAX_BODY)
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > _HARD_MAX_BODY:
+        if declared is not None and declared.isdigit() and int(declared) > cap:
             return None, int(declared)
         raw = b""
         async for chunk in request.stream():
             raw += chunk
-            if len(raw) > _HARD_MAX_BODY:
+            if len(raw) > cap:
                 return None, len(raw)
         try:
             body = json.loads(raw)
@@ -278,7 +284,7 @@ class WebhookStandIn:
         bot = self.bots.get(("wecom", token))
         if bot is None:
             return self._answer("wecom", token, {"errcode": 93000, "errmsg": "invalid webhook url, hint: [standin]"})
-        body, _ = await self._body(request, _HARD_MAX_BODY)
+        body, _ = await self._body(request, 4 * _HARD_MAX_BODY)
         if body is None:
             return self._answer("wecom", token, {"errcode": 40001, "errmsg": "invalid request body, hint: [standin]"})
         if body.get("msgtype") == "markdown":
@@ -291,6 +297,16 @@ class WebhookStandIn:
             content = str((body.get("text") or {}).get("content", ""))
             if len(content.encode()) > _WECOM_MAX_TEXT:
                 return self._answer("wecom", token, {"errcode": 40058, "errmsg": "text.content exceed max length 2048"})
+        elif body.get("msgtype") == "image":
+            image = body.get("image") or {}
+            try:
+                raw = base64.b64decode(str(image.get("base64", "")), validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if not raw or hashlib.md5(raw, usedforsecurity=False).hexdigest() != image.get("md5"):
+                return self._answer("wecom", token, {"errcode": 40001, "errmsg": "invalid image, hint: [standin]"})
+            if len(raw) > _WECOM_MAX_IMAGE:
+                return self._answer("wecom", token, {"errcode": 40009, "errmsg": "invalid image size, hint: [standin]"})
         else:
             return self._answer("wecom", token, {"errcode": 40008, "errmsg": "invalid message type, hint: [standin]"})
         if not self._rate(bot, per_minute=20):

@@ -27,7 +27,7 @@ Guarantees every implementation gives:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -132,6 +132,78 @@ class ThreadReply:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsNotice:
+    """An ops incident's start (``phase`` ``"open"``) or end (``"resolved"``) told to a group-bot
+    sink: kept in a sink outbox row (its ``message``), rendered in the sink's words when sent.
+    ``said`` holds the sentences in every language (see :func:`said_in`); ``cause``, ``fix`` and
+    ``resolution`` are the English ones."""
+
+    phase: str
+    kind: str
+    subject: str
+    since: datetime
+    cause: str
+    fix: str
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    said: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "notice": "ops",
+            "phase": self.phase,
+            "kind": self.kind,
+            "subject": self.subject,
+            "since": self.since.isoformat(),
+            "cause": self.cause,
+            "fix": self.fix,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at is not None else None,
+            "resolution": self.resolution,
+            SAID: {key: dict(texts) for key, texts in self.said.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OpsNotice | None:
+        """The notice kept in an outbox row's ``message``, or ``None`` when it holds none."""
+        if data.get("notice") != "ops":
+            return None
+        ended = data.get("resolved_at")
+        return cls(
+            phase=str(data.get("phase") or "open"),
+            kind=str(data.get("kind") or ""),
+            subject=str(data.get("subject") or ""),
+            since=datetime.fromisoformat(str(data["since"])),
+            cause=str(data.get("cause") or ""),
+            fix=str(data.get("fix") or ""),
+            resolved_at=datetime.fromisoformat(str(ended)) if ended else None,
+            resolution=data.get("resolution"),
+            said=_said(data.get(SAID)),
+        )
+
+
+#: Where an ops incident keeps its sentences in every language: ``{"cause": {"en": …, "zh-CN": …}, …}``.
+SAID = "said"
+
+
+def _said(value: object) -> dict[str, dict[str, str]]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        str(key): {str(loc): text for loc, text in texts.items() if isinstance(text, str)}
+        for key, texts in value.items()
+        if isinstance(texts, Mapping)
+    }
+
+
+def said_in(said: object, key: str, locale: str) -> str | None:
+    """Sentence ``key`` (``cause``, ``fix``, ``resolution``) of ``said`` in ``locale``; ``None``
+    when none was kept in that language (the English field stands then)."""
+    texts = said.get(key) if isinstance(said, Mapping) else None
+    text = texts.get(locale) if isinstance(texts, Mapping) else None
+    return text if isinstance(text, str) else None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """One Slack message waiting to be (re)sent: a :class:`Delivery` plus delivery bookkeeping."""
 
@@ -145,6 +217,8 @@ class OutboxItem:
     ts: str | None = None
     #: Set on a thread reply's row (an alert's overflow): post this, in that thread.
     reply: ThreadReply | None = None
+    #: Set on a sink row that tells of an ops incident (``[ops] sinks``) instead of an alert.
+    notice: OpsNotice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,6 +146,7 @@ def delivery_to_json(d: Delivery) -> JsonDict:
         "events": events_to_json(d.events),
         "team": d.team,
         "subscription_ids": list(d.subscription_ids),
+        "locale": d.locale,
     }
 
 
@@ -157,4 +158,5 @@ def delivery_from_json(d: Mapping[str, Any]) -> Delivery:
         events=events_from_json(d.get("events")),
         team=_opt_str(d.get("team")),
         subscription_ids=tuple(int(i) for i in d.get("subscription_ids") or ()),
+        locale=str(d.get("locale") or "en"),
     )

@@ -32,6 +32,7 @@ def schedule_to_json(schedule: DigestSchedule) -> dict[str, Any]:
         "tz": schedule.tz,
         "always": schedule.always,
         "source": schedule.source,
+        "locale": schedule.locale,
     }
 
 
@@ -45,6 +46,8 @@ def schedule_from_json(channel: str, data: dict[str, Any]) -> DigestSchedule:
         weekday=int(weekday) if weekday is not None else None,
         always=bool(data.get("always")),
         source=str(data.get("source") or "db"),
+        # Rows written before digests had a language are English.
+        locale=str(data.get("locale") or "en"),
     )
 
 
@@ -58,6 +61,7 @@ def _schedule(row: Row[Any]) -> DigestSchedule:
         team=row.team,
         created_by=row.created_by,
         created_at=row.created_at,
+        locale=row.locale,
     )
 
 
@@ -106,6 +110,7 @@ class DigestQueries:
             "always": schedule.always,
             "created_by": schedule.created_by,
             "created_at": schedule.created_at,
+            "locale": schedule.locale,
         }
         ins = self._insert(digest_schedules).values(**values)
         stmt = ins.on_conflict_do_update(

@@ -8,14 +8,17 @@ raises :class:`~ges_bot.errors.StoreError` like the rest of the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from ges_bot.sinks.targets import sink_target
+from ges_bot.store.api import OpsNotice, OutboxState
 from ges_bot.store.sql import SqlStore
-from ges_bot.store.tables import ops_incidents
+from ges_bot.store.tables import ops_incidents, outbox
 
 __all__ = ["IncidentRecord", "IncidentState", "IncidentStore"]
 
@@ -86,10 +89,40 @@ class IncidentStore:
             for row in rows
         }
 
-    async def save(self, record: IncidentRecord) -> None:
-        """Insert or replace the row of ``record.key``."""
+    async def save(
+        self,
+        record: IncidentRecord,
+        *,
+        notice: OpsNotice | None = None,
+        sinks: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> None:
+        """Insert or replace the row of ``record.key``; with ``notice``, also one sink outbox row
+        per name in ``sinks`` telling it — in the same transaction, so a change of an incident's
+        state is told to the sinks exactly once however the process ends."""
         values = {name: getattr(record, name) for name in _COLUMNS}
         ins = self._store._insert(ops_incidents).values(kind=record.kind, subject=record.subject, **values)
         stmt = ins.on_conflict_do_update(index_elements=["kind", "subject"], set_=values)
+        at = now or record.updated_at or record.since
         async with self._store.transaction(write=True) as conn:
             await conn.execute(stmt)
+            if notice is not None and sinks:
+                await conn.execute(
+                    outbox.insert(),
+                    [
+                        {
+                            "channel": sink_target(name),
+                            "team": None,
+                            "project": record.subject if record.kind == "blind" else "",
+                            "graph": "",
+                            "events": [],
+                            "subscription_ids": [],
+                            "state": OutboxState.PENDING,
+                            "attempts": 0,
+                            "created_at": at,
+                            "next_attempt_at": at,
+                            "message": notice.to_json(),
+                        }
+                        for name in sinks
+                    ],
+                )

@@ -40,6 +40,7 @@ from ges_bot.store.api import (
     Health,
     JobQuery,
     MarkedSent,
+    OpsNotice,
     OutboxItem,
     OutboxState,
     Outcome,
@@ -353,6 +354,7 @@ class SqlStore(DigestQueries):
             "created_at": sub.created_at,
             "broken": sub.broken,
             "broken_at": sub.created_at if sub.broken else None,
+            "locale": sub.locale,
         }
         ins = self._insert(subscriptions).values(**values)
         keys = ("channel", "graph_pattern", "project")
@@ -630,6 +632,7 @@ class SqlStore(DigestQueries):
                         "graph": row.graph,
                         "events": row.events,
                         "subscription_ids": row.subscription_ids,
+                        "locale": row.locale,
                         **claim,
                         "parent_id": outbox_id,
                         "part": reply.part,
@@ -1015,6 +1018,7 @@ def _subscription(row: Row[Any]) -> Subscription:
         created_at=row.created_at,
         source="db",
         broken=row.broken,
+        locale=row.locale,
     )
 
 
@@ -1039,6 +1043,7 @@ def _delivery_values(delivery: Delivery) -> dict[str, Any]:
         "graph": delivery.graph,
         "events": codec.events_to_json(delivery.events),
         "subscription_ids": list(delivery.subscription_ids),
+        "locale": delivery.locale,
     }
 
 
@@ -1050,6 +1055,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         events=codec.events_from_json(row.events),
         team=row.team,
         subscription_ids=tuple(int(i) for i in row.subscription_ids or ()),
+        locale=row.locale,
     )
     reply = None
     if row.parent_id is not None:
@@ -1061,6 +1067,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
             text=str(message.get("text") or ""),
             blocks=tuple(message.get("blocks") or ()),
         )
+    notice = OpsNotice.from_json(dict(row.message)) if row.parent_id is None and row.message else None
     return OutboxItem(
         id=int(row.id),
         delivery=delivery,
@@ -1071,6 +1078,7 @@ def _outbox_item(row: Row[Any]) -> OutboxItem:
         last_error=row.last_error,
         ts=row.ts,
         reply=reply,
+        notice=notice,
     )
 
 

@@ -178,6 +178,8 @@ subscriptions = Table(
     #: The Slack error that made delivery to the channel impossible, if any.
     Column("broken", Text),
     _time("broken_at"),
+    #: The language of the alerts (``en``, ``zh-CN``); rows from before 0008 are English.
+    Column("locale", String(16), nullable=False, server_default="en"),
     UniqueConstraint("channel", "graph_pattern", "project"),
 )
 
@@ -224,6 +226,8 @@ outbox = Table(
     Column("part", Integer),
     Column("thread_ts", String(32)),
     Column("message", JSON(none_as_null=True)),
+    #: The language routing chose (``Delivery.locale``), so every replica renders the same words.
+    Column("locale", String(16), nullable=False, server_default="en"),
     Index(None, "state", "next_attempt_at"),
 )
 
@@ -324,6 +328,8 @@ digest_schedules = Table(
     Column("always", Boolean, nullable=False),
     Column("created_by", String(64)),
     _time("created_at", nullable=False),
+    #: The language of the digest (``en``, ``zh-CN``).
+    Column("locale", String(16), nullable=False, server_default="en"),
     PrimaryKeyConstraint("channel"),
 )
 

@@ -47,6 +47,7 @@ __all__ = [
     "IncidentKind",
     "Observation",
     "PriorIncident",
+    "Sentence",
     "assess",
     "error_kind",
 ]
@@ -97,6 +98,19 @@ class IncidentKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence as the message catalogue knows it: its English ``msgid`` and the values put in
+    (already words), so the ops messages can say it in the language of whoever reads them."""
+
+    msgid: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def english(self) -> str:
+        return self.msgid.format(**self.values) if self.values else self.msgid
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One open problem: what is wrong (a sentence), how to fix it (a sentence), since when."""
 
@@ -107,6 +121,8 @@ class Finding:
     since: datetime
     #: Figures to keep until the next round (e.g. the dead-row count); stored with the incident.
     detail: Mapping[str, Any] = field(default_factory=dict)
+    #: ``cause`` and ``fix`` as catalogue sentences, to be said in another language.
+    said: Mapping[str, Sentence] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -121,6 +137,7 @@ class Finding:
             IncidentKind.SLACK: "Slack refuses the bot",
             IncidentKind.BACKLOG: "alerts are not going out",
             IncidentKind.DEAD: "alerts were given up",
+            IncidentKind.SINK: f"alerts cannot reach sink {self.subject}",
         }[self.kind]
 
     @property
@@ -163,30 +180,56 @@ class Observation:
     broken_sinks: Mapping[str, str] = field(default_factory=dict)
 
 
-_AUTH_FIX = {
-    "token": "GES_TOKEN is expired or wrong (tokens last 24 h): set a fresh one, or better switch to "
-    "AK/SK (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK), then restart the bot.",
-    "aksk": "check HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (an access key of a user with GES permissions, "
-    "not deleted or disabled) and that the bot's host clock is right (signatures more than 15 min off are "
-    "refused), then restart the bot; `ges-bot check` tests them.",
-    "password": "check GES_IAM_DOMAIN (the account name), GES_IAM_USER and GES_IAM_PASSWORD (not expired, "
-    "user not locked), then restart the bot; `ges-bot check` tests them.",
+_AUTH_FIX: dict[str, Sentence] = {
+    "token": Sentence(
+        "GES_TOKEN is expired or wrong (tokens last 24 h): set a fresh one, or better switch to "
+        "AK/SK (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK), then restart the bot."
+    ),
+    "aksk": Sentence(
+        "check HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (an access key of a user with GES permissions, "
+        "not deleted or disabled) and that the bot's host clock is right (signatures more than 15 min off are "
+        "refused), then restart the bot; `ges-bot check` tests them."
+    ),
+    "password": Sentence(
+        "check GES_IAM_DOMAIN (the account name), GES_IAM_USER and GES_IAM_PASSWORD (not expired, "
+        "user not locked), then restart the bot; `ges-bot check` tests them."
+    ),
 }
 
-_POLL_FIX = {
-    ErrorKind.SERVER: "GES itself is failing: check Huawei Cloud's service health for GES in this region. "
-    "Nothing to do on the bot's side; it retries every interval and alerts what it missed once GES answers.",
-    ErrorKind.UNREACHABLE: "check GES_ENDPOINT / GES_REGION, DNS, proxies and firewalls from the bot's host "
-    "(`ges-bot check` tests the connection); the bot catches up once GES answers.",
-    ErrorKind.REFUSED: "GES refuses the bot's query: run `ges-bot check` and see the bot's log; "
-    "the project id must belong to the endpoint's region.",
-    ErrorKind.UNREADABLE: "GES answers something that is not its job list (a proxy page?): check "
-    "GES_ENDPOINT and any proxy in between; see the bot's log.",
-    ErrorKind.DATABASE: "the bot cannot write to its database: check GES_BOT_DATABASE_URL and the "
-    "database server; see the bot's log.",
-    ErrorKind.CONFIG: "fix the configuration named in the bot's log and restart it.",
-    ErrorKind.BUG: "see the bot's log for the traceback and report it; restarting the bot may help.",
+_POLL_FIX: dict[ErrorKind, Sentence] = {
+    ErrorKind.SERVER: Sentence(
+        "GES itself is failing: check Huawei Cloud's service health for GES in this region. "
+        "Nothing to do on the bot's side; it retries every interval and alerts what it missed once GES answers."
+    ),
+    ErrorKind.UNREACHABLE: Sentence(
+        "check GES_ENDPOINT / GES_REGION, DNS, proxies and firewalls from the bot's host "
+        "(`ges-bot check` tests the connection); the bot catches up once GES answers."
+    ),
+    ErrorKind.REFUSED: Sentence(
+        "GES refuses the bot's query: run `ges-bot check` and see the bot's log; "
+        "the project id must belong to the endpoint's region."
+    ),
+    ErrorKind.UNREADABLE: Sentence(
+        "GES answers something that is not its job list (a proxy page?): check "
+        "GES_ENDPOINT and any proxy in between; see the bot's log."
+    ),
+    ErrorKind.DATABASE: Sentence(
+        "the bot cannot write to its database: check GES_BOT_DATABASE_URL and the database server; see the bot's log."
+    ),
+    ErrorKind.CONFIG: Sentence("fix the configuration named in the bot's log and restart it."),
+    ErrorKind.BUG: Sentence("see the bot's log for the traceback and report it; restarting the bot may help."),
 }
+
+
+def _finding(
+    kind: IncidentKind,
+    subject: str,
+    cause: Sentence,
+    fix: Sentence,
+    since: datetime,
+    detail: Mapping[str, Any] | None = None,
+) -> Finding:
+    return Finding(kind, subject, cause.english, fix.english, since, dict(detail or {}), {"cause": cause, "fix": fix})
 
 
 def _blind(obs: Observation, poll: PollState | None, alias: str) -> Finding | None:
@@ -196,10 +239,10 @@ def _blind(obs: Observation, poll: PollState | None, alias: str) -> Finding | No
     kind = ErrorKind(poll.last_error_kind) if poll and poll.last_error_kind in set(ErrorKind) else ErrorKind.BUG
     if failing and poll is not None and kind is ErrorKind.AUTH:
         since = poll.failing_since or poll.last_attempt_at or now
-        return Finding(
+        return _finding(
             IncidentKind.BLIND,
             alias,
-            f"GES refuses the bot's credentials ({error}); no job is being watched.",
+            Sentence("GES refuses the bot's credentials ({error}); no job is being watched.", {"error": error}),
             _AUTH_FIX.get(obs.projects.get(alias, ""), _AUTH_FIX["aksk"]),
             since,
             {"error_kind": kind.value, "failures": poll.consecutive_failures},
@@ -209,11 +252,14 @@ def _blind(obs: Observation, poll: PollState | None, alias: str) -> Finding | No
         # A run of failures that began before this process started counts from the start, like
         # an unpolled project: whoever failed before may be long gone.
         if now - max(since, obs.started_at) > after:
-            return Finding(
+            return _finding(
                 IncidentKind.BLIND,
                 alias,
-                f"its polls of GES keep failing ({poll.consecutive_failures} in a row; last: {error}); "
-                "failures of its jobs are not being alerted.",
+                Sentence(
+                    "its polls of GES keep failing ({failures} in a row; last: {error}); "
+                    "failures of its jobs are not being alerted.",
+                    {"failures": f"{poll.consecutive_failures:,}", "error": error},
+                ),
                 _POLL_FIX[kind],
                 since,
                 {"error_kind": kind.value, "failures": poll.consecutive_failures},
@@ -221,12 +267,14 @@ def _blind(obs: Observation, poll: PollState | None, alias: str) -> Finding | No
         return None
     last = poll.last_success_at if poll else None
     if now - max(last or obs.started_at, obs.started_at) > after:
-        return Finding(
+        return _finding(
             IncidentKind.BLIND,
             alias,
-            "no poll of GES has completed for longer than GES_BOT_BLIND_AFTER, though none failed: no "
-            "replica is polling it (stuck or starved of its lease).",
-            "see the bot's log and `/healthz` of each replica; restart the bot.",
+            Sentence(
+                "no poll of GES has completed for longer than GES_BOT_BLIND_AFTER, though none failed: no "
+                "replica is polling it (stuck or starved of its lease)."
+            ),
+            Sentence("see the bot's log and `/healthz` of each replica; restart the bot."),
             last or obs.started_at,
             {"error_kind": None, "failures": 0},
         )
@@ -248,44 +296,58 @@ def assess(obs: Observation, prior: Mapping[tuple[str, str], PriorIncident]) -> 
 
     for channel, error in sorted(obs.broken_channels.items()):
         findings.append(
-            Finding(
+            _finding(
                 IncidentKind.CHANNEL,
                 channel,
-                f"Slack refuses to post there ({error}); its alerts are given up.",
-                "unarchive the channel or `/invite @ges-bot` to it (private channels), or move the "
-                "subscriptions elsewhere; then `/gesjobs subscribe …` there again.",
+                Sentence("Slack refuses to post there ({error}); its alerts are given up.", {"error": error}),
+                Sentence(
+                    "unarchive the channel or `/invite @ges-bot` to it (private channels), or move the "
+                    "subscriptions elsewhere; then `/gesjobs subscribe …` there again."
+                ),
                 since_of(IncidentKind.CHANNEL, channel),
             )
         )
     for sink, why in sorted(obs.broken_sinks.items()):
         findings.append(
-            Finding(
+            _finding(
                 IncidentKind.SINK,
                 sink,
-                f"the group bot refuses the alerts ({why}); they wait in the outbox, nothing is lost.",
-                "fix the bot's security settings (signature secret, keywords, IP allow-list) or copy its "
-                "webhook URL again into the sink's [[sinks]] table, restart, and run `ges-bot check --send-test`.",
+                Sentence(
+                    "the group bot refuses the alerts ({why}); they wait in the outbox, nothing is lost.", {"why": why}
+                ),
+                Sentence(
+                    "fix the bot's security settings (signature secret, keywords, IP allow-list) or copy its "
+                    "webhook URL again into the sink's [[sinks]] table, restart, and run `ges-bot check --send-test`."
+                ),
                 since_of(IncidentKind.SINK, sink),
             )
         )
     if obs.installation_error:
         findings.append(
-            Finding(
+            _finding(
                 IncidentKind.SLACK,
                 "installation",
-                f"Slack refuses the bot's token ({obs.installation_error}); delivery is paused, nothing is lost.",
-                "reinstall the app (or grant the missing scope) and set SLACK_BOT_TOKEN to its Bot User OAuth "
-                "Token; delivery resumes by itself once Slack accepts it.",
+                Sentence(
+                    "Slack refuses the bot's token ({error}); delivery is paused, nothing is lost.",
+                    {"error": obs.installation_error},
+                ),
+                Sentence(
+                    "reinstall the app (or grant the missing scope) and set SLACK_BOT_TOKEN to its Bot User OAuth "
+                    "Token; delivery resumes by itself once Slack accepts it."
+                ),
                 since_of(IncidentKind.SLACK, "installation"),
             )
         )
     if obs.outbox_pending and obs.oldest_pending_at is not None and obs.now - obs.oldest_pending_at > obs.blind_after:
         findings.append(
-            Finding(
+            _finding(
                 IncidentKind.BACKLOG,
                 "outbox",
-                f"{obs.outbox_pending:,} alert(s) are waiting to be delivered; Slack keeps failing or refusing them.",
-                "see the bot's log for Slack's answers; check that Slack is up and reachable from the bot.",
+                Sentence(
+                    "{pending} alert(s) are waiting to be delivered; Slack keeps failing or refusing them.",
+                    {"pending": f"{obs.outbox_pending:,}"},
+                ),
+                Sentence("see the bot's log for Slack's answers; check that Slack is up and reachable from the bot."),
                 obs.oldest_pending_at,
                 {"pending": obs.outbox_pending},
             )
@@ -313,11 +375,16 @@ def _dead(obs: Observation, before: PriorIncident | None) -> Finding | None:
         elif obs.now - grew_at > obs.blind_after:
             return None
     count = obs.outbox_dead - baseline
-    return Finding(
+    return _finding(
         IncidentKind.DEAD,
         "outbox",
-        f"{count:,} alert(s) were given up after failing again and again ({obs.outbox_dead:,} in all).",
-        "see the bot's log (ERROR lines name each alert and Slack's answer); fix the channel or message it names.",
+        Sentence(
+            "{count} alert(s) were given up after failing again and again ({dead} in all).",
+            {"count": f"{count:,}", "dead": f"{obs.outbox_dead:,}"},
+        ),
+        Sentence(
+            "see the bot's log (ERROR lines name each alert and Slack's answer); fix the channel or message it names."
+        ),
         since,
         {"baseline": baseline, "dead": obs.outbox_dead, "grew_at": grew_at.isoformat()},
     )

@@ -146,20 +146,44 @@ finish is not chosen (the scans, each bounded, go on instead). ``bench/poll_cost
 
 Fast lane
 ---------
-Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 10 s) reads the end
-of the arrivals window: the rows of the jobs begun since the oldest running one (estimated at the
-window's rate; a page at least, 1,000 rows at most) and, after them, room for new ones (another
-request only if more came). In an ascending order the jobs running now and those that just
-ended sit there, so a job seen running that fails is alerted within seconds, and so is a job that
-began and ended since; a fast tick where nothing changed is one request and writes nothing. What
-it records moves the memories with it (the arrivals count the jobs new to the store, each status
-the jobs newly known in it: lower bounds still), so the next tick's probes stay cheap. Jobs it
-cannot see — begun before that page (long runs), or any job where GES's order does not put new
-jobs last (``head:*``, ``order:unsorted``), where dated listings leave running jobs out, or before
-the first memories — are the normal tick's, at ``GES_BOT_POLL_INTERVAL``. Only the replica
-holding the poll lease runs it (renewing the lease: replicas still poll a project once), never
-while a normal tick of the project runs, and not while the last one failed (the error stays until
-a normal tick succeeds).
+Between two ticks, :meth:`Poller.fast_tick` (every ``GES_BOT_FAST_INTERVAL``, 12 s) reads the end
+of the arrivals window: the rows from the oldest active job to the end (as many as the last look
+found there, else estimated at the window's rate; a page at least, 1,000 rows at most) and, after
+them, room for new ones (another request only if more came). In an ascending order the jobs
+running now and those that just ended sit there, so a job seen running that fails is alerted
+within seconds, and so is a job that began and ended since (a new job lands at the end whatever
+its status); a fast tick where nothing changed is one request. What it records moves the memories
+with it (the arrivals count the jobs new to the store, each status the jobs newly known in it:
+lower bounds still), so the next tick's probes stay cheap. Only the replica holding the poll lease
+runs it (renewing the lease: replicas still poll a project once), never while a normal tick of
+the project runs, and not while the last one failed (the error stays until a normal tick
+succeeds).
+
+A look *serves* the project (``TickReport.served``) when it provably saw what the scans would
+alert on: it read to the end of the window, every job the store has as active was among its rows
+(an active job before them is read back for once, then not until the next scan), and GES's count
+is the remembered one plus the jobs new to the store it read (so none was added before its rows —
+an order not quite ascending — and none deleted). Then the scheduled poll (:meth:`Poller.poll`,
+every ``GES_BOT_POLL_INTERVAL``) may leave the full scans to ``GES_BOT_SCAN_INTERVAL`` (600 s,
+:class:`Cadence`): it asks nothing while this replica's last complete tick is younger than that
+and every look since served, the last one recently. Anything else makes the next poll scan, so
+where the fast lane cannot see, nothing is slower than the poll interval: an order that does not
+put new jobs last (``head:*``, ``order:unsorted``: the looks are skipped), dated listings that
+leave running jobs out, no memories yet (the first minute), a reading not learnt, another
+replica's lease, the fast lane off, a failed or cut look or scan, an active job out of reach (a
+long run), a count that does not add up. What a serving look cannot see waits for the scans, at
+most ``GES_BOT_SCAN_INTERVAL`` + half a poll interval: a deletion that an addition before the
+look's rows cancels out in the count (the scans' own blind spot, above). (A job it reads that has
+run past ``stuck_after`` is reported stuck by the look itself.)
+
+Freshness: a quiet look that serves records the tick's success (an empty commit: last_success_at)
+when the last one is a poll interval old, so ``/gesjobs`` (``GES_BOT_ANSWER_MAX_AGE``), ``/healthz``
+and the ops watch (``GES_BOT_BLIND_AFTER``) see the project as polled within a poll and a fast
+interval while the scans wait; a look that commits changes records one anyway.
+
+Measured with ``bench/fast_lane_quick.py`` (defaults, 10k jobs a day, ~20 running;
+``docs/benchmarks.md`` §7): ~340 GES requests an hour (370 polling every 60 s before the fast
+lane), alert latency p95 11 s for jobs seen running.
 
 Every tick runs under the lease ``poll:<alias>`` (``Store.try_lease``): another replica holding it
 means the tick is skipped. The lease is short (the claim lease, 15 s by default); it is renewed
@@ -195,6 +219,7 @@ from ges_bot.watch.blindness import error_kind
 from ges_bot.watch.diff import DiffResult, diff, outcome_key
 
 __all__ = [
+    "Cadence",
     "Calibrating",
     "JobSource",
     "PlannedQuery",
@@ -233,6 +258,8 @@ _UNSORTED = "order:unsorted"
 _FAST_HEADROOM = 0.2
 #: The most rows the fast lane asks for at once (to reach back to the oldest running job).
 _FAST_MAX_LIMIT = 1000
+#: Rows the fast lane reads back beyond the oldest active job the last look found.
+_FAST_SLACK = 2
 #: Ticks the full listing is kept to before the cheap path is tried again.
 _UNSORTED_TICKS = 60
 #: Cursor key: whether dated listings hold running jobs (1) or leave them out (2: on the end time).
@@ -326,6 +353,23 @@ class Calibrating(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Cadence:
+    """How often a project is looked at (module docstring, "Fast lane"): the scheduled poll every
+    ``poll_s``, the fast lane every ``fast_s`` (0: off), and — while the fast lane serves — a full
+    scan only every ``scan_s``. The default never defers a scan (every poll is a full one)."""
+
+    poll_s: float = 60.0
+    fast_s: float = 0.0
+    scan_s: float = 0.0
+
+    @property
+    def defers(self) -> bool:
+        """Whether a scheduled poll may leave the scans to the fast lane: a fast lane that looks
+        more often than the polls, and a scan interval longer than the poll interval."""
+        return 0 < self.fast_s < self.poll_s < self.scan_s
+
+
+@dataclass(frozen=True, slots=True)
 class TickReport:
     """What one tick did. ``events`` are those newly recorded (or, in a dry run, those found)."""
 
@@ -347,6 +391,12 @@ class TickReport:
     partial: bool = False
     #: Set when a scan failed and the tick committed only what the others found: what failed.
     degraded: str | None = None
+    #: A scheduled poll that left the scans to the fast lane (it serves; the last full scan is
+    #: younger than the scan interval): no request, the lease renewed.
+    deferred: bool = False
+    #: A fast tick that saw every active job and every arrival since the last look (the scans
+    #: may wait for it); False for a normal tick.
+    served: bool = False
 
 
 @dataclass
@@ -478,6 +528,7 @@ class Poller:
         tick_deadline: timedelta | float = DEFAULT_TICK_DEADLINE_S,
         monotonic: Callable[[], float] = time.monotonic,
         baseline_batch_pages: int = DEFAULT_BASELINE_BATCH_PAGES,
+        cadence: Cadence | None = None,
     ) -> None:
         if max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, not {max_pages}")
@@ -503,6 +554,20 @@ class Poller:
         self._ticking = asyncio.Lock()
         #: Whether the last attempt to take or renew the poll lease succeeded (renew_lease renews it).
         self.holds_lease = False
+        self.cadence = cadence or Cadence()
+        # What lets a scheduled poll defer its scans (``_scans_may_wait``), kept in this process
+        # only: a restarted or new replica scans at once and at every poll until its own fast
+        # lane serves. When the last full tick (complete, not cut, not degraded) began:
+        self._scanned_at: datetime | None = None
+        # When the fast lane last served, and whether some fast look since the last full tick
+        # did not (skipped, failed, cut, or blind to an active job or an arrival).
+        self._served_at: datetime | None = None
+        self._fast_gap = True
+        # The fast lane's reach: rows from the end of the arrivals window back to the oldest
+        # active job at the last look (None: not looked yet), and active jobs it could not reach
+        # (not read back for again until the next full scan).
+        self._fast_back: int | None = None
+        self._fast_unreachable: set[str] = set()
 
     def budget(self) -> TickBudget:
         """A fresh budget for one tick, starting now."""
@@ -526,6 +591,33 @@ class Poller:
             )
         return self.holds_lease
 
+    async def poll(self) -> TickReport:
+        """The scheduled poll: a full tick, unless the fast lane stands for its scans (then no
+        request, only the lease renewed: ``deferred``). See the module docstring, "Fast lane"."""
+        now = self.clock()
+        if self._scans_may_wait(now):
+            # Renewed here too (the fast ticks and the heartbeat renew it as well): a deferred
+            # poll must not let the lease lapse, nor defer for a replica that lost it.
+            self.holds_lease = await self.store.try_lease(
+                self.lease_name, self.replica, now, self.lease_ttl.total_seconds()
+            )
+            if self.holds_lease:
+                POLL_TICKS.labels(self.alias, "deferred").inc()
+                return TickReport(project=self.alias, at=now, deferred=True)
+        return await self.tick()
+
+    def _scans_may_wait(self, now: datetime) -> bool:
+        """Whether the full scans may wait: the cadence defers, this replica scanned completely
+        less than a scan interval ago (less half a poll interval, so the scan falls on the poll
+        nearest to it, not a whole poll interval late), and every fast look since then served,
+        the last one recently (a fast lane that stopped looking stands for nothing)."""
+        c = self.cadence
+        if not c.defers or self._scanned_at is None or self._served_at is None or self._fast_gap:
+            return False
+        if not self.holds_lease or (now - self._served_at).total_seconds() > 3 * c.fast_s:
+            return False
+        return (now - self._scanned_at).total_seconds() + c.poll_s / 2 < c.scan_s
+
     async def tick(self, *, dry_run: bool = False) -> TickReport:
         """One poll: fetch → diff → route → commit. Raises on GES or store errors (nothing is
         written then; the next tick retries from the same state). ``dry_run`` writes nothing,
@@ -543,7 +635,17 @@ class Poller:
         try:
             # One tick at a time per project in this process: the fast lane waits its turn.
             async with self._ticking:
+                if not dry_run:
+                    # Until this tick proves complete, the next poll scans (a failed tick raises).
+                    self._scanned_at = None
                 report = await self._tick(now, dry_run=dry_run)
+                if not dry_run and not (report.baseline or report.partial or report.degraded):
+                    # A complete scan: the fast lane must serve again from here for the next
+                    # polls to defer theirs.
+                    self._scanned_at = now
+                    self._served_at = None
+                    self._fast_gap = False
+                    self._fast_unreachable = set()
         finally:
             GES_REQUESTS.labels(self.alias).inc(self.client.requests_sent - sent_before)
         duration = time.monotonic() - started
@@ -571,15 +673,29 @@ class Poller:
         one request, to see within seconds what began lately — a job seen running that ended, a
         job new since — and commit it. Skipped (``skipped``, no request) where it cannot stand for
         the scans: no baseline or memory yet, an order that does not put new jobs last, a reading
-        not learnt, a failing or running normal tick, another replica holding the lease."""
+        not learnt, a failing or running normal tick, another replica holding the lease.
+        ``served`` says whether it stood for them this time (the scheduled polls may then defer
+        their scans); anything else — a skip but for a running normal tick, a failure — makes the
+        next poll scan."""
+        if self._ticking.locked():
+            # A normal tick is looking right now: it stands for this look.
+            return TickReport(project=self.alias, at=self.clock(), skipped=True)
+        served_at: datetime | None = None
+        try:
+            report = await self._fast_tick()
+            served_at = report.at if report.served else None
+        finally:
+            if served_at is not None:
+                self._served_at = served_at
+            else:
+                self._fast_gap = True
+        return report
+
+    async def _fast_tick(self) -> TickReport:
         now = self.clock()
         skipped = TickReport(project=self.alias, at=now, skipped=True)
         client = self.client
-        if (
-            not self.holds_lease
-            or self._ticking.locked()
-            or (isinstance(client, Calibrating) and (not client.calibrated or client.stale))
-        ):
+        if not self.holds_lease or (isinstance(client, Calibrating) and (not client.calibrated or client.stale)):
             return skipped
         sent_before = client.requests_sent
         started = time.monotonic()
@@ -610,38 +726,103 @@ class Poller:
             if not self.holds_lease:
                 return skipped
             try:
-                report = await self._fast(now, cursor, start, key, known_count)
+                report = await self._fast(now, cursor, start, key, known_count, state.last_success_at)
             finally:
                 GES_REQUESTS.labels(self.alias).inc(client.requests_sent - sent_before)
         POLL_TICKS.labels(self.alias, "fast").inc()
         return replace(report, requests=client.requests_sent - sent_before, duration=time.monotonic() - started)
 
-    async def _fast(self, now: datetime, cursor: dict[str, int], start: date, key: str, known: int) -> TickReport:
+    async def _fast(
+        self,
+        now: datetime,
+        cursor: dict[str, int],
+        start: date,
+        key: str,
+        known: int,
+        last_success_at: datetime | None,
+    ) -> TickReport:
         budget = self.budget()
         query = ListQuery(start_date=start)
+        headroom = int(self.page_size * _FAST_HEADROOM)
         # The last rows already known (jobs begun lately: the running ones, and those that just
-        # ended) and room for the new ones after them: as many rows as began since the oldest
-        # active job did (at the window's rate), so that one request reaches back to it.
-        limit = self.page_size
+        # ended) and room for the new ones after them. How many known rows to read back: as many
+        # as the last look found between the oldest active job and the end (jobs keep their place
+        # in an ascending order), else as many as began since the oldest active job did (at the
+        # window's rate), so that one request reaches back to it.
         active = await self.store.active_snapshots(self.alias)
-        begins = [(s.job.begin_time or s.first_seen) for s in active.values()]
-        window_s = (now - datetime.combine(start, datetime.min.time(), UTC)).total_seconds()
-        if begins and window_s > 0:
-            since_oldest = max(0.0, (now - min(begins)).total_seconds())
-            wanted = int(known * since_oldest / window_s * 1.25) + int(self.page_size * _FAST_HEADROOM)
-            limit = max(self.page_size, min(wanted, _FAST_MAX_LIMIT))
-        offset = max(0, known - limit + int(self.page_size * _FAST_HEADROOM))
+        back = self._fast_back
+        if back is None:
+            back = 0
+            begins = [(s.job.begin_time or s.first_seen) for s in active.values()]
+            window_s = (now - datetime.combine(start, datetime.min.time(), UTC)).total_seconds()
+            if begins and window_s > 0:
+                since_oldest = max(0.0, (now - min(begins)).total_seconds())
+                back = int(known * since_oldest / window_s * 1.25)
+        back = min(max(back, self.page_size - headroom), _FAST_MAX_LIMIT - headroom)
+        limit = back + headroom
+        first = offset = max(0, known - back)
         rows: list[Job] = []
+        count: int | None = None
+        read_to_end = False
         while budget.reserve(1):
             page = await self.client.list_page(query, offset, limit)
             rows.extend(page.jobs)
             offset += page.size
+            count = page.job_count
             if not page.size or page.job_count is None or offset >= page.job_count:
+                read_to_end = page.job_count is not None
                 break
+        missing = active.keys() - {j.job_id for j in rows}
+        room = _FAST_MAX_LIMIT - len(rows)
+        if missing - self._fast_unreachable and first > 0 and room > 0 and budget.reserve(1):
+            # An active job begun before the page (the estimate fell short, a burst of arrivals
+            # since): once, the rows before it, up to the most one look reads. Those still not
+            # there (a long run, a job begun before the window, a deleted one) are not read back
+            # for again until the next full scan; the fast lane cannot stand for it meanwhile.
+            extra = min(first, room)
+            page = await self.client.list_page(query, first - extra, extra)
+            rows[:0] = page.jobs
+            first -= extra
+            missing -= {j.job_id for j in page.jobs}
+            self._fast_unreachable |= missing
+        # Where the oldest job active in GES or in the store sits, for the next look: that many
+        # rows back from the end (and a few more, should a deletion shift it).
+        places = [i for i, j in enumerate(rows) if j.is_active or j.job_id in active]
+        if places and count is not None:
+            self._fast_back = max(0, count - (first + places[0])) + _FAST_SLACK
+        elif count is not None:
+            self._fast_back = 0
+        # A job read twice (the list moved between two requests) counts once, in its later state.
+        rows = list({j.job_id: j for j in rows}.values())
         previous = await self.store.snapshots(self.alias, [j.job_id for j in rows])
-        changed = [j for j in rows if j.job_id not in previous or previous[j.job_id].job.status != j.status]
+        arrived = {j.job_id for j in rows if j.job_id not in previous}
+        # It stands for the scans only when it provably saw everything they would alert on: every
+        # job the store has as active (its end, or its deletion, would otherwise wait for a scan)
+        # and every arrival — the window's count is the jobs known before plus the new ones read,
+        # so none was inserted before the page (an order not quite ascending) or past a page the
+        # budget left unread. A deletion in the window breaks the equation too (the scans' count
+        # shrank: their full listing sorts it out).
+        served = read_to_end and not missing and count == known + len(arrived)
+
+        def due(job: Job) -> bool:
+            # New, in another status, or an active job about to be reported stuck (once: its
+            # snapshot then says so), which the scans would otherwise report only when they run.
+            before = previous.get(job.job_id)
+            if before is None or before.job.status != job.status:
+                return True
+            started = job.begin_time or before.first_seen
+            return job.is_active and not before.stuck_reported and now - started >= self.stuck_after
+
+        changed = [j for j in rows if due(j)]
         if not changed:
-            return TickReport(project=self.alias, at=now)
+            if served and (last_success_at is None or (now - last_success_at).total_seconds() >= self.cadence.poll_s):
+                # Nothing changed, and the look stood for a poll: say so (last_success_at) about
+                # once a poll interval — what /gesjobs (GES_BOT_ANSWER_MAX_AGE), /healthz and the
+                # ops watch (GES_BOT_BLIND_AFTER) judge a project's freshness by, which the
+                # deferred scans would otherwise leave a scan interval old. Not every look: a
+                # quiet fast tick stays a read.
+                await self._commit(now, DiffResult((), (), ()), RoutingResult((), ()), cursor)
+            return TickReport(project=self.alias, at=now, served=served)
         outcomes = await self.store.outcomes(self.alias, sorted({outcome_key(j) for j in changed if j.is_terminal}))
         result = diff(self.alias, previous, changed, outcomes, now, stuck_after=self.stuck_after)
         after = {s.job.job_id: s.job.status for s in result.snapshots}
@@ -665,6 +846,7 @@ class Poller:
             events=commit.new_events,
             deliveries=len(commit.outbox_ids),
             outbox_ids=commit.outbox_ids,
+            served=served,
         )
 
     # --- routing and the commit, shared by normal and fast ticks ------------------------------
@@ -1704,10 +1886,11 @@ class _TickWork:
 
 
 async def run_tick(poller: Poller) -> TickReport | None:
-    """Run one tick and never raise (except cancellation): a failure is logged with the GES error
-    text and recorded with ``Store.record_poll_error``; the next interval retries."""
+    """Run one scheduled poll (:meth:`Poller.poll`: a tick, or its scans deferred to the fast
+    lane) and never raise (except cancellation): a failure is logged with the GES error text and
+    recorded with ``Store.record_poll_error``; the next interval retries."""
     try:
-        return await poller.tick()
+        return await poller.poll()
     except Exception as exc:
         text = describe_error(exc)
         POLL_TICKS.labels(poller.alias, "error").inc()
