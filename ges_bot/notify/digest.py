@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from babel.dates import format_skeleton
-
 from ges_bot.domain import EventKind, JobEvent
 from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import code, date_token, escape, fit, mrkdwn_text, plain_text, truncate
@@ -90,6 +88,9 @@ def _due_words(w: Words, schedule: DigestSchedule, due_at: datetime) -> str:
     if w.locale == "en":
         when = f"{local_due:%a} {local_due.day} {local_due:%b %H:%M}"
     else:
+        # Imported here: Babel (~1 MiB) is not loaded at start, and English digests need none.
+        from babel.dates import format_skeleton
+
         # The locale's own month-day-weekday order ("11月30日周一"), then the 24-hour clock.
         when = f"{format_skeleton('MMMEd', local_due, locale=w.locale.replace('-', '_'))} {local_due:%H:%M}"
     said = "Daily digest · {when} ({tz})" if schedule.weekday is None else "Weekly digest · {when} ({tz})"

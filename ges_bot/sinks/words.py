@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from babel import Locale as BabelLocale
-from babel.dates import format_datetime, format_skeleton, format_timedelta
-from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent
 
 from ges_bot.domain import EventKind, FileStatus
 from ges_bot.notify.document import FieldKey
+
+# Babel is imported where it is first used (a number, an instant, a duration or a catalogue to
+# read), not at start: ~1 MiB resident, and English words alone need none of it.
+if TYPE_CHECKING:
+    from babel import Locale as BabelLocale
+    from babel.messages.catalog import Catalog
 
 __all__ = ["Words", "words_for"]
 
@@ -69,6 +70,8 @@ def _catalog(locale: str) -> Catalog | None:
     po = resources.files("ges_bot.sinks").joinpath("locale", folder, "LC_MESSAGES", "ges_bot.po")
     if not po.is_file():
         return None
+    from babel.messages.pofile import read_po
+
     with po.open("rb") as fh:
         return read_po(fh, locale=folder)
 
@@ -83,6 +86,8 @@ class Words:
 
     @property
     def _babel(self) -> BabelLocale:
+        from babel import Locale as BabelLocale
+
         return BabelLocale.parse(self.locale.replace("-", "_"))
 
     def __call__(self, msgid: str, /, **values: object) -> str:
@@ -112,6 +117,8 @@ class Words:
         return self(name) if name in JOB_WORDS else name
 
     def number(self, n: int) -> str:
+        from babel.numbers import format_decimal
+
         return format_decimal(n, locale=self._babel)
 
     def when(self, at: datetime | None) -> str:
@@ -120,6 +127,8 @@ class Words:
             return "—"
         zone = ZoneInfo(self.zone)
         local = at.astimezone(zone)
+        from babel.dates import format_datetime
+
         written = format_datetime(local, "medium", tzinfo=zone, locale=self._babel)
         offset = local.utcoffset() or timedelta(0)
         minutes = int(offset.total_seconds() // 60)
@@ -131,6 +140,8 @@ class Words:
 
     def due(self, at: datetime) -> str:
         """A digest's due time in the zone: "Mon, Nov 30, 2026 09:00" / "2026年11月30日周一 09:00"."""
+        from babel.dates import format_skeleton
+
         local = at.astimezone(ZoneInfo(self.zone))
         return (
             f"{format_skeleton('yMMMEd', local, locale=self._babel)} {format_skeleton('Hm', local, locale=self._babel)}"
@@ -138,16 +149,22 @@ class Words:
 
     def day(self, day: date) -> str:
         """A local day, short: "Mon, 11/30" / "11/30周一"."""
+        from babel.dates import format_skeleton
+
         return format_skeleton("MEd", day, locale=self._babel)
 
     def percent(self, rate: float) -> str:
         """A share as a percentage with one decimal ("12.5%")."""
+        from babel.numbers import format_percent
+
         return format_percent(rate, "#,##0.0%", locale=self._babel)
 
     def span(self, span: timedelta | None) -> str:
         """A duration the locale's way, to the unit that matters ("75 minutes", "75分钟")."""
         if span is None:
             return "—"
+        from babel.dates import format_timedelta
+
         return format_timedelta(max(span, timedelta(0)), threshold=2, locale=self._babel)
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Row, Table, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ges_bot.schedule import DigestSchedule
 from ges_bot.store.api import DigestItem, DigestState
+from ges_bot.store.engine import AsyncConnection
 from ges_bot.store.tables import digest_outbox, digest_schedules
 
 __all__ = ["DigestQueries", "schedule_from_json", "schedule_to_json"]

@@ -17,10 +17,31 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ges_bot.errors import ConfigError, StoreError
+from ges_bot.lean import defer_package_init
+
+# The store's modules take the async engine from here: importing sqlalchemy.ext.asyncio whole
+# loads the ORM for AsyncSession (~7 MiB resident) that nothing in ges-bot uses.
+defer_package_init("sqlalchemy.ext.asyncio", engine=("AsyncConnection", "AsyncEngine", "create_async_engine"))
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
+
+__all__ = [
+    "PG_COMMAND_TIMEOUT_S",
+    "PG_CONNECT_TIMEOUT_S",
+    "POOL_TIMEOUT_S",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_WRITE_OPTION",
+    "AsyncConnection",
+    "AsyncEngine",
+    "Dialect",
+    "create_engine",
+    "database_url",
+    "describe",
+    "dialect_of",
+    "store_error",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 

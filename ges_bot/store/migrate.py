@@ -14,19 +14,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ges_bot.errors import StoreError
-from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
+from ges_bot.lean import absent
+from ges_bot.store.engine import (
+    SQLITE_WRITE_OPTION,
+    AsyncConnection,
+    create_engine,
+    describe,
+    dialect_of,
+    store_error,
+)
 from ges_bot.store.tables import metadata
+
+# Mako (Alembic's templates) loads pygments and its lexers (~4 MiB) when installed, for HTML
+# tracebacks; migrations never render one, and this module is imported by every `ges-bot run`.
+with absent("pygments"):
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock held while migrating (the bytes of "ges-bot!").

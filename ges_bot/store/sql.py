@@ -22,7 +22,6 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import ColumnElement, Row, Select, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ges_bot.domain import (
     ACTIVE_STATUSES,
@@ -53,7 +52,15 @@ from ges_bot.store.api import (
     TickResult,
 )
 from ges_bot.store.digest_sql import DigestQueries
-from ges_bot.store.engine import SQLITE_WRITE_OPTION, create_engine, describe, dialect_of, store_error
+from ges_bot.store.engine import (
+    SQLITE_WRITE_OPTION,
+    AsyncConnection,
+    AsyncEngine,
+    create_engine,
+    describe,
+    dialect_of,
+    store_error,
+)
 from ges_bot.store.tables import (
     job_events,
     job_snapshots,
