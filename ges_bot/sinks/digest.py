@@ -250,17 +250,7 @@ def _lark(p: DigestParts) -> dict[str, Any]:
     if notes:
         elements.append(md("\n".join(notes)))
     elements.append({"tag": "note", "elements": [{"tag": "lark_md", "content": p.footer}]})
-    return {
-        "msg_type": "interactive",
-        "card": {
-            "config": {"wide_screen_mode": True},
-            "header": {
-                "template": lark.TEMPLATES[p.severity],
-                "title": {"tag": "plain_text", "content": clip(p.title, lark.MAX_TITLE)},
-            },
-            "elements": elements,
-        },
-    }
+    return lark.card(p.severity, p.title, elements)
 
 
 def _markdown(p: DigestParts, *, heading: str) -> str:

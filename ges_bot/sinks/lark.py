@@ -105,13 +105,19 @@ def _card(doc: AlertDocument, w: Words, budget: Budget) -> dict[str, Any]:
             ],
         }
     )
+    return card(compose.severity(doc), compose.title(doc, w, PLAIN), elements)
+
+
+def card(severity: Severity, title: str, elements: list[dict[str, Any]]) -> dict[str, Any]:
+    """An interactive card: a header coloured by ``severity`` over ``elements`` (alerts, digests,
+    ops notices); ``title`` is plain text, clipped to Lark's limit."""
     return {
         "msg_type": "interactive",
         "card": {
             "config": {"wide_screen_mode": True},
             "header": {
-                "template": TEMPLATES[compose.severity(doc)],
-                "title": {"tag": "plain_text", "content": clip(compose.title(doc, w, PLAIN), MAX_TITLE)},
+                "template": TEMPLATES[severity],
+                "title": {"tag": "plain_text", "content": clip(title, MAX_TITLE)},
             },
             "elements": elements,
         },

@@ -96,20 +96,14 @@ def _line(label: str | None, text: str, bold: Callable[[str], str]) -> str:
 
 
 def _lark(p: _Parts) -> dict[str, Any]:
-    return {
-        "msg_type": "interactive",
-        "card": {
-            "config": {"wide_screen_mode": True},
-            "header": {
-                "template": lark.TEMPLATES[p.severity],
-                "title": {"tag": "plain_text", "content": clip(p.title, lark.MAX_TITLE)},
-            },
-            "elements": [
-                {"tag": "div", "text": {"tag": "lark_md", "content": _line(label, text, lark.MD.bold)}}
-                for label, text in p.lines
-            ],
-        },
-    }
+    return lark.card(
+        p.severity,
+        p.title,
+        [
+            {"tag": "div", "text": {"tag": "lark_md", "content": _line(label, text, lark.MD.bold)}}
+            for label, text in p.lines
+        ],
+    )
 
 
 def _dingtalk(p: _Parts) -> dict[str, Any]:

@@ -293,7 +293,13 @@ class SinkWorker:
                 log.info("sink %s: %s; sending a shorter rendering (level %d)", name, answer.detail, level)
                 continue
             break
-        now = self.clock()
+        recheck = self._learn(name, answer, self.clock())
+        return answer if recheck is None else Answer(answer.outcome, answer.detail, recheck)
+
+    def _learn(self, name: str, answer: Answer, now: datetime) -> float | None:
+        """What ``answer`` says of sink ``name``'s webhook, for every body sent to it: it works
+        again, it is rate limited (the pacer waits out the window), or it is broken (logged once
+        per reason; probed again after a jittered recheck, whose delay is returned)."""
         match answer.outcome:
             case Outcome.SENT:
                 if self._broken.pop(name, None) is not None:
@@ -306,10 +312,8 @@ class SinkWorker:
                 self._broken[name] = answer.detail
                 delay = self.policy.broken_recheck_s * (0.9 + self.rng.random() * 0.2)
                 self._next_probe[name] = now + timedelta(seconds=delay)
-                return Answer(answer.outcome, answer.detail, delay)
-            case _:
-                pass
-        return answer
+                return delay
+        return None
 
     def _old(self, item: OutboxItem, now: datetime) -> bool:
         return (now - item.created_at).total_seconds() > self.policy.give_up_after_s
@@ -317,11 +321,10 @@ class SinkWorker:
     async def _record(self, name: str, sink: SinkSettings, item: OutboxItem, answer: Answer) -> None:
         now = self.clock()
         w = self.worker_id
+        recheck = self._learn(name, answer, now)
         match answer.outcome:
             case Outcome.SENT:
                 await self.store.mark_sent(item.id, "sink", now, None, worker=w)
-                if self._broken.pop(name, None) is not None:
-                    log.info("sink %s works again", name)
                 return
             case Outcome.OVERSIZED | Outcome.REFUSED:
                 await self.store.mark_dead(item.id, f"{answer.outcome}: {answer.detail}", now, worker=w)
@@ -329,15 +332,11 @@ class SinkWorker:
                 return
             case Outcome.RATE:
                 wait = answer.retry_after or 60.0
-                self.pacer.block(name, now.timestamp() + wait)
                 delay = wait + self.rng.random() * min(5.0, wait * 0.1)
                 log.warning("sink %s: %s; waiting %.0fs", name, answer.detail, wait)
             case Outcome.BROKEN:
-                if self._broken.get(name) != answer.detail:
-                    log.error("sink %s is broken: %s", name, answer.detail)
-                self._broken[name] = answer.detail
-                delay = self.policy.broken_recheck_s * (0.9 + self.rng.random() * 0.2)
-                self._next_probe[name] = now + timedelta(seconds=delay)
+                assert recheck is not None  # _learn schedules the probe of a broken sink
+                delay = recheck
             case _:
                 exponent = min(max(0, item.attempts - 1), 30)
                 raw = min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2.0**exponent)
