@@ -40,8 +40,9 @@ async def slack() -> AsyncIterator[SlackStandIn]:
         yield stand_in
 
 
-def env_for(emu: EmulatorHandle, slack: SlackStandIn, database_url: str, **extra: str) -> dict[str, str]:
-    env = {
+def ges_env(emu: EmulatorHandle, database_url: str) -> dict[str, str]:
+    """A bot polling ``emu`` as project ``prod`` every 0.2 s, blind after 1 s, no Slack."""
+    return {
         "GES_ENDPOINT": emu.url,
         "GES_PROJECT_ID": emu.project_id,
         "GES_PROJECT_ALIAS": "prod",
@@ -52,6 +53,12 @@ def env_for(emu: EmulatorHandle, slack: SlackStandIn, database_url: str, **extra
         "GES_BOT_BLIND_AFTER": "1s",
         "GES_BOT_GES_TIMEOUT": "2",
         "GES_BOT_GES_RETRIES": "0",
+    }
+
+
+def env_for(emu: EmulatorHandle, slack: SlackStandIn, database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **ges_env(emu, database_url),
         "GES_BOT_OPS_CHANNEL": OPS,
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
         "SLACK_SIGNING_SECRET": "ops-test-signing-secret",

@@ -108,22 +108,27 @@ async def test_a_second_instance_on_the_same_sqlite_file_is_refused(
     assert body["status"] in ("ok", "degraded")
 
 
-async def test_a_signed_slash_command_into_the_bots_own_server_is_answered(
-    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
-) -> None:
+def failed_today(slack: SlackStandIn, rid: str) -> tuple[bytes, dict[str, str]]:
+    """``/gesjobs failed today`` from Alice in #alerts, signed as Slack signs it, answered at ``rid``."""
     from ges_bot.standin.slack import signed_command_request
 
-    await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
-    bot = await fleet.start("http", bot_env(emu, slack, tmp_path / "bot.db"))
-    body, headers = signed_command_request(
+    return signed_command_request(
         SIGNING_SECRET,
         command="/gesjobs",
         text="failed today",
         user_id="U0ALICE",
         channel_id="C0ALERTS",
-        response_url=slack.response_url("rt1"),
+        response_url=slack.response_url(rid),
         trigger_id=slack.issue_trigger_id(),
     )
+
+
+async def test_a_signed_slash_command_into_the_bots_own_server_is_answered(
+    emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
+) -> None:
+    await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
+    bot = await fleet.start("http", bot_env(emu, slack, tmp_path / "bot.db"))
+    body, headers = failed_today(slack, "rt1")
     async with httpx.AsyncClient(timeout=10) as client:
         ack = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
         forged = await client.post(
@@ -140,21 +145,11 @@ async def test_an_answer_acknowledged_before_sigterm_is_still_delivered(
     emu: EmulatorHandle, slack: SlackStandIn, fleet: BotFleet, tmp_path: Path
 ) -> None:
     """The ack promised an answer: a rolling update (SIGTERM) finishes it before the bot exits."""
-    from ges_bot.standin.slack import signed_command_request
-
     await emu.add_job(status="failed", job_name="ImportGraph", related_graph="movies", fail_reason="disk full")
     # Always asked live (no answers from a recent poll), and GES takes 1.5 s to answer.
     bot = await fleet.start("http", bot_env(emu, slack, tmp_path / "bot.db", GES_BOT_ANSWER_MAX_AGE="0"))
     await emu.fault(latency_ms=1500, count=-1)
-    body, headers = signed_command_request(
-        SIGNING_SECRET,
-        command="/gesjobs",
-        text="failed today",
-        user_id="U0ALICE",
-        channel_id="C0ALERTS",
-        response_url=slack.response_url("rt-stop"),
-        trigger_id=slack.issue_trigger_id(),
-    )
+    body, headers = failed_today(slack, "rt-stop")
     async with httpx.AsyncClient(timeout=10) as client:
         ack = await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
     assert ack.status_code == 200

@@ -25,7 +25,7 @@ from ges_bot.store.api import TickResult
 from ges_bot.store.incidents import IncidentStore
 from tests.support.asgi import serve
 from tests.support.emulator import EmulatorHandle
-from tests.test_ops import polled_ok, running
+from tests.test_ops import ges_env, polled_ok, running
 from tests.test_sink_delivery import rig
 
 SECRET = "SECops0123"
@@ -40,19 +40,7 @@ async def hooks() -> AsyncIterator[WebhookStandIn]:
 
 
 def env_for(emu: EmulatorHandle, database_url: str, config: Path) -> dict[str, str]:
-    return {
-        "GES_ENDPOINT": emu.url,
-        "GES_PROJECT_ID": emu.project_id,
-        "GES_PROJECT_ALIAS": "prod",
-        "HUAWEICLOUD_SDK_AK": emu.ak,
-        "HUAWEICLOUD_SDK_SK": emu.sk,
-        "GES_BOT_DATABASE_URL": database_url,
-        "GES_BOT_POLL_INTERVAL": "0.2",
-        "GES_BOT_BLIND_AFTER": "1s",
-        "GES_BOT_GES_TIMEOUT": "2",
-        "GES_BOT_GES_RETRIES": "0",
-        "GES_BOT_CONFIG": str(config),
-    }
+    return {**ges_env(emu, database_url), "GES_BOT_CONFIG": str(config)}
 
 
 def shown(body: dict[str, object]) -> str:
