@@ -28,7 +28,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ges_bot.domain import ProjectInfo, Subscription, kinds_from_words
 from ges_bot.errors import ConfigError
 from ges_bot.schedule import DigestSchedule, parse_schedule
-from ges_bot.sinks.targets import SINK_NAME, Locale, SinkType, secret_problem, sink_target, url_problem
+from ges_bot.sinks.targets import SINK_NAME, SinkType, secret_problem, sink_target, url_problem
+from ges_bot.words import Locale
 
 #: Regions the official SDK knows, and their management-plane endpoints.
 GES_REGIONS: dict[str, str] = {

@@ -189,7 +189,7 @@ def test_every_sentence_the_slack_side_says_has_its_chinese() -> None:
 
     from babel.messages.pofile import read_po
 
-    with resources.files("ges_bot.sinks").joinpath("locale/zh_CN/LC_MESSAGES/ges_bot.po").open("rb") as fh:
+    with resources.files("ges_bot").joinpath("locale/zh_CN/LC_MESSAGES/ges_bot.po").open("rb") as fh:
         catalog = read_po(fh, locale="zh_CN")
     root = Path(__file__).resolve().parents[1] / "ges_bot"
     modules = ["notify/render.py", "notify/digest.py", "notify/ops_channel.py", "slackapp/statsview.py"]

@@ -100,7 +100,7 @@ def test_lark_header_colour_follows_severity() -> None:
 
 
 def words(locale: str):  # type: ignore[no-untyped-def]
-    from ges_bot.sinks.words import words_for
+    from ges_bot.words import words_for
 
     return words_for(locale)
 
@@ -216,10 +216,11 @@ def test_lark_entities_and_dingtalk_never_at_all() -> None:
 def used_msgids() -> set[str]:
     """Every message id the sink modules pass to their ``Words`` (literal first arguments), and
     the words of the look-up tables."""
+    from ges_bot import sinks
+    from ges_bot import words as words_module
     from ges_bot.notify.document import FieldKey
-    from ges_bot.sinks import words as words_module
 
-    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(words_module.__file__).parent.glob("*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(sinks.__file__).parent.glob("*.py"))
     ids = set(re.findall(r'\bw\(\s*"((?:[^"\\]|\\.)*)"', source))
     ids |= set(words_module.KIND_WORDS.values()) | set(words_module.FILE_STATUS_WORDS.values())
     ids |= set(words_module.JOB_STATUS_WORDS.values()) | set(words_module.JOB_WORDS)
@@ -228,7 +229,7 @@ def used_msgids() -> set[str]:
 
 
 def test_every_message_has_a_chinese_translation_with_the_same_values() -> None:
-    from ges_bot.sinks.words import _catalog
+    from ges_bot.words import _catalog
 
     catalog = _catalog("zh-CN")
     assert catalog is not None
@@ -267,7 +268,7 @@ def test_a_chinese_alert_uses_the_consoles_words(platform: Platform) -> None:
 
 
 def test_instants_are_written_in_the_bots_zone_with_its_offset() -> None:
-    from ges_bot.sinks.words import words_for
+    from ges_bot.words import words_for
 
     at = datetime(2026, 3, 1, 14, 5, tzinfo=UTC)
     assert words_for("zh-CN", "Asia/Shanghai").when(at) == "2026年3月1日 22:05:00 UTC+8"

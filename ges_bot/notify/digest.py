@@ -7,7 +7,7 @@ Untrusted text (graph names, job ids, reasons) goes through :mod:`ges_bot.notify
 alert threads are Slack permalinks the bot got from Slack itself.
 
 A digest speaks its schedule's language (``DigestSchedule.locale``: ``/gesjobs digest daily 09:00
-lang zh-CN``, ``[[digests]] locale``) through the catalogue of :mod:`ges_bot.sinks.words`; English
+lang zh-CN``, ``[[digests]] locale``) through the catalogue of :mod:`ges_bot.words`; English
 sentences are the message ids. The chart's picture and ``alt_text`` stay English.
 """
 
@@ -24,9 +24,9 @@ from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import code, date_token, escape, fit, mrkdwn_text, plain_text, truncate
 from ges_bot.notify.render import SlackMessage
 from ges_bot.schedule import DigestSchedule
-from ges_bot.sinks.words import Words, words_for
 from ges_bot.slackapp.statsview import ChartScope, image_block, summary_lines
 from ges_bot.stats import Flaky, Stats
+from ges_bot.words import Words, words_for
 
 __all__ = ["ATTENTION_KINDS", "LATE_AFTER", "Attention", "DigestContent", "digest_message"]
 

@@ -16,7 +16,7 @@ replicas and restarts and delivered by ``sinks.worker`` (drawn by ``sinks.notice
 without a Slack ops channel too (then records are only kept, not posted). A sink's own incident is
 not told to that sink: it cannot take it.
 The messages speak the ops channel's language (``GES_BOT_OPS_LOCALE`` / ``[ops] locale``: ``en`` or
-``zh-CN``) through the catalogue of :mod:`ges_bot.sinks.words`: titles, labels, durations, how an
+``zh-CN``) through the catalogue of :mod:`ges_bot.words`: titles, labels, durations, how an
 incident ended, and the cause and fix: ``watch.blindness`` writes them as catalogue sentences,
 which the incident record keeps said in every language (``detail["said"]``, with the resolution),
 so the ops channel and each ops sink read them in their own. The errors they quote (GES's and
@@ -37,11 +37,10 @@ from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.render import duration_words
 from ges_bot.notify.slack import SlackGateway
-from ges_bot.sinks.targets import LOCALES
-from ges_bot.sinks.words import Words, words_for
 from ges_bot.store.api import SAID, OpsNotice, Store, said_in
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
 from ges_bot.watch.blindness import Finding, IncidentKind, Sentence
+from ges_bot.words import LOCALES, Words, words_for
 
 __all__ = [
     "NOTE_CHANNEL",

@@ -18,7 +18,7 @@ built and parsed by :func:`job_ref` / :func:`parse_job_ref` (``project|job_id``)
 are the graph name.
 
 Alerts speak the delivery's language (``Delivery.locale``: ``en`` or ``zh-CN``, chosen by routing
-and kept in the outbox row) through :mod:`ges_bot.sinks.words` — the group-bot sinks' gettext
+and kept in the outbox row) through :mod:`ges_bot.words` — the group-bot sinks' gettext
 catalogue, with GES's console terms (导入图, 部分失败 …). English sentences are the catalogue's
 message ids, so an English alert is exactly what it was before there were languages. Numbers and
 durations are written for the locale; times stay Slack date tokens (each reader sees their own
@@ -87,7 +87,7 @@ from ges_bot.notify.mrkdwn import (
     truncate,
     trusted,
 )
-from ges_bot.sinks.words import Words, words_for
+from ges_bot.words import Words, words_for
 
 __all__ = [
     "ACTION_ACK",

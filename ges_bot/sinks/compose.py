@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ges_bot.domain import EventKind, FileImport
 from ges_bot.notify.document import AlertDocument, AlertItem, Field, FieldKey, ThreadKind, graph_name
-from ges_bot.sinks.words import Words
+from ges_bot.words import Words
 
 __all__ = [
     "LEVELS",

@@ -28,8 +28,8 @@ from ges_bot.domain import EventKind
 from ges_bot.notify.digest import LATE_AFTER, Attention, DigestContent, digest_message
 from ges_bot.sinks import dingtalk, lark, teams, wecom
 from ges_bot.sinks.compose import EMOJI, Markup, Rendered, Severity, clip, one_line
-from ges_bot.sinks.words import Words, words_for
 from ges_bot.stats import OUTCOMES, Stats
+from ges_bot.words import Words, words_for
 
 __all__ = ["DIGEST_LEVELS", "DigestBudget", "DigestParts", "digest_parts", "render_digest", "wecom_chart"]
 

@@ -20,7 +20,7 @@ from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
 from ges_bot.sinks.common import PlainText, QuotedMarkdown, body_bytes
 from ges_bot.sinks.compose import Budget, Rendered, clip, fit
-from ges_bot.sinks.words import Words
+from ges_bot.words import Words
 
 __all__ = ["MAX_BODY", "MAX_TITLE", "DingTalkMarkup", "check", "render", "render_notice"]
 

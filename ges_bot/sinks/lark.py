@@ -19,7 +19,7 @@ from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
 from ges_bot.sinks.common import PlainText, body_bytes, defuse, entities, joiners
 from ges_bot.sinks.compose import Budget, Rendered, Severity, clip, fit, one_line
-from ges_bot.sinks.words import Words
+from ges_bot.words import Words
 
 __all__ = ["MAX_BODY", "MAX_ELEMENTS", "LarkMarkup", "check", "render", "render_notice"]
 

@@ -3,7 +3,7 @@
 Owns what ``[ops] sinks`` hear: when a problem of the bot's own opens (the problem in a title, what
 is wrong, how to fix it, since when) and, as a follow-up naming it — these webhooks cannot edit a
 message or reply in a thread — when it ends, with what the catch-up found. The frame is in the
-sink's words (``sinks.words``), and so are the cause, fix and resolution: the incident keeps them
+sink's words (``words``), and so are the cause, fix and resolution: the incident keeps them
 said in every language (``OpsNotice.said``; the English ones where it kept none). They quote GES
 and platform errors, so they are untrusted text, escaped by the platform's
 :class:`~ges_bot.sinks.compose.Markup` like an alert's fail reason. A Slack incoming webhook gets
@@ -19,8 +19,8 @@ from typing import Any
 from ges_bot.notify.mrkdwn import code, fit, mrkdwn_text, truncate
 from ges_bot.sinks import dingtalk, lark, teams, wecom
 from ges_bot.sinks.compose import Markup, Severity, clip
-from ges_bot.sinks.words import Words, words_for
 from ges_bot.store.api import OpsNotice, said_in
+from ges_bot.words import Words, words_for
 
 __all__ = ["render_ops_notice"]
 

@@ -16,7 +16,7 @@ from ges_bot.errors import ConfigError, StoreError
 from ges_bot.sinks.render import render_notice
 from ges_bot.sinks.sender import Answer, Outcome, SinkSender
 from ges_bot.sinks.targets import SIGNING_PLATFORMS, secret_problem, url_problem
-from ges_bot.sinks.words import words_for
+from ges_bot.words import words_for
 
 __all__ = ["check_sinks", "read_backlog"]
 

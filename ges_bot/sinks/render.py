@@ -9,7 +9,7 @@ from typing import Any
 from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import dingtalk, lark, slackhook, teams, wecom
 from ges_bot.sinks.compose import LEVELS, Rendered
-from ges_bot.sinks.words import words_for
+from ges_bot.words import words_for
 
 __all__ = ["LEVELS", "Rendered", "render_alert", "render_notice"]
 

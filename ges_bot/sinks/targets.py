@@ -15,11 +15,9 @@ from typing import Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
-    "LOCALES",
     "SIGNING_PLATFORMS",
     "SINK_NAME",
     "SINK_PREFIX",
-    "Locale",
     "SinkType",
     "is_sink_target",
     "secret_problem",
@@ -30,8 +28,6 @@ __all__ = [
 
 SinkType = Literal["slack", "lark", "dingtalk", "wecom", "teams"]
 SINK_TYPES: tuple[str, ...] = get_args(SinkType)
-Locale = Literal["en", "zh-CN"]
-LOCALES: tuple[str, ...] = get_args(Locale)
 
 #: Platforms whose bots can be told to verify a signature (Lark: in the body; DingTalk: in the query).
 SIGNING_PLATFORMS: frozenset[str] = frozenset({"lark", "dingtalk"})

@@ -21,7 +21,7 @@ from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
 from ges_bot.sinks.common import body_bytes, defuse, joiners
 from ges_bot.sinks.compose import Budget, Rendered, Severity, clip, fit, one_line
-from ges_bot.sinks.words import Words
+from ges_bot.words import Words
 
 __all__ = ["CARD_SCHEMA", "MAX_BODY", "TeamsMarkup", "check", "envelope", "render", "render_notice"]
 

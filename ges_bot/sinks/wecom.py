@@ -20,7 +20,7 @@ from ges_bot.notify.document import AlertDocument
 from ges_bot.sinks import compose
 from ges_bot.sinks.common import QuotedMarkdown
 from ges_bot.sinks.compose import Budget, Rendered, Severity, fit
-from ges_bot.sinks.words import Words
+from ges_bot.words import Words
 
 __all__ = ["MAX_CONTENT", "WeComMarkup", "check", "render", "render_notice"]
 

@@ -21,9 +21,9 @@ from ges_bot.notify import limits
 from ges_bot.notify.mrkdwn import code, date_token, duration, escape, fit, mrkdwn_text, plain, plain_text, truncate
 from ges_bot.notify.render import SlackMessage, duration_words
 from ges_bot.schedule import DigestSchedule
-from ges_bot.sinks.words import Words, words_for
 from ges_bot.slackapp.commands import ChartKind
 from ges_bot.stats import OUTCOMES, Stats, day_of
+from ges_bot.words import Words, words_for
 
 __all__ = [
     "ChartScope",

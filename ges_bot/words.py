@@ -1,6 +1,8 @@
-"""The words of a group-bot alert in the sink's language (pure: no clock, network or database).
+"""The bot's words in each language it speaks — Slack's alerts, digests and ops messages and the
+group-bot sinks' alike (pure: no clock, network or database).
 
-Owns: message catalogues (gettext ``.po`` files in ``ges_bot/sinks/locale``, read with Babel —
+Owns: the languages (:data:`Locale`), message catalogues (gettext ``.po`` files in
+``ges_bot/locale``, read with Babel —
 English is the source language and needs none), and how numbers, instants and durations are
 written for a locale (Babel's ``format_decimal``, ``format_datetime``, ``format_timedelta``). The
 Chinese words are the ones GES's own Chinese console uses (导入图 for ImportGraph, 失败, 部分失败,
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from ges_bot.domain import EventKind, FileStatus
@@ -31,7 +33,11 @@ if TYPE_CHECKING:
     from babel import Locale as BabelLocale
     from babel.messages.catalog import Catalog
 
-__all__ = ["Words", "words_for"]
+__all__ = ["LOCALES", "Locale", "Words", "words_for"]
+
+#: The languages the bot speaks: English (the catalogue's source) and Simplified Chinese.
+Locale = Literal["en", "zh-CN"]
+LOCALES: tuple[str, ...] = get_args(Locale)
 
 #: Kinds as a headline says them ("ImportGraph failed"); msgids of the catalogue.
 KIND_WORDS: dict[EventKind, str] = {
@@ -67,7 +73,7 @@ JOB_WORDS: frozenset[str] = frozenset({"ImportGraph", "ExportGraph", "ImportSche
 def _catalog(locale: str) -> Catalog | None:
     """The catalogue of ``locale`` ("zh-CN" → ``locale/zh_CN/LC_MESSAGES/ges_bot.po``), read once."""
     folder = locale.replace("-", "_")
-    po = resources.files("ges_bot.sinks").joinpath("locale", folder, "LC_MESSAGES", "ges_bot.po")
+    po = resources.files("ges_bot").joinpath("locale", folder, "LC_MESSAGES", "ges_bot.po")
     if not po.is_file():
         return None
     from babel.messages.pofile import read_po
