@@ -37,7 +37,7 @@ from ges_bot.notify.blockkit import SlackMessage, count, section
 from ges_bot.notify.mrkdwn import Mrkdwn, channel_link, code, date_token, duration, escape, fit
 from ges_bot.notify.render import duration_words
 from ges_bot.notify.slack import SlackGateway
-from ges_bot.store.api import SAID, OpsNotice, Store, said_in
+from ges_bot.store.api import SAID, OpsNotice, Store, said_in, said_of
 from ges_bot.store.incidents import IncidentRecord, IncidentState, IncidentStore
 from ges_bot.watch.blindness import Finding, IncidentKind, Sentence
 from ges_bot.words import LOCALES, Words, words_for
@@ -106,13 +106,6 @@ def _detail(finding: Finding) -> dict[str, Any]:
     and its cause and fix said in every language (``said``), for whoever reads it in which."""
     said = {key: said_everywhere(sentence) for key, sentence in finding.said.items()}
     return {**finding.detail, SAID: said} if said else dict(finding.detail)
-
-
-def _said_all(record: IncidentRecord) -> dict[str, dict[str, str]]:
-    kept = record.detail.get(SAID)
-    if not isinstance(kept, Mapping):
-        return {}
-    return {str(k): dict(v) for k, v in kept.items() if isinstance(v, Mapping)}
 
 
 def _said(record: IncidentRecord, key: str, locale: str, english: str) -> str:
@@ -272,8 +265,7 @@ class OpsChannel:
             ended = stored
             if stored.state == IncidentState.OPEN:
                 resolution = await self._resolution(stored)
-                kept = stored.detail.get(SAID)
-                said = {**(kept if isinstance(kept, Mapping) else {}), "resolution": resolution}
+                said = {**said_of(stored.detail.get(SAID)), "resolution": resolution}
                 ended = replace(
                     stored,
                     state=IncidentState.RESOLVED,
@@ -305,7 +297,7 @@ class OpsChannel:
                 fix=record.fix,
                 resolved_at=record.resolved_at,
                 resolution=record.resolution,
-                said=_said_all(record),
+                said=said_of(record.detail.get(SAID)),
             )
             if phase is not None and sinks
             else None

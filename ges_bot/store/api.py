@@ -177,7 +177,7 @@ class OpsNotice:
             fix=str(data.get("fix") or ""),
             resolved_at=datetime.fromisoformat(str(ended)) if ended else None,
             resolution=data.get("resolution"),
-            said=_said(data.get(SAID)),
+            said=said_of(data.get(SAID)),
         )
 
 
@@ -185,7 +185,9 @@ class OpsNotice:
 SAID = "said"
 
 
-def _said(value: object) -> dict[str, dict[str, str]]:
+def said_of(value: object) -> dict[str, dict[str, str]]:
+    """The sentences kept under :data:`SAID` (in a notice or an incident's detail), read back from
+    JSON: anything that is not a sentence in some language is left out."""
     if not isinstance(value, Mapping):
         return {}
     return {
