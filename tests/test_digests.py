@@ -116,6 +116,13 @@ async def seed(store: Store, set_at: datetime) -> None:
     """A channel subscribed to prod-*, a digest at 09:00 Shanghai, and a night of imports."""
     await store.add_subscription(Subscription(id=0, channel=CHANNEL, graph_pattern="prod-*"))
     await store.set_digest_schedule(DigestSchedule(CHANNEL, time(9, 0), SHANGHAI, created_at=set_at))
+    await remember_night(store, alerted_in=CHANNEL)
+
+
+async def remember_night(store: Store, *, alerted_in: str | None = None, other_failed: bool = False) -> None:
+    """A night of imports on prod-* (two good, a failure, a partial failure) and one on test-graph,
+    as the poller records it: the failure alerted in ``alerted_in`` (if any); with
+    ``other_failed`` the test-graph job's failure is an event too."""
     night = NINE - timedelta(hours=8)
     jobs = [
         import_job("ok-1", "success", night),
@@ -129,6 +136,9 @@ async def seed(store: Store, set_at: datetime) -> None:
         JobEvent("prod", EventKind.FAILED, jobs[2], at),
         JobEvent("prod", EventKind.PARTIALLY_FAILED, jobs[3], at),
     ]
+    if other_failed:
+        events.append(JobEvent("prod", EventKind.FAILED, jobs[4], at))
+    deliveries = [Delivery(alerted_in, "prod", "prod-fraud", (events[0],))] if alerted_in else []
     await store.commit_tick(
         TickResult(
             project="prod",
@@ -136,7 +146,7 @@ async def seed(store: Store, set_at: datetime) -> None:
             snapshots=[Snapshot("prod", j, at, at, at) for j in jobs],
             events=events,
             outcomes=[],
-            deliveries=[Delivery(CHANNEL, "prod", "prod-fraud", (events[0],))],
+            deliveries=deliveries,
         )
     )
 

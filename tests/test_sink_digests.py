@@ -18,55 +18,24 @@ import pytest
 
 from ges_bot.config import SinkSettings, load_config
 from ges_bot.digests import DigestRunner
-from ges_bot.domain import EventKind, Job, JobEvent, Subscription
+from ges_bot.domain import Subscription
 from ges_bot.errors import ConfigError
 from ges_bot.schedule import DigestSchedule
 from ges_bot.sinks.common import WJ
 from ges_bot.sinks.worker import SinkWorker
 from ges_bot.standin.webhooks import Platform, WebhookBot, WebhookStandIn, pings_everyone
 from ges_bot.store import SqlStore
-from ges_bot.store.api import DigestState, Snapshot, TickResult
+from ges_bot.store.api import DigestState
 from tests.support.asgi import serve
 from tests.support.emulator import EmulatorHandle
+from tests.test_digests import NINE, SHANGHAI, remember_night
 from tests.test_ops import running
 from tests.test_sink_delivery import SECRETS, Rig, rig
 
-SHANGHAI = "Asia/Shanghai"
-#: 09:00 in Shanghai on Monday 30 Nov 2026.
-NINE = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
-
-
-def import_job(job_id: str, status: str, begin: datetime, graph: str = "prod-fraud") -> Job:
-    end = None if status == "running" else begin + timedelta(minutes=30)
-    return Job(job_id, status, job_name="ImportGraph", graph=graph, begin_time=begin, end_time=end)
-
 
 async def seed(store: SqlStore) -> None:
-    """A night of imports on prod-* (two good, a failure, a partial failure) and one on test-graph."""
-    night = NINE - timedelta(hours=8)
-    jobs = [
-        import_job("ok-1", "success", night),
-        import_job("ok-2", "success", night + timedelta(hours=1), graph="prod-movies"),
-        import_job("bad-1", "failed", night + timedelta(hours=2)),
-        import_job("bad-2", "partiallyFailed", night + timedelta(hours=3)),
-        import_job("other", "failed", night, graph="test-graph"),
-    ]
-    at = NINE - timedelta(hours=2)
-    events = [
-        JobEvent("prod", EventKind.FAILED, jobs[2], at),
-        JobEvent("prod", EventKind.PARTIALLY_FAILED, jobs[3], at),
-        JobEvent("prod", EventKind.FAILED, jobs[4], at),
-    ]
-    await store.commit_tick(
-        TickResult(
-            project="prod",
-            at=at,
-            snapshots=[Snapshot("prod", j, at, at, at) for j in jobs],
-            events=events,
-            outcomes=[],
-            deliveries=[],
-        )
-    )
+    """The Slack digest tests' night of imports, the test-graph job's failure an event too."""
+    await remember_night(store, other_failed=True)
 
 
 def schedule(sink: SinkSettings) -> DigestSchedule:
