@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from ges_bot.notify.render import (
     render_recovered_original,
     render_recovery_reply,
 )
-from tests.support.jobs import JOB_ID, NOW, T0, import_files, import_job
+from tests.support.jobs import JOB_ID, NOW, T0, hostile_job, import_files, import_job
 
 GOLDEN = Path(__file__).parent / "fixtures" / "render"
 PROJECT = ProjectInfo(alias="prod", project_id="0123456789abcdef0123456789abcdef", region="cn-north-4")
@@ -342,23 +341,7 @@ def test_broken_channel_notice_with_a_strange_channel_id_links_nothing() -> None
 
 
 def evil_job(**changes: Any) -> Job:
-    files = (
-        FileImport(FileKind.VERTEX, EVIL, "failed", EVIL, EVIL, 10, 5, 5),
-        FileImport(FileKind.EDGE, EVIL, EVIL, EVIL, EVIL),
-        FileImport(FileKind.SCHEMA, EVIL, "success"),
-    )
-    job = Job(
-        job_id=EVIL,
-        status=EVIL,
-        job_type=EVIL,
-        job_name=EVIL,
-        graph=EVIL,
-        begin_time=T0,
-        end_time=T0 + timedelta(minutes=1),
-        fail_reason=EVIL,
-        files=files,
-    )
-    return replace(job, **changes)
+    return hostile_job(EVIL, schema=True, **changes)
 
 
 @pytest.mark.parametrize("kind", list(EventKind))

@@ -25,7 +25,8 @@ from ges_bot.sinks.compose import LEVELS
 from ges_bot.sinks.render import render_alert
 from ges_bot.standin.webhooks import Platform, pings_everyone
 from tests.support import jobs
-from tests.support.jobs import JOB_ID, NOW, T0, import_files
+from tests.support.jobs import JOB_ID, NOW, import_files
+from tests.support.jobs import hostile_job as job_of_hostile_text
 
 GOLDEN = Path(__file__).parent / "fixtures" / "sinks"
 PROJECT = ProjectInfo(alias="prod", project_id="0123456789abcdef0123456789abcdef", region="cn-north-4")
@@ -154,22 +155,7 @@ def test_every_level_fits_a_small_alert_and_the_last_fits_anything(platform: Pla
 
 
 def hostile_job(**changes: Any) -> Job:
-    files = (
-        FileImport(FileKind.VERTEX, HOSTILE, "failed", HOSTILE, HOSTILE, 10, 5, 5),
-        FileImport(FileKind.EDGE, HOSTILE, HOSTILE, HOSTILE, HOSTILE),
-    )
-    job = Job(
-        job_id=HOSTILE,
-        status=HOSTILE,
-        job_type=HOSTILE,
-        job_name=HOSTILE,
-        graph=HOSTILE,
-        begin_time=T0,
-        end_time=T0 + timedelta(minutes=1),
-        fail_reason=HOSTILE,
-        files=files,
-    )
-    return replace(job, **changes)
+    return job_of_hostile_text(HOSTILE, **changes)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
