@@ -27,7 +27,7 @@ from typing import Any
 from ges_bot.domain import EventKind
 from ges_bot.notify.digest import LATE_AFTER, Attention, DigestContent, digest_message
 from ges_bot.sinks import dingtalk, lark, teams, wecom
-from ges_bot.sinks.compose import EMOJI, Markup, Rendered, Severity, clip, one_line
+from ges_bot.sinks.compose import EMOJI, Markup, Rendered, Severity, one_line
 from ges_bot.stats import OUTCOMES, Stats
 from ges_bot.words import Words, words_for
 
@@ -265,19 +265,11 @@ def _markdown(p: DigestParts, *, heading: str) -> str:
 
 
 def _dingtalk(p: DigestParts) -> dict[str, Any]:
-    return {
-        "msgtype": "markdown",
-        "markdown": {"title": clip(p.title, dingtalk.MAX_TITLE), "text": _markdown(p, heading=f"#### {p.title}")},
-        "at": {"isAtAll": False},
-    }
+    return dingtalk.message(p.title, _markdown(p, heading=f"#### {p.title}"))
 
 
 def _wecom(p: DigestParts) -> dict[str, Any]:
-    colour = wecom.COLOURS[p.severity]
-    return {
-        "msgtype": "markdown",
-        "markdown": {"content": _markdown(p, heading=f'### <font color="{colour}">{p.title}</font>')},
-    }
+    return wecom.message(_markdown(p, heading=wecom.heading(p.severity, p.title)))
 
 
 def _teams(p: DigestParts) -> dict[str, Any]:

@@ -61,12 +61,18 @@ def _text(doc: AlertDocument, w: Words, budget: Budget) -> str:
     return "\n\n".join(parts)
 
 
-def _body(doc: AlertDocument, w: Words, budget: Budget) -> dict[str, Any]:
+def message(title: str, text: str) -> dict[str, Any]:
+    """A markdown message (alerts, digests, ops notices): ``title`` is what a notification shows
+    (plain, clipped), ``text`` the markdown; it never mentions everyone."""
     return {
         "msgtype": "markdown",
-        "markdown": {"title": clip(compose.title(doc, w, PlainText()), MAX_TITLE), "text": _text(doc, w, budget)},
+        "markdown": {"title": clip(title, MAX_TITLE), "text": text},
         "at": {"isAtAll": False},
     }
+
+
+def _body(doc: AlertDocument, w: Words, budget: Budget) -> dict[str, Any]:
+    return message(compose.title(doc, w, PlainText()), _text(doc, w, budget))
 
 
 def check(body: dict[str, Any]) -> list[str]:
@@ -90,8 +96,4 @@ def render(doc: AlertDocument, w: Words, *, start: int = 0) -> Rendered:
 
 def render_notice(title: str, text: str) -> dict[str, Any]:
     """A markdown message of trusted words (a test message, a notice)."""
-    return {
-        "msgtype": "markdown",
-        "markdown": {"title": clip(title, MAX_TITLE), "text": f"#### {title}\n\n{text}"},
-        "at": {"isAtAll": False},
-    }
+    return message(title, f"#### {title}\n\n{text}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from ges_bot.notify.mrkdwn import code, fit, mrkdwn_text, truncate
 from ges_bot.sinks import dingtalk, lark, teams, wecom
-from ges_bot.sinks.compose import Markup, Severity, clip
+from ges_bot.sinks.compose import Markup, Severity
 from ges_bot.store.api import OpsNotice, said_in
 from ges_bot.words import Words, words_for
 
@@ -108,17 +108,12 @@ def _lark(p: _Parts) -> dict[str, Any]:
 
 def _dingtalk(p: _Parts) -> dict[str, Any]:
     lines = "\n\n".join(_line(label, text, dingtalk.MD.bold) for label, text in p.lines)
-    return {
-        "msgtype": "markdown",
-        "markdown": {"title": clip(p.title, dingtalk.MAX_TITLE), "text": f"#### {p.title}\n\n{lines}"},
-        "at": {"isAtAll": False},
-    }
+    return dingtalk.message(p.title, f"#### {p.title}\n\n{lines}")
 
 
 def _wecom(p: _Parts) -> dict[str, Any]:
     lines = "\n\n".join(_line(label, text, wecom.MD.bold) for label, text in p.lines)
-    colour = wecom.COLOURS[p.severity]
-    return {"msgtype": "markdown", "markdown": {"content": f'### <font color="{colour}">{p.title}</font>\n\n{lines}'}}
+    return wecom.message(f"{wecom.heading(p.severity, p.title)}\n\n{lines}")
 
 
 def _teams(p: _Parts) -> dict[str, Any]:

@@ -42,9 +42,18 @@ class WeComMarkup(QuotedMarkdown):
 MD = WeComMarkup()
 
 
+def heading(severity: Severity, title: str) -> str:
+    """A message's first line: ``title`` (already escaped) coloured by ``severity``."""
+    return f'### <font color="{COLOURS[severity]}">{title}</font>'
+
+
+def message(content: str) -> dict[str, Any]:
+    """A markdown message of ``content`` (alerts, digests, ops notices)."""
+    return {"msgtype": "markdown", "markdown": {"content": content}}
+
+
 def _content(doc: AlertDocument, w: Words, budget: Budget) -> str:
-    colour = COLOURS[compose.severity(doc)]
-    parts = [f'### <font color="{colour}">{compose.title(doc, w, MD)}</font>']
+    parts = [heading(compose.severity(doc), compose.title(doc, w, MD))]
     for item in compose.shown_items(doc, budget):
         if len(doc.items) > 1:
             parts.append(compose.item_headline(item, w, MD))
@@ -86,9 +95,9 @@ def check(body: dict[str, Any]) -> list[str]:
 
 def render(doc: AlertDocument, w: Words, *, start: int = 0) -> Rendered:
     """The most detailed message from level ``start`` on that fits WeCom's 4,096 bytes."""
-    return fit(lambda budget: {"msgtype": "markdown", "markdown": {"content": _content(doc, w, budget)}}, check, start)
+    return fit(lambda budget: message(_content(doc, w, budget)), check, start)
 
 
 def render_notice(title: str, text: str) -> dict[str, Any]:
     """A markdown message of trusted words (a test message, a notice)."""
-    return {"msgtype": "markdown", "markdown": {"content": f"### {title}\n\n{text}"}}
+    return message(f"### {title}\n\n{text}")
